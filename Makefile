@@ -1,0 +1,82 @@
+# ceres.rollout — the two promises: `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ceres-rollout
+REQ_HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
+VENV ?= $(CACHE_DIR)/venv-$(REQ_HASH)
+BIN := $(VENV)/bin
+export PATH := $(BIN):$(subst $(BIN):,,$(PATH))
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: help deps venv apt build sandbox sandbox-down sandbox-status demo test lint sanity unit integration molecule bench changelog clean
+
+help:
+	@echo "make demo          set up everything, start the sandbox, run playbooks/pilot.yml against it"
+	@echo "make test          lint, sanity, unit, integration and molecule tests (starts the sandbox)"
+	@echo "make sandbox       start the local sandbox (no-op when it is already up)"
+	@echo "make sandbox-down  stop the sandbox; no process or listener is left"
+	@echo "make bench         run the benchmarks in bench/"
+
+apt:
+	@sandbox/apt-deps.sh
+
+$(VENV)/.ok: requirements.txt requirements-dev.txt
+	@echo "==> creating the Python venv $(VENV)"
+	@$(PYTHON) -m venv --clear $(VENV)
+	@$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.ok
+	@ln -sfn $(VENV) .venv
+
+build:
+	@sandbox/build.sh >/dev/null
+
+deps: apt venv build
+
+sandbox: deps
+	@$(BIN)/python sandbox/sandbox.py up
+
+sandbox-down:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python sandbox/sandbox.py down; else $(PYTHON) sandbox/sandbox.py down; fi
+
+sandbox-status:
+	@$(BIN)/python sandbox/sandbox.py status
+
+demo: sandbox
+	@source .sandbox/env && $(BIN)/ansible-playbook playbooks/pilot.yml -i inventories/local
+
+lint: venv
+	@echo "==> ansible-lint (production profile)"
+	@$(BIN)/ansible-lint --profile production
+
+sanity: venv
+	@tests/run-sanity.sh
+
+unit: venv
+	@echo "==> unit tests"
+	@$(BIN)/python -m pytest -q tests/unit
+
+integration: sandbox
+	@echo "==> integration tests against the sandbox"
+	@source .sandbox/env && $(BIN)/python -m pytest -q tests/integration
+
+molecule: sandbox
+	@if ls extensions/molecule/*/molecule.yml >/dev/null 2>&1; then \
+	  echo "==> molecule"; source .sandbox/env; cd extensions && $(BIN)/molecule test --all; \
+	fi
+
+test: lint sanity unit integration molecule
+	@echo "==> make test: all green"
+
+bench: sandbox
+	@source .sandbox/env && for b in bench/*/run; do [ -x "$$b" ] && "$$b"; done
+
+changelog: venv
+	@$(BIN)/antsibull-changelog lint
+
+clean: sandbox-down
+	rm -rf .sandbox .venv

@@ -1,0 +1,165 @@
+"""The sandbox is real: each test proves one component does what a real cluster would."""
+from __future__ import annotations
+
+import hashlib
+import os
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+from conftest import SANDBOX_ENV, prometheus_query, wait_for
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+STABLE, CANARY = "checkout-v2-9", "checkout-v3-0-0"
+
+
+def _vs_api(kube):
+    return client.CustomObjectsApi(kube)
+
+
+def _set_weights(kube, stable_weight: int, canary_weight: int) -> None:
+    vs = _vs_api(kube).get_namespaced_custom_object(
+        "networking.istio.io", "v1", "pilot-apps", "virtualservices", "checkout")
+    vs["spec"]["http"][0]["route"] = [
+        {"destination": {"host": "checkout", "subset": "v2-9"}, "weight": stable_weight},
+        {"destination": {"host": "checkout", "subset": "v3-0-0"}, "weight": canary_weight},
+    ]
+    _vs_api(kube).replace_namespaced_custom_object(
+        "networking.istio.io", "v1", "pilot-apps", "virtualservices", "checkout", vs)
+
+
+def _annotate(kube, deployment: str, annotations: dict) -> None:
+    client.AppsV1Api(kube).patch_namespaced_deployment(
+        deployment, "pilot-apps", {"metadata": {"annotations": annotations}})
+
+
+@pytest.fixture()
+def restore_checkout(kube):
+    yield
+    _set_weights(kube, 100, 0)
+    for deployment in (STABLE, CANARY):
+        _annotate(kube, deployment, {"sandbox.ceres.io/error-ratio": None,
+                                     "sandbox.ceres.io/latency-ms": None})
+
+
+def test_api_server_reports_pinned_version(kube):
+    version = client.VersionApi(kube).get_code()
+    assert version.git_version == "v1.36.3"
+    assert version.major == "1" and version.minor == "36"
+
+
+def test_anonymous_request_is_denied():
+    context = ssl.create_default_context(cafile=os.path.join(SANDBOX_ENV["CERES_SANDBOX_DIR"], "pki", "ca.crt"))
+    request = urllib.request.Request(SANDBOX_ENV["CERES_KUBE_API_URL"] + "/api/v1/namespaces/ceres-system/secrets")
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(request, context=context, timeout=10)
+    assert denied.value.code == 403
+    assert "system:anonymous" in denied.value.read().decode()
+
+
+def test_deployment_becomes_available(kube, scratch_namespace):
+    apps = client.AppsV1Api(kube)
+    apps.create_namespaced_deployment(scratch_namespace, {
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}})
+
+    def available():
+        status = apps.read_namespaced_deployment("web", scratch_namespace).status
+        return status.available_replicas == 3 and status
+    status = wait_for(available, timeout=30, message="Deployment web to become Available")
+    conditions = {c.type: c.status for c in status.conditions}
+    assert conditions["Available"] == "True"
+    pods = client.CoreV1Api(kube).list_namespaced_pod(scratch_namespace).items
+    assert len(pods) == 3
+    assert all(pod.spec.node_name and pod.spec.node_name.startswith("kwok-node-") for pod in pods)
+
+
+@pytest.mark.parametrize("bad_route", [
+    {"destination": {"subset": "v2-9"}, "weight": 100},                 # no host
+    {"destination": {"host": "checkout"}, "weight": 150},               # weight > 100
+    {"destination": {"host": "checkout"}, "weight": "fifty"},           # not an integer
+], ids=["missing-host", "weight-over-100", "weight-not-integer"])
+def test_malformed_virtualservice_is_rejected(kube, scratch_namespace, bad_route):
+    body = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": "bad"},
+            "spec": {"hosts": ["checkout"], "http": [{"name": "primary", "route": [bad_route]}]}}
+    with pytest.raises(ApiException) as rejected:
+        _vs_api(kube).create_namespaced_custom_object(
+            "networking.istio.io", "v1", scratch_namespace, "virtualservices", body)
+    assert rejected.value.status == 422
+
+
+def _share_of_canary(window: str = "5s") -> float | None:
+    result = prometheus_query(
+        'sum by (destination_version) (rate(istio_requests_total{reporter="destination",'
+        f'destination_workload_namespace="pilot-apps",destination_service_name="checkout"}}[{window}]))')
+    rates = {series["metric"].get("destination_version"): float(series["value"][1]) for series in result}
+    total = sum(rates.values())
+    if total <= 0:
+        return None
+    return rates.get("v3.0.0", 0.0) / total
+
+
+def test_weights_move_measured_traffic(kube, restore_checkout):
+    _set_weights(kube, 30, 70)
+
+    def near_70_percent():
+        share = _share_of_canary()
+        return share is not None and abs(share - 0.70) <= 0.05 and share
+    share = wait_for(near_70_percent, timeout=15, message="the canary's measured share to reach 70% ± 5")
+    assert 0.65 <= share <= 0.75
+
+
+def test_error_ratio_annotation_raises_5xx_share(kube, restore_checkout):
+    _set_weights(kube, 50, 50)
+    _annotate(kube, CANARY, {"sandbox.ceres.io/error-ratio": "0.05"})
+
+    def canary_error_share():
+        result = prometheus_query(
+            'sum(rate(istio_requests_total{reporter="destination",destination_workload="checkout-v3-0-0",'
+            'response_code=~"5.."}[5s])) / sum(rate(istio_requests_total{reporter="destination",'
+            'destination_workload="checkout-v3-0-0"}[5s]))')
+        value = float(result[0]["value"][1]) if result else 0.0
+        return abs(value - 0.05) <= 0.05 * 0.2 and value
+    share = wait_for(canary_error_share, timeout=20, message="the canary's 5xx share to reach 5% ± 20%")
+    assert 0.04 <= share <= 0.06
+
+
+def test_pg_dump_of_ceres_db_succeeds(tmp_path):
+    dump = tmp_path / "ceres_db.dump"
+    result = subprocess.run(["pg_dump", "-Fc", "-d", "ceres_db", "-f", str(dump)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    listing = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True, check=True)
+    for table in ("public customers", "public orders", "public products", "billing payments", "billing audit_log"):
+        assert f"TABLE DATA {table} " in listing.stdout
+    rows = subprocess.run(
+        ["psql", "-d", "ceres_db", "-tAc",
+         "SELECT (SELECT count(*) FROM customers) + (SELECT count(*) FROM orders) + "
+         "(SELECT count(*) FROM products) + (SELECT count(*) FROM billing.payments) + "
+         "(SELECT count(*) FROM billing.audit_log)"],
+        capture_output=True, text=True, check=True)
+    assert int(rows.stdout) >= 200_000
+    non_ascii = subprocess.run(["psql", "-d", "ceres_db", "-tAc",
+                                "SELECT name FROM customers WHERE id = 4"],
+                               capture_output=True, text=True, check=True)
+    assert non_ascii.stdout.strip() == "田中 太郎 #4"
+
+
+def test_s3_object_reads_back_identical():
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=SANDBOX_ENV["AWS_ENDPOINT_URL"])
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+    key = "tests/roundtrip.bin"
+    s3.put_object(Bucket=SANDBOX_ENV["CERES_BACKUP_BUCKET"], Key=key, Body=payload)
+    try:
+        read_back = s3.get_object(Bucket=SANDBOX_ENV["CERES_BACKUP_BUCKET"], Key=key)["Body"].read()
+        assert hashlib.sha256(read_back).hexdigest() == hashlib.sha256(payload).hexdigest()
+    finally:
+        s3.delete_object(Bucket=SANDBOX_ENV["CERES_BACKUP_BUCKET"], Key=key)

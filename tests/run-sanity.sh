@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# ansible-test needs the collection at .../ansible_collections/ceres/rollout; copy the
+# tracked and new (not ignored) files there and run sanity with empty ignore files.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+dest="$work/ansible_collections/ceres/rollout"
+mkdir -p "$dest"
+cd "$root"
+git ls-files -z --cached --others --exclude-standard \
+  | grep -zv -e '^\.collections/' -e '^sandbox/kube/' -e '^sandbox/kwok/' \
+  | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
+  | xargs -0 cp --parents -t "$dest"
+cd "$dest"
+git init -q . && git add -A >/dev/null 2>&1
+pyver=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+echo "==> ansible-test sanity (python $pyver)"
+ansible-test sanity --local --python "$pyver" --requirements --color no "$@"
