@@ -6,7 +6,7 @@ missing=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v pg_dump >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
-command -v kubectl >/dev/null 2>&1 || true  # optional; the collection never needs it
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)  # ansible-test sanity
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=()

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Start, stop and inspect the ceres.rollout sandbox.
 
     python sandbox/sandbox.py up|down|status
@@ -326,8 +325,7 @@ def _postgres_seed(ctx: Context) -> None:
 
 
 def _s3_ready(_ctx: Context) -> bool:
-    status, _ = http_get(f"http://127.0.0.1:{PORTS['s3']}/moto-api/", timeout=1)
-    return status == 200
+    return http_get(f"http://127.0.0.1:{PORTS['s3']}/moto-api/", timeout=1)[0] == 200
 
 
 def _s3_bucket(ctx: Context) -> None:
@@ -481,7 +479,8 @@ def apply_world(ctx: Context) -> None:
 
     started = time.monotonic()
     client = kube_apply.Client(API_URL, PKI / "ca.crt", *admin_cert())
-    crds = list(yaml.safe_load_all((SANDBOX_SRC / "manifests" / "istio-crds.yaml").read_text()))
+    crds = [yaml.safe_load(path.read_text())
+            for path in sorted((SANDBOX_SRC / "manifests").glob("istio-crd-*.yaml"))]
     for crd in crds:
         client.apply(crd)
     for crd in crds:

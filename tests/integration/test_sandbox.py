@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import SANDBOX_ENV, prometheus_query, wait_for
+from integration_support import SANDBOX_ENV, prometheus_query, wait_for
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
