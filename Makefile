@@ -23,7 +23,9 @@ help:
 apt:
 	@sandbox/apt-deps.sh
 
-$(VENV)/.ok: requirements.txt requirements-dev.txt
+# The venv path carries a hash of the requirement files, so a change makes a new venv;
+# the marker has no file prerequisites (a fresh clone's timestamps must not rebuild it).
+$(VENV)/.ok:
 	@echo "==> creating the Python venv $(VENV)"
 	@$(PYTHON) -m venv --clear $(VENV)
 	@$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
