@@ -67,9 +67,11 @@ integration: sandbox
 	@source .sandbox/env && $(BIN)/python -m pytest -q tests/integration
 
 molecule: sandbox
-	@if ls extensions/molecule/*/molecule.yml >/dev/null 2>&1; then \
-	  echo "==> molecule"; source .sandbox/env; cd extensions && $(BIN)/molecule test --all; \
-	fi
+	@source .sandbox/env; cd extensions; \
+	for scenario in molecule/*/molecule.yml; do \
+	  scenario=$${scenario#molecule/}; scenario=$${scenario%/molecule.yml}; \
+	  echo "==> molecule scenario $$scenario"; $(BIN)/molecule test -s "$$scenario"; \
+	done
 
 test: lint sanity unit integration molecule
 	@echo "==> make test: all green"
