@@ -28,7 +28,8 @@ apt:
 $(VENV)/.ok:
 	@echo "==> creating the Python venv $(VENV)"
 	@$(PYTHON) -m venv --clear $(VENV)
-	@$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@$(BIN)/pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt | grep -E "^(Collecting|Successfully installed)" | cut -c1-100
+	@echo "==> venv ready"
 	@touch $@
 
 venv: $(VENV)/.ok

@@ -21,6 +21,10 @@ fi
 command -v go >/dev/null || { echo "build.sh: the Go toolchain is missing (need go >= 1.26)" >&2; exit 1; }
 mkdir -p "$out.tmp"
 start=$(date +%s)
+# go build is silent for minutes on a cold cache: say that it is still working.
+( while sleep 30; do echo "    ... still building ($(( $(date +%s) - start ))s)" >&2; done ) &
+ticker=$!
+trap 'kill "$ticker" 2>/dev/null || true' EXIT
 minor=${kube_version#v1.}; minor=${minor%%.*}
 ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
