@@ -10,6 +10,7 @@ VENV ?= $(CACHE_DIR)/venv-$(REQ_HASH)
 BIN := $(VENV)/bin
 export PATH := $(BIN):$(subst $(BIN):,,$(PATH))
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export CERES_CACHE_DIR := $(CACHE_DIR)
 
 .PHONY: help deps venv apt build sandbox sandbox-down sandbox-status demo test lint sanity unit integration molecule bench changelog clean
 
