@@ -243,6 +243,28 @@ def _kube_auth_flags(identity: str) -> list[str]:
             "--leader-elect=false", f"--cert-dir={STATE / ('certs-' + identity)}"]
 
 
+def _kwok_exec_config(ctx: Context) -> Path:
+    """`kubectl exec` into the postgres-main pod runs the command on this machine with the
+    libpq environment of the sandbox's PostgreSQL, as if inside the database container
+    (the plan's `kubectl exec deployment/postgres-main -- pg_dump ...`)."""
+    import yaml  # noqa: PLC0415
+
+    envs = [{"name": key, "value": value} for key, value in _postgres_env(ctx).items()]
+    envs.append({"name": "PATH", "value": f"{Path(_postgres_bin('pg_dump')).parent}:/usr/bin:/bin"})
+    config = {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "ClusterExec",
+        "metadata": {"name": "postgres-main"},
+        "spec": {"selector": {"matchNamespaces": ["ceres-system"]},
+                 "execs": [{"local": {"workDir": str(STATE), "envs": envs}}]},
+    }
+    path = STATE / "kwok-exec.yaml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        yaml.safe_dump(config, handle)
+    return path
+
+
 def _postgres_bin(tool: str) -> str:
     candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{tool}"),
                         key=lambda path: int(path.parent.parent.name), reverse=True)
@@ -430,7 +452,8 @@ COMPONENTS = [
                      f"--tls-cert-file={PKI / 'apiserver.crt'}",
                      f"--tls-private-key-file={PKI / 'apiserver.key'}",
                      f"--config={SANDBOX_SRC / 'manifests' / 'kwok.yaml'}",
-                     f"--config={ctx.bin_dir / 'kwok-stages.yaml'}"],
+                     f"--config={ctx.bin_dir / 'kwok-stages.yaml'}",
+                     f"--config={_kwok_exec_config(ctx)}"],
         lambda ctx: port_in_use(PORTS["kwok"]),
     ),
     Component(
@@ -485,7 +508,7 @@ def apply_world(ctx: Context) -> None:
         client.apply(crd)
     for crd in crds:
         client.wait_crd_established(crd["metadata"]["name"], READY_TIMEOUT)
-    for obj in world.SIMULATOR_RBAC + world.nodes():
+    for obj in world.SIMULATOR_RBAC + world.nodes(PORTS["kwok"]):
         client.apply(obj)
     client.wait_nodes_ready(world.NODE_COUNT, READY_TIMEOUT)
     for obj in world.demo_objects(ctx.secrets["postgres_password"]):

@@ -28,7 +28,8 @@ def subset_name(version: str) -> str:
     return version.replace(".", "-")
 
 
-def nodes() -> list[dict]:
+def nodes(kubelet_port: int) -> list[dict]:
+    """Fake nodes managed by kwok; their kubelet endpoint (exec, logs) is kwok's server."""
     return [{
         "apiVersion": "v1",
         "kind": "Node",
@@ -43,6 +44,9 @@ def nodes() -> list[dict]:
         "status": {
             "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
             "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
+                          {"type": "Hostname", "address": f"kwok-node-{index}"}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
         },
     } for index in range(NODE_COUNT)]
 

@@ -163,3 +163,15 @@ def test_s3_object_reads_back_identical():
         assert hashlib.sha256(read_back).hexdigest() == hashlib.sha256(payload).hexdigest()
     finally:
         s3.delete_object(Bucket=SANDBOX_ENV["CERES_BACKUP_BUCKET"], Key=key)
+
+
+def test_exec_into_database_pod_runs_postgres_tools(kube):
+    """`kubectl exec deployment/postgres-main -- psql ...` works as in the plan (kwok exec)."""
+    from kubernetes.stream import stream
+
+    core = client.CoreV1Api(kube)
+    pod = core.list_namespaced_pod("ceres-system", label_selector="app=postgres-main").items[0]
+    output = stream(core.connect_get_namespaced_pod_exec, pod.metadata.name, "ceres-system",
+                    command=["psql", "-d", "ceres_db", "-tAc", "SELECT count(*) FROM public.orders"],
+                    stderr=True, stdin=False, stdout=True, tty=False)
+    assert output.strip() == "100000"
