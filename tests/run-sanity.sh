@@ -3,6 +3,16 @@
 # tracked and new (not ignored) files there and run sanity with empty ignore files.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# ansible-test fetches get-pip from ci-files.testing.ansible.com, which may be unreachable;
+# put the offline stand-in where ansible-test caches it (named after its pinned pip version).
+pip_version=$(python -c 'import ansible_test, pathlib, re
+source = (pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py").read_text()
+match = re.search(r"pip=.([0-9.]+).,", source)
+print(match.group(1) if match else "")')
+if [ -n "$pip_version" ]; then
+  cache="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+  [ -s "$cache" ] || { mkdir -p "$(dirname "$cache")"; cp "$root/tests/utils/get_pip_offline.py" "$cache"; }
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 dest="$work/ansible_collections/ceres/rollout"
