@@ -1,0 +1,60 @@
+# Copyright (c) 2025, CERES platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# The Prometheus connection options; the argument spec they document is
+# PROMETHEUS_CONNECTION_ARGSPEC in plugins/module_utils/prometheus.py.
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  prometheus_url:
+    description:
+      - Base URL of the Prometheus server (or of a Prometheus-compatible API such as Thanos Query or Mimir),
+        including any path prefix, for example V(http://prometheus.monitoring:9090) or
+        V(https://mon.example.com/prometheus). C(/api/v1/query) is appended.
+      - If not set, the value of the E(CERES_PROMETHEUS_URL) environment variable is used.
+    type: str
+    required: true
+  bearer_token:
+    description:
+      - "Token sent in the C(Authorization: Bearer <token>) header."
+      - If not set, the value of the E(CERES_PROMETHEUS_TOKEN) environment variable is used.
+      - Mutually exclusive with O(username) and O(password).
+    type: str
+  username:
+    description:
+      - User name for HTTP basic authentication; requires O(password).
+      - If not set, the value of the E(CERES_PROMETHEUS_USERNAME) environment variable is used.
+    type: str
+  password:
+    description:
+      - Password for HTTP basic authentication; requires O(username).
+      - If not set, the value of the E(CERES_PROMETHEUS_PASSWORD) environment variable is used.
+    type: str
+  ca_cert:
+    description:
+      - Path to a PEM file of CA certificates used to verify the server's TLS certificate.
+    type: path
+  validate_certs:
+    description:
+      - Whether to verify the server's TLS certificate. Set to V(false) only against a test server.
+    type: bool
+    default: true
+  headers:
+    description:
+      - Extra HTTP headers sent with every query, for example C(X-Scope-OrgID) for a multi-tenant Mimir or Cortex.
+      - The values are treated as secrets and never shown in output or error messages.
+      - The C(Authorization) header is not sent again when the server redirects.
+    type: dict
+  timeout:
+    description:
+      - Seconds to wait for one query's answer. The same limit is passed to Prometheus as the query's C(timeout)
+        so a slow query is also cancelled on the server.
+      - A query that takes longer counts as a query error.
+    type: int
+    default: 10
+"""

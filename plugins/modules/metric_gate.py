@@ -1,0 +1,344 @@
+#!/usr/bin/python
+# Copyright (c) 2025, CERES platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: metric_gate
+short_description: Judge a canary by sampling Prometheus queries over time
+version_added: 0.1.0
+description:
+  - Runs a set of PromQL checks against Prometheus O(samples) times, one round every O(interval), and decides a
+    verdict of V(pass), V(fail) or V(inconclusive).
+  - The gate is fail-closed. A verdict of V(pass) needs every sample of every check to be a finite number inside
+    the check's bounds, apart from the breaches tolerated by O(failure_limit).
+  - An empty result, V(NaN), V(+Inf) or V(-Inf) is I(no data) and handled as O(no_data) says.
+    A result with more than one series is a query error (C(ambiguous)); the gate never picks one of them.
+    A Prometheus C(status:error), an HTTP error, an unreachable server or a timeout is a query error.
+    A response carrying C(warnings) (possibly partial) makes the check V(inconclusive).
+  - A query error does not use up a sample; the sample is taken again in the next round. More than O(error_limit)
+    consecutive errors end the check with status C(error) and the gate with verdict V(inconclusive).
+  - Sampling stops as soon as the verdict can no longer be V(pass), so a breach is reported at once, not after the
+    soak.
+  - The checks of one round are queried concurrently, so a round takes about as long as the slowest query.
+  - The module only reads; it runs the same way in check mode and always reports RV(ignore:changed=false).
+author:
+  - CERES platform team (@ceres)
+extends_documentation_fragment:
+  - ceres.rollout.prometheus_auth
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: The module never changes anything, so it queries Prometheus and decides the verdict in check mode too.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  action_group:
+    description: Use C(group/ceres.rollout.prometheus) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - ceres.rollout.prometheus
+options:
+  checks:
+    description:
+      - The checks to judge. Each check is a PromQL expression that must return exactly one number (one series
+        or a scalar), and the bounds that number must stay within.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description:
+          - A name for the check, unique within the gate; used in results and messages.
+        type: str
+        required: true
+      query:
+        description:
+          - The PromQL instant query. Aggregate it to a single series, for example with C(sum) or C(max).
+          - Exactly one of O(checks[].query) and O(checks[].template) is required.
+        type: str
+      template:
+        description:
+          - A built-in query for Istio's standard metrics, filled in from O(checks[].params); the resolved query is
+            returned in RV(checks[].query).
+          - V(istio_success_rate) is the share of requests answered without a 5xx (0 to 1).
+          - V(istio_error_rate) is the share of requests answered with a 5xx (0 to 1).
+          - V(istio_latency_p95) and V(istio_latency_p99) are the 95th and 99th percentile request durations in
+            milliseconds.
+          - They count what the destination workload reports (C(reporter="destination")). A workload with traffic
+            and no errors gives an error rate of 0 (not an empty result); a workload without traffic gives no data,
+            so the gate fails closed unless O(no_data) says otherwise.
+        type: str
+        choices: [istio_success_rate, istio_error_rate, istio_latency_p95, istio_latency_p99]
+      params:
+        description:
+          - Parameters of O(checks[].template).
+          - C(namespace) (required) is the destination workload's namespace.
+          - C(workload) (required) is the destination workload's name, usually the canary Deployment's name.
+          - C(window) is the PromQL range the rate is taken over; default V(1m).
+        type: dict
+      min:
+        description:
+          - The lowest acceptable value (inclusive). At least one of O(checks[].min) and O(checks[].max) is required.
+        type: float
+      max:
+        description:
+          - The highest acceptable value (inclusive). Must not be lower than O(checks[].min).
+        type: float
+  interval:
+    description:
+      - Time between the starts of two sampling rounds, as seconds (V(30)) or a duration string
+        (V(30s), V(2m), V(1h30m); units V(w), V(d), V(h), V(m), V(s)).
+      - The first round is taken at once.
+    type: raw
+    default: 30s
+  samples:
+    description:
+      - How many samples every check must collect. Must be at least V(1).
+      - With O(samples=5) and O(interval=1m) the gate watches the canary for about four minutes.
+    type: int
+    default: 1
+  failure_limit:
+    description:
+      - How many breaching samples are tolerated per check. One more fails the check and ends the gate at once.
+    type: int
+    default: 0
+  no_data:
+    description:
+      - What a sample without data (empty result, NaN, +Inf, -Inf) means.
+      - V(fail) counts it as a breaching sample.
+      - V(inconclusive) makes the check inconclusive and ends the gate.
+      - V(pass) accepts it. Use this only for checks where silence is good news.
+    type: str
+    choices: [fail, inconclusive, pass]
+    default: fail
+  error_limit:
+    description:
+      - How many consecutive query errors per check are tolerated (each retried in the next round). One more ends
+        the gate with verdict V(inconclusive).
+    type: int
+    default: 2
+  fail_on_breach:
+    description:
+      - If V(true), the module fails when the verdict is not V(pass), with a message naming the checks that decided it.
+      - If V(false), the module returns normally and the caller decides from RV(verdict) and RV(passed).
+    type: bool
+    default: true
+notes:
+  - Retrying the task is not needed for transient query errors; O(error_limit) already covers them.
+seealso:
+  - name: Prometheus HTTP API
+    description: The instant query endpoint the checks are sent to.
+    link: https://prometheus.io/docs/prometheus/latest/querying/api/#instant-queries
+"""
+
+EXAMPLES = r"""
+- name: Gate the canary on error rate and p99 latency for two minutes
+  ceres.rollout.metric_gate:
+    prometheus_url: http://prometheus.monitoring:9090
+    interval: 30s
+    samples: 5
+    checks:
+      - name: error-rate
+        template: istio_error_rate
+        params:
+          namespace: pilot-apps
+          workload: checkout-v3-0-0
+          window: 1m
+        max: 0.01
+      - name: p99-latency-ms
+        template: istio_latency_p99
+        params:
+          namespace: pilot-apps
+          workload: checkout-v3-0-0
+        max: 500
+
+- name: A hand-written query, tolerating one bad sample, deciding what to do afterwards
+  ceres.rollout.metric_gate:
+    prometheus_url: https://mon.example.com/prometheus
+    bearer_token: "{{ prometheus_token }}"
+    interval: 1m
+    samples: 10
+    failure_limit: 1
+    fail_on_breach: false
+    checks:
+      - name: checkout-success-rate
+        query: >-
+          sum(rate(istio_requests_total{destination_workload="checkout-v3-0-0",response_code!~"5.."}[2m]))
+          / sum(rate(istio_requests_total{destination_workload="checkout-v3-0-0"}[2m]))
+        min: 0.995
+  register: checkout_gate
+
+- name: Roll back when the gate did not pass
+  ansible.builtin.include_role:
+    name: ceres.rollout.rollback
+  when: not checkout_gate.passed
+
+- name: Set the Prometheus connection once for every gate in the play
+  module_defaults:
+    group/ceres.rollout.prometheus:
+      prometheus_url: "{{ prometheus_url }}"
+      headers:
+        X-Scope-OrgID: ceres
+  block:
+    - name: Gate on CPU usage
+      ceres.rollout.metric_gate:
+        checks:
+          - name: cpu-cores
+            query: sum(rate(container_cpu_usage_seconds_total{namespace="pilot-apps"}[5m]))
+            max: 8
+"""
+
+RETURN = r"""
+verdict:
+  description: The gate's verdict.
+  returned: when the checks could be run
+  type: str
+  choices: [pass, fail, inconclusive]
+  sample: pass
+passed:
+  description: Whether RV(verdict) is V(pass).
+  returned: when the checks could be run
+  type: bool
+  sample: true
+reason:
+  description: One sentence on why the verdict is what it is, naming the checks that decided it.
+  returned: when the checks could be run
+  type: str
+  sample: "error-rate fail: 0.0213 is above max 0.01 (1 breaching sample(s), failure_limit 0)"
+elapsed:
+  description: Seconds the gate took, from the first query to the verdict.
+  returned: when the checks could be run
+  type: float
+  sample: 121.354
+checks:
+  description: One entry per check, in the order given.
+  returned: when the checks could be run
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The check's name.
+      type: str
+      sample: error-rate
+    query:
+      description: The PromQL that was run; for a template, the resolved query.
+      type: str
+      sample: sum(up{job="prometheus"})
+    min:
+      description: The lower bound, or V(null).
+      type: float
+      sample: null
+    max:
+      description: The upper bound, or V(null).
+      type: float
+      sample: 0.01
+    values:
+      description:
+        - The value of every sample taken, in order; V(null) for a sample without data. Query errors are not
+          samples and are counted in RV(checks[].errors).
+      type: list
+      elements: float
+      sample: [0.0, 0.001, 0.0]
+    breaches:
+      description: How many samples were outside the bounds (or without data when O(no_data=fail)).
+      type: int
+      sample: 0
+    errors:
+      description: How many queries failed (unreachable server, timeout, C(status:error), more than one series).
+      type: int
+      sample: 0
+    status:
+      description:
+        - V(pass) collected all its samples within the limits; V(fail) breached more than O(failure_limit);
+          V(inconclusive) saw no data under O(no_data=inconclusive) or a response with warnings;
+          V(error) had more than O(error_limit) consecutive query errors;
+          V(incomplete) was still sampling when another check decided the verdict.
+      type: str
+      choices: [pass, fail, inconclusive, error, incomplete]
+      sample: pass
+    message:
+      description: What happened to the check, in words.
+      type: str
+      sample: 5 of 5 samples accepted
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import (
+    PROMETHEUS_CONNECTION_ARGSPEC,
+    PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE,
+    PROMETHEUS_CONNECTION_REQUIRED_TOGETHER,
+    PrometheusClient,
+    PrometheusConfigError,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.promql_templates import TEMPLATE_NAMES
+from ansible_collections.ceres.rollout.plugins.module_utils.verdict import (
+    NO_DATA_POLICIES,
+    GateConfigError,
+    build_checks,
+    build_policy,
+    run_gate,
+)
+
+
+def argument_spec():
+    spec = dict(PROMETHEUS_CONNECTION_ARGSPEC)
+    spec.update(
+        checks=dict(
+            type="list",
+            elements="dict",
+            required=True,
+            options=dict(
+                name=dict(type="str", required=True),
+                query=dict(type="str"),
+                template=dict(type="str", choices=list(TEMPLATE_NAMES)),
+                params=dict(type="dict"),
+                min=dict(type="float"),
+                max=dict(type="float"),
+            ),
+            mutually_exclusive=[("query", "template")],
+            required_one_of=[("query", "template"), ("min", "max")],
+        ),
+        interval=dict(type="raw", default="30s"),
+        samples=dict(type="int", default=1),
+        failure_limit=dict(type="int", default=0),
+        no_data=dict(type="str", choices=list(NO_DATA_POLICIES), default="fail"),
+        error_limit=dict(type="int", default=2),
+        fail_on_breach=dict(type="bool", default=True),
+    )
+    return spec
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        mutually_exclusive=PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE,
+        required_together=PROMETHEUS_CONNECTION_REQUIRED_TOGETHER,
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        checks = build_checks(params["checks"])
+        policy = build_policy(
+            samples=params["samples"],
+            interval=params["interval"],
+            failure_limit=params["failure_limit"],
+            error_limit=params["error_limit"],
+            no_data=params["no_data"],
+        )
+        client = PrometheusClient.from_module_params(params)
+    except (GateConfigError, PrometheusConfigError) as config_error:
+        module.fail_json(msg=str(config_error))
+
+    gate_result = run_gate(checks, policy, client.query).as_dict()
+    if params["fail_on_breach"] and not gate_result["passed"]:
+        module.fail_json(msg="metric gate verdict %s: %s" % (gate_result["verdict"], gate_result["reason"]), changed=False, **gate_result)
+    module.exit_json(changed=False, **gate_result)
+
+
+if __name__ == "__main__":
+    main()
