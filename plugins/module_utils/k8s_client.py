@@ -1,0 +1,551 @@
+# Copyright (c) 2025, CERES platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Kubernetes plumbing shared by every Kubernetes-facing module of ceres.rollout.
+
+Three layers, each usable on its own:
+
+* ``K8S_AUTH_ARG_SPEC``: the kubernetes.core authentication options (same names, aliases
+  and ``K8S_AUTH_*`` environment variables), paired with the ``ceres.rollout.k8s_auth``
+  doc fragment.
+* ``build_configuration()`` / ``build_api_client()``: a ``kubernetes.client`` configuration
+  from those options (kubeconfig file or dict, context, in-cluster, host/api_key overrides).
+  No API discovery happens, so building a client costs no request.
+* ``K8sClient``: raw REST calls (``get``/``put``/``post``/``patch``/``delete`` by path, JSON
+  in and out) with a bounded, jittered retry policy, raising the domain exceptions below.
+  Only a module's ``main()`` turns those exceptions into ``fail_json``.
+
+Credentials never appear in exception messages: messages are built from the HTTP method,
+the request path, the status and the API server's ``Status`` message only.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import json
+import os
+import time
+import traceback
+import typing as t
+from urllib.parse import quote, urlencode
+
+from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.ceres.rollout.plugins.module_utils.retry import Backoff, RetryPolicy
+
+try:
+    import urllib3
+    from kubernetes import client as kubernetes_client
+    from kubernetes import config as kubernetes_config
+except ImportError as import_error:
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR: ImportError | None = import_error
+    KUBERNETES_IMPORT_TRACEBACK: str | None = traceback.format_exc()
+else:
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR = None
+    KUBERNETES_IMPORT_TRACEBACK = None
+
+
+K8S_AUTH_PROXY_HEADERS_SPEC: dict[str, dict[str, t.Any]] = {
+    'proxy_basic_auth': {'type': 'str', 'no_log': True,
+                         'fallback': (env_fallback, ['K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH'])},
+    'basic_auth': {'type': 'str', 'no_log': True,
+                   'fallback': (env_fallback, ['K8S_AUTH_PROXY_HEADERS_BASIC_AUTH'])},
+    'user_agent': {'type': 'str',
+                   'fallback': (env_fallback, ['K8S_AUTH_PROXY_HEADERS_USER_AGENT'])},
+}
+
+# The names, aliases and environment variables are kubernetes.core's, so module_defaults
+# and AWX credential types written for kubernetes.core work unchanged.
+K8S_AUTH_ARG_SPEC: dict[str, dict[str, t.Any]] = {
+    'kubeconfig': {'type': 'raw', 'no_log': True, 'fallback': (env_fallback, ['K8S_AUTH_KUBECONFIG'])},
+    'context': {'type': 'str', 'fallback': (env_fallback, ['K8S_AUTH_CONTEXT'])},
+    'host': {'type': 'str', 'fallback': (env_fallback, ['K8S_AUTH_HOST'])},
+    'api_key': {'type': 'str', 'no_log': True, 'fallback': (env_fallback, ['K8S_AUTH_API_KEY'])},
+    'username': {'type': 'str', 'fallback': (env_fallback, ['K8S_AUTH_USERNAME'])},
+    'password': {'type': 'str', 'no_log': True, 'fallback': (env_fallback, ['K8S_AUTH_PASSWORD'])},
+    'validate_certs': {'type': 'bool', 'aliases': ['verify_ssl'],
+                       'fallback': (env_fallback, ['K8S_AUTH_VERIFY_SSL', 'K8S_AUTH_VALIDATE_CERTS'])},
+    'ca_cert': {'type': 'path', 'aliases': ['ssl_ca_cert'],
+                'fallback': (env_fallback, ['K8S_AUTH_SSL_CA_CERT', 'K8S_AUTH_CA_CERT'])},
+    'client_cert': {'type': 'path', 'aliases': ['cert_file'],
+                    'fallback': (env_fallback, ['K8S_AUTH_CERT_FILE', 'K8S_AUTH_CLIENT_CERT'])},
+    'client_key': {'type': 'path', 'aliases': ['key_file'], 'no_log': False,
+                   'fallback': (env_fallback, ['K8S_AUTH_KEY_FILE', 'K8S_AUTH_CLIENT_KEY'])},
+    'proxy': {'type': 'str', 'fallback': (env_fallback, ['K8S_AUTH_PROXY'])},
+    'no_proxy': {'type': 'str', 'fallback': (env_fallback, ['K8S_AUTH_NO_PROXY'])},
+    # apply_defaults: the K8S_AUTH_PROXY_HEADERS_* fallbacks apply even when proxy_headers is not given.
+    'proxy_headers': {'type': 'dict', 'options': K8S_AUTH_PROXY_HEADERS_SPEC, 'apply_defaults': True},
+    'persist_config': {'type': 'bool', 'fallback': (env_fallback, ['K8S_AUTH_PERSIST_CONFIG'])},
+    'impersonate_user': {'type': 'str', 'fallback': (env_fallback, ['K8S_AUTH_IMPERSONATE_USER'])},
+    'impersonate_groups': {'type': 'list', 'elements': 'str',
+                           'fallback': (env_fallback, ['K8S_AUTH_IMPERSONATE_GROUPS'])},
+}
+
+# Every request: 10 s to connect, 60 s to read (the API server answers well within that).
+DEFAULT_REQUEST_TIMEOUT = (10.0, 60.0)
+# Transient failures (connection errors, 429, 5xx): five tries within a minute.
+DEFAULT_REQUEST_RETRY_POLICY = RetryPolicy(attempts=5, base_delay=0.5, max_delay=8.0, deadline=60.0)
+
+IDEMPOTENT_METHODS = frozenset(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS'])
+PATCH_CONTENT_TYPES = {
+    'json': 'application/json-patch+json',
+    'merge': 'application/merge-patch+json',
+    'strategic': 'application/strategic-merge-patch+json',
+    'apply': 'application/apply-patch+yaml',
+}
+
+
+# --------------------------------------------------------------------------- exceptions
+
+class K8sError(Exception):
+    """A Kubernetes API call failed. ``status`` is the HTTP status (``None`` when no answer
+    arrived); ``reason`` the API ``Status`` reason (``NotFound``, ``Conflict``...) or the
+    HTTP reason phrase; ``details`` the ``Status`` details dict when there was one."""
+
+    def __init__(self, message: str, status: int | None = None, reason: str | None = None,
+                 details: dict | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.reason = reason
+        self.details = details or {}
+        self.retry_after = retry_after
+
+
+class K8sConfigError(K8sError):
+    """The connection options or the kubeconfig could not be turned into a client."""
+
+
+class K8sConnectionError(K8sError):
+    """No HTTP answer: refused, reset, timed out, TLS failure, DNS failure."""
+
+    def __init__(self, message: str, request_sent: bool = True) -> None:
+        super().__init__(message)
+        # False when the request certainly never reached the server (safe to retry any method).
+        self.request_sent = request_sent
+
+
+class BadRequest(K8sError):
+    """400."""
+
+
+class Unauthorized(K8sError):
+    """401: the credentials were rejected."""
+
+
+class Forbidden(K8sError):
+    """403: authenticated, but RBAC denies the call."""
+
+
+class NotFound(K8sError):
+    """404: the object, or the resource type itself, does not exist."""
+
+    @property
+    def resource_type_missing(self) -> bool:
+        """True when the API server does not serve the path's resource type (or group/version)
+        at all, rather than the object being absent: a 404 without an API ``Status`` naming
+        an object."""
+        return not self.details.get('name')
+
+
+class Conflict(K8sError):
+    """409: a resourceVersion conflict or an object that already exists."""
+
+
+class Invalid(K8sError):
+    """422: the object failed validation (schema, admission)."""
+
+
+class TooManyRequests(K8sError):
+    """429: the API server asked us to slow down (``retry_after`` seconds)."""
+
+
+class ServerError(K8sError):
+    """5xx."""
+
+
+_ERROR_BY_STATUS: dict[int, type[K8sError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: Invalid,
+    429: TooManyRequests,
+}
+
+
+def error_for_status(status: int, message: str, reason: str | None = None,
+                     details: dict | None = None, retry_after: float | None = None) -> K8sError:
+    """The domain exception for an HTTP error status."""
+    if status >= 500:
+        error_class: type[K8sError] = ServerError
+    else:
+        error_class = _ERROR_BY_STATUS.get(status, K8sError)
+    return error_class(message, status=status, reason=reason, details=details, retry_after=retry_after)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether an error is worth retrying as-is: no answer, 429, or a 5xx."""
+    return isinstance(error, (K8sConnectionError, TooManyRequests, ServerError))
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, moment.timestamp() - current)
+
+
+# --------------------------------------------------------------------------- configuration
+
+def _auth_option_names() -> set[str]:
+    names = set(K8S_AUTH_ARG_SPEC)
+    for spec in K8S_AUTH_ARG_SPEC.values():
+        names.update(spec.get('aliases', ()))
+    return names
+
+
+def auth_options(params: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """The authentication options out of a module's params or an action plugin's raw task
+    args, validated against ``K8S_AUTH_ARG_SPEC``: aliases resolved, types converted and the
+    ``K8S_AUTH_*`` environment fallbacks applied (a no-op for params AnsibleModule validated)."""
+    names = _auth_option_names()
+    given = {name: value for name, value in params.items() if name in names and value is not None}
+    result = ArgumentSpecValidator(K8S_AUTH_ARG_SPEC).validate(given)
+    if result.error_messages:
+        message = '; '.join(result.error_messages)
+        for secret in sorted(result._no_log_values, key=len, reverse=True):  # pylint: disable=protected-access
+            message = message.replace(secret, '********')
+        for name in ('api_key', 'password', 'kubeconfig'):  # even when their own type check failed
+            if isinstance(given.get(name), str) and given[name]:
+                message = message.replace(given[name], '********')
+        raise K8sConfigError('invalid Kubernetes connection options: %s' % message)
+    return {name: result.validated_parameters.get(name) for name in K8S_AUTH_ARG_SPEC}
+
+
+def _require_kubernetes() -> None:
+    if not HAS_KUBERNETES:
+        raise K8sConfigError('the Python kubernetes client is required (pip install kubernetes): %s'
+                             % (KUBERNETES_IMPORT_ERROR,))
+
+
+def _load_kubeconfig(configuration: t.Any, kubeconfig: t.Any, context: str | None,
+                     persist_config: bool) -> None:
+    if isinstance(kubeconfig, dict):
+        kubernetes_config.load_kube_config_from_dict(
+            config_dict=kubeconfig, context=context, client_configuration=configuration,
+            persist_config=persist_config)
+    else:
+        # The default is read now, not when the kubernetes package was imported:
+        # $KUBECONFIG (several files joined by ':'), then ~/.kube/config.
+        config_file = kubeconfig or os.environ.get('KUBECONFIG') or '~/.kube/config'
+        kubernetes_config.load_kube_config(
+            config_file=config_file, context=context, client_configuration=configuration,
+            persist_config=persist_config)
+
+
+def build_configuration(auth: t.Mapping[str, t.Any]) -> t.Any:
+    """A fresh ``kubernetes.client.Configuration`` from the auth options.
+
+    Like kubernetes.core: when ``host`` plus a credential (``api_key``, ``username`` and
+    ``password``, or ``client_cert`` and ``client_key``) are given, no kubeconfig is read;
+    otherwise ``kubeconfig``/``context`` are loaded, or when neither is set the in-cluster
+    service account and then the default kubeconfig. Explicit options then override what
+    was loaded. The process-wide default configuration is never modified.
+    """
+    _require_kubernetes()
+    host = (auth.get('host') or '').rstrip('/') or None
+    api_key = auth.get('api_key')
+    username, password = auth.get('username'), auth.get('password')
+    client_cert, client_key = auth.get('client_cert'), auth.get('client_key')
+    kubeconfig, context = auth.get('kubeconfig'), auth.get('context')
+    persist_config = bool(auth.get('persist_config'))
+
+    if kubeconfig is not None and not isinstance(kubeconfig, (str, dict)):
+        raise K8sConfigError('kubeconfig must be a path or a dict, got %s' % type(kubeconfig).__name__)
+
+    configuration = kubernetes_client.Configuration()
+    has_direct_credentials = bool(host) and bool(api_key or (username and password) or (client_cert and client_key))
+    try:
+        if has_direct_credentials:
+            pass
+        elif kubeconfig or context:
+            _load_kubeconfig(configuration, kubeconfig or None, context, persist_config)
+        else:
+            try:
+                kubernetes_config.load_incluster_config(client_configuration=configuration)
+            except kubernetes_config.ConfigException:
+                _load_kubeconfig(configuration, None, None, persist_config)
+    except kubernetes_config.ConfigException as error:
+        raise K8sConfigError('could not load the Kubernetes client configuration: %s' % (error,))
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise K8sConfigError('could not read the kubeconfig: %s: %s' % (type(error).__name__, error))
+
+    if host:
+        configuration.host = host
+    if api_key:
+        configuration.api_key = {'authorization': 'Bearer %s' % api_key}
+        configuration.api_key_prefix = {}
+        configuration.refresh_api_key_hook = None
+    elif username and password:
+        basic = base64.b64encode(('%s:%s' % (username, password)).encode('utf-8')).decode('ascii')
+        configuration.api_key = {'authorization': 'Basic %s' % basic}
+        configuration.api_key_prefix = {}
+        configuration.refresh_api_key_hook = None
+    if auth.get('validate_certs') is not None:
+        configuration.verify_ssl = bool(auth['validate_certs'])
+    if auth.get('ca_cert'):
+        configuration.ssl_ca_cert = auth['ca_cert']
+    if client_cert:
+        configuration.cert_file = client_cert
+    if client_key:
+        configuration.key_file = client_key
+    if auth.get('proxy'):
+        configuration.proxy = auth['proxy']
+    if auth.get('no_proxy'):
+        configuration.no_proxy = auth['no_proxy']
+    proxy_headers = {name: value for name, value in (auth.get('proxy_headers') or {}).items() if value is not None}
+    if proxy_headers:
+        configuration.proxy_headers = urllib3.util.make_headers(**proxy_headers)
+    if not configuration.host:
+        raise K8sConfigError('no Kubernetes API server: set host, or kubeconfig/context, '
+                             'or run where a kubeconfig or a service account is available')
+    if not configuration.verify_ssl:
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    return configuration
+
+
+def build_api_client(auth: t.Mapping[str, t.Any]) -> t.Any:
+    """A ``kubernetes.client.ApiClient`` from the auth options (no request is made)."""
+    return kubernetes_client.ApiClient(configuration=build_configuration(auth))
+
+
+# --------------------------------------------------------------------------- paths
+
+def api_path(api_version: str, plural: str, namespace: str | None = None, name: str | None = None,
+             subresource: str | None = None) -> str:
+    """The REST path of a resource collection or object.
+
+    ``api_path('v1', 'pods', 'ns')`` is ``/api/v1/namespaces/ns/pods``;
+    ``api_path('apps/v1', 'deployments', 'ns', 'web', 'scale')`` is
+    ``/apis/apps/v1/namespaces/ns/deployments/web/scale``.
+    """
+    base = '/api/%s' % api_version if '/' not in api_version else '/apis/%s' % api_version
+    parts = [base]
+    if namespace:
+        parts.append('namespaces/%s' % quote(namespace, safe=''))
+    parts.append(plural)
+    if name:
+        parts.append(quote(name, safe=''))
+        if subresource:
+            parts.append(subresource)
+    return '/'.join(parts)
+
+
+# --------------------------------------------------------------------------- requests
+
+class K8sClient:
+    """Raw JSON REST calls against the Kubernetes API with a bounded retry policy.
+
+    Connection errors, 429 and 5xx answers are retried with jittered exponential backoff,
+    bounded by ``retry_policy.attempts`` and ``retry_policy.deadline``; a 429 (or 5xx)
+    carrying ``Retry-After`` waits at least that long. Every other 4xx raises at once.
+    Non-idempotent calls (POST, PATCH) are retried only when the request certainly did not
+    reach the server (connection refused, DNS) or the server refused it (429), unless
+    the caller passes ``idempotent=True``.
+    """
+
+    def __init__(self, api_client: t.Any, retry_policy: RetryPolicy | None = None,
+                 request_timeout: t.Any = None, impersonate_user: str | None = None,
+                 impersonate_groups: t.Sequence[str] | None = None,
+                 sleep: t.Callable[[float], None] | None = None,
+                 clock: t.Callable[[], float] | None = None) -> None:
+        self.api_client = api_client
+        self.configuration = api_client.configuration
+        self.retry_policy = retry_policy or DEFAULT_REQUEST_RETRY_POLICY
+        self.request_timeout = request_timeout or DEFAULT_REQUEST_TIMEOUT
+        self.impersonate_user = impersonate_user
+        self.impersonate_groups = list(impersonate_groups or [])
+        self._sleep = sleep or time.sleep
+        self._clock = clock or time.monotonic
+
+    @classmethod
+    def from_auth(cls, auth: t.Mapping[str, t.Any], **kwargs: t.Any) -> K8sClient:
+        """A client from the auth options (e.g. ``auth_options(module.params)``)."""
+        return cls(build_api_client(auth), impersonate_user=auth.get('impersonate_user'),
+                   impersonate_groups=auth.get('impersonate_groups'), **kwargs)
+
+    def close(self) -> None:
+        self.api_client.rest_client.pool_manager.clear()
+
+    # -- convenience verbs
+
+    def get(self, path: str, query: t.Mapping[str, t.Any] | None = None) -> t.Any:
+        return self.request('GET', path, query=query)
+
+    def put(self, path: str, body: t.Any, query: t.Mapping[str, t.Any] | None = None) -> t.Any:
+        return self.request('PUT', path, body=body, query=query)
+
+    def post(self, path: str, body: t.Any, query: t.Mapping[str, t.Any] | None = None,
+             idempotent: bool = False) -> t.Any:
+        return self.request('POST', path, body=body, query=query, idempotent=idempotent)
+
+    def patch(self, path: str, body: t.Any, patch_type: str = 'json',
+              query: t.Mapping[str, t.Any] | None = None, idempotent: bool = False) -> t.Any:
+        """PATCH with ``patch_type`` one of ``json`` (RFC 6902, the default), ``merge``,
+        ``strategic`` or ``apply`` (server-side apply; pass ``fieldManager`` in ``query``)."""
+        if patch_type not in PATCH_CONTENT_TYPES:
+            raise ValueError('patch_type must be one of %s' % ', '.join(sorted(PATCH_CONTENT_TYPES)))
+        return self.request('PATCH', path, body=body, query=query,
+                            content_type=PATCH_CONTENT_TYPES[patch_type], idempotent=idempotent)
+
+    def delete(self, path: str, body: t.Any = None, query: t.Mapping[str, t.Any] | None = None) -> t.Any:
+        return self.request('DELETE', path, body=body, query=query)
+
+    # -- the request layer
+
+    def request(self, method: str, path: str, body: t.Any = None, query: t.Mapping[str, t.Any] | None = None,
+                content_type: str = 'application/json', idempotent: bool | None = None) -> t.Any:
+        """Send one API call (retrying transient failures) and return the decoded JSON answer
+        (``None`` for an empty body). Raises a :class:`K8sError` subclass on failure."""
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        url = self._url(path, query)
+        backoff = Backoff(self.retry_policy, clock=self._clock)
+        while True:
+            try:
+                return self._send_once(method, path, url, body, content_type, backoff.remaining())
+            except K8sError as error:
+                if not self._may_retry(error, idempotent):
+                    raise
+                delay = backoff.next_delay(error.retry_after or 0.0)
+                if delay is None:
+                    raise
+                self._sleep(delay)
+
+    @staticmethod
+    def _may_retry(error: K8sError, idempotent: bool) -> bool:
+        if isinstance(error, TooManyRequests):
+            return True
+        if isinstance(error, K8sConnectionError):
+            return idempotent or not error.request_sent
+        if isinstance(error, ServerError):
+            return idempotent
+        return False
+
+    def _url(self, path: str, query: t.Mapping[str, t.Any] | None) -> str:
+        if not path.startswith('/'):
+            path = '/' + path
+        url = self.configuration.host.rstrip('/') + path
+        if query:
+            pairs = []
+            for key, value in query.items():
+                if value is None:
+                    continue
+                if isinstance(value, bool):
+                    value = 'true' if value else 'false'
+                pairs.append((key, value))
+            if pairs:
+                url += '?' + urlencode(pairs)
+        return url
+
+    def _headers(self, body: t.Any, content_type: str) -> t.Any:
+        headers = urllib3.HTTPHeaderDict()
+        headers['Accept'] = 'application/json'
+        headers['User-Agent'] = 'ceres.rollout'
+        for name, value in (getattr(self.api_client, 'default_headers', None) or {}).items():
+            headers[name] = value
+        for setting in self.configuration.auth_settings().values():
+            if setting.get('in') == 'header' and setting.get('value'):
+                headers[setting['key']] = setting['value']
+        if body is not None:
+            headers['Content-Type'] = content_type
+        if self.impersonate_user:
+            headers['Impersonate-User'] = self.impersonate_user
+        for group in self.impersonate_groups:
+            headers.add('Impersonate-Group', group)
+        return headers
+
+    def _timeout(self, remaining: float | None) -> t.Any:
+        connect, read = (self.request_timeout if isinstance(self.request_timeout, tuple)
+                         else (self.request_timeout, self.request_timeout))
+        if remaining is not None:
+            # Never wait on one request much past the retry deadline.
+            connect, read = min(connect, max(remaining, 1.0)), min(read, max(remaining, 1.0))
+        return urllib3.Timeout(connect=connect, read=read)
+
+    def _send_once(self, method: str, path: str, url: str, body: t.Any, content_type: str,
+                   remaining: float | None) -> t.Any:
+        if body is None:
+            encoded_body = None
+        elif isinstance(body, (bytes, str)):
+            encoded_body = body
+        else:
+            encoded_body = json.dumps(body)
+        what = '%s %s' % (method, path)
+        try:
+            response = self.api_client.rest_client.pool_manager.request(
+                method, url, body=encoded_body, headers=self._headers(body, content_type),
+                timeout=self._timeout(remaining), retries=False, preload_content=True)
+        except urllib3.exceptions.SSLError as error:
+            raise K8sConnectionError('%s: TLS error talking to the API server: %s' % (what, error),
+                                     request_sent=False)
+        except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
+                urllib3.exceptions.ProxyError) as error:
+            raise K8sConnectionError('%s: cannot connect to the API server: %s' % (what, error),
+                                     request_sent=False)
+        except urllib3.exceptions.HTTPError as error:
+            raise K8sConnectionError('%s: no answer from the API server: %s' % (what, error))
+        except OSError as error:
+            raise K8sConnectionError('%s: connection error: %s' % (what, error))
+
+        data = response.data or b''
+        if 200 <= response.status < 300:
+            if not data:
+                return None
+            try:
+                return json.loads(data.decode('utf-8'))
+            except ValueError:
+                raise K8sError('%s: the API server answered %s with a body that is not JSON'
+                               % (what, response.status), status=response.status)
+        raise self._error_from_response(what, response.status, response.reason, data,
+                                        response.headers.get('Retry-After'))
+
+    @staticmethod
+    def _error_from_response(what: str, status: int, http_reason: str | None, data: bytes,
+                             retry_after_header: str | None) -> K8sError:
+        api_status: dict[str, t.Any] = {}
+        try:
+            decoded = json.loads(data.decode('utf-8')) if data else None
+            if isinstance(decoded, dict) and decoded.get('kind') == 'Status':
+                api_status = decoded
+        except ValueError:
+            pass
+        reason = api_status.get('reason') or http_reason
+        detail = api_status.get('message')
+        if not detail:
+            detail = data[:200].decode('utf-8', 'replace').strip() if data else ''
+        message = '%s: %s %s' % (what, status, reason or '')
+        if detail:
+            message = '%s: %s' % (message.rstrip(), detail)
+        return error_for_status(status, message, reason=reason, details=api_status.get('details'),
+                                retry_after=parse_retry_after(retry_after_header))

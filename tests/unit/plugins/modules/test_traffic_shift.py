@@ -1,0 +1,262 @@
+"""traffic_shift as Ansible runs it, against a small stateful stand-in for the API server."""
+
+from __future__ import annotations
+
+import copy
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.ceres.rollout.plugins.module_utils import k8s_client
+from ansible_collections.ceres.rollout.plugins.modules import traffic_shift
+
+TOKEN = 'shift-token-0123456789'
+VS_PATH = '/apis/networking.istio.io/v1/namespaces/pilot-apps/virtualservices/checkout'
+
+
+def entry(host, subset=None, weight=None):
+    destination = {'host': host}
+    if subset:
+        destination['subset'] = subset
+    result = {'destination': destination}
+    if weight is not None:
+        result['weight'] = weight
+    return result
+
+
+def three_route_virtual_service():
+    return {
+        'apiVersion': 'networking.istio.io/v1',
+        'kind': 'VirtualService',
+        'metadata': {'name': 'checkout', 'namespace': 'pilot-apps', 'resourceVersion': '7', 'generation': 1,
+                     'managedFields': [{'manager': 'kubectl-client-side-apply'}]},
+        'spec': {
+            'hosts': ['checkout'],
+            'http': [
+                {'name': 'header-match', 'match': [{'headers': {'x-canary': {'exact': 'true'}}}],
+                 'route': [entry('checkout', 'v3-0-0')]},
+                {'name': 'primary', 'route': [entry('checkout', 'v2-9', 100)]},
+                {'name': 'fallback', 'route': [entry('checkout', 'v2-9')]},
+            ],
+        },
+    }
+
+
+class FakeIstioApiServer:
+    """Serves one VirtualService over HTTP with resourceVersion checks, and records the calls."""
+
+    def __init__(self, resource):
+        self.stored = copy.deepcopy(resource)
+        self.calls = []
+        self.authorizations = set()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _send(self, status, body):
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header('Content-Type', 'application/json')
+                self.send_header('Content-Length', str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _not_found(self):
+                self._send(404, {'kind': 'Status', 'status': 'Failure', 'reason': 'NotFound', 'code': 404,
+                                 'message': 'virtualservices.networking.istio.io "%s" not found'
+                                 % self.path.rsplit('/', 1)[1],
+                                 'details': {'name': self.path.rsplit('/', 1)[1], 'kind': 'virtualservices'}})
+
+            def do_GET(self):
+                server.calls.append(('GET', self.path))
+                server.authorizations.add(self.headers.get('Authorization'))
+                if self.path != VS_PATH:
+                    return self._not_found()
+                return self._send(200, server.stored)
+
+            def do_PUT(self):
+                body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
+                server.calls.append(('PUT', self.path))
+                if self.path != VS_PATH:
+                    return self._not_found()
+                if body['metadata'].get('resourceVersion') != server.stored['metadata']['resourceVersion']:
+                    return self._send(409, {'kind': 'Status', 'status': 'Failure', 'reason': 'Conflict', 'code': 409,
+                                            'message': 'the object has been modified'})
+                body['metadata']['resourceVersion'] = str(int(body['metadata']['resourceVersion']) + 1)
+                server.stored = body
+                return self._send(200, body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.url = 'http://127.0.0.1:%d' % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, kwargs={'poll_interval': 0.02}, daemon=True).start()
+
+    def writes(self):
+        return [call for call in self.calls if call[0] == 'PUT']
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def api():
+    server = FakeIstioApiServer(three_route_virtual_service())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_k8s_environment(monkeypatch):
+    for variable in ('K8S_AUTH_HOST', 'K8S_AUTH_API_KEY', 'K8S_AUTH_KUBECONFIG', 'K8S_AUTH_CONTEXT'):
+        monkeypatch.delenv(variable, raising=False)
+
+
+def shift_args(api, **overrides):
+    args = {
+        'host': api.url,
+        'api_key': TOKEN,
+        'namespace': 'pilot-apps',
+        'name': 'checkout',
+        'route': 'primary',
+        'stable': {'host': 'checkout', 'subset': 'v2-9'},
+        'canary': {'host': 'checkout', 'subset': 'v3-0-0'},
+        'weight': 10,
+    }
+    args.update(overrides)
+    return args
+
+
+def run_module(capsys, module_args):
+    """Run traffic_shift's main(); return (failed, result dict, raw output)."""
+    with patch_module_args(module_args):
+        with pytest.raises(SystemExit) as exited:
+            traffic_shift.main()
+    output = capsys.readouterr().out
+    result = json.loads(output)
+    assert bool(result.get('failed')) == (exited.value.code != 0)
+    return bool(result.get('failed')), result, output
+
+
+def test_shift_sets_weights_and_reports_them(capsys, api):
+    failed, result, output = run_module(capsys, shift_args(api, weight=10))
+    assert not failed
+    assert result['changed'] is True
+    assert result['previous_weight'] == 0
+    assert result['weight'] == 10
+    assert result['api_version'] == 'networking.istio.io/v1'
+    assert 'diff' not in result
+    assert 'managedFields' not in result['virtual_service']['metadata']
+    assert result['virtual_service']['metadata']['resourceVersion'] == '8'
+    http = api.stored['spec']['http']
+    assert http[1]['route'] == [entry('checkout', 'v2-9', 90), entry('checkout', 'v3-0-0', 10)]
+    assert http[0] == three_route_virtual_service()['spec']['http'][0]
+    assert http[2] == three_route_virtual_service()['spec']['http'][2]
+    assert [method for method, _path in api.calls] == ['GET', 'PUT', 'GET']
+    assert api.authorizations == {'Bearer %s' % TOKEN}
+    assert TOKEN not in output
+
+
+def test_second_run_reports_no_change(capsys, api):
+    run_module(capsys, shift_args(api, weight=25))
+    failed, result, _output = run_module(capsys, shift_args(api, weight=25))
+    assert not failed
+    assert result['changed'] is False
+    assert result['previous_weight'] == 25
+    assert len(api.writes()) == 1
+
+
+def test_check_mode_predicts_without_writing(capsys, api):
+    before = copy.deepcopy(api.stored)
+    failed, result, _output = run_module(capsys, shift_args(api, weight=50, _ansible_check_mode=True))
+    assert not failed
+    assert result['changed'] is True
+    assert api.writes() == []
+    assert api.stored == before
+    assert result['virtual_service']['spec']['http'][1]['route'][1] == entry('checkout', 'v3-0-0', 50)
+
+
+def test_diff_mode_returns_before_and_after(capsys, api):
+    failed, result, _output = run_module(capsys, shift_args(api, weight=30, _ansible_diff=True))
+    assert not failed
+    before, after = result['diff']['before'], result['diff']['after']
+    assert before['spec']['http'][1]['route'] == [entry('checkout', 'v2-9', 100)]
+    assert after['spec']['http'][1]['route'] == [entry('checkout', 'v2-9', 70), entry('checkout', 'v3-0-0', 30)]
+    assert 'resourceVersion' not in before['metadata'] and 'resourceVersion' not in after['metadata']
+    assert after['metadata']['annotations']['rollout.ceres.io/weight'] == '30'
+    assert after['metadata']['annotations']['rollout.ceres.io/previous-weight'] == '0'
+
+
+def test_diff_of_a_no_op_is_empty(capsys, api):
+    run_module(capsys, shift_args(api, weight=30))
+    _failed, result, _output = run_module(capsys, shift_args(api, weight=30, _ansible_diff=True))
+    assert result['changed'] is False
+    assert result['diff']['before'] == result['diff']['after']
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'weight': 101}, 'weight: must be between 0 and 100, got 101'),
+    ({'weight': -5}, 'weight: must be between 0 and 100, got -5'),
+    ({'canary': {'host': 'checkout', 'subset': 'v2-9'}},
+     'canary: is the same destination as stable (host checkout subset v2-9); they must differ by host, subset or port'),
+    ({'canary': {'host': 'checkout', 'subset': 'v3', 'port': 70000}},
+     'canary: port must be between 1 and 65535, got 70000'),
+])
+def test_invalid_options_fail_before_any_request(capsys, api, overrides, message):
+    failed, result, _output = run_module(capsys, shift_args(api, **overrides))
+    assert failed
+    assert result['msg'] == message
+    assert api.calls == []
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'name': 'cart'}, 'name: VirtualService pilot-apps/cart not found'),
+    ({'route': 'main'}, "route: no http route named 'main' in VirtualService pilot-apps/checkout "
+                        "(routes: 'header-match', 'primary', 'fallback')"),
+    ({'route': None}, "route: VirtualService pilot-apps/checkout has 3 http routes ('header-match', 'primary', "
+                      "'fallback'); set route to the name of the one to shift"),
+    ({'stable': {'host': 'checkout', 'subset': 'v2-8'}},
+     "stable: destination host checkout subset v2-8 is not in http route 'primary' of VirtualService "
+     "pilot-apps/checkout (destinations: checkout/v2-9 (weight 100))"),
+])
+def test_lookup_errors_name_the_field_and_write_nothing(capsys, api, overrides, message):
+    failed, result, _output = run_module(capsys, shift_args(api, **overrides))
+    assert failed
+    assert result['msg'] == message
+    assert api.writes() == []
+
+
+def test_unreachable_api_server_fails_without_leaking_the_token(capsys, monkeypatch):
+    slept = []
+    monkeypatch.setattr(k8s_client.time, 'sleep', slept.append)
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    failed, result, output = run_module(capsys, {
+        'host': 'http://127.0.0.1:%d' % port, 'api_key': TOKEN, 'namespace': 'pilot-apps', 'name': 'checkout',
+        'stable': {'host': 'a'}, 'canary': {'host': 'b'}, 'weight': 1,
+    })
+    assert failed
+    assert 'cannot connect to the API server' in result['msg']
+    assert TOKEN not in output
+    assert len(slept) == 4  # retried within the default policy (5 attempts)
+
+
+def test_missing_kubernetes_library_is_reported(capsys, api, monkeypatch):
+    monkeypatch.setattr(traffic_shift, 'HAS_KUBERNETES', False)
+    failed, result, _output = run_module(capsys, shift_args(api))
+    assert failed
+    assert 'kubernetes' in result['msg']
+    assert api.calls == []
+
+
+def test_argument_spec_includes_the_auth_options():
+    spec = traffic_shift.argument_spec()
+    assert spec['api_key']['no_log'] is True
+    assert spec['max_conflict_retries']['default'] == 5
+    assert spec['stable']['options']['host']['required'] is True
