@@ -175,3 +175,21 @@ def test_exec_into_database_pod_runs_postgres_tools(kube):
                     command=["psql", "-d", "ceres_db", "-tAc", "SELECT count(*) FROM public.orders"],
                     stderr=True, stdin=False, stdout=True, tty=False)
     assert output.strip() == "100000"
+
+
+def test_sandbox_up_again_is_a_no_op():
+    """`make sandbox` while it runs changes nothing: same processes, same state."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    run_dir = root / ".sandbox" / "run"
+    pids_before = {p.name: p.read_text() for p in run_dir.glob("*.pid")}
+    result = subprocess.run([sys.executable, str(root / "sandbox" / "sandbox.py"), "up"],
+                            capture_output=True, text=True, check=False, cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "already up; nothing to do" in result.stdout
+    assert {p.name: p.read_text() for p in run_dir.glob("*.pid")} == pids_before
+    assert set(pids_before) == {f"{name}.pid" for name in (
+        "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
+        "postgres", "s3", "simulator", "prometheus")}
