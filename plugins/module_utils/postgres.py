@@ -1,0 +1,1495 @@
+# Copyright (c) 2026, CERES platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Verified logical backups and restores of PostgreSQL databases.
+
+Everything ceres.rollout.pg_backup and ceres.rollout.pg_restore do lives here; the modules
+only translate their options into a BackupRequest / RestoreRequest and the result (or a
+PostgresBackupError) into module output.
+
+How a backup runs (run_backup):
+  1. the destination is checked: absent (or force), parent directory writable;
+  2. a read-only REPEATABLE READ transaction exports its snapshot (pg_export_snapshot());
+  3. pg_dump --snapshot=<id> writes to a temporary sibling of dest while the same
+     transaction counts every table's rows (and, for verify=restore, hashes their
+     content), so the counts describe exactly the rows in the dump;
+  4. the output is fsynced and hashed (sha256 per file), then verified (none | list | restore)
+     while still under its temporary name;
+  5. it is renamed to dest, and the manifest <dest>.manifest.json is written last, atomically.
+A failure at any step removes the temporary output: dest is either complete or untouched.
+
+Secrets: the password reaches client tools only through PGPASSWORD in an environment that
+extends os.environ, never argv; every message built here is passed through redact().
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import datetime
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from ansible.module_utils.basic import env_fallback
+
+try:
+    import psycopg2
+    from psycopg2 import sql
+    from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
+except ImportError:
+    HAS_PSYCOPG2 = False
+else:
+    HAS_PSYCOPG2 = True
+
+
+BACKUP_FORMATS = ("custom", "directory", "tar", "plain")
+VERIFY_MODES = ("none", "list", "restore")
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+MANIFEST_SUFFIX = ".manifest.json"
+MANIFEST_VERSION = 1
+SCRATCH_DATABASE_PREFIX = "ceres_verify_"
+PARTIAL_MARKER = ".partial-"
+
+# Per row: hashtextextended(row::text, 0) and (.., 1), each summed modulo 2**64, as 32 hex
+# digits. A sum is order independent, needs no sort (json columns have no ordering) and
+# streams in constant memory; the fixed session settings below make row::text identical on
+# the source, a scratch copy and another server.
+CONTENT_HASH_ALGORITHM = "sum-hashtextextended-rowtext-v1"
+SESSION_OPTIONS = " ".join(
+    "-c %s=%s" % setting
+    for setting in (
+        ("TimeZone", "UTC"),
+        ("DateStyle", "ISO,YMD"),
+        ("IntervalStyle", "postgres"),
+        ("extra_float_digits", "1"),
+        ("bytea_output", "hex"),
+        ("lc_monetary", "C"),
+        ("statement_timeout", "0"),
+        ("idle_in_transaction_session_timeout", "0"),
+    )
+)
+MAINTENANCE_DATABASES = ("postgres", "template1")
+ERROR_TAIL_CHARS = 2000
+READ_CHUNK_BYTES = 1024 * 1024
+STOP_GRACE_SECONDS = 10
+
+# One dict per option block, paired with doc_fragments/postgres_login.py. The env_fallback
+# lets AWX credential types (and a sourced .sandbox/env) supply the connection.
+LOGIN_ARGUMENT_SPEC = dict(
+    login_host=dict(type="str", fallback=(env_fallback, ["PGHOST"])),
+    login_port=dict(type="int", fallback=(env_fallback, ["PGPORT"])),
+    login_user=dict(type="str", fallback=(env_fallback, ["PGUSER"])),
+    login_password=dict(type="str", no_log=True, fallback=(env_fallback, ["PGPASSWORD"])),
+    login_unix_socket=dict(type="path"),
+    ssl_mode=dict(type="str", choices=list(SSL_MODES), fallback=(env_fallback, ["PGSSLMODE"])),
+)
+
+
+# ---------------------------------------------------------------------------------------
+# Errors: raised here, turned into fail_json only by the modules' main().
+
+
+class PostgresBackupError(Exception):
+    """Base of every error a person can act on; messages never contain secrets."""
+
+
+class ConnectionFailed(PostgresBackupError):
+    """The server could not be reached, refused the login, or the database is missing."""
+
+
+class ClientToolError(PostgresBackupError):
+    """pg_dump / pg_restore / psql is missing or too old for the server."""
+
+
+class DestinationError(PostgresBackupError):
+    """dest exists without force, or its directory is missing or not writable."""
+
+
+class DumpFailed(PostgresBackupError):
+    """pg_dump exited non-zero, was killed, or the disk filled up."""
+
+
+class VerificationFailed(PostgresBackupError):
+    """A finished dump does not hold what the snapshot held."""
+
+
+class ManifestError(PostgresBackupError):
+    """A backup's manifest is missing, unreadable, or its checksums do not match."""
+
+
+class RestoreFailed(PostgresBackupError):
+    """pg_restore / psql failed, or the restored tables differ from the manifest."""
+
+
+class Interrupted(PostgresBackupError):
+    """The process received SIGTERM; clean-up ran before this was raised further."""
+
+
+def redact(text, secrets):
+    """Return text with every secret replaced by ********."""
+    text = str(text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "********")
+    return text
+
+
+def _tail(text, limit=ERROR_TAIL_CHARS):
+    text = text.strip()
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+class terminate_raises:
+    """Context manager: SIGTERM raises Interrupted so finally blocks clean up (temp output,
+    child processes, scratch databases) before the process exits."""
+
+    def __enter__(self):
+        self._previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise Interrupted("interrupted by SIGTERM; temporary output and scratch databases were removed")
+
+    def __exit__(self, *exc_info):
+        signal.signal(signal.SIGTERM, self._previous)
+        return False
+
+
+# ---------------------------------------------------------------------------------------
+# Connection parameters
+
+
+@dataclass(frozen=True)
+class ConnectionParams:
+    """Where and as whom to connect. None means: let libpq decide (its PG* environment
+    variables, then its defaults)."""
+
+    database: str | None = None
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    unix_socket: str | None = None
+    ssl_mode: str | None = None
+
+    @classmethod
+    def from_module_params(cls, params, database):
+        return cls(
+            database=database,
+            host=params.get("login_host"),
+            port=params.get("login_port"),
+            user=params.get("login_user"),
+            password=params.get("login_password"),
+            unix_socket=params.get("login_unix_socket"),
+            ssl_mode=params.get("ssl_mode"),
+        )
+
+    @property
+    def effective_host(self):
+        """A Unix socket directory, when given, wins over login_host (which may come from PGHOST)."""
+        return self.unix_socket or self.host
+
+    def with_database(self, database):
+        return ConnectionParams(
+            database=database, host=self.host, port=self.port, user=self.user,
+            password=self.password, unix_socket=self.unix_socket, ssl_mode=self.ssl_mode,
+        )
+
+    def secrets(self):
+        return [self.password] if self.password else []
+
+    def libpq_environment(self, base_environment=None):
+        """The environment for pg_dump / pg_restore / psql: a copy of os.environ (so PATH,
+        locale, PGPASSFILE, PGSSLROOTCERT ... still apply) with the given options set."""
+        environment = dict(os.environ if base_environment is None else base_environment)
+        values = {
+            "PGHOST": self.effective_host,
+            "PGPORT": None if self.port is None else str(self.port),
+            "PGUSER": self.user,
+            "PGPASSWORD": self.password,
+            "PGDATABASE": self.database,
+            "PGSSLMODE": self.ssl_mode,
+        }
+        for name, value in values.items():
+            if value is not None:
+                environment[name] = value
+        return environment
+
+    def psycopg2_arguments(self):
+        values = {
+            "dbname": self.database,
+            "host": self.effective_host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "sslmode": self.ssl_mode,
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
+    def describe(self):
+        """Where we connect, for messages (never the password)."""
+        where = self.effective_host or os.environ.get("PGHOST") or "the default socket"
+        port = self.port or os.environ.get("PGPORT")
+        user = self.user or os.environ.get("PGUSER") or "the default user"
+        database = self.database or os.environ.get("PGDATABASE") or "the default database"
+        return 'database "%s" on %s%s as %s' % (database, where, ":%s" % port if port else "", user)
+
+
+def conninfo_for_database(database):
+    """A libpq connection string naming only the database. Used for --dbname so a database
+    name containing '=' is never read as a connection string; the rest comes from the
+    environment."""
+    escaped = database.replace("\\", "\\\\").replace("'", "\\'")
+    return "dbname='%s'" % escaped
+
+
+def connect(params, application_name):
+    """A psycopg2 connection with the deterministic session settings; ConnectionFailed on error."""
+    if not HAS_PSYCOPG2:
+        raise ConnectionFailed("the psycopg2 Python library is required")
+    try:
+        return psycopg2.connect(
+            application_name=application_name, options=SESSION_OPTIONS, **params.psycopg2_arguments()
+        )
+    except psycopg2.Error as error:
+        reason = " ".join(str(error).split())
+        raise ConnectionFailed(redact("could not connect to %s: %s" % (params.describe(), reason), params.secrets()))
+
+
+@contextlib.contextmanager
+def database_errors_as(error_class, params, doing):
+    """Turn a psycopg2 error raised inside the block into error_class, naming what failed."""
+    try:
+        yield
+    except psycopg2.Error as error:
+        reason = " ".join(str(error).split())
+        raise error_class(redact("%s on %s failed: %s" % (doing, params.describe(), reason), params.secrets()))
+
+
+def connect_maintenance(params, application_name):
+    """An autocommit connection to the 'postgres' (else 'template1') database, for CREATE /
+    DROP DATABASE."""
+    last_error = None
+    for database in MAINTENANCE_DATABASES:
+        try:
+            connection = connect(params.with_database(database), application_name)
+        except ConnectionFailed as error:
+            last_error = error
+            if "does not exist" not in str(error):
+                raise
+            continue
+        connection.autocommit = True
+        return connection
+    raise last_error
+
+
+# ---------------------------------------------------------------------------------------
+# Server facts and tables
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    database: str
+    version: str
+    version_num: int
+    encoding: str
+    lc_collate: str
+    lc_ctype: str
+
+    @property
+    def major(self):
+        return major_version(self.version_num)
+
+
+def major_version(server_version_num):
+    """15 for 150018 (and 9 for a 9.x server)."""
+    return server_version_num // 10000
+
+
+def read_server_info(cursor):
+    cursor.execute(
+        "SELECT current_database(), current_setting('server_version'),"
+        " current_setting('server_version_num')::int, pg_encoding_to_char(encoding),"
+        " datcollate, datctype FROM pg_database WHERE datname = current_database()"
+    )
+    database, version, version_num, encoding, lc_collate, lc_ctype = cursor.fetchone()
+    return ServerInfo(database, version, version_num, encoding, lc_collate, lc_ctype)
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A table whose rows pg_dump writes as a TABLE DATA entry."""
+
+    oid: int
+    schema: str
+    name: str
+    quoted_name: str = ""  # schema.table quoted as pg_dump writes it in a plain dump
+
+    @property
+    def key(self):
+        return "%s.%s" % (self.schema, self.name)
+
+
+@dataclass(frozen=True)
+class TableStats:
+    rows: int
+    content_hash: str | None = None
+
+    def to_manifest(self):
+        return {"rows": self.rows, "content_hash": self.content_hash}
+
+
+# Ordinary and unlogged tables outside the system schemas, not owned by an extension:
+# exactly the tables whose data pg_dump dumps by default. Partitioned parents hold no rows
+# (their leaves are listed), foreign tables and materialized views have no TABLE DATA.
+USER_TABLES_QUERY = """
+SELECT c.oid, n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+FROM pg_catalog.pg_class AS c
+JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r'
+  AND c.relpersistence <> 't'
+  AND n.nspname <> 'information_schema'
+  AND n.nspname NOT LIKE 'pg\\_%'
+  AND NOT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_depend AS d
+    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY n.nspname, c.relname
+"""
+
+
+def list_user_tables(cursor):
+    cursor.execute(USER_TABLES_QUERY)
+    return [TableRef(int(oid), schema, name, quoted) for oid, schema, name, quoted in cursor.fetchall()]
+
+
+def content_hash_from_sums(sum_seed0, sum_seed1):
+    return "%016x%016x" % (int(sum_seed0) % 2 ** 64, int(sum_seed1) % 2 ** 64)
+
+
+def read_table_stats(cursor, table, with_content_hash):
+    """Exact row count (and content hash) of one table, in the cursor's transaction."""
+    table_sql = sql.SQL("ONLY {}.{}").format(sql.Identifier(table.schema), sql.Identifier(table.name))
+    if with_content_hash:
+        # ROW(t.*) is the whole row even when a column happens to be called t.
+        query = sql.SQL(
+            "SELECT count(*), coalesce(sum(hashtextextended(ROW(t.*)::text, 0)), 0),"
+            " coalesce(sum(hashtextextended(ROW(t.*)::text, 1)), 0) FROM {} AS t"
+        ).format(table_sql)
+    else:
+        query = sql.SQL("SELECT count(*) FROM {}").format(table_sql)
+    cursor.execute(query)
+    row = cursor.fetchone()
+    content_hash = content_hash_from_sums(row[1], row[2]) if with_content_hash else None
+    return TableStats(rows=int(row[0]), content_hash=content_hash)
+
+
+def read_database_table_stats(params, with_content_hash, application_name, only_keys=None):
+    """{schema.table: TableStats} of a whole database, read in one REPEATABLE READ transaction."""
+    connection = connect(params, application_name)
+    try:
+        with database_errors_as(RestoreFailed, params, "counting the rows of the tables"):
+            connection.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
+            with connection.cursor() as cursor:
+                tables = list_user_tables(cursor)
+                if only_keys is not None:
+                    tables = [table for table in tables if table.key in only_keys]
+                return {table.key: read_table_stats(cursor, table, with_content_hash) for table in tables}
+    finally:
+        connection.close()
+
+
+def compare_table_stats(expected, actual, allow_extra_tables=False):
+    """Differences between two {schema.table: {rows, content_hash}} maps, as sentences.
+
+    A content hash is compared only when both sides have one. Tables only in `actual` are
+    differences unless allow_extra_tables (restoring into a database that had other tables).
+    """
+    differences = []
+    for key in sorted(expected):
+        want = _stats_dict(expected[key])
+        if key not in actual:
+            differences.append("table %s is missing (expected %d rows)" % (key, want["rows"]))
+            continue
+        got = _stats_dict(actual[key])
+        if want["rows"] != got["rows"]:
+            differences.append("table %s has %d rows, expected %d" % (key, got["rows"], want["rows"]))
+        elif want.get("content_hash") and got.get("content_hash") and want["content_hash"] != got["content_hash"]:
+            differences.append("table %s has the expected %d rows but different content" % (key, got["rows"]))
+    if not allow_extra_tables:
+        for key in sorted(set(actual) - set(expected)):
+            differences.append("table %s is not in the backup's manifest" % key)
+    return differences
+
+
+def _stats_dict(stats):
+    return stats.to_manifest() if isinstance(stats, TableStats) else stats
+
+
+# ---------------------------------------------------------------------------------------
+# Client tools (pg_dump, pg_restore, psql)
+
+
+class ClientTool:
+    """A PostgreSQL client program and its major version. The full version text is read
+    only when asked for (see prefetch_tool_version)."""
+
+    def __init__(self, path, major):
+        self.path = path
+        self.major = major
+
+    @property
+    def version(self):
+        return tool_version(self.path)
+
+    def __repr__(self):
+        return "ClientTool(%r, major=%r)" % (self.path, self.major)
+
+
+TOOL_VERSION_PATTERN = re.compile(r"\(PostgreSQL\)\s+(\d+)")
+VERSIONED_BIN_DIRECTORY_PATTERNS = (
+    re.compile(r"^/usr/lib/postgresql/(\d+)/bin/[^/]+$"),  # Debian, Ubuntu
+    re.compile(r"^/usr/pgsql-(\d+)/bin/[^/]+$"),  # PGDG RPMs
+)
+
+# path -> `--version` output, or the still running `path --version` process
+_tool_versions = {}
+
+
+def parse_tool_major(version_text):
+    match = TOOL_VERSION_PATTERN.search(version_text)
+    return int(match.group(1)) if match else None
+
+
+def major_from_path(path):
+    """The major version a packaged binary's directory names, else None."""
+    for pattern in VERSIONED_BIN_DIRECTORY_PATTERNS:
+        match = pattern.match(path)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def prefetch_tool_version(path):
+    """Start `path --version` in the background; tool_version(path) collects it."""
+    if path not in _tool_versions:
+        _tool_versions[path] = subprocess.Popen(
+            [path, "--version"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+
+
+def tool_version(path):
+    prefetch_tool_version(path)
+    entry = _tool_versions[path]
+    if isinstance(entry, subprocess.Popen):
+        output, _ignored = entry.communicate(timeout=60)
+        entry = _tool_versions[path] = output.decode("utf-8", "replace").strip()
+    return entry
+
+
+def tool_candidates(name, server_major):
+    """Where to look, best first: the binaries of the server's major version (Debian,
+    PGDG RPM layouts), then PATH, then any other installed version, newest first."""
+    candidates = [
+        "/usr/lib/postgresql/%s/bin/%s" % (server_major, name),
+        "/usr/pgsql-%s/bin/%s" % (server_major, name),
+    ]
+    on_path = shutil.which(name)
+    if on_path:
+        candidates.append(on_path)
+    installed = []
+    if os.path.isdir("/usr/lib/postgresql"):
+        for version in os.listdir("/usr/lib/postgresql"):
+            if version.isdigit():
+                installed.append((int(version), "/usr/lib/postgresql/%s/bin/%s" % (version, name)))
+    candidates.extend(path for version, path in sorted(installed, reverse=True))
+    unique = []
+    for path in candidates:
+        if path not in unique:
+            unique.append(path)
+    return unique
+
+
+def find_client_tool(name, server_major, must_not_be_older=False):
+    """The client tool to use with a server of server_major. pg_dump (must_not_be_older)
+    refuses servers newer than itself, so an older one is an error naming what was found."""
+    too_old = []
+    for path in tool_candidates(name, server_major):
+        if not os.access(path, os.X_OK):
+            continue
+        major = major_from_path(path)
+        if major is None:
+            major = parse_tool_major(tool_version(path))
+            if major is None:
+                continue
+        if not must_not_be_older or major >= server_major:
+            return ClientTool(path, major)
+        too_old.append("%s (%s)" % (path, major))
+    if too_old:
+        raise ClientToolError(
+            "%s %s or newer is needed for a PostgreSQL %s server; found only: %s"
+            % (name, server_major, server_major, ", ".join(too_old))
+        )
+    raise ClientToolError(
+        "%s was not found (looked in /usr/lib/postgresql/%s/bin, /usr/pgsql-%s/bin and PATH); install the"
+        " PostgreSQL %s client tools" % (name, server_major, server_major, server_major)
+    )
+
+
+def pg_dump_argv(tool_path, output_path, backup_format, snapshot_id, database, jobs=1, compress=None):
+    argv = [
+        tool_path,
+        "--no-password",
+        "--format=%s" % backup_format,
+        "--file=%s" % output_path,
+        "--snapshot=%s" % snapshot_id,
+        "--dbname=%s" % conninfo_for_database(database),
+    ]
+    if backup_format == "directory" and jobs > 1:
+        argv.append("--jobs=%d" % jobs)
+    if compress is not None:
+        argv.append("--compress=%s" % compress)
+    return argv
+
+
+def pg_restore_argv(tool_path, archive_path, backup_format, database, jobs=1, clean=False, no_owner=False):
+    """Restore into `database`, stopping at the first error. With one job the restore runs
+    in a single transaction, so a failure leaves the database as it was."""
+    argv = [
+        tool_path,
+        "--no-password",
+        "--exit-on-error",
+        "--format=%s" % backup_format,
+        "--dbname=%s" % conninfo_for_database(database),
+    ]
+    if jobs > 1 and backup_format in ("custom", "directory"):
+        argv.append("--jobs=%d" % jobs)
+    else:
+        argv.append("--single-transaction")
+    if clean:
+        argv.extend(["--clean", "--if-exists"])
+    if no_owner:
+        argv.append("--no-owner")
+    argv.append(archive_path)
+    return argv
+
+
+def pg_restore_list_argv(tool_path, archive_path, backup_format):
+    return [tool_path, "--list", "--format=%s" % backup_format, archive_path]
+
+
+def psql_restore_argv(tool_path, database, sql_path=None):
+    """psql running a plain SQL dump in one transaction, stopping at the first error; the
+    SQL comes from sql_path or, for compressed dumps, stdin."""
+    argv = [
+        tool_path,
+        "--no-password",
+        "--no-psqlrc",
+        "--quiet",
+        "--single-transaction",
+        "--set=ON_ERROR_STOP=1",
+        "--dbname=%s" % conninfo_for_database(database),
+    ]
+    if sql_path is not None:
+        argv.append("--file=%s" % sql_path)
+    return argv
+
+
+def describe_exit(what, returncode):
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = "signal %d" % -returncode
+        return "%s was killed by %s" % (what, name)
+    return "%s exited with status %d" % (what, returncode)
+
+
+def run_client_tool(argv, environment, secrets, error_class, what, stdin_chunks=None):
+    """Run a client tool without a shell; return its stdout. stderr goes to a temporary file
+    (no pipe to fill up) and, redacted, into the error raised on failure."""
+    with tempfile.TemporaryFile() as stderr_file:
+        process = subprocess.Popen(
+            argv, env=environment, stdout=subprocess.PIPE if stdin_chunks is None else subprocess.DEVNULL,
+            stderr=stderr_file, stdin=subprocess.PIPE if stdin_chunks is not None else subprocess.DEVNULL,
+        )
+        try:
+            if stdin_chunks is not None:
+                _feed_stdin(process, stdin_chunks)
+                stdout = b""
+                process.wait()
+            else:
+                stdout, _ignored = process.communicate()
+        except BaseException:
+            stop_process(process)
+            raise
+        if process.returncode != 0:
+            stderr_file.seek(0)
+            detail = _tail(stderr_file.read().decode("utf-8", "replace"))
+            raise error_class(redact("%s: %s" % (describe_exit(what, process.returncode), detail), secrets))
+    return stdout.decode("utf-8", "replace")
+
+
+def _feed_stdin(process, chunks):
+    try:
+        for chunk in chunks:
+            process.stdin.write(chunk)
+    except BrokenPipeError:
+        pass  # the tool exited early; its exit status and stderr say why
+    finally:
+        try:
+            process.stdin.close()
+        except BrokenPipeError:
+            pass
+
+
+def stop_process(process):
+    """Terminate a child, then kill it if it does not exit within the grace period."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# ---------------------------------------------------------------------------------------
+# Files: staging, fsync, checksums
+
+
+def manifest_path_for(backup_path):
+    """The manifest sits next to the backup: <backup path>.manifest.json."""
+    return backup_path.rstrip(os.sep) + MANIFEST_SUFFIX
+
+
+def remove_path(path):
+    """Remove a file or directory tree; a missing path is fine."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def fsync_path(path):
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def probe_directory_writable(directory):
+    """Create and remove a file: os.access() says yes to root on most mounts, this does not lie."""
+    try:
+        descriptor, probe = tempfile.mkstemp(prefix=".ceres-write-probe-", dir=directory)
+    except OSError as error:
+        raise DestinationError("directory %s is not writable: %s" % (directory, error.strerror))
+    os.close(descriptor)
+    os.unlink(probe)
+
+
+def check_destination(dest, force):
+    """dest may be written: its directory exists and is writable, and dest (and its manifest)
+    do not exist unless force."""
+    dest = os.path.abspath(dest)
+    parent = os.path.dirname(dest)
+    if not os.path.isdir(parent):
+        raise DestinationError("the directory of dest, %s, does not exist" % parent)
+    if not force:
+        for existing in (dest, manifest_path_for(dest)):
+            if os.path.lexists(existing):
+                raise DestinationError("%s already exists; set force=true to replace it (it was left untouched)" % existing)
+    probe_directory_writable(parent)
+
+
+class StagedOutput:
+    """A temporary sibling of dest (same directory, so the final rename is atomic) that
+    becomes dest only through commit(); leaving the with-block without commit removes it."""
+
+    def __init__(self, dest):
+        self.dest = os.path.abspath(dest)
+        self.directory = os.path.dirname(self.dest)
+        self.temp_path = os.path.join(
+            self.directory, ".%s%s%s" % (os.path.basename(self.dest), PARTIAL_MARKER, uuid.uuid4().hex[:12])
+        )
+        self.committed = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if not self.committed:
+            remove_path(self.temp_path)
+        return False
+
+    def commit(self):
+        """Move the output to dest, replacing an old dest (and first its manifest, so an old
+        manifest never describes the new output)."""
+        remove_path(manifest_path_for(self.dest))
+        if os.path.lexists(self.dest) and (os.path.isdir(self.dest) or os.path.isdir(self.temp_path)):
+            retired = os.path.join(self.directory, ".%s.retired-%s" % (os.path.basename(self.dest), uuid.uuid4().hex[:12]))
+            os.rename(self.dest, retired)
+            os.rename(self.temp_path, self.dest)
+            remove_path(retired)
+        else:
+            os.replace(self.temp_path, self.dest)
+        self.committed = True
+        fsync_path(self.directory)
+
+
+def write_json_atomically(path, document):
+    """Write JSON to a temporary sibling, fsync, rename over path, fsync the directory."""
+    directory = os.path.dirname(os.path.abspath(path))
+    descriptor, temp_path = tempfile.mkstemp(prefix=".%s%s" % (os.path.basename(path), PARTIAL_MARKER), dir=directory)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2, sort_keys=True, ensure_ascii=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp_path, 0o600)
+        os.replace(temp_path, path)
+    except BaseException:
+        remove_path(temp_path)
+        raise
+    fsync_path(directory)
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    size_bytes: int
+    sha256: str
+
+
+def backup_file_names(path, backup_format):
+    """{name: absolute path} of the files making up a backup. A single-file backup has one
+    entry named after the file; a directory backup lists its files by relative name."""
+    if backup_format != "directory":
+        return {os.path.basename(path.rstrip(os.sep)): path}
+    names = {}
+    for root, _dirs, files in os.walk(path):
+        for file_name in files:
+            full = os.path.join(root, file_name)
+            names[os.path.relpath(full, path)] = full
+    return names
+
+
+def digest_file(path, sync=False):
+    """sha256 and size of a file, read in chunks; optionally fsync it in the same pass."""
+    sha256 = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(READ_CHUNK_BYTES)
+            if not chunk:
+                break
+            sha256.update(chunk)
+            size += len(chunk)
+        if sync:
+            os.fsync(handle.fileno())
+    return FileDigest(size_bytes=size, sha256=sha256.hexdigest())
+
+
+def digest_backup(path, backup_format, sync=False, single_file_name=None):
+    """{name: FileDigest} of every file of a backup (fsynced when sync, with the directory).
+    single_file_name names the one file of a non-directory backup (default: its basename)."""
+    names = backup_file_names(path, backup_format)
+    if single_file_name is not None and backup_format != "directory":
+        names = {single_file_name: path}
+    digests = {name: digest_file(full, sync=sync) for name, full in sorted(names.items())}
+    if sync and backup_format == "directory":
+        fsync_path(path)
+    return digests
+
+
+def backup_sha256(files, backup_format):
+    """The backup's single sha256: the file's own for a single-file backup; for a directory,
+    the sha256 of the lines "<sha256>  <name>\\n" sorted by name (the output of
+    `sha256sum` run inside the directory over its files in C-locale order)."""
+    if backup_format != "directory":
+        (digest,) = files.values()
+        return _digest_value(digest, "sha256")
+    listing = "".join("%s  %s\n" % (_digest_value(files[name], "sha256"), name) for name in sorted(files))
+    return hashlib.sha256(listing.encode("utf-8")).hexdigest()
+
+
+def _digest_value(digest, key):
+    return getattr(digest, key) if isinstance(digest, FileDigest) else digest[key]
+
+
+# ---------------------------------------------------------------------------------------
+# Manifest
+
+
+def utc_timestamp():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_manifest(server, pg_dump, backup_format, compress, snapshot_id, files, tables, verified, started_at, finished_at):
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "created_by": "ceres.rollout.pg_backup",
+        "database": server.database,
+        "server_version": server.version,
+        "server_version_num": server.version_num,
+        "encoding": server.encoding,
+        "lc_collate": server.lc_collate,
+        "lc_ctype": server.lc_ctype,
+        "pg_dump_version": pg_dump.version,
+        "format": backup_format,
+        "compress": compress,
+        "snapshot": snapshot_id,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "verified": verified,
+        "sha256": backup_sha256(files, backup_format),
+        "size_bytes": sum(_digest_value(digest, "size_bytes") for digest in files.values()),
+        "files": {
+            name: {"size_bytes": _digest_value(digest, "size_bytes"), "sha256": _digest_value(digest, "sha256")}
+            for name, digest in sorted(files.items())
+        },
+        "content_hash_algorithm": CONTENT_HASH_ALGORITHM,
+        "tables": {key: _stats_dict(stats) for key, stats in sorted(tables.items())},
+    }
+
+
+MANIFEST_REQUIRED_KEYS = ("manifest_version", "database", "format", "sha256", "files", "tables")
+
+
+def load_manifest(path):
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except FileNotFoundError:
+        raise ManifestError("the manifest %s is missing; a backup without a manifest is incomplete" % path)
+    except (OSError, ValueError) as error:
+        raise ManifestError("the manifest %s cannot be read: %s" % (path, error))
+    if not isinstance(manifest, dict):
+        raise ManifestError("the manifest %s is not a JSON object" % path)
+    missing = [key for key in MANIFEST_REQUIRED_KEYS if key not in manifest]
+    if missing:
+        raise ManifestError("the manifest %s lacks %s" % (path, ", ".join(missing)))
+    if manifest["manifest_version"] != MANIFEST_VERSION:
+        raise ManifestError("the manifest %s has version %r; this collection reads version %d"
+                            % (path, manifest["manifest_version"], MANIFEST_VERSION))
+    if manifest["format"] not in BACKUP_FORMATS:
+        raise ManifestError("the manifest %s names an unknown format %r" % (path, manifest["format"]))
+    return manifest
+
+
+def backup_integrity_problems(path, manifest):
+    """Everything wrong with the backup at path compared with its manifest: missing,
+    unexpected, resized or altered files, and the overall sha256."""
+    backup_format = manifest["format"]
+    is_directory = os.path.isdir(path)
+    if not os.path.lexists(path):
+        return ["the backup %s does not exist" % path]
+    if is_directory != (backup_format == "directory"):
+        return ["the manifest says format %s but %s is %s" % (backup_format, path, "a directory" if is_directory else "a file")]
+    expected = manifest["files"]
+    if backup_format == "directory":
+        actual_names = backup_file_names(path, backup_format)
+    elif len(expected) != 1:
+        return ["the manifest lists %d files for a single-file backup" % len(expected)]
+    else:
+        # The file is checked under the manifest's name: it may have been renamed with its manifest.
+        actual_names = {next(iter(expected)): path}
+    problems = []
+    for name in sorted(set(expected) - set(actual_names)):
+        problems.append("file %s is missing" % name)
+    for name in sorted(set(actual_names) - set(expected)):
+        problems.append("file %s is not in the manifest" % name)
+    digests = {}
+    for name in sorted(set(expected) & set(actual_names)):
+        digest = digest_file(actual_names[name])
+        digests[name] = digest
+        if digest.size_bytes != expected[name]["size_bytes"]:
+            problems.append("file %s has %d bytes, the manifest says %d" % (name, digest.size_bytes, expected[name]["size_bytes"]))
+        elif digest.sha256 != expected[name]["sha256"]:
+            problems.append("file %s has sha256 %s, the manifest says %s" % (name, digest.sha256, expected[name]["sha256"]))
+    if not problems and backup_sha256(digests, backup_format) != manifest["sha256"]:
+        problems.append("the backup's sha256 does not match the manifest")
+    return problems
+
+
+def verify_backup_integrity(path, manifest):
+    problems = backup_integrity_problems(path, manifest)
+    if problems:
+        raise ManifestError("refusing the backup %s: %s" % (path, "; ".join(problems)))
+
+
+# ---------------------------------------------------------------------------------------
+# Verification of a finished dump
+
+
+TOC_TABLE_DATA_PATTERN = re.compile(r"^\d+; 0 (\d+) TABLE DATA (.*)$")
+
+
+def table_data_entries(toc_listing):
+    """{table oid: "schema name owner"} of the TABLE DATA entries in `pg_restore --list`
+    output (a TABLE DATA entry carries its table's pg_class oid)."""
+    entries = {}
+    for line in toc_listing.splitlines():
+        match = TOC_TABLE_DATA_PATTERN.match(line)
+        if match:
+            entries[int(match.group(1))] = match.group(2)
+    return entries
+
+
+def tables_missing_from_toc(toc_listing, tables):
+    entries = table_data_entries(toc_listing)
+    missing = []
+    for table in tables:
+        entry = entries.get(table.oid)
+        if entry is None or not entry.startswith("%s %s " % (table.schema, table.name)):
+            missing.append(table.key)
+    return missing
+
+
+def open_sql_dump(path):
+    """A binary reader of a plain dump, decompressing gzip."""
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    if magic in (b"\x04\x22\x4d\x18", b"\x28\xb5\x2f\xfd"):
+        raise VerificationFailed("%s is lz4/zstd-compressed SQL, which cannot be checked here; use format custom or directory" % path)
+    return open(path, "rb")
+
+
+def copy_targets_in_sql_dump(lines):
+    """The quoted 'schema.table' of every COPY ... FROM stdin; block of a plain dump
+    (data lines inside a block are skipped, so row text cannot look like a COPY)."""
+    targets = set()
+    in_copy_data = False
+    for raw_line in lines:
+        line = raw_line.rstrip(b"\r\n")
+        if in_copy_data:
+            if line == b"\\.":
+                in_copy_data = False
+            continue
+        if line.startswith(b"COPY ") and line.endswith(b" FROM stdin;"):
+            in_copy_data = True
+            targets.add(_leading_qualified_name(line[len(b"COPY "):]).decode("utf-8", "replace"))
+    return targets
+
+
+def _leading_qualified_name(text):
+    """The possibly quoted schema.table at the start of text: up to the first unquoted space."""
+    in_quotes = False
+    for index in range(len(text)):
+        character = text[index:index + 1]
+        if character == b'"':
+            in_quotes = not in_quotes
+        elif character == b" " and not in_quotes:
+            return text[:index]
+    return text
+
+
+@dataclass
+class BackupVerifier:
+    """Checks a finished dump (still under its temporary name) against the snapshot."""
+
+    params: ConnectionParams
+    server: ServerInfo
+    backup_format: str
+    tables: list
+    table_stats: dict
+    jobs: int = 1
+    on_scratch_restored: object = None
+
+    def verify(self, path, mode):
+        if mode == "list":
+            self.verify_listing(path)
+        elif mode == "restore":
+            self.verify_listing(path)
+            self.verify_by_restore(path)
+
+    def verify_listing(self, path):
+        if self.backup_format == "plain":
+            with open_sql_dump(path) as handle:
+                targets = copy_targets_in_sql_dump(handle)
+            missing = [table.key for table in self.tables if table.quoted_name not in targets]
+        else:
+            pg_restore = find_client_tool("pg_restore", self.server.major)
+            listing = run_client_tool(
+                pg_restore_list_argv(pg_restore.path, path, self.backup_format),
+                self.params.libpq_environment(), self.params.secrets(), VerificationFailed, "pg_restore --list",
+            )
+            missing = tables_missing_from_toc(listing, self.tables)
+        if missing:
+            raise VerificationFailed("the dump has no data for %d table(s): %s" % (len(missing), ", ".join(missing)))
+
+    def verify_by_restore(self, path):
+        """Restore into a scratch database, compare every table with the snapshot's stats,
+        and drop the scratch database whatever happens."""
+        scratch = scratch_database_name()
+        maintenance = connect_maintenance(self.params, "ceres.rollout.pg_backup verify")
+        try:
+            self._restore_and_compare(maintenance, scratch, path)
+        except PostgresBackupError as error:
+            drop_problem = self._drop_scratch(maintenance, scratch)
+            if drop_problem:
+                raise VerificationFailed("%s; also %s" % (error, drop_problem))
+            raise
+        except BaseException:
+            self._drop_scratch(maintenance, scratch)
+            raise
+        else:
+            drop_problem = self._drop_scratch(maintenance, scratch)
+            if drop_problem:
+                raise VerificationFailed(drop_problem)
+        finally:
+            maintenance.close()
+
+    def _restore_and_compare(self, maintenance, scratch, path):
+        create_database(maintenance, scratch, self.server.encoding, self.server.lc_collate, self.server.lc_ctype, self.params)
+        scratch_params = self.params.with_database(scratch)
+        restore_into(path, self.backup_format, scratch_params, self.server.major, self.jobs, no_owner=True,
+                     error_class=VerificationFailed, what_prefix="restore into scratch database %s: " % scratch)
+        if self.on_scratch_restored is not None:
+            self.on_scratch_restored(scratch_params)
+        restored = read_database_table_stats(scratch_params, True, "ceres.rollout.pg_backup verify")
+        differences = compare_table_stats(self.table_stats, restored)
+        if differences:
+            raise VerificationFailed("the restored copy differs from the snapshot: %s" % "; ".join(differences))
+
+    def _drop_scratch(self, maintenance, scratch):
+        """Drop the scratch database; the problem as text when that fails, else None."""
+        try:
+            drop_database(maintenance, scratch, self.server.version_num, self.params)
+        except PostgresBackupError as error:
+            return str(error)
+        return None
+
+
+def scratch_database_name():
+    return SCRATCH_DATABASE_PREFIX + uuid.uuid4().hex[:16]
+
+
+def database_exists(maintenance, name):
+    with maintenance.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", (name,))
+        return cursor.fetchone() is not None
+
+
+def create_database(maintenance, name, encoding, lc_collate, lc_ctype, params):
+    statement = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
+    if encoding:
+        statement += sql.SQL(" ENCODING {}").format(sql.Literal(encoding))
+    if lc_collate and lc_ctype:
+        statement += sql.SQL(" LC_COLLATE {} LC_CTYPE {}").format(sql.Literal(lc_collate), sql.Literal(lc_ctype))
+    try:
+        with maintenance.cursor() as cursor:
+            cursor.execute(statement)
+    except psycopg2.Error as error:
+        raise RestoreFailed(redact('could not create database "%s": %s' % (name, str(error).strip()), params.secrets()))
+
+
+def drop_database(maintenance, name, server_version_num, params):
+    """DROP DATABASE IF EXISTS, ending other sessions on it (PostgreSQL 13+)."""
+    statement = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+    if server_version_num >= 130000:
+        statement += sql.SQL(" WITH (FORCE)")
+    try:
+        with maintenance.cursor() as cursor:
+            cursor.execute(statement)
+    except psycopg2.Error as error:
+        raise PostgresBackupError(redact('could not drop database "%s"; drop it by hand: %s' % (name, str(error).strip()), params.secrets()))
+
+
+def restore_into(path, backup_format, target_params, server_major, jobs, no_owner, error_class, what_prefix="", clean=False):
+    """Run pg_restore (or psql for a plain dump) into target_params.database."""
+    environment = target_params.libpq_environment()
+    secrets = target_params.secrets()
+    if backup_format == "plain":
+        if clean:
+            raise RestoreFailed("clean is not supported for plain-format backups (their SQL has no DROP statements)")
+        psql = find_client_tool("psql", server_major)
+        with open_sql_dump(path) as handle:
+            if isinstance(handle, gzip.GzipFile):  # psql reads the decompressed SQL from stdin
+                argv = psql_restore_argv(psql.path, target_params.database)
+                stdin_chunks = iter(lambda: handle.read(READ_CHUNK_BYTES), b"")
+            else:
+                argv = psql_restore_argv(psql.path, target_params.database, path)
+                stdin_chunks = None
+            run_client_tool(argv, environment, secrets, error_class, what_prefix + "psql", stdin_chunks=stdin_chunks)
+        return
+    pg_restore = find_client_tool("pg_restore", server_major)
+    run_client_tool(
+        pg_restore_argv(pg_restore.path, path, backup_format, target_params.database, jobs=jobs, clean=clean, no_owner=no_owner),
+        environment, secrets, error_class, what_prefix + "pg_restore",
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Backup
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    connection: ConnectionParams
+    dest: str
+    backup_format: str = "custom"
+    jobs: int = 1
+    compress: str | None = None
+    verify: str = "list"
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: str
+    manifest_path: str
+    manifest: dict
+    duration_s: float
+
+    def module_result(self):
+        return {
+            "changed": True,
+            "path": self.path,
+            "manifest": self.manifest_path,
+            "size_bytes": self.manifest["size_bytes"],
+            "sha256": self.manifest["sha256"],
+            "duration_s": self.duration_s,
+            "tables": {key: stats["rows"] for key, stats in self.manifest["tables"].items()},
+            "verified": self.manifest["verified"] != "none",
+            "verify": self.manifest["verified"],
+            "database": self.manifest["database"],
+            "format": self.manifest["format"],
+        }
+
+
+class SnapshotSession:
+    """A read-only REPEATABLE READ transaction whose snapshot pg_dump imports. It stays open
+    (and usable for counting) until the with-block ends, i.e. until pg_dump has finished."""
+
+    def __init__(self, params, application_name):
+        self.params = params
+        self.application_name = application_name
+        self.connection = None
+        self.cursor = None
+        self.snapshot_id = None
+        self.database = None
+        self.server_major = None
+
+    def __enter__(self):
+        self.connection = connect(self.params, self.application_name)
+        try:
+            self.connection.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
+            self.cursor = self.connection.cursor()
+            self.cursor.execute("SELECT pg_catalog.pg_export_snapshot()")
+            self.snapshot_id = self.cursor.fetchone()[0]
+            # Known from the connection itself, so pg_dump can start without another query.
+            self.database = self.connection.info.dbname
+            self.server_major = major_version(self.connection.server_version)
+        except psycopg2.Error as error:
+            self.connection.close()
+            raise ConnectionFailed(redact("could not start the snapshot transaction on %s: %s"
+                                          % (self.params.describe(), str(error).strip()), self.params.secrets()))
+        return self
+
+    def __exit__(self, *exc_info):
+        try:
+            self.connection.rollback()
+        except psycopg2.Error:
+            pass
+        self.connection.close()
+        return False
+
+
+class DumpProcess:
+    """pg_dump running in the background, writing to a staged path."""
+
+    def __init__(self, argv, environment, secrets):
+        self.secrets = secrets
+        self.stderr_file = tempfile.TemporaryFile()
+        # pg_dump inherits the umask: its files are created 0600 (directories 0700), so the
+        # data is never readable by others, not even before a chmod.
+        previous_umask = os.umask(0o077)
+        try:
+            self.process = subprocess.Popen(
+                argv, env=environment, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr_file,
+            )
+        finally:
+            os.umask(previous_umask)
+
+    def failure_if_exited(self):
+        """A DumpFailed when pg_dump has already exited with an error, else None."""
+        if self.process.poll() is None or self.process.returncode == 0:
+            return None
+        return self._failure()
+
+    def wait(self):
+        self.process.wait()
+        try:
+            if self.process.returncode != 0:
+                raise self._failure()
+        finally:
+            self.stderr_file.close()
+
+    def stop(self):
+        stop_process(self.process)
+        self.stderr_file.close()
+
+    def _failure(self):
+        self.stderr_file.seek(0)
+        detail = _tail(self.stderr_file.read().decode("utf-8", "replace"))
+        message = describe_exit("pg_dump", self.process.returncode)
+        if detail:
+            message += ": " + detail
+        return DumpFailed(redact(message + "; nothing was written to dest", self.secrets))
+
+
+def check_backup(request):
+    """Everything a backup needs except the dump itself (check mode): the destination, the
+    connection and a pg_dump able to dump this server. Returns the ServerInfo."""
+    check_destination(request.dest, request.force)
+    connection = connect(request.connection, "ceres.rollout.pg_backup check")
+    try:
+        with database_errors_as(ConnectionFailed, request.connection, "reading the server's version"):
+            with connection.cursor() as cursor:
+                server = read_server_info(cursor)
+    finally:
+        connection.close()
+    find_client_tool("pg_dump", server.major, must_not_be_older=True)
+    return server
+
+
+def check_mode_backup_result(request):
+    """What pg_backup reports in check mode, after check_backup() found nothing wrong."""
+    clock = time.monotonic()
+    server = check_backup(request)
+    dest = os.path.abspath(request.dest)
+    return {
+        "changed": True,
+        "path": dest,
+        "manifest": manifest_path_for(dest),
+        "database": server.database,
+        "format": request.backup_format,
+        "verify": request.verify,
+        "verified": False,
+        "duration_s": round(time.monotonic() - clock, 3),
+    }
+
+
+def run_backup(request, on_scratch_restored=None):
+    """Dump, verify and publish a backup at request.dest (see the module docstring).
+
+    on_scratch_restored(params) is called, for verify=restore, after the scratch restore
+    and before the comparison: tests use it to alter the copy."""
+    started_at = utc_timestamp()
+    clock = time.monotonic()
+    dest = os.path.abspath(request.dest)
+    check_destination(dest, request.force)
+    params = request.connection
+    with_content_hash = request.verify == "restore"
+
+    with StagedOutput(dest) as staged:
+        with SnapshotSession(params, "ceres.rollout.pg_backup") as session:
+            pg_dump = find_client_tool("pg_dump", session.server_major, must_not_be_older=True)
+            argv = pg_dump_argv(pg_dump.path, staged.temp_path, request.backup_format, session.snapshot_id,
+                                session.database, jobs=request.jobs, compress=request.compress)
+            dump = DumpProcess(argv, params.libpq_environment(), params.secrets())
+            prefetch_tool_version(pg_dump.path)  # for the manifest, read while pg_dump works
+            try:
+                # From here on pg_dump is working; the tables are listed and counted meanwhile,
+                # in the very snapshot it dumps.
+                server = read_server_info(session.cursor)
+                tables = list_user_tables(session.cursor)
+                table_stats = {}
+                for table in tables:
+                    failure = dump.failure_if_exited()
+                    if failure is not None:
+                        raise failure
+                    table_stats[table.key] = read_table_stats(session.cursor, table, with_content_hash)
+            except psycopg2.Error as error:
+                dump.stop()
+                raise DumpFailed(redact("counting rows in the dump's snapshot failed: %s" % str(error).strip(), params.secrets()))
+            except BaseException:
+                dump.stop()
+                raise
+            dump.wait()
+
+        _restrict_permissions(staged.temp_path)
+        verifier = BackupVerifier(
+            params=params, server=server, backup_format=request.backup_format, tables=tables,
+            table_stats=table_stats, jobs=request.jobs, on_scratch_restored=on_scratch_restored,
+        )
+        # Hashing (and fsyncing) the files and verifying them read the same output: run
+        # them side by side. Leaving this block waits for both, before any clean-up.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
+            digesting = executor.submit(digest_backup, staged.temp_path, request.backup_format, True,
+                                        os.path.basename(dest))
+            verifier.verify(staged.temp_path, request.verify)
+            files = digesting.result()
+        staged.commit()
+
+    manifest = build_manifest(
+        server, pg_dump, request.backup_format, request.compress, session.snapshot_id, files, table_stats,
+        request.verify, started_at, utc_timestamp(),
+    )
+    manifest_path = manifest_path_for(dest)
+    try:
+        write_json_atomically(manifest_path, manifest)
+    except OSError as error:
+        remove_path(dest)  # a backup without its manifest is incomplete
+        raise DestinationError("could not write the manifest %s (%s); the backup was removed" % (manifest_path, error.strerror))
+    except BaseException:
+        remove_path(dest)
+        raise
+    return BackupResult(path=dest, manifest_path=manifest_path, manifest=manifest,
+                        duration_s=round(time.monotonic() - clock, 3))
+
+
+def _restrict_permissions(path):
+    """Backups hold the database's data: 0600 files, 0700 directories. pg_dump already
+    created them so (umask); chmod only what differs, as a metadata change would make every
+    later fsync a journal commit."""
+    _chmod_if_different(path, 0o700 if os.path.isdir(path) else 0o600)
+    if os.path.isdir(path):
+        for root, dirs, files in os.walk(path):
+            for name in dirs:
+                _chmod_if_different(os.path.join(root, name), 0o700)
+            for name in files:
+                _chmod_if_different(os.path.join(root, name), 0o600)
+
+
+def _chmod_if_different(path, mode):
+    if os.stat(path).st_mode & 0o7777 != mode:
+        os.chmod(path, mode)
+
+
+# ---------------------------------------------------------------------------------------
+# Restore
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    connection: ConnectionParams  # its database is the target
+    src: str
+    create: bool = True
+    clean: bool = False
+    jobs: int = 1
+
+
+@dataclass
+class RestorePlan:
+    manifest: dict
+    server_version_num: int
+    server_major: int
+    target_exists: bool
+
+
+def check_restore(request):
+    """Everything a restore needs, checked before the database is touched: the manifest,
+    every checksum, the connection, the target's existence and the client tool."""
+    if not request.connection.database:
+        raise RestoreFailed("the target database must be named")
+    src = os.path.abspath(request.src)
+    manifest = load_manifest(manifest_path_for(src))
+    verify_backup_integrity(src, manifest)
+    if request.clean and manifest["format"] == "plain":
+        raise RestoreFailed("clean is not supported for plain-format backups (their SQL has no DROP statements)")
+    maintenance = connect_maintenance(request.connection, "ceres.rollout.pg_restore check")
+    try:
+        version_num = maintenance.server_version
+        with database_errors_as(RestoreFailed, request.connection, "looking up the target database"):
+            target_exists = database_exists(maintenance, request.connection.database)
+    finally:
+        maintenance.close()
+    if not target_exists and not request.create:
+        raise RestoreFailed('database "%s" does not exist and create is false' % request.connection.database)
+    plan = RestorePlan(manifest=manifest, server_version_num=version_num,
+                       server_major=major_version(version_num), target_exists=target_exists)
+    find_client_tool("psql" if manifest["format"] == "plain" else "pg_restore", plan.server_major)
+    return plan
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    database: str
+    tables: dict
+    created: bool
+    duration_s: float
+
+    def module_result(self):
+        return {
+            "changed": True,
+            "database": self.database,
+            "tables": {key: stats.rows for key, stats in sorted(self.tables.items())},
+            "created": self.created,
+            "duration_s": self.duration_s,
+        }
+
+
+def run_restore(request):
+    """Check, then restore, then compare every table with the manifest. A database this
+    call created is dropped again when anything fails."""
+    clock = time.monotonic()
+    plan = check_restore(request)
+    manifest = plan.manifest
+    params = request.connection
+    target = params.database
+    src = os.path.abspath(request.src)
+    maintenance = connect_maintenance(params, "ceres.rollout.pg_restore")
+    created = False
+    try:
+        if not plan.target_exists:
+            create_database(maintenance, target, manifest.get("encoding"), manifest.get("lc_collate"),
+                            manifest.get("lc_ctype"), params)
+            created = True
+        restore_into(src, manifest["format"], params, plan.server_major, request.jobs, no_owner=False,
+                     error_class=RestoreFailed, clean=request.clean)
+        with_content_hash = any(stats.get("content_hash") for stats in manifest["tables"].values())
+        restored = read_database_table_stats(params, with_content_hash, "ceres.rollout.pg_restore",
+                                             only_keys=set(manifest["tables"]))
+        differences = compare_table_stats(manifest["tables"], restored, allow_extra_tables=True)
+        if differences:
+            raise RestoreFailed('database "%s" differs from the backup after the restore: %s' % (target, "; ".join(differences)))
+    except PostgresBackupError as error:
+        if created:
+            try:
+                drop_database(maintenance, target, plan.server_version_num, params)
+            except PostgresBackupError as drop_error:
+                raise RestoreFailed("%s; also %s" % (error, drop_error))
+        raise
+    except BaseException:
+        if created:
+            drop_database(maintenance, target, plan.server_version_num, params)
+        raise
+    finally:
+        maintenance.close()
+    return RestoreResult(database=target, tables=restored, created=created, duration_s=round(time.monotonic() - clock, 3))
+
+
+def check_mode_restore_result(request):
+    """What pg_restore reports in check mode, after check_restore() found nothing wrong:
+    the manifest's tables; nothing is restored."""
+    clock = time.monotonic()
+    plan = check_restore(request)
+    return {
+        "changed": True,
+        "database": request.connection.database,
+        "tables": {key: stats["rows"] for key, stats in sorted(plan.manifest["tables"].items())},
+        "created": not plan.target_exists,
+        "duration_s": round(time.monotonic() - clock, 3),
+    }

@@ -1,0 +1,184 @@
+#!/usr/bin/python
+# Copyright (c) 2026, CERES platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+DOCUMENTATION = r"""
+module: pg_restore
+short_description: Restore a backup taken by ceres.rollout.pg_backup, after checking it
+version_added: 0.1.0
+description:
+  - Restores a backup written by M(ceres.rollout.pg_backup) into a named database.
+  - B(Before touching the database) it reads the backup's manifest (C(<src>.manifest.json)) and checks the size and
+    sha256 of every file of the backup against it. A missing manifest, a missing, extra or altered file is refused and
+    nothing is restored.
+  - Custom, directory and tar backups are restored with C(pg_restore --exit-on-error); plain backups with C(psql) and
+    C(ON_ERROR_STOP). With one job the restore runs in a single transaction, so a failed restore leaves the target as it was.
+  - After the restore, the row count of every table of the manifest is read back in the target and compared with the
+    manifest (and so is each table's content hash when the manifest has one, that is for backups taken with
+    O(ceres.rollout.pg_backup#module:verify=restore)). Any difference fails the task.
+  - A target database this module created is dropped again when the restore or the comparison fails.
+  - B(Idempotence:) restoring is an action, not a state; the module always reports RV(ignore:changed=true) when it
+    restores (and in check mode, when it would).
+author:
+  - CERES platform team (@ceres)
+extends_documentation_fragment:
+  - ceres.rollout.attributes
+  - ceres.rollout.attributes.postgres_action_group
+  - ceres.rollout.postgres_login
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Checks the manifest and every checksum, the connection, and that the target exists or can be created; restores
+        nothing. RV(tables) then holds the manifest's row counts.
+  diff_mode:
+    support: none
+    details: A restore has no before and after to show.
+  idempotent:
+    support: none
+    details: Restoring is an action; every run restores again and reports RV(ignore:changed=true).
+options:
+  src:
+    description:
+      - The backup to restore, as returned by M(ceres.rollout.pg_backup) in its RV(ceres.rollout.pg_backup#module:path).
+      - Its manifest must be next to it, at C(<src>.manifest.json).
+    type: path
+    required: true
+  database:
+    description:
+      - The database to restore into.
+      - Required, and not read from E(PGDATABASE), so a restore never lands in a database nobody named.
+    type: str
+    required: true
+  create:
+    description:
+      - Create O(database) when it does not exist (from C(template0), with the backup's encoding and locale).
+      - When V(false), a missing O(database) is an error.
+    type: bool
+    default: true
+  clean:
+    description:
+      - Drop the backup's objects in O(database) before recreating them (C(pg_restore --clean --if-exists)).
+      - Not supported for plain-format backups.
+    type: bool
+    default: false
+  jobs:
+    description:
+      - Number of parallel restore jobs for custom and directory backups. Ignored for tar and plain backups.
+      - With more than one job the restore is not a single transaction.
+    type: int
+    default: 1
+seealso:
+  - module: ceres.rollout.pg_backup
+  - name: pg_restore
+    description: The PostgreSQL tool that restores the archive.
+    link: https://www.postgresql.org/docs/current/app-pgrestore.html
+"""
+
+EXAMPLES = r"""
+---
+- name: Restore the pre-pilot backup into a fresh database
+  ceres.rollout.pg_restore:
+    src: "{{ ceres_db_backup.path }}"
+    database: ceres_db_restored
+
+- name: Roll the data back in place (drop and recreate the backup's objects)
+  ceres.rollout.pg_restore:
+    src: /var/backups/ceres/ceres_db.d
+    database: ceres_db
+    create: false
+    clean: true
+    jobs: 4
+
+- name: Only check that a downloaded backup is intact
+  ceres.rollout.pg_restore:
+    src: /tmp/restore/ceres_db.dump
+    database: ceres_db_restored
+  check_mode: true
+"""
+
+RETURN = r"""
+database:
+  description: The database restored into.
+  returned: success
+  type: str
+  sample: ceres_db_restored
+tables:
+  description:
+    - Row count of every table of the manifest (C(schema.table)) read from O(database) after the restore; equal to the
+      manifest's, or the task fails.
+    - In check mode, the manifest's row counts.
+  returned: success
+  type: dict
+  sample: {"public.customers": 60000, "public.orders": 120000}
+created:
+  description: Whether O(database) was created (in check mode, would be).
+  returned: success
+  type: bool
+  sample: true
+duration_s:
+  description: Seconds the checks and the restore took.
+  returned: success
+  type: float
+  sample: 6.81
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres import (
+    HAS_PSYCOPG2,
+    LOGIN_ARGUMENT_SPEC,
+    ConnectionParams,
+    PostgresBackupError,
+    RestoreRequest,
+    check_mode_restore_result,
+    redact,
+    run_restore,
+    terminate_raises,
+)
+
+
+def argument_spec():
+    spec = dict(
+        src=dict(type="path", required=True),
+        database=dict(type="str", required=True),
+        create=dict(type="bool", default=True),
+        clean=dict(type="bool", default=False),
+        jobs=dict(type="int", default=1),
+    )
+    spec.update(LOGIN_ARGUMENT_SPEC)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    if not HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2"))
+    if module.params["jobs"] < 1:
+        module.fail_json(msg="jobs must be 1 or more")
+
+    connection = ConnectionParams.from_module_params(module.params, module.params["database"])
+    request = RestoreRequest(
+        connection=connection,
+        src=module.params["src"],
+        create=module.params["create"],
+        clean=module.params["clean"],
+        jobs=module.params["jobs"],
+    )
+    try:
+        with terminate_raises():
+            if module.check_mode:
+                result = check_mode_restore_result(request)
+            else:
+                result = run_restore(request).module_result()
+    except PostgresBackupError as error:
+        module.fail_json(msg=redact(str(error), connection.secrets()))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
