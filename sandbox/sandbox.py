@@ -132,6 +132,17 @@ def admin_cert() -> tuple[Path, Path]:
     return PKI / "admin.crt", PKI / "admin.key"
 
 
+def ensure_vault_password() -> None:
+    """The sandbox-only ansible-vault password the local inventory encrypts exported
+    Secrets with (production inventories take it from CERES_VAULT_PASSWORD or AWX)."""
+    path = STATE / "vault-password"
+    if path.exists():
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(30) + "\n")
+
+
 def load_secrets() -> dict:
     if SECRETS_FILE.exists():
         return json.loads(SECRETS_FILE.read_text())
@@ -568,6 +579,7 @@ def command_up() -> int:
         directory.mkdir(parents=True, exist_ok=True)
     os.chmod(STATE, 0o711)  # the postgres user must reach .sandbox/postgres
     ctx = Context(bin_dir=find_binaries(), python=sys.executable, secrets=load_secrets())
+    ensure_vault_password()
     sys.path.insert(0, str(SANDBOX_SRC))
     import pki  # noqa: PLC0415
 

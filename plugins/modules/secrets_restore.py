@@ -1,0 +1,188 @@
+#!/usr/bin/python
+# Copyright (c) 2026, CERES platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+DOCUMENTATION = r"""
+module: secrets_restore
+short_description: Apply the Secrets of a file written by ceres.rollout.secrets_export
+version_added: 0.1.0
+description:
+  - Decrypts a file written by M(ceres.rollout.secrets_export) on the controller and applies its Secrets through the
+    Kubernetes API.
+  - A Secret missing in the cluster is created. One that differs is replaced (a full update carrying the live
+    C(resourceVersion), re-read and retried when another writer changed it in between). One that matches is left
+    alone, so a second run reports RV(ignore:changed=false).
+  - A Secret matches when its C(type) and C(data) are the file's, it is immutable when the file's is, and every label
+    and annotation of the file is present with the file's value. Labels and annotations added in the cluster since the
+    export are kept; C(ownerReferences) and C(finalizers) of a live Secret are kept too.
+  - A Secret the API server would refuse to change is B(skipped, not failed), and reported with the reason in
+    RV(skipped) - an immutable Secret whose data differ, an immutable Secret the file has as mutable, a Secret whose
+    C(type) differs. Delete it first to restore the file's version.
+  - Secrets of the cluster that are not in the file are left alone. Service-account tokens are never applied.
+  - Every namespace must exist; a missing one fails the task before anything is changed.
+  - B(Values never appear in the output:) the result, the diff and error messages hold names, key names and counts only,
+    at any verbosity. The plaintext is never written to disk.
+  - Runs on the controller through an action plugin, whatever the host's connection.
+author:
+  - CERES platform team (@ceres)
+extends_documentation_fragment:
+  - ceres.rollout.k8s_auth
+  - ceres.rollout.attributes
+  - ceres.rollout.attributes.k8s_action_group
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details:
+      - Reads the live Secrets and reports what would be created, replaced and skipped; changes nothing.
+  diff_mode:
+    support: full
+    details:
+      - One diff per created or replaced Secret, showing its type, labels, annotation names and key names (keys whose
+        value changes are marked), never values.
+  idempotent:
+    support: full
+options:
+  src:
+    description:
+      - The encrypted file, on the controller, as written by M(ceres.rollout.secrets_export).
+    type: path
+    required: true
+  namespaces:
+    description:
+      - Apply only the Secrets of these namespaces. All the file's Secrets when omitted.
+      - A namespace the file has no Secret of is reported as a warning.
+    type: list
+    elements: str
+  vault_password:
+    description:
+      - The vault password of O(src).
+      - Mutually exclusive with O(vault_password_file). When neither is given, the vault secret the playbook runs with
+        (C(--vault-id), C(--vault-password-file), an AWX vault credential) is used, the one labelled O(vault_id) when set.
+    type: str
+  vault_password_file:
+    description:
+      - A file holding the vault password, or an executable script printing it, as C(ansible-playbook --vault-password-file).
+    type: path
+  vault_id:
+    description:
+      - The label of the run's vault secret to use when neither O(vault_password) nor O(vault_password_file) is given.
+    type: str
+seealso:
+  - module: ceres.rollout.secrets_export
+"""
+
+EXAMPLES = r"""
+---
+- name: Put the CERES Secrets back as they were before the rollout
+  ceres.rollout.secrets_restore:
+    src: /var/backups/ceres/secrets.vault
+    vault_password: "{{ lookup('ansible.builtin.env', 'CERES_VAULT_PASSWORD') }}"
+  register: secrets_restored
+
+- name: Fail when a Secret could not be put back
+  ansible.builtin.assert:
+    that: secrets_restored.skipped | length == 0
+    fail_msg: "not restored: {{ secrets_restored.skipped | map(attribute='name') | join(', ') }}"
+
+- name: Preview, with names and keys only, what restoring one namespace would change
+  ceres.rollout.secrets_restore:
+    src: /var/backups/ceres/secrets.vault
+    namespaces: [ceres-system]
+    vault_password_file: ~/.ceres/vault-password
+  check_mode: true
+  diff: true
+"""
+
+RETURN = r"""
+src:
+  description: The file the Secrets were read from.
+  returned: success
+  type: str
+  sample: /var/backups/ceres/secrets.vault
+count:
+  description: Number of Secrets considered (after the O(namespaces) filter).
+  returned: success
+  type: int
+  sample: 3
+created:
+  description: The Secrets created (in check mode, that would be), as C(namespace/name).
+  returned: success
+  type: list
+  elements: str
+  sample: [ceres-system/ceres-jwt-signing]
+replaced:
+  description: The Secrets replaced (in check mode, that would be), as C(namespace/name).
+  returned: success
+  type: list
+  elements: str
+  sample: [ceres-system/ceres-api-keys]
+unchanged:
+  description: The Secrets that already matched the file, as C(namespace/name).
+  returned: success
+  type: list
+  elements: str
+  sample: [ceres-system/ceres-db-credentials]
+skipped:
+  description: The Secrets not applied, each with C(namespace), C(name) and C(reason).
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - namespace: ceres-system
+      name: ceres-tls-pins
+      reason: immutable in the cluster and its data differ from the backup (keys pins); delete it first to restore the backup's version
+namespaces:
+  description: Per namespace, the number of Secrets C(created), C(replaced), C(unchanged) and C(skipped).
+  returned: success
+  type: dict
+  sample:
+    ceres-system: {created: 1, replaced: 1, unchanged: 1, skipped: 0}
+diff:
+  description: In diff mode, one entry per created or replaced Secret (names, labels and key names only).
+  returned: in diff mode
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import K8S_AUTH_ARG_SPEC
+
+
+MUTUALLY_EXCLUSIVE = [('vault_password', 'vault_password_file')]
+
+
+def argument_spec() -> dict:
+    spec = {
+        'src': {'type': 'path', 'required': True},
+        'namespaces': {'type': 'list', 'elements': 'str'},
+        'vault_password': {'type': 'str', 'no_log': True},
+        'vault_password_file': {'type': 'path'},
+        'vault_id': {'type': 'str'},
+    }
+    spec.update(K8S_AUTH_ARG_SPEC)
+    return spec
+
+
+def main() -> None:
+    # The work happens on the controller in plugins/action/secrets_restore.py; this file holds
+    # the documentation and the argument spec the action plugin validates against.
+    module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE,
+                           supports_check_mode=True)
+    module.fail_json(msg='ceres.rollout.secrets_restore runs on the controller through its action plugin; '
+                         'it cannot be run as a plain module')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,389 @@
+"""The backup and restore roles against the sandbox: PostgreSQL, the API server and the S3
+server are real. Each test works under its own key prefix of the bucket and removes it after."""
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import tempfile
+import uuid
+from pathlib import Path
+
+import boto3
+import psycopg2
+import pytest
+from integration_support import ROOT, SANDBOX_ENV, run_ansible
+from psycopg2 import sql
+
+BUCKET = SANDBOX_ENV["CERES_BACKUP_BUCKET"]
+CLUSTER = "sandbox"  # the inventory host: backups live under <prefix><cluster>/<id>/
+
+
+# --------------------------------------------------------------------------- helpers
+
+@pytest.fixture(scope="module")
+def s3():
+    return boto3.client("s3", endpoint_url=SANDBOX_ENV["AWS_ENDPOINT_URL"], region_name=SANDBOX_ENV["AWS_REGION"],
+                        aws_access_key_id=SANDBOX_ENV["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=SANDBOX_ENV["AWS_SECRET_ACCESS_KEY"])
+
+
+def list_keys(s3, prefix: str) -> list[str]:
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+        keys.extend(item["Key"] for item in page.get("Contents", []))
+    return sorted(keys)
+
+
+def delete_prefix(s3, prefix: str) -> None:
+    for key in list_keys(s3, prefix):
+        s3.delete_object(Bucket=BUCKET, Key=key)
+
+
+def read_object(s3, key: str) -> bytes:
+    return s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+
+@pytest.fixture(scope="module")
+def sandbox_vault_password():
+    """The sandbox-only vault password file the local inventory points at; created for the
+    tests when missing and removed again afterwards."""
+    path = Path(SANDBOX_ENV["CERES_SANDBOX_DIR"]) / "vault-password"
+    created = not path.exists()
+    if created:
+        path.write_text(uuid.uuid4().hex + "\n")
+        path.chmod(0o600)
+    yield path
+    if created:
+        path.unlink()
+
+
+def s3_target(prefix: str, **overrides) -> dict:
+    target = {"kind": "s3", "bucket": BUCKET, "endpoint_url": SANDBOX_ENV["AWS_ENDPOINT_URL"],
+              "region": SANDBOX_ENV["AWS_REGION"], "prefix": prefix, "keep": 5}
+    target.update(overrides)
+    return target
+
+
+def run_role(tmp_path: Path, role: str, extra_vars: dict, *args: str, later_phase: bool = False):
+    """Run one role against the sandbox host and return (completed process, its result fact or
+    None). With later_phase, a second play (standing for the next rollout phase) writes a marker."""
+    result_file = tmp_path / f"{role}-result-{uuid.uuid4().hex[:6]}.json"
+    marker = tmp_path / "later-phase-ran"
+    plays = [{
+        "name": f"Run the {role} role", "hosts": "sandbox", "gather_facts": False,
+        "roles": [{"role": f"ceres.rollout.{role}"}],
+        "tasks": [{"name": "Save the result", "ansible.builtin.copy": {
+            "content": "{{ %s_result | to_json }}" % role, "dest": str(result_file), "mode": "0600"},
+            "check_mode": False}],
+    }]
+    if later_phase:
+        plays.append({"name": "The next phase", "hosts": "sandbox", "gather_facts": False, "tasks": [
+            {"name": "Mark", "ansible.builtin.copy": {"content": "ran", "dest": str(marker), "mode": "0600"}}]})
+    playbook = tmp_path / f"{role}-{uuid.uuid4().hex[:6]}.yml"
+    playbook.write_text(json.dumps(plays))
+    vars_file = tmp_path / f"vars-{uuid.uuid4().hex[:6]}.json"
+    vars_file.write_text(json.dumps(extra_vars))
+    completed = run_ansible(["ansible-playbook", "-i", "inventories/local", str(playbook), "-e", f"@{vars_file}", *args],
+                            check=False)
+    result = json.loads(result_file.read_text()) if result_file.exists() else None
+    return completed, result
+
+
+def table_fingerprints(database: str) -> dict[str, tuple[int, str]]:
+    """schema.table -> (row count, md5 of the rows' text in a fixed order), computed here,
+    independently of the collection's own hashing."""
+    connection = psycopg2.connect(dbname=database, options="-c TimeZone=UTC -c DateStyle=ISO,YMD -c extra_float_digits=1")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT schemaname, tablename FROM pg_tables "
+                           "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2")
+            tables = cursor.fetchall()
+            fingerprints = {}
+            for schema, table in tables:
+                cursor.execute(sql.SQL("SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), ''))"
+                                       " FROM {}.{} AS t").format(sql.Identifier(schema), sql.Identifier(table)))
+                fingerprints[f"{schema}.{table}"] = cursor.fetchone()
+            return fingerprints
+    finally:
+        connection.close()
+
+
+def drop_database(name: str) -> None:
+    connection = psycopg2.connect(dbname="postgres")
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    finally:
+        connection.close()
+
+
+def database_exists(name: str) -> bool:
+    connection = psycopg2.connect(dbname="postgres")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            return cursor.fetchone() is not None
+    finally:
+        connection.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def copy_backup(s3, source_prefix: str, target_prefix: str, target_id: str, corrupt: str | None = None) -> None:
+    """Copy a backup's objects under another id (rewriting the manifest's id), optionally
+    flipping one byte of the file `corrupt`."""
+    for key in list_keys(s3, source_prefix):
+        name = key[len(source_prefix):]
+        body = read_object(s3, key)
+        if name == "manifest.json":
+            manifest = json.loads(body)
+            manifest["backup_id"] = target_id
+            body = json.dumps(manifest).encode()
+        if name == corrupt:
+            body = body[:100] + bytes([body[100] ^ 0xFF]) + body[101:]
+        s3.put_object(Bucket=BUCKET, Key=f"{target_prefix}{name}", Body=body)
+
+
+# --------------------------------------------------------------------------- one real backup
+
+@pytest.fixture(scope="module")
+def backup_prefix(s3):
+    prefix = f"ceres-test-{uuid.uuid4().hex[:8]}/"
+    yield prefix
+    delete_prefix(s3, prefix)
+
+
+@pytest.fixture(scope="module")
+def completed_backup(tmp_path_factory, sandbox_vault_password, backup_prefix):
+    tmp_path = tmp_path_factory.mktemp("backup")
+    completed, result = run_role(tmp_path, "backup", {"ceres_backup_target": s3_target(backup_prefix)})
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return result
+
+
+def test_backup_uploads_verified_objects_and_the_manifest(s3, completed_backup, backup_prefix):
+    backup_id = completed_backup["id"]
+    object_prefix = f"{backup_prefix}{CLUSTER}/{backup_id}/"
+    assert completed_backup["complete"] is True
+    assert completed_backup["prefix"] == object_prefix
+    assert completed_backup["location"] == f"s3://{BUCKET}/{object_prefix}"
+    assert sorted(list_keys(s3, object_prefix)) == [
+        object_prefix + name for name in ("ceres_db.dump", "ceres_db.dump.manifest.json", "manifest.json",
+                                          "secrets.vault")]
+
+    manifest_body = read_object(s3, object_prefix + "manifest.json")
+    assert hashlib.sha256(manifest_body).hexdigest() == completed_backup["manifest_sha256"]
+    manifest = json.loads(manifest_body)
+    assert manifest["backup_id"] == backup_id and manifest["cluster"] == CLUSTER
+    assert set(manifest["files"]) == {"ceres_db.dump", "ceres_db.dump.manifest.json", "secrets.vault"}
+    for name, digest in manifest["files"].items():
+        body = read_object(s3, object_prefix + name)
+        assert hashlib.sha256(body).hexdigest() == digest["sha256"] == completed_backup["files"][name]["sha256"]
+        assert len(body) == digest["size_bytes"]
+    assert read_object(s3, object_prefix + "secrets.vault").startswith(b"$ANSIBLE_VAULT;")
+    assert sum(manifest["database"]["tables"].values()) >= 200000
+    assert manifest["database"]["verified"] is True
+    assert manifest["secrets"]["namespaces"]["ceres-system"]["names"] == [
+        "ceres-api-keys", "ceres-db-credentials", "ceres-jwt-signing"]
+
+
+def test_backup_round_trip_restores_identical_tables(tmp_path, completed_backup, backup_prefix):
+    scratch = f"ceres_test_restore_{uuid.uuid4().hex[:8]}"
+    try:
+        completed, restored = run_role(tmp_path, "restore", {
+            "ceres_backup_target": s3_target(backup_prefix), "restore_backup_id": completed_backup["id"],
+            "restore_database": scratch})
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        assert restored["id"] == completed_backup["id"] and restored["database"] == scratch
+        assert restored["tables"] == completed_backup["database"]["tables"]
+        assert restored["secrets"]["skipped"] == []
+        assert len(restored["secrets"]["created"]) + len(restored["secrets"]["replaced"]) + len(
+            restored["secrets"]["unchanged"]) == 3
+
+        source, copy = table_fingerprints("ceres_db"), table_fingerprints(scratch)
+        assert copy == source
+        assert {table: rows for table, (rows, _digest) in copy.items()} == completed_backup["database"]["tables"]
+    finally:
+        drop_database(scratch)
+
+
+def test_restore_without_an_id_takes_the_latest_complete_backup_and_check_mode_restores_nothing(
+        tmp_path, s3, completed_backup, backup_prefix):
+    # A newer backup whose upload never finished (no manifest) must be passed over.
+    incomplete_prefix = f"{backup_prefix}{CLUSTER}/29991231T235959Z-abcdef/"
+    s3.put_object(Bucket=BUCKET, Key=incomplete_prefix + "ceres_db.dump", Body=b"half an upload")
+    try:
+        completed, planned = run_role(tmp_path, "restore", {"ceres_backup_target": s3_target(backup_prefix)},
+                                      "--check")
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        assert planned["id"] == completed_backup["id"]
+        assert planned["check_mode"] is True
+        default_name = "ceres_db_restored_" + completed_backup["id"].lower().replace("-", "_")
+        assert planned["database"] == default_name
+        assert not database_exists(default_name)
+    finally:
+        delete_prefix(s3, incomplete_prefix)
+
+
+def test_restore_refuses_a_backup_whose_object_was_altered(tmp_path, s3, completed_backup, backup_prefix):
+    corrupt_id = "29991231T235959Z-c0ffee"
+    corrupt_prefix = f"{backup_prefix}{CLUSTER}/{corrupt_id}/"
+    copy_backup(s3, completed_backup["prefix"], corrupt_prefix, corrupt_id, corrupt="ceres_db.dump")
+    scratch = f"ceres_test_restore_{uuid.uuid4().hex[:8]}"
+    try:
+        completed, restored = run_role(tmp_path, "restore", {
+            "ceres_backup_target": s3_target(backup_prefix), "restore_database": scratch})
+        assert completed.returncode != 0
+        assert restored is None
+        assert "refusing to restore a corrupt backup" in completed.stdout
+        assert f"ceres_db.dump of backup {corrupt_id}" in completed.stdout
+        assert not database_exists(scratch)
+    finally:
+        delete_prefix(s3, corrupt_prefix)
+        drop_database(scratch)
+
+
+def test_restore_into_production_needs_restore_clean(tmp_path, completed_backup, backup_prefix):
+    completed, _restored = run_role(tmp_path, "restore", {
+        "ceres_backup_target": s3_target(backup_prefix), "restore_database": "ceres_db"})
+    assert completed.returncode != 0
+    assert "refusing to restore into the production database ceres_db without restore_clean" in completed.stdout
+
+
+# --------------------------------------------------------------------------- failures and retention
+
+@pytest.fixture()
+def own_prefix(s3):
+    prefix = f"ceres-test-{uuid.uuid4().hex[:8]}/"
+    yield prefix
+    delete_prefix(s3, prefix)
+
+
+@pytest.mark.parametrize("check_target_first", [True, False], ids=["probe", "upload"])
+def test_unreachable_s3_fails_the_role_before_the_next_phase_without_a_manifest(
+        tmp_path, s3, sandbox_vault_password, own_prefix, check_target_first):
+    unreachable = s3_target(own_prefix, endpoint_url=f"http://127.0.0.1:{closed_port()}")
+    completed, result = run_role(tmp_path, "backup", {"ceres_backup_target": unreachable,
+                                                      "backup_check_target": check_target_first},
+                                 later_phase=True)
+    assert completed.returncode != 0
+    assert result is None
+    assert not (tmp_path / "later-phase-ran").exists()
+    if check_target_first:
+        assert "Could not connect to the endpoint URL" in completed.stdout
+        assert "Dump and verify the database" not in completed.stdout  # failed before dumping anything
+    else:
+        assert "Failed while looking up bucket" in completed.stdout  # the first upload failed
+        assert "Upload the manifest last" not in completed.stdout
+    assert [key for key in list_keys(s3, own_prefix) if key.endswith("manifest.json")] == []
+    assert list(Path(tempfile.gettempdir()).glob("ceres-backup-*")) == []  # the staging directory is gone
+
+
+def test_retention_keeps_exactly_the_newest_complete_backups(tmp_path, s3, sandbox_vault_password, own_prefix):
+    cluster_prefix = f"{own_prefix}{CLUSTER}/"
+    old_complete = ["20200101T000000Z-000001", "20200102T000000Z-000002", "20200103T000000Z-000003"]
+    for backup_id in old_complete:
+        s3.put_object(Bucket=BUCKET, Key=f"{cluster_prefix}{backup_id}/ceres_db.dump", Body=b"old dump")
+        s3.put_object(Bucket=BUCKET, Key=f"{cluster_prefix}{backup_id}/manifest.json", Body=b"{}")
+    incomplete = f"{cluster_prefix}20190101T000000Z-000009/ceres_db.dump"
+    other_cluster = f"{own_prefix}other-cluster/20200101T000000Z-000001/manifest.json"
+    unrelated = f"{cluster_prefix}notes/readme.txt"
+    for key in (incomplete, other_cluster, unrelated):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"keep me")
+
+    completed, result = run_role(tmp_path, "backup", {"ceres_backup_target": s3_target(own_prefix, keep=2),
+                                                      "backup_secrets": False})
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    complete_now = sorted(key[len(cluster_prefix):].split("/")[0] for key in list_keys(s3, cluster_prefix)
+                          if key.endswith("/manifest.json"))
+    assert complete_now == ["20200103T000000Z-000003", result["id"]]
+    assert result["retention"]["deleted"] == ["20200101T000000Z-000001", "20200102T000000Z-000002"]
+    assert result["retention"]["incomplete"] == ["20190101T000000Z-000009"]
+    remaining = list_keys(s3, own_prefix)
+    for deleted in old_complete[:2]:
+        assert not any(deleted in key and key.startswith(cluster_prefix) for key in remaining)
+    for kept in (incomplete, other_cluster, unrelated):
+        assert kept in remaining
+
+
+def test_directory_format_backup_round_trip(tmp_path, s3, sandbox_vault_password, own_prefix):
+    """A directory-format dump (several files, dumped with two jobs) travels as one object per file."""
+    completed, result = run_role(tmp_path, "backup", {"ceres_backup_target": s3_target(own_prefix),
+                                                      "backup_format": "directory", "backup_jobs": 2,
+                                                      "backup_secrets": False})
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert result["secrets"] is None
+    assert "ceres_db.d/toc.dat" in result["files"]
+    assert len([name for name in result["files"] if name.startswith("ceres_db.d/")]) > 2
+    scratch = f"ceres_test_restore_{uuid.uuid4().hex[:8]}"
+    try:
+        completed, restored = run_role(tmp_path, "restore", {
+            "ceres_backup_target": s3_target(own_prefix), "restore_database": scratch, "restore_secrets": False,
+            "restore_jobs": 2})
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        assert restored["id"] == result["id"] and restored["secrets"] is None
+        assert table_fingerprints(scratch) == table_fingerprints("ceres_db")
+    finally:
+        drop_database(scratch)
+
+
+# --------------------------------------------------------------------------- check mode and validation
+
+AZURE_TARGET = {"kind": "azure", "storage_account": "ceresbackups", "container": "backups",
+                "resource_group": "ceres-rg", "prefix": "ceres/", "keep": 5}
+GCS_TARGET = {"kind": "gcs", "bucket": "ceres-backups", "project": "ceres-prod", "prefix": "ceres/", "keep": 5}
+
+
+@pytest.mark.parametrize("target, location", [
+    (AZURE_TARGET, f"https://ceresbackups.blob.core.windows.net/backups/ceres/{CLUSTER}/"),
+    (GCS_TARGET, f"gs://ceres-backups/ceres/{CLUSTER}/"),
+], ids=["azure", "gcs"])
+def test_azure_and_gcs_targets_run_in_check_mode(tmp_path, sandbox_vault_password, target, location):
+    completed, result = run_role(tmp_path, "backup", {"ceres_backup_target": target, "backup_check_target": False},
+                                 "--check")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert result["kind"] == target["kind"] and result["complete"] is False
+    assert result["location"] == f"{location}{result['id']}/"
+    assert result["secrets"]["count"] == 3
+
+
+def test_s3_check_mode_reads_the_bucket_and_uploads_nothing(tmp_path, s3, sandbox_vault_password, own_prefix):
+    completed, result = run_role(tmp_path, "backup", {"ceres_backup_target": s3_target(own_prefix)}, "--check")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert result["complete"] is False
+    assert list_keys(s3, own_prefix) == []
+
+
+@pytest.mark.parametrize("target, message", [
+    ({**AZURE_TARGET, "resource_group": ""}, "ceres_backup_target of kind azure needs resource_group"),
+    ({key: value for key, value in GCS_TARGET.items() if key != "project"}, "of kind gcs needs project"),
+    ({**GCS_TARGET, "auth_kind": "serviceaccount"}, "of kind gcs needs service_account_file"),
+    ({"kind": "s3", "prefix": "ceres/"}, "of kind s3 needs bucket"),
+    ({**AZURE_TARGET, "kind": "ftp"}, "value of kind must be one of: s3, azure, gcs"),
+    ({**GCS_TARGET, "prefix": "/ceres"}, "the backup prefix must be empty or end with '/'"),
+], ids=["azure-resource-group", "gcs-project", "gcs-service-account-file", "s3-bucket", "unknown-kind", "prefix"])
+def test_an_incomplete_target_fails_with_a_clear_message(tmp_path, sandbox_vault_password, target, message):
+    completed, result = run_role(tmp_path, "backup", {"ceres_backup_target": target}, "--check")
+    assert completed.returncode != 0
+    assert message in " ".join(completed.stdout.split())
+    assert result is None
+
+
+def test_a_missing_vault_password_file_fails_clearly(tmp_path, own_prefix):
+    missing = tmp_path / "no-vault-password"
+    completed, _result = run_role(tmp_path, "backup", {"ceres_backup_target": s3_target(own_prefix),
+                                                       "ceres_vault_password_file": str(missing)}, "--check")
+    assert completed.returncode != 0
+    assert f"the vault password file {missing} that encrypts the exported Secrets does not exist" in " ".join(
+        completed.stdout.split())
+
+
+def test_the_local_inventory_reads_the_sandbox_vault_password_file():
+    inventory = (ROOT / "inventories" / "local" / "group_vars" / "all" / "backup.yml").read_text()
+    assert "ceres_vault_password_file:" in inventory and "vault-password" in inventory

@@ -1,0 +1,258 @@
+"""secrets_export / secrets_restore against the sandbox's real API server: the round trip
+gives identical data, values never reach the output (even at -vvv), a second export changes
+nothing, and an immutable conflict is skipped with a report."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import time
+import uuid
+
+import pytest
+from ansible.parsing.vault import VaultLib, VaultSecret
+from integration_support import run_ansible, wait_for
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+VAULT_PASSWORD = "integration-" + uuid.uuid4().hex
+# Distinctive values, so finding one in the output cannot be a coincidence.
+DB_PASSWORD = "db-pw-" + uuid.uuid4().hex
+API_TOKEN = "api-token-" + uuid.uuid4().hex
+TLS_PIN = "pin-" + uuid.uuid4().hex
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def secret_values() -> list[str]:
+    plain = [DB_PASSWORD, API_TOKEN, TLS_PIN]
+    return plain + [b64(value) for value in plain]
+
+
+@pytest.fixture()
+def core(kube):
+    return client.CoreV1Api(kube)
+
+
+@pytest.fixture()
+def seeded_namespace(core, scratch_namespace):
+    """A scratch namespace with an Opaque Secret (labels, last-applied annotation), an
+    immutable one, a second Opaque one, and a service-account token."""
+    ns = scratch_namespace
+    core.create_namespaced_secret(ns, {
+        "metadata": {"name": "app-db", "labels": {"app.kubernetes.io/part-of": "ceres", "tier": "db"},
+                     "annotations": {LAST_APPLIED: json.dumps({"stringData": {"password": DB_PASSWORD}}),
+                                     "owner": "payments"}},
+        "type": "Opaque", "data": {"username": b64("ceres"), "password": b64(DB_PASSWORD)}})
+    core.create_namespaced_secret(ns, {
+        "metadata": {"name": "app-api", "labels": {"app.kubernetes.io/part-of": "ceres"}},
+        "data": {"token": b64(API_TOKEN)}})
+    core.create_namespaced_secret(ns, {
+        "metadata": {"name": "tls-pins", "labels": {"app.kubernetes.io/part-of": "ceres"}},
+        "immutable": True, "data": {"pin": b64(TLS_PIN)}})
+    # A legacy service-account token: the token controller fills it in for the default account.
+    wait_for(lambda: _exists(lambda: core.read_namespaced_service_account("default", ns)), 30,
+             message="the default service account")
+    core.create_namespaced_secret(ns, {
+        "metadata": {"name": "default-token", "annotations": {"kubernetes.io/service-account.name": "default"}},
+        "type": "kubernetes.io/service-account-token"})
+    wait_for(lambda: (core.read_namespaced_secret("default-token", ns).data or {}).get("token"), 60,
+             message="the token controller to fill the service-account token")
+    return ns
+
+
+def _exists(read) -> bool:
+    try:
+        read()
+        return True
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+
+
+def user_secrets(core, namespace) -> dict:
+    """name -> (type, immutable, data, labels, annotations without last-applied)."""
+    found = {}
+    for secret in core.list_namespaced_secret(namespace).items:
+        if secret.type == "kubernetes.io/service-account-token":
+            continue
+        annotations = dict(secret.metadata.annotations or {})
+        annotations.pop(LAST_APPLIED, None)
+        found[secret.metadata.name] = (secret.type, bool(secret.immutable), secret.data,
+                                       secret.metadata.labels, annotations)
+    return found
+
+
+@pytest.fixture()
+def vault_password_file(tmp_path):
+    path = tmp_path / "vault-password"
+    path.write_text(VAULT_PASSWORD + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def run_secrets_play(tmp_path, tasks: list, *extra_args, check: bool = True):
+    """Run tasks against the sandbox host; each task registers `result`, which is written to
+    results-<n>.json. Returns (completed process, [results])."""
+    play_tasks = []
+    for index, task in enumerate(tasks):
+        play_tasks.append({**task, "register": f"result_{index}"})
+        play_tasks.append({"name": f"Save result {index}", "ansible.builtin.copy": {
+            "content": "{{ result_%d | to_json }}" % index, "dest": str(tmp_path / f"results-{index}.json"),
+            "mode": "0600"}, "check_mode": False})
+    playbook = tmp_path / f"play-{uuid.uuid4().hex[:6]}.yml"
+    playbook.write_text(json.dumps([{"name": "secrets", "hosts": "sandbox", "gather_facts": False,
+                                     "tasks": play_tasks}]))
+    for stale in tmp_path.glob("results-*.json"):
+        stale.unlink()
+    completed = run_ansible(["ansible-playbook", "-i", "inventories/local", str(playbook), *extra_args], check=check)
+    results = []
+    for index in range(len(tasks)):
+        path = tmp_path / f"results-{index}.json"
+        results.append(json.loads(path.read_text()) if path.exists() else None)
+    return completed, results
+
+
+def export_task(namespace, dest, password_file, **extra):
+    return {"name": "Export", "ceres.rollout.secrets_export": {
+        "namespaces": [namespace], "dest": str(dest), "vault_password_file": str(password_file), **extra}}
+
+
+def restore_task(dest, password_file, **extra):
+    return {"name": "Restore", "ceres.rollout.secrets_restore": {
+        "src": str(dest), "vault_password_file": str(password_file), **extra}}
+
+
+def test_round_trip_export_delete_restore_gives_identical_secrets(
+        tmp_path, core, seeded_namespace, vault_password_file):
+    ns = seeded_namespace
+    dest = tmp_path / "secrets.vault"
+    before = user_secrets(core, ns)
+    assert set(before) == {"app-db", "app-api", "tls-pins"}
+
+    _completed, (exported,) = run_secrets_play(tmp_path, [export_task(ns, dest, vault_password_file)])
+    assert exported["changed"] is True
+    assert exported["namespaces"][ns] == {"count": 3, "names": ["app-api", "app-db", "tls-pins"]}
+    assert [(entry["name"], "service-account token" in entry["reason"]) for entry in exported["skipped"]] == [
+        ("default-token", True)]
+
+    # The file: 0600, vault-encrypted, a v1 List without server-managed fields.
+    assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600
+    vaulttext = dest.read_bytes()
+    assert vaulttext.startswith(b"$ANSIBLE_VAULT;")
+    for value in secret_values():
+        assert value.encode() not in vaulttext
+    bundle = json.loads(VaultLib([("default", VaultSecret(VAULT_PASSWORD.encode()))]).decrypt(vaulttext))
+    assert bundle["kind"] == "List"
+    for item in bundle["items"]:
+        assert set(item["metadata"]) <= {"name", "namespace", "labels", "annotations"}
+        assert LAST_APPLIED not in item["metadata"].get("annotations", {})
+
+    for name in before:
+        core.delete_namespaced_secret(name, ns)
+    wait_for(lambda: not user_secrets(core, ns), 30, message="the Secrets to be deleted")
+
+    _completed, (restored,) = run_secrets_play(tmp_path, [restore_task(dest, vault_password_file)])
+    assert restored["changed"] is True
+    assert sorted(restored["created"]) == [f"{ns}/app-api", f"{ns}/app-db", f"{ns}/tls-pins"]
+    assert restored["skipped"] == []
+    after = user_secrets(core, ns)
+    assert after == before
+
+    _completed, (again,) = run_secrets_play(tmp_path, [restore_task(dest, vault_password_file)])
+    assert again["changed"] is False
+    assert len(again["unchanged"]) == 3
+
+
+def test_second_export_reports_no_change_and_keeps_the_file(tmp_path, seeded_namespace, vault_password_file):
+    dest = tmp_path / "secrets.vault"
+    _completed, (first, second) = run_secrets_play(tmp_path, [
+        export_task(seeded_namespace, dest, vault_password_file),
+        export_task(seeded_namespace, dest, vault_password_file)])
+    assert first["changed"] is True
+    assert second["changed"] is False
+    assert second["sha256"] == first["sha256"]
+    inode_before = os.stat(dest).st_ino
+    _completed, (checked,) = run_secrets_play(tmp_path, [export_task(seeded_namespace, dest, vault_password_file)],
+                                              "--check")
+    assert checked["changed"] is False
+    assert os.stat(dest).st_ino == inode_before
+
+
+def test_vvv_output_never_contains_a_secret_value(tmp_path, core, seeded_namespace, vault_password_file):
+    ns = seeded_namespace
+    dest = tmp_path / "secrets.vault"
+    run_secrets_play(tmp_path, [export_task(ns, dest, vault_password_file)])
+    core.delete_namespaced_secret("app-db", ns)
+    core.patch_namespaced_secret("app-api", ns, {"data": {"token": b64("rotated-" + API_TOKEN)}})
+
+    # An export over a copy of the old file (its diff has changes) and a restore of the old file.
+    changed_copy = tmp_path / "secrets-copy.vault"
+    changed_copy.write_bytes(dest.read_bytes())
+    completed, (export_check, restored) = run_secrets_play(tmp_path, [
+        export_task(ns, changed_copy, vault_password_file),
+        restore_task(dest, vault_password_file)], "-vvv", "--diff")
+    output = completed.stdout + completed.stderr
+    assert "Restore" in output and f"{ns}/app-db" in output  # the run did show its results
+    assert restored["created"] == [f"{ns}/app-db"] and restored["replaced"] == [f"{ns}/app-api"]
+    assert export_check["changed"] is True
+    assert "token (value changed)" in output  # the export's diff names the key, not the value
+    for value in secret_values() + [VAULT_PASSWORD, "rotated-" + API_TOKEN, b64("rotated-" + API_TOKEN)]:
+        assert value not in output, "a secret value appeared in the -vvv output"
+
+    # A failure path too: the wrong password names the file, not its content.
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text("not-the-password\n")
+    completed, _results = run_secrets_play(tmp_path, [restore_task(dest, wrong)], "-vvv", check=False)
+    output = completed.stdout + completed.stderr
+    assert completed.returncode != 0
+    assert "cannot be decrypted with the given vault password" in output
+    for value in secret_values():
+        assert value not in output
+
+
+def test_immutable_conflict_is_skipped_with_a_report(tmp_path, core, seeded_namespace, vault_password_file):
+    ns = seeded_namespace
+    dest = tmp_path / "secrets.vault"
+    run_secrets_play(tmp_path, [export_task(ns, dest, vault_password_file)])
+    # The immutable Secret was recreated with other data; another Secret was deleted.
+    core.delete_namespaced_secret("tls-pins", ns)
+    wait_for(lambda: not _exists(lambda: core.read_namespaced_secret("tls-pins", ns)), 30, message="deletion")
+    core.create_namespaced_secret(ns, {"metadata": {"name": "tls-pins"}, "immutable": True,
+                                       "data": {"pin": b64("new-pin-value")}})
+    core.delete_namespaced_secret("app-api", ns)
+
+    completed, (restored,) = run_secrets_play(tmp_path, [restore_task(dest, vault_password_file)], "--diff")
+    assert completed.returncode == 0
+    assert restored["created"] == [f"{ns}/app-api"]
+    assert [(entry["namespace"], entry["name"]) for entry in restored["skipped"]] == [(ns, "tls-pins")]
+    assert "immutable" in restored["skipped"][0]["reason"] and "pin" in restored["skipped"][0]["reason"]
+    assert restored["namespaces"][ns] == {"created": 1, "replaced": 0, "unchanged": 1, "skipped": 1}
+    live = core.read_namespaced_secret("tls-pins", ns)
+    assert live.data == {"pin": b64("new-pin-value")}
+    assert "new-pin-value" not in completed.stdout and TLS_PIN not in completed.stdout
+
+
+def test_restore_check_mode_changes_nothing(tmp_path, core, seeded_namespace, vault_password_file):
+    ns = seeded_namespace
+    dest = tmp_path / "secrets.vault"
+    run_secrets_play(tmp_path, [export_task(ns, dest, vault_password_file)])
+    core.delete_namespaced_secret("app-db", ns)
+    time.sleep(0.5)
+    _completed, (planned,) = run_secrets_play(tmp_path, [restore_task(dest, vault_password_file)], "--check")
+    assert planned["changed"] is True and planned["created"] == [f"{ns}/app-db"]
+    assert not _exists(lambda: core.read_namespaced_secret("app-db", ns))
+
+
+def test_export_of_a_missing_namespace_fails_and_writes_nothing(tmp_path, vault_password_file):
+    dest = tmp_path / "secrets.vault"
+    completed, _results = run_secrets_play(
+        tmp_path, [export_task("no-such-namespace-" + uuid.uuid4().hex[:6], dest, vault_password_file)], check=False)
+    assert completed.returncode != 0
+    assert "namespace not found" in completed.stdout
+    assert not dest.exists()
