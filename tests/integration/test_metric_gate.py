@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -336,6 +337,38 @@ def test_unreachable_prometheus_fails_within_error_limit_intervals(gate_world):
     assert "connection refused" in result["msg"]
     assert "3 consecutive query errors (error_limit 2)" in result["msg"]
     assert result["checks"][0]["status"] == "error"
+    assert result["elapsed"] <= 2 * 2 + 1
+    assert wall_seconds < 30
+
+
+def test_prometheus_stopped_mid_rollout_fails_clearly_within_error_limit_intervals(gate_world):
+    """The sandbox's own Prometheus is stopped while a gate would run, then started again."""
+    sandbox_dir = Path(os.environ["CERES_SANDBOX_DIR"])
+    prometheus_pid = int((sandbox_dir / "run" / "prometheus.pid").read_text())
+    os.killpg(prometheus_pid, signal.SIGTERM)
+    wait_for(lambda: not Path("/proc/%d" % prometheus_pid).exists(), timeout=20,
+             message="Prometheus to stop")
+    try:
+        started_at = time.monotonic()
+        result = run_gate(
+            {
+                "prometheus_url": os.environ["CERES_PROMETHEUS_URL"],
+                "checks": [template_check("error-rate", "istio_error_rate", gate_world, "steady", max=0.01)],
+                "samples": 10,
+                "interval": "2s",
+                "error_limit": 2,
+            }
+        )
+        wall_seconds = time.monotonic() - started_at
+    finally:
+        restart = subprocess.run([sys.executable, str(ROOT / "sandbox" / "sandbox.py"), "up"],
+                                 capture_output=True, text=True, check=False, cwd=ROOT)
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+    assert result["failed"] is True
+    assert result["passed"] is False
+    assert result["verdict"] == "inconclusive"
+    assert "connection refused" in result["msg"]
+    assert "3 consecutive query errors (error_limit 2)" in result["msg"]
     assert result["elapsed"] <= 2 * 2 + 1
     assert wall_seconds < 30
 
