@@ -464,6 +464,7 @@ COMPONENTS = [
                      f"--tls-private-key-file={PKI / 'apiserver.key'}",
                      f"--config={SANDBOX_SRC / 'manifests' / 'kwok.yaml'}",
                      f"--config={ctx.bin_dir / 'kwok-stages.yaml'}",
+                     f"--config={SANDBOX_SRC / 'manifests' / 'kwok-stage-pod-ready-again.yaml'}",
                      f"--config={_kwok_exec_config(ctx)}"],
         lambda ctx: port_in_use(PORTS["kwok"]),
     ),
