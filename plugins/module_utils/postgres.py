@@ -19,6 +19,12 @@ How a backup runs (run_backup):
   5. it is renamed to dest, and the manifest <dest>.manifest.json is written last, atomically.
 A failure at any step removes the temporary output: dest is either complete or untouched.
 
+Pod mode (run_pod_backup, BackupRequest.pod): steps 2 and 3 run in the database's pod through
+the Kubernetes exec API (k8s_exec.py). psql in the pod, fed through stdin, holds the snapshot
+transaction and runs the same listing and counting statements (PodCursor); pg_dump there
+imports the snapshot and its stdout streams into the temporary file. Steps 1, 4 and 5 are
+local mode's.
+
 Secrets: the password reaches client tools only through PGPASSWORD in an environment that
 extends os.environ, never argv; every message built here is passed through redact().
 """
@@ -37,6 +43,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -67,19 +74,17 @@ PARTIAL_MARKER = ".partial-"
 # streams in constant memory; the fixed session settings below make row::text identical on
 # the source, a scratch copy and another server.
 CONTENT_HASH_ALGORITHM = "sum-hashtextextended-rowtext-v1"
-SESSION_OPTIONS = " ".join(
-    "-c %s=%s" % setting
-    for setting in (
-        ("TimeZone", "UTC"),
-        ("DateStyle", "ISO,YMD"),
-        ("IntervalStyle", "postgres"),
-        ("extra_float_digits", "1"),
-        ("bytea_output", "hex"),
-        ("lc_monetary", "C"),
-        ("statement_timeout", "0"),
-        ("idle_in_transaction_session_timeout", "0"),
-    )
+SESSION_SETTINGS = (
+    ("TimeZone", "UTC"),
+    ("DateStyle", "ISO,YMD"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "1"),
+    ("bytea_output", "hex"),
+    ("lc_monetary", "C"),
+    ("statement_timeout", "0"),
+    ("idle_in_transaction_session_timeout", "0"),
 )
+SESSION_OPTIONS = " ".join("-c %s=%s" % setting for setting in SESSION_SETTINGS)
 MAINTENANCE_DATABASES = ("postgres", "template1")
 ERROR_TAIL_CHARS = 2000
 READ_CHUNK_BYTES = 1024 * 1024
@@ -320,12 +325,15 @@ def major_version(server_version_num):
     return server_version_num // 10000
 
 
+SERVER_INFO_QUERY = (
+    "SELECT current_database(), current_setting('server_version'),"
+    " current_setting('server_version_num')::int, pg_encoding_to_char(encoding),"
+    " datcollate, datctype FROM pg_database WHERE datname = current_database()"
+)
+
+
 def read_server_info(cursor):
-    cursor.execute(
-        "SELECT current_database(), current_setting('server_version'),"
-        " current_setting('server_version_num')::int, pg_encoding_to_char(encoding),"
-        " datcollate, datctype FROM pg_database WHERE datname = current_database()"
-    )
+    cursor.execute(SERVER_INFO_QUERY)
     database, version, version_num, encoding, lc_collate, lc_ctype = cursor.fetchone()
     return ServerInfo(database, version, version_num, encoding, lc_collate, lc_ctype)
 
@@ -380,18 +388,31 @@ def content_hash_from_sums(sum_seed0, sum_seed1):
     return "%016x%016x" % (int(sum_seed0) % 2 ** 64, int(sum_seed1) % 2 ** 64)
 
 
-def read_table_stats(cursor, table, with_content_hash):
-    """Exact row count (and content hash) of one table, in the cursor's transaction."""
-    table_sql = sql.SQL("ONLY {}.{}").format(sql.Identifier(table.schema), sql.Identifier(table.name))
+def quote_identifier(name):
+    """name as an SQL identifier, always double-quoted (what libpq's PQescapeIdentifier and
+    psycopg2's sql.Identifier write)."""
+    return '"%s"' % name.replace('"', '""')
+
+
+def quote_literal(text):
+    """text as an SQL string literal (standard_conforming_strings, on since PostgreSQL 9.1)."""
+    return "'%s'" % text.replace("'", "''")
+
+
+def table_stats_query(table, with_content_hash):
+    """The statement counting (and hashing) one table's rows: plain SQL text, run through
+    psycopg2 in local mode and through psql in the pod in pod mode."""
+    relation = "ONLY %s.%s" % (quote_identifier(table.schema), quote_identifier(table.name))
     if with_content_hash:
         # ROW(t.*) is the whole row even when a column happens to be called t.
-        query = sql.SQL(
-            "SELECT count(*), coalesce(sum(hashtextextended(ROW(t.*)::text, 0)), 0),"
-            " coalesce(sum(hashtextextended(ROW(t.*)::text, 1)), 0) FROM {} AS t"
-        ).format(table_sql)
-    else:
-        query = sql.SQL("SELECT count(*) FROM {}").format(table_sql)
-    cursor.execute(query)
+        return ("SELECT count(*), coalesce(sum(hashtextextended(ROW(t.*)::text, 0)), 0),"
+                " coalesce(sum(hashtextextended(ROW(t.*)::text, 1)), 0) FROM %s AS t" % relation)
+    return "SELECT count(*) FROM %s" % relation
+
+
+def read_table_stats(cursor, table, with_content_hash):
+    """Exact row count (and content hash) of one table, in the cursor's transaction."""
+    cursor.execute(table_stats_query(table, with_content_hash))
     row = cursor.fetchone()
     content_hash = content_hash_from_sums(row[1], row[2]) if with_content_hash else None
     return TableStats(rows=int(row[0]), content_hash=content_hash)
@@ -549,15 +570,14 @@ def find_client_tool(name, server_major, must_not_be_older=False):
     )
 
 
-def pg_dump_argv(tool_path, output_path, backup_format, snapshot_id, database, jobs=1, compress=None):
-    argv = [
-        tool_path,
-        "--no-password",
-        "--format=%s" % backup_format,
-        "--file=%s" % output_path,
-        "--snapshot=%s" % snapshot_id,
-        "--dbname=%s" % conninfo_for_database(database),
-    ]
+def pg_dump_argv(tool_path, output_path, backup_format, snapshot_id, database, jobs=1, compress=None, username=None):
+    """pg_dump importing snapshot_id; output_path None writes the dump to stdout (pod mode)."""
+    argv = [tool_path, "--no-password", "--format=%s" % backup_format]
+    if output_path is not None:
+        argv.append("--file=%s" % output_path)
+    argv += ["--snapshot=%s" % snapshot_id, "--dbname=%s" % conninfo_for_database(database)]
+    if username is not None:
+        argv.append("--username=%s" % username)
     if backup_format == "directory" and jobs > 1:
         argv.append("--jobs=%d" % jobs)
     if compress is not None:
@@ -843,8 +863,15 @@ def utc_timestamp():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def build_manifest(server, pg_dump, backup_format, compress, snapshot_id, files, tables, verified, started_at, finished_at):
+LOCAL_SOURCE = {"mode": "local"}
+
+
+def build_manifest(server, pg_dump, backup_format, compress, snapshot_id, files, tables, verified, started_at, finished_at,
+                   source=None):
+    """The manifest document; source says where pg_dump ran ({"mode": "local"}, or for pod mode
+    {"mode": "pod", "namespace", "pod", "container"})."""
     return {
+        "source": dict(source or LOCAL_SOURCE),
         "manifest_version": MANIFEST_VERSION,
         "created_by": "ceres.rollout.pg_backup",
         "database": server.database,
@@ -1153,6 +1180,7 @@ class BackupRequest:
     compress: str | None = None
     verify: str = "list"
     force: bool = False
+    pod: PodSource | None = None  # pg_dump runs in this pod (pod mode), else on this host
 
 
 @dataclass(frozen=True)
@@ -1175,6 +1203,7 @@ class BackupResult:
             "verify": self.manifest["verified"],
             "database": self.manifest["database"],
             "format": self.manifest["format"],
+            "source": self.manifest["source"],
         }
 
 
@@ -1275,7 +1304,10 @@ def check_backup(request):
 
 
 def check_mode_backup_result(request):
-    """What pg_backup reports in check mode, after check_backup() found nothing wrong."""
+    """What pg_backup reports in check mode, after check_backup() (check_pod_backup() in pod
+    mode) found nothing wrong."""
+    if request.pod is not None:
+        return check_mode_pod_backup_result(request)
     clock = time.monotonic()
     server = check_backup(request)
     dest = os.path.abspath(request.dest)
@@ -1288,14 +1320,18 @@ def check_mode_backup_result(request):
         "verify": request.verify,
         "verified": False,
         "duration_s": round(time.monotonic() - clock, 3),
+        "source": dict(LOCAL_SOURCE),
     }
 
 
 def run_backup(request, on_scratch_restored=None):
-    """Dump, verify and publish a backup at request.dest (see the module docstring).
+    """Dump, verify and publish a backup at request.dest (see the module docstring); with
+    request.pod, pg_dump runs in that pod (run_pod_backup).
 
     on_scratch_restored(params) is called, for verify=restore, after the scratch restore
     and before the comparison: tests use it to alter the copy."""
+    if request.pod is not None:
+        return run_pod_backup(request, on_scratch_restored)
     started_at = utc_timestamp()
     clock = time.monotonic()
     dest = os.path.abspath(request.dest)
@@ -1321,32 +1357,46 @@ def run_backup(request, on_scratch_restored=None):
                     if failure is not None:
                         raise failure
                     table_stats[table.key] = read_table_stats(session.cursor, table, with_content_hash)
+                dump.wait()
             except psycopg2.Error as error:
                 dump.stop()
                 raise DumpFailed(redact("counting rows in the dump's snapshot failed: %s" % str(error).strip(), params.secrets()))
             except BaseException:
+                # Also when interrupted while waiting: pg_dump must not outlive its temporary output.
                 dump.stop()
                 raise
-            dump.wait()
 
-        _restrict_permissions(staged.temp_path)
-        verifier = BackupVerifier(
-            params=params, server=server, backup_format=request.backup_format, tables=tables,
-            table_stats=table_stats, jobs=request.jobs, on_scratch_restored=on_scratch_restored,
-        )
-        # Hashing (and fsyncing) the files and verifying them read the same output: run
-        # them side by side. Leaving this block waits for both, before any clean-up.
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
-            digesting = executor.submit(digest_backup, staged.temp_path, request.backup_format, True,
-                                        os.path.basename(dest))
-            verifier.verify(staged.temp_path, request.verify)
-            files = digesting.result()
-        staged.commit()
+        files = _verify_and_commit(staged, request, server, tables, table_stats, on_scratch_restored)
 
     manifest = build_manifest(
         server, pg_dump, request.backup_format, request.compress, session.snapshot_id, files, table_stats,
         request.verify, started_at, utc_timestamp(),
     )
+    return _publish_manifest(dest, manifest, clock)
+
+
+def _verify_and_commit(staged, request, server, tables, table_stats, on_scratch_restored):
+    """Verify the finished dump under its temporary name, then move it to dest; returns its
+    {name: FileDigest}."""
+    _restrict_permissions(staged.temp_path)
+    verifier = BackupVerifier(
+        params=request.connection, server=server, backup_format=request.backup_format, tables=tables,
+        table_stats=table_stats, jobs=request.jobs, on_scratch_restored=on_scratch_restored,
+    )
+    # Hashing (and fsyncing) the files and verifying them read the same output: run
+    # them side by side. Leaving this block waits for both, before any clean-up.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
+        digesting = executor.submit(digest_backup, staged.temp_path, request.backup_format, True,
+                                    os.path.basename(staged.dest))
+        verifier.verify(staged.temp_path, request.verify)
+        files = digesting.result()
+    staged.commit()
+    return files
+
+
+def _publish_manifest(dest, manifest, clock):
+    """Write the manifest last; without it the backup is incomplete, so it is removed when
+    the manifest cannot be written."""
     manifest_path = manifest_path_for(dest)
     try:
         write_json_atomically(manifest_path, manifest)
@@ -1376,6 +1426,438 @@ def _restrict_permissions(path):
 def _chmod_if_different(path, mode):
     if os.stat(path).st_mode & 0o7777 != mode:
         os.chmod(path, mode)
+
+
+# ---------------------------------------------------------------------------------------
+# Backup from a pod (pod mode)
+#
+# pg_dump runs in the database's pod through the Kubernetes exec API (k8s_exec.py) and its
+# stdout streams, chunk by chunk, into the staged file local mode uses. Consistency is local
+# mode's: psql in the same pod, driven through its stdin, opens a read-only REPEATABLE READ
+# transaction and exports its snapshot; pg_dump imports it (--snapshot) and the same
+# transaction lists and counts the tables with the same statements, so the counts describe
+# exactly the rows in the dump. The transaction stays open until pg_dump has finished.
+# Verification runs here, on the downloaded file, as in local mode.
+
+POD_SOURCE_ARGUMENT_SPEC = dict(
+    namespace=dict(type="str", required=True),
+    deployment=dict(type="str"),
+    pod=dict(type="str"),
+    container=dict(type="str"),
+    pg_dump_path=dict(type="str", default="pg_dump"),
+    psql_path=dict(type="str", default="psql"),
+)
+POD_FORMATS = ("custom", "tar", "plain")
+
+
+class InvalidRequest(PostgresBackupError):
+    """Options that cannot work together."""
+
+
+class PodUnavailable(PostgresBackupError):
+    """The pod is missing or not Running and Ready, or the Kubernetes API refused or failed."""
+
+
+@dataclass(frozen=True)
+class PodSource:
+    """Where pg_dump runs in pod mode, and how to reach the Kubernetes API (auth_options())."""
+
+    namespace: str
+    deployment: str | None = None
+    pod: str | None = None
+    container: str | None = None
+    pg_dump_path: str = "pg_dump"
+    psql_path: str = "psql"
+    auth: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_module_params(cls, pod_options, auth):
+        return cls(auth=dict(auth), **{name: pod_options.get(name) for name in POD_SOURCE_ARGUMENT_SPEC})
+
+    def secrets(self):
+        proxy_headers = self.auth.get("proxy_headers") or {}
+        values = (self.auth.get("api_key"), self.auth.get("password"),
+                  proxy_headers.get("proxy_basic_auth"), proxy_headers.get("basic_auth"))
+        return [value for value in values if isinstance(value, str) and value]
+
+
+@dataclass(frozen=True)
+class PodTool:
+    """pg_dump in the pod: its path there and its --version output."""
+
+    path: str
+    version: str
+
+
+def password_given_for_pod(connection):
+    """Whether the task itself gives a password. One that is this host's PGPASSWORD (the
+    env fallback of login_password) is this host's, for verify=restore; it is never sent."""
+    return connection.password is not None and connection.password != os.environ.get("PGPASSWORD")
+
+
+def check_pod_request(request):
+    """Refuse option combinations pod mode cannot honour."""
+    if request.backup_format not in POD_FORMATS:
+        raise InvalidRequest(
+            "format=%s cannot be used with pod: pg_dump in the pod would write the directory into the pod's own"
+            " filesystem; use format custom, tar or plain, which stream out" % request.backup_format)
+    if password_given_for_pod(request.connection):
+        raise InvalidRequest(
+            "login_password cannot be used with pod: pg_dump in the pod would need it as an argument or environment"
+            " variable of the exec request, which the Kubernetes API server logs; the pod's own environment or its"
+            " server's local authentication logs pg_dump in (login_user is passed as --username)")
+    if request.verify == "restore" and not request.connection.effective_host:
+        raise InvalidRequest(
+            "verify=restore with pod restores the dump into a scratch database on a server this host reaches: set"
+            " login_host (or PGHOST) and the login options for that server, or use verify=list")
+
+
+def kubernetes_api():
+    """The k8s_client and k8s_exec module utils, imported on first use: they import the
+    kubernetes package (about 0.3 s), which local backups and pg_restore never need."""
+    from ansible_collections.ceres.rollout.plugins.module_utils import k8s_client, k8s_exec
+    return k8s_client, k8s_exec
+
+
+@contextlib.contextmanager
+def kubernetes_errors_as(error_class, secrets):
+    """Turn an error of the Kubernetes client raised inside the block into error_class."""
+    k8s_client, _k8s_exec = kubernetes_api()
+    try:
+        yield
+    except k8s_client.K8sError as error:
+        raise error_class(redact(str(error), secrets))
+
+
+def pod_psql_argv(psql_path, database, username):
+    argv = [psql_path, "--no-psqlrc", "--quiet", "--no-align", "--tuples-only", "--no-password",
+            "--set=ON_ERROR_STOP=1"]
+    if database:
+        argv.append("--dbname=%s" % conninfo_for_database(database))
+    if username:
+        argv.append("--username=%s" % username)
+    return argv
+
+
+def session_settings_sql():
+    """SESSION_SETTINGS as SET statements (psql in a pod cannot be given PGOPTIONS), with a
+    UTF-8 client encoding for the JSON results."""
+    settings = SESSION_SETTINGS + (("client_encoding", "UTF8"),)
+    return "".join("SET %s TO %s;\n" % (name, quote_literal(value)) for name, value in settings)
+
+
+def _row_values(pairs):
+    """json object_pairs_hook: a json_agg row as the list of its column values, in column
+    order (names may repeat, e.g. two current_setting() columns)."""
+    return [value for _name, value in pairs]
+
+
+class PodCursor:
+    """The cursor interface read_server_info(), list_user_tables() and read_table_stats()
+    use, over a PodSqlSession: local mode's statements run unchanged in the pod."""
+
+    def __init__(self, session):
+        self.session = session
+        self.rows = []
+
+    def execute(self, statement):
+        self.rows = self.session.query(statement)
+
+    def fetchone(self):
+        return tuple(self.rows[0]) if self.rows else None
+
+    def fetchall(self):
+        return [tuple(row) for row in self.rows]
+
+
+class PodSqlSession:
+    """psql in the pod, driven through its stdin: pod mode's SnapshotSession.
+
+    Each statement is followed by an \\echo of a random marker, and its rows come back as one
+    json_agg document, so the output is parsed without depending on psql's formatting. The
+    session ends with COMMIT and \\q: not every container runtime passes the end of stdin on,
+    so psql must never need it to exit."""
+
+    def __init__(self, client, target, psql_path, database, username, secrets):
+        k8s_client, self.k8s_exec = kubernetes_api()
+        self.k8s_error = k8s_client.K8sError
+        self.client = client
+        self.target = target
+        self.argv = pod_psql_argv(psql_path, database, username)
+        self.secrets = secrets
+        self.what = "psql in %s" % target.describe()
+        self.cursor = PodCursor(self)
+        self.error_class = ConnectionFailed
+        self.doing = "starting the snapshot transaction"
+        self.snapshot_id = None
+        self.exec_session = None
+        self.finished = False
+        self.stdout = bytearray()
+        self.stderr = self.k8s_exec.StderrTail()
+        self.demux = self.k8s_exec.ChannelDemux(self.stdout.extend, self.stderr.append)
+
+    def __enter__(self):
+        try:
+            self.exec_session = self.k8s_exec.ExecSession.open(
+                self.client, self.target, self.argv, stdin=True, what=self.what)
+        except self.k8s_error as error:
+            raise PodUnavailable(redact(str(error), self.secrets))
+        try:
+            self._send(session_settings_sql() + "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n")
+            self.snapshot_id = self.query("SELECT pg_catalog.pg_export_snapshot()")[0][0]
+        except BaseException:
+            self._abandon()
+            raise
+        # From here on, a failing statement means the dump's snapshot could not be counted.
+        self.error_class = DumpFailed
+        self.doing = "counting rows in the dump's snapshot"
+        return self
+
+    def __exit__(self, *exc_info):
+        if not self.finished:
+            self._abandon()
+        return False
+
+    def query(self, statement):
+        """The rows of one statement, each a list of column values."""
+        output = self._send("SELECT coalesce(json_agg(q), '[]') FROM (%s) AS q;\n" % statement.strip().rstrip(";"))
+        try:
+            return json.loads(output, object_pairs_hook=_row_values)
+        except ValueError:
+            raise self._error("%s printed %r, not the JSON rows expected" % (self.what, output[:200]))
+
+    def finish(self):
+        """COMMIT, quit psql and require its exit status 0."""
+        self.doing = "ending the snapshot transaction"
+        self._write(b"COMMIT;\n\\q\n")
+        while self._receive():
+            pass
+        status = self._status()
+        self.finished = True
+        self.exec_session.close()
+        if not status.success:
+            raise self._failure(status)
+
+    def _send(self, text):
+        """Send statements and an \\echo of a marker; return what psql printed before the marker."""
+        terminator = ("ceres-end-of-output-%s\n" % uuid.uuid4().hex).encode("ascii")
+        self._write(text.encode("utf-8") + b"\\echo " + terminator)
+        while True:
+            index = self.stdout.find(terminator)
+            if index >= 0:
+                output = bytes(self.stdout[:index])
+                del self.stdout[:index + len(terminator)]
+                return output.decode("utf-8", "replace")
+            if not self._receive():
+                raise self._failure(self._status())
+
+    def _write(self, data):
+        try:
+            self.exec_session.write_stdin(data)
+        except self.k8s_error as error:
+            raise self._error(str(error))
+
+    def _receive(self):
+        """Feed the next message to the demultiplexer; False when psql's stream ended."""
+        try:
+            message = self.exec_session.receive()
+        except self.k8s_error as error:
+            raise self._error(str(error))
+        if message is None:
+            return False
+        self.demux.feed(message)
+        return True
+
+    def _status(self):
+        try:
+            return self.demux.status()
+        except self.k8s_error as error:
+            detail = self.stderr.text()
+            raise self._error("%s: %s%s" % (self.what, error, ": " + detail if detail else ""))
+
+    def _failure(self, status):
+        detail = self.stderr.text()
+        return self._error("%s %s%s" % (self.what, status.describe(), ": " + detail if detail else ""))
+
+    def _error(self, message):
+        return self.error_class(redact("%s failed: %s" % (self.doing, message), self.secrets))
+
+    def _abandon(self):
+        """Roll back and quit psql, best effort, and drop the stream (a psql the runtime kept
+        waiting on stdin would hold the snapshot open otherwise)."""
+        self.finished = True
+        if self.exec_session is None:
+            return
+        try:
+            self.exec_session.write_stdin(b"ROLLBACK;\n\\q\n")
+        except self.k8s_error:
+            pass
+        self.exec_session.close_stdin()
+        self.exec_session.close()
+
+
+class PodDumpStream:
+    """pg_dump running in the pod; a thread streams its stdout into the staged output."""
+
+    def __init__(self, client, target, argv, output_path, secrets):
+        k8s_client, self.k8s_exec = kubernetes_api()
+        self.output_path = output_path
+        self.secrets = secrets
+        self.what = "pg_dump in %s" % target.describe()
+        try:
+            self.exec_session = self.k8s_exec.ExecSession.open(client, target, argv, what=self.what)
+        except k8s_client.K8sError as error:
+            raise DumpFailed(redact("%s could not start: %s; nothing was written to dest" % (self.what, error), secrets))
+        self.result = None
+        self.error = None
+        self.thread = threading.Thread(target=self._stream, name="ceres pg_dump stream", daemon=True)
+        self.thread.start()
+
+    def _stream(self):
+        try:
+            # 0600 from the start, like pg_dump's own files in local mode.
+            descriptor = os.open(self.output_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as handle:
+                self.result = self.k8s_exec.run_command(self.exec_session, handle.write)
+        except BaseException as error:  # pylint: disable=broad-except  # handed to the main thread
+            self.error = error
+        finally:
+            self.exec_session.close()
+
+    def failure_if_exited(self):
+        """A DumpFailed when the stream has already ended badly, else None."""
+        if self.thread.is_alive():
+            return None
+        return self._failure()
+
+    def wait(self):
+        self.thread.join()
+        failure = self._failure()
+        if failure is not None:
+            raise failure
+
+    def stop(self):
+        self.exec_session.abort()
+        self.thread.join(STOP_GRACE_SECONDS)
+
+    def _failure(self):
+        if self.error is not None:
+            if isinstance(self.error, OSError):
+                reason = "writing the dump to %s failed: %s" % (self.output_path, self.error.strerror or self.error)
+            else:
+                reason = "%s failed: %s" % (self.what, self.error)
+        elif not self.result.status.success:
+            reason = "%s %s" % (self.what, self.result.status.describe())
+            if self.result.stderr:
+                reason += ": " + _tail(self.result.stderr)
+        elif self.result.stdout_bytes == 0:
+            reason = "%s exited with status 0 but wrote nothing" % self.what
+        else:
+            return None
+        return DumpFailed(redact(reason + "; nothing was written to dest", self.secrets))
+
+
+def pod_pg_dump(client, target, pg_dump_path, secrets):
+    """pg_dump in the pod and its version (`pg_dump --version` run there)."""
+    k8s_client, k8s_exec = kubernetes_api()
+    what = "%s --version in %s" % (pg_dump_path, target.describe())
+    try:
+        output, result = k8s_exec.capture_command(client, target, [pg_dump_path, "--version"], what=what)
+        result.check(what)
+    except k8s_client.K8sError as error:
+        raise ClientToolError(redact("%s is not usable: %s" % (pg_dump_path, error), secrets))
+    return PodTool(path=pg_dump_path, version=output.decode("utf-8", "replace").strip())
+
+
+def check_pod_backup(request):
+    """Everything pod mode checks before dumping (all of check mode): the options, dest, and
+    a Running and Ready pod. Returns the ExecTarget."""
+    check_pod_request(request)
+    check_destination(request.dest, request.force)
+    source = request.pod
+    k8s_client, k8s_exec = kubernetes_api()
+    with kubernetes_errors_as(PodUnavailable, request.connection.secrets() + source.secrets()):
+        client = k8s_client.K8sClient.from_auth(source.auth)
+        try:
+            return k8s_exec.resolve_exec_target(client, source.namespace, source.deployment, source.pod, source.container)
+        finally:
+            client.close()
+
+
+def pod_source_record(target):
+    return dict(mode="pod", **target.as_dict())
+
+
+def check_mode_pod_backup_result(request):
+    clock = time.monotonic()
+    target = check_pod_backup(request)
+    dest = os.path.abspath(request.dest)
+    return {
+        "changed": True,
+        "path": dest,
+        "manifest": manifest_path_for(dest),
+        "database": request.connection.database,
+        "format": request.backup_format,
+        "verify": request.verify,
+        "verified": False,
+        "duration_s": round(time.monotonic() - clock, 3),
+        "source": pod_source_record(target),
+    }
+
+
+def run_pod_backup(request, on_scratch_restored=None):
+    """run_backup() with pg_dump (and the counting psql) running in request.pod."""
+    started_at = utc_timestamp()
+    clock = time.monotonic()
+    dest = os.path.abspath(request.dest)
+    check_pod_request(request)
+    check_destination(dest, request.force)
+    params, source = request.connection, request.pod
+    secrets = params.secrets() + source.secrets()
+    with_content_hash = request.verify == "restore"
+    k8s_client, k8s_exec = kubernetes_api()
+
+    with kubernetes_errors_as(PodUnavailable, secrets):
+        client = k8s_client.K8sClient.from_auth(source.auth)
+    try:
+        with kubernetes_errors_as(PodUnavailable, secrets):
+            target = k8s_exec.resolve_exec_target(client, source.namespace, source.deployment, source.pod,
+                                                  source.container)
+        pg_dump = pod_pg_dump(client, target, source.pg_dump_path, secrets)
+        with StagedOutput(dest) as staged:
+            with PodSqlSession(client, target, source.psql_path, params.database, params.user, secrets) as session:
+                server = read_server_info(session.cursor)
+                tool_major = parse_tool_major(pg_dump.version)
+                if tool_major is not None and tool_major < server.major:
+                    raise ClientToolError("%s in %s is version %s; a PostgreSQL %s server needs pg_dump %s or newer"
+                                          % (pg_dump.path, target.describe(), tool_major, server.major, server.major))
+                argv = pg_dump_argv(pg_dump.path, None, request.backup_format, session.snapshot_id, server.database,
+                                    compress=request.compress, username=params.user)
+                dump = PodDumpStream(client, target, argv, staged.temp_path, secrets)
+                try:
+                    # pg_dump is streaming; the tables are listed and counted meanwhile, in
+                    # the very snapshot it dumps.
+                    tables = list_user_tables(session.cursor)
+                    table_stats = {}
+                    for table in tables:
+                        failure = dump.failure_if_exited()
+                        if failure is not None:
+                            raise failure
+                        table_stats[table.key] = read_table_stats(session.cursor, table, with_content_hash)
+                    dump.wait()
+                except BaseException:
+                    dump.stop()
+                    raise
+                session.finish()
+            files = _verify_and_commit(staged, request, server, tables, table_stats, on_scratch_restored)
+    finally:
+        client.close()
+
+    manifest = build_manifest(
+        server, pg_dump, request.backup_format, request.compress, session.snapshot_id, files, table_stats,
+        request.verify, started_at, utc_timestamp(), source=pod_source_record(target),
+    )
+    return _publish_manifest(dest, manifest, clock)
 
 
 # ---------------------------------------------------------------------------------------

@@ -22,18 +22,34 @@ description:
     count of every table (and their content hashes with O(verify=restore)), the snapshot and the start and end times.
     M(ceres.rollout.pg_restore) checks it before restoring.
   - No shell is used and the password never appears on a command line.
+  - With O(pod) (B(pod mode)), C(pg_dump) runs inside the database's pod through the Kubernetes exec API, as
+    C(kubectl exec deployment/postgres-main -- pg_dump) does, and its output streams into the temporary file on this host;
+    the row counts are still taken in the dump's own snapshot, by C(psql) in the same pod. See O(pod).
   - B(Idempotence:) a backup is a new artefact each time, so the module always reports RV(ignore:changed=true) when it
     writes one. When O(dest) (or its manifest) already exists and O(force=false), it fails and leaves both untouched.
 author:
   - CERES platform team (@ceres)
 extends_documentation_fragment:
   - ceres.rollout.attributes
-  - ceres.rollout.attributes.postgres_action_group
   - ceres.rollout.postgres_login
+  - ceres.rollout.k8s_auth
 attributes:
+  action_group:
+    description:
+      - Use C(group/ceres.rollout.postgres) in C(module_defaults) to set the PostgreSQL login options once, and
+        C(group/ceres.rollout.k8s) to set the Kubernetes connection options (used with O(pod)) once.
+    support: full
+    membership:
+      - ceres.rollout.postgres
+      - postgres
+      - ceres.rollout.k8s
+      - k8s
   check_mode:
     support: full
-    details: Checks the connection, that C(pg_dump) can dump this server, and that O(dest) can be written; dumps nothing.
+    details:
+      - Checks the connection, that C(pg_dump) can dump this server, and that O(dest) can be written; dumps nothing.
+      - With O(pod), finds the pod and checks that it is Running and Ready and that O(dest) can be written; runs nothing
+        in the pod.
   diff_mode:
     support: none
     details: A backup has no before and after to show.
@@ -89,6 +105,70 @@ options:
     type: str
     choices: [none, list, restore]
     default: list
+  pod:
+    description:
+      - Run C(pg_dump) inside a pod of the database through the Kubernetes exec API (C(pods/exec), the API behind
+        C(kubectl exec)) instead of on this host. Its standard output streams into the temporary file next to O(dest)
+        chunk by chunk, never held in memory whole; the temporary name, fsync, verification, rename and manifest are
+        those of a local backup. The Kubernetes connection options (O(kubeconfig), O(context), O(host), O(api_key), ...)
+        say how to reach the API server; the caller needs C(get) on C(deployments) or C(pods), C(list) on C(pods), and
+        C(create) on C(pods/exec) in O(pod.namespace).
+      - B(Snapshot:) C(psql) runs in the same pod in a second exec session fed through its standard input. It opens a
+        read-only C(REPEATABLE READ) transaction and exports its snapshot (C(pg_export_snapshot)); C(pg_dump) imports it
+        (C(--snapshot)); the same transaction then lists and counts every table with the statements local mode uses,
+        and stays open until C(pg_dump) has finished. The counts in the manifest are therefore exactly those of the
+        rows in the dump, as in local mode; a snapshot that cannot be imported makes C(pg_dump), and the module, fail.
+      - B(Login inside the pod:) C(pg_dump) and C(psql) get C(--dbname) (O(database)) and, when set, C(--username)
+        (O(login_user), or E(PGUSER) on this host); nothing else. No password is sent. The container's own environment
+        (its E(PGHOST), E(PGPASSWORD), C(.pgpass) ...) and its server's local authentication (C(trust), C(peer)) log them
+        in, as C(kubectl exec deployment/postgres-main -- pg_dump -U postgres ceres_db) does. A O(login_password) given
+        to the task is refused, because it would have to travel as an argument or environment variable of the exec
+        request, which the API server records (audit log) and which anyone allowed to read the pod's processes sees.
+        A password that is this host's E(PGPASSWORD) is not refused and not sent; it serves O(verify=restore) only.
+      - O(login_host), O(login_port), O(login_unix_socket), O(ssl_mode) and the E(PG*) variables of this host are
+        not used in the pod. They describe the server for the scratch database of O(verify=restore), which runs on
+        this host against a server it reaches; O(verify=restore) therefore requires O(login_host) (or E(PGHOST), or
+        O(login_unix_socket)). O(verify=list) needs only a local C(pg_restore) of the server's major version or newer.
+      - O(format=directory) is refused, because C(pg_dump) would write the directory into the pod's filesystem.
+        V(custom), V(tar) and V(plain) stream out.
+      - The command's exit status comes from the exec API's status channel. A non-zero status, a dropped stream or a
+        stream that ends without a status fails the backup; nothing is left at O(dest) and the temporary file is
+        removed. Its standard error, with secrets masked, is in the failure message.
+      - The exec API cannot signal a command whose stream was dropped (for example when the module is interrupted);
+        such a C(pg_dump) may run on in the pod until it next writes to the closed stream.
+    type: dict
+    suboptions:
+      namespace:
+        description:
+          - The namespace of the pod or Deployment.
+        type: str
+        required: true
+      deployment:
+        description:
+          - A Deployment of the database. A pod selected by its C(spec.selector) that is C(Running) and C(Ready) (the
+            one Ready longest) is used; without one the module fails, naming the pods it found.
+          - Exactly one of O(pod.deployment) and O(pod.pod) is required.
+        type: str
+      pod:
+        description:
+          - The name of the pod to run in. It must be C(Running) and C(Ready).
+        type: str
+      container:
+        description:
+          - The container to run in. Defaults to the one the pod's C(kubectl.kubernetes.io/default-container)
+            annotation names, else the pod's first container.
+        type: str
+      pg_dump_path:
+        description:
+          - The C(pg_dump) program in the container (a name looked up in the container's E(PATH), or a path). Its version
+            (C(pg_dump --version), run in the pod) goes into the manifest.
+        type: str
+        default: pg_dump
+      psql_path:
+        description:
+          - The C(psql) program in the container, used for the snapshot transaction and the row counts.
+        type: str
+        default: psql
   force:
     description:
       - Replace an existing O(dest) and its manifest. The old backup stays in place until the new one has been dumped and
@@ -111,6 +191,8 @@ notes:
     C(ceres_verify_<random>) database, both safe to remove.
   - For O(format=directory), RV(sha256) is the sha256 of the lines C(<sha256 of file>  <file name>\n) of all files, sorted
     by name, which is what C(sha256sum) prints when run in the directory over its files in name order, piped into C(sha256sum).
+  - 'The manifest also records C(source): V({"mode": "local"}), or in pod mode C(mode) V(pod) with the C(namespace), C(pod) and
+    C(container) that ran C(pg_dump).'
 seealso:
   - module: ceres.rollout.pg_restore
   - name: pg_dump
@@ -143,6 +225,31 @@ EXAMPLES = r"""
     dest: /var/backups/ceres/ceres_db.dump
     verify: restore
     force: true
+
+- name: Back up from inside the database pod, as `kubectl exec deployment/postgres-main -- pg_dump -U postgres ceres_db`
+  ceres.rollout.pg_backup:
+    database: ceres_db
+    login_user: postgres
+    dest: /var/backups/ceres/ceres_db-pod.dump
+    pod:
+      namespace: ceres-system
+      deployment: postgres-main
+    kubeconfig: ~/.kube/staging.yaml
+    context: staging
+
+- name: Pod mode with a scratch restore on a server this host reaches (a port-forward, a restore-test server)
+  ceres.rollout.pg_backup:
+    database: ceres_db
+    dest: /var/backups/ceres/ceres_db-pod.dump
+    force: true
+    pod:
+      namespace: ceres-system
+      pod: postgres-main-0
+      container: postgres
+    verify: restore
+    login_host: 127.0.0.1
+    login_port: 15432
+    login_user: restore_check
 
 - name: Set the login once for every PostgreSQL module
   module_defaults:
@@ -210,17 +317,48 @@ format:
   returned: success
   type: str
   sample: custom
+source:
+  description: Where C(pg_dump) ran (in check mode, would run), as recorded in the manifest.
+  returned: success
+  type: dict
+  sample: {"mode": "pod", "namespace": "ceres-system", "pod": "postgres-main-69d85dd6b-dqvjw", "container": "postgres-main"}
+  contains:
+    mode:
+      description: V(local) (on the host running the module) or V(pod).
+      type: str
+      returned: always
+    namespace:
+      description: The namespace of the pod.
+      type: str
+      returned: when RV(source.mode=pod)
+    pod:
+      description: The pod C(pg_dump) ran in.
+      type: str
+      returned: when RV(source.mode=pod)
+    container:
+      description: The container C(pg_dump) ran in.
+      type: str
+      returned: when RV(source.mode=pod)
 """
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    HAS_KUBERNETES,
+    K8S_AUTH_ARG_SPEC,
+    KUBERNETES_IMPORT_TRACEBACK,
+    K8sError,
+    auth_options,
+)
 from ansible_collections.ceres.rollout.plugins.module_utils.postgres import (
     BACKUP_FORMATS,
     HAS_PSYCOPG2,
     LOGIN_ARGUMENT_SPEC,
+    POD_SOURCE_ARGUMENT_SPEC,
     VERIFY_MODES,
     BackupRequest,
     ConnectionParams,
+    PodSource,
     PostgresBackupError,
     check_mode_backup_result,
     redact,
@@ -238,8 +376,11 @@ def argument_spec():
         compress=dict(type="str"),
         verify=dict(type="str", choices=list(VERIFY_MODES), default="list"),
         force=dict(type="bool", default=False),
+        pod=dict(type="dict", options=POD_SOURCE_ARGUMENT_SPEC, mutually_exclusive=[("deployment", "pod")],
+                 required_one_of=[("deployment", "pod")]),
     )
     spec.update(LOGIN_ARGUMENT_SPEC)
+    spec.update(K8S_AUTH_ARG_SPEC)
     return spec
 
 
@@ -247,10 +388,18 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     if not HAS_PSYCOPG2:
         module.fail_json(msg=missing_required_lib("psycopg2"))
+    if module.params["pod"] is not None and not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_TRACEBACK)
     if module.params["jobs"] < 1:
         module.fail_json(msg="jobs must be 1 or more")
 
     connection = ConnectionParams.from_module_params(module.params, module.params["database"])
+    try:
+        pod = None
+        if module.params["pod"] is not None:
+            pod = PodSource.from_module_params(module.params["pod"], auth_options(module.params))
+    except K8sError as error:
+        module.fail_json(msg=str(error))
     request = BackupRequest(
         connection=connection,
         dest=module.params["dest"],
@@ -259,7 +408,9 @@ def main():
         compress=module.params["compress"],
         verify=module.params["verify"],
         force=module.params["force"],
+        pod=pod,
     )
+    secrets = connection.secrets() + (pod.secrets() if pod else [])
     try:
         with terminate_raises():
             if module.check_mode:
@@ -267,7 +418,7 @@ def main():
             else:
                 result = run_backup(request).module_result()
     except PostgresBackupError as error:
-        module.fail_json(msg=redact(str(error), connection.secrets()))
+        module.fail_json(msg=redact(str(error), secrets))
     module.exit_json(**result)
 
 
