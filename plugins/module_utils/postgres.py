@@ -1310,17 +1310,22 @@ def check_mode_backup_result(request):
         return check_mode_pod_backup_result(request)
     clock = time.monotonic()
     server = check_backup(request)
+    return planned_backup_result(request, server.database, dict(LOCAL_SOURCE), clock)
+
+
+def planned_backup_result(request, database, source, clock):
+    """The check-mode result: what a real run would write, and that it would change things."""
     dest = os.path.abspath(request.dest)
     return {
         "changed": True,
         "path": dest,
         "manifest": manifest_path_for(dest),
-        "database": server.database,
+        "database": database,
         "format": request.backup_format,
         "verify": request.verify,
         "verified": False,
         "duration_s": round(time.monotonic() - clock, 3),
-        "source": dict(LOCAL_SOURCE),
+        "source": source,
     }
 
 
@@ -1791,18 +1796,7 @@ def pod_source_record(target):
 def check_mode_pod_backup_result(request):
     clock = time.monotonic()
     target = check_pod_backup(request)
-    dest = os.path.abspath(request.dest)
-    return {
-        "changed": True,
-        "path": dest,
-        "manifest": manifest_path_for(dest),
-        "database": request.connection.database,
-        "format": request.backup_format,
-        "verify": request.verify,
-        "verified": False,
-        "duration_s": round(time.monotonic() - clock, 3),
-        "source": pod_source_record(target),
-    }
+    return planned_backup_result(request, request.connection.database, pod_source_record(target), clock)
 
 
 def run_pod_backup(request, on_scratch_restored=None):
