@@ -1313,6 +1313,20 @@ def check_mode_backup_result(request):
     return planned_backup_result(request, server.database, dict(LOCAL_SOURCE), clock)
 
 
+def count_tables_while_dumping(cursor, dump, with_content_hash):
+    """List and count every table in the snapshot the running dump reads, stopping at once
+    if the dump fails; then wait for the dump. Returns (tables, stats by table key)."""
+    tables = list_user_tables(cursor)
+    table_stats = {}
+    for table in tables:
+        failure = dump.failure_if_exited()
+        if failure is not None:
+            raise failure
+        table_stats[table.key] = read_table_stats(cursor, table, with_content_hash)
+    dump.wait()
+    return tables, table_stats
+
+
 def planned_backup_result(request, database, source, clock):
     """The check-mode result: what a real run would write, and that it would change things."""
     dest = os.path.abspath(request.dest)
@@ -1355,14 +1369,7 @@ def run_backup(request, on_scratch_restored=None):
                 # From here on pg_dump is working; the tables are listed and counted meanwhile,
                 # in the very snapshot it dumps.
                 server = read_server_info(session.cursor)
-                tables = list_user_tables(session.cursor)
-                table_stats = {}
-                for table in tables:
-                    failure = dump.failure_if_exited()
-                    if failure is not None:
-                        raise failure
-                    table_stats[table.key] = read_table_stats(session.cursor, table, with_content_hash)
-                dump.wait()
+                tables, table_stats = count_tables_while_dumping(session.cursor, dump, with_content_hash)
             except psycopg2.Error as error:
                 dump.stop()
                 raise DumpFailed(redact("counting rows in the dump's snapshot failed: %s" % str(error).strip(), params.secrets()))
@@ -1831,14 +1838,7 @@ def run_pod_backup(request, on_scratch_restored=None):
                 try:
                     # pg_dump is streaming; the tables are listed and counted meanwhile, in
                     # the very snapshot it dumps.
-                    tables = list_user_tables(session.cursor)
-                    table_stats = {}
-                    for table in tables:
-                        failure = dump.failure_if_exited()
-                        if failure is not None:
-                            raise failure
-                        table_stats[table.key] = read_table_stats(session.cursor, table, with_content_hash)
-                    dump.wait()
+                    tables, table_stats = count_tables_while_dumping(session.cursor, dump, with_content_hash)
                 except BaseException:
                     dump.stop()
                     raise
