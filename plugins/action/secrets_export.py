@@ -9,42 +9,20 @@ plugins/plugin_utils/secrets_transfer.py."""
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleError
-from ansible.plugins.action import ActionBase
-
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import K8sClient, K8sError, auth_options
 from ansible_collections.ceres.rollout.plugins.modules.secrets_export import MUTUALLY_EXCLUSIVE, argument_spec
-from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_bundle import (
-    SecretsBundleError,
-    ValueRedactor,
-    VaultCodec,
-)
+from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_action import SecretsTransferAction
 from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_transfer import ExportRequest, export_secrets
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
+class ActionModule(SecretsTransferAction):
+    MODULE_NAME = 'secrets_export'
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp
-        _validation, args = self.validate_argument_spec(argument_spec=argument_spec(),
-                                                        mutually_exclusive=MUTUALLY_EXCLUSIVE)
-        request = ExportRequest(namespaces=list(args['namespaces']), dest=args['dest'],
-                                label_selector=args['label_selector'], force=args['force'])
-        redactor = ValueRedactor()
-        try:
-            codec = VaultCodec.from_options(args['vault_password'], args['vault_password_file'], args['vault_id'],
-                                            self._loader)
-            client = K8sClient.from_auth(auth_options(args))
-            try:
-                outcome = export_secrets(client, codec, request, check_mode=bool(self._task.check_mode),
-                                         diff=bool(self._task.diff), redactor=redactor)
-            finally:
-                client.close()
-        except (K8sError, SecretsBundleError, AnsibleError, OSError) as error:
-            result.update(failed=True, changed=False, msg=redactor.redact('secrets_export: %s' % (error,)))
-            return result
-        result.update(outcome)
-        return result
+    def argument_spec(self):
+        return argument_spec(), MUTUALLY_EXCLUSIVE
+
+    def build_request(self, args):
+        return ExportRequest(namespaces=list(args['namespaces']), dest=args['dest'],
+                             label_selector=args['label_selector'], force=args['force'])
+
+    def transfer(self, client, codec, request, check_mode, diff, redactor):
+        return export_secrets(client, codec, request, check_mode=check_mode, diff=diff, redactor=redactor)

@@ -18,7 +18,7 @@ from ansible.playbook.task import Task
 
 from ansible_collections.ceres.rollout.plugins.action import secrets_export as export_action
 from ansible_collections.ceres.rollout.plugins.action import secrets_restore as restore_action
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import Conflict, Invalid, NotFound
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import Conflict, Invalid, K8sClient, NotFound
 from ansible_collections.ceres.rollout.plugins.plugin_utils import secrets_bundle, secrets_transfer
 from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_bundle import (
     LAST_APPLIED_ANNOTATION,
@@ -548,8 +548,7 @@ def make_action(action_class, args, check_mode=False, diff=False):
 
 @pytest.fixture
 def fake_kube_for_actions(kube, monkeypatch):
-    for module in (export_action, restore_action):
-        monkeypatch.setattr(module.K8sClient, 'from_auth', classmethod(lambda cls, auth, **kwargs: kube))
+    monkeypatch.setattr(K8sClient, 'from_auth', classmethod(lambda cls, auth, **kwargs: kube))
     for variable in ('K8S_AUTH_HOST', 'K8S_AUTH_API_KEY', 'K8S_AUTH_KUBECONFIG', 'K8S_AUTH_CONTEXT'):
         monkeypatch.delenv(variable, raising=False)
     return kube
