@@ -33,6 +33,7 @@ if str(REPOSITORY / ".collections") not in sys.path:
 psycopg2 = pytest.importorskip("psycopg2")
 
 from ansible_collections.ceres.rollout.plugins.module_utils import postgres  # noqa: E402
+from postgres_support import admin_connection, database_names, drop_database, execute, live_table_stats, load_manifest  # noqa: E402
 PG_ENVIRONMENT = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
 
 pytestmark = pytest.mark.skipif(
@@ -98,48 +99,14 @@ def connection_params(database=None):
     return postgres.ConnectionParams(database=database or SOURCE_DATABASE)
 
 
-def admin_connection(database="postgres"):
-    connection = psycopg2.connect(dbname=database)
-    connection.autocommit = True
-    return connection
 
 
-def execute(database, *statements):
-    connection = admin_connection(database)
-    try:
-        with connection.cursor() as cursor:
-            for statement in statements:
-                cursor.execute(statement)
-    finally:
-        connection.close()
-
-
-def database_names():
-    connection = admin_connection()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT datname FROM pg_database")
-            return {row[0] for row in cursor.fetchall()}
-    finally:
-        connection.close()
-
-
-def drop_database(name):
-    execute("postgres", 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
 
 
 def scratch_databases():
     return {name for name in database_names() if name.startswith(postgres.SCRATCH_DATABASE_PREFIX)}
 
 
-def table_stats_with_hashes(database):
-    stats = postgres.read_database_table_stats(connection_params(database), True, "ceres integration test")
-    return {key: value.to_manifest() for key, value in stats.items()}
-
-
-def load_manifest(path):
-    with open(str(path) + ".manifest.json", encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def backup_now(dest, **options):
@@ -275,7 +242,7 @@ def test_round_trip_restores_identical_tables(tmp_path, restore_target, backup_f
     assert restored["changed"] is True and restored["created"] is True
     assert restored["tables"] == backup["tables"]
     # the restored tables, counted and hashed independently, equal the dump's snapshot
-    assert table_stats_with_hashes(restore_target) == manifest["tables"]
+    assert live_table_stats(restore_target, with_content_hash=True) == manifest["tables"]
 
 
 def test_counts_are_those_of_the_dump_snapshot_while_rows_are_being_written(tmp_path, fixture_database):
@@ -499,7 +466,7 @@ def test_restore_into_an_existing_database_with_clean(tmp_path, fixture_database
 
     assert first["created"] is True and again["created"] is False, again.get("msg")
     assert again["tables"] == backup["tables"]
-    assert table_stats_with_hashes(restore_target) == table_stats_with_hashes(fixture_database)
+    assert live_table_stats(restore_target, with_content_hash=True) == live_table_stats(fixture_database, with_content_hash=True)
 
 
 def test_restore_without_create_into_a_missing_database_fails(tmp_path, finished_backups, restore_target):

@@ -32,6 +32,7 @@ if str(REPOSITORY / ".collections") not in sys.path:
 psycopg2 = pytest.importorskip("psycopg2")
 
 from ansible_collections.ceres.rollout.plugins.module_utils import postgres  # noqa: E402
+from postgres_support import admin_connection, database_names, drop_database, execute, live_table_stats, load_manifest  # noqa: E402
 
 NAMESPACE = "ceres-system"
 DEPLOYMENT = "postgres-main"
@@ -62,40 +63,9 @@ def run_module(module, arguments, check_mode=False, verbosity=0):
     return json.loads(document)["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
-def admin_connection(database="postgres"):
-    connection = psycopg2.connect(dbname=database)
-    connection.autocommit = True
-    return connection
 
 
-def execute(database, *statements):
-    connection = admin_connection(database)
-    try:
-        with connection.cursor() as cursor:
-            for statement in statements:
-                cursor.execute(statement)
-    finally:
-        connection.close()
 
-
-def drop_database(name):
-    execute("postgres", 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
-
-
-def database_names():
-    connection = admin_connection()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT datname FROM pg_database")
-            return {row[0] for row in cursor.fetchall()}
-    finally:
-        connection.close()
-
-
-def live_table_stats(database, with_content_hash=False):
-    stats = postgres.read_database_table_stats(postgres.ConnectionParams(database=database), with_content_hash,
-                                               "ceres integration test")
-    return {key: value.to_manifest() for key, value in stats.items()}
 
 
 def live_tables(database):
@@ -106,10 +76,6 @@ def live_tables(database):
     finally:
         connection.close()
 
-
-def load_manifest(path):
-    with open(str(path) + ".manifest.json", encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def toc_listing(path):
