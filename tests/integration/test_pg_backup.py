@@ -99,14 +99,8 @@ def connection_params(database=None):
     return postgres.ConnectionParams(database=database or SOURCE_DATABASE)
 
 
-
-
-
-
 def scratch_databases():
     return {name for name in database_names() if name.startswith(postgres.SCRATCH_DATABASE_PREFIX)}
-
-
 
 
 def backup_now(dest, **options):

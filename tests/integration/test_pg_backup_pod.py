@@ -63,11 +63,6 @@ def run_module(module, arguments, check_mode=False, verbosity=0):
     return json.loads(document)["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
-
-
-
-
-
 def live_tables(database):
     connection = admin_connection(database)
     try:
@@ -75,7 +70,6 @@ def live_tables(database):
             return postgres.list_user_tables(cursor)
     finally:
         connection.close()
-
 
 
 def toc_listing(path):
