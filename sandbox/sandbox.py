@@ -12,6 +12,7 @@ and removes the state, so the next ``up`` starts from a clean world.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import secrets
@@ -21,6 +22,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -287,8 +289,26 @@ def _postgres_bin(tool: str) -> str:
     return found
 
 
-PG_DATA = STATE / "postgres" / "data"
-PG_SOCKET = STATE / "postgres" / "socket"
+def _reachable_by_other_users(path: Path) -> bool:
+    """Whether every directory above path lets other users through (o+x)."""
+    return all(parent.stat().st_mode & 0o001 for parent in path.parents if parent.exists())
+
+
+def _postgres_root() -> Path:
+    """PostgreSQL will not run as root, so as root its files belong to the postgres user.
+    They live in .sandbox/postgres unless a directory above the clone shuts other users
+    out (a clone inside `mktemp -d`, mode 0700): then in a directory of the system's temp
+    dir named after this sandbox, removed again by `down`."""
+    inside = STATE / "postgres"
+    if os.geteuid() != 0 or _reachable_by_other_users(STATE):
+        return inside
+    sandbox_key = hashlib.sha256(str(STATE).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"ceres-sandbox-postgres-{sandbox_key}"
+
+
+PG_ROOT = _postgres_root()
+PG_DATA = PG_ROOT / "data"
+PG_SOCKET = PG_ROOT / "socket"
 
 
 def _postgres_env(ctx: Context) -> dict:
@@ -299,15 +319,15 @@ def _postgres_env(ctx: Context) -> dict:
 def _postgres_init(ctx: Context) -> None:
     if (PG_DATA / "PG_VERSION").exists():
         return
-    (STATE / "postgres").mkdir(parents=True, exist_ok=True)
+    PG_ROOT.mkdir(mode=0o700, parents=True, exist_ok=True)
     PG_SOCKET.mkdir(parents=True, exist_ok=True)
-    password_file = STATE / "postgres" / "initdb.pw"
+    password_file = PG_ROOT / "initdb.pw"
     fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(ctx.secrets["postgres_password"] + "\n")
     kwargs = {}
     if os.geteuid() == 0:
-        shutil.chown(STATE / "postgres", "postgres", "postgres")
+        shutil.chown(PG_ROOT, "postgres", "postgres")
         shutil.chown(PG_SOCKET, "postgres", "postgres")
         shutil.chown(password_file, "postgres", "postgres")
         kwargs = {"user": "postgres", "group": "postgres", "extra_groups": []}
@@ -600,8 +620,9 @@ def command_down() -> int:
     for component in reversed(COMPONENTS):
         component.stop()
     leftover = [f"{name} 127.0.0.1:{port}" for name, port in PORTS.items() if port_in_use(port)]
-    if STATE.exists():
-        shutil.rmtree(STATE)
+    for directory in (STATE, PG_ROOT):
+        if directory.exists():
+            shutil.rmtree(directory)
     if leftover:
         log("stopped, but these ports still have listeners: " + ", ".join(leftover))
         return 1
