@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from integration_support import ROOT, run_ansible
+from integration_support import ROOT, SANDBOX_ENV, run_ansible
 from kubernetes import client
 
 # The repository is the collection: .collections resolves ansible_collections.ceres.rollout.
@@ -257,7 +257,7 @@ def test_errors_name_the_field_and_change_nothing(tmp_path, custom_objects, virt
 
 def test_a_rejected_token_does_not_leak(tmp_path, virtual_service):
     token = "not-a-real-token-but-secret"
-    result = shift(tmp_path, virtual_service, api_key=token, host="https://127.0.0.1:16443", validate_certs=False)
+    result = shift(tmp_path, virtual_service, api_key=token, host=SANDBOX_ENV["CERES_KUBE_API_URL"], validate_certs=False)
     assert result["failed"] is True
     assert "401" in result["msg"]
     assert token not in json.dumps(result)
