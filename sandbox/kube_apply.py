@@ -81,11 +81,16 @@ class Client:
             time.sleep(0.25)
         raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{last_error}")
 
+    @staticmethod
+    def conditions(obj: dict) -> list:
+        """status.conditions, tolerating an object the API returns with `status: {conditions: null}`."""
+        return (obj.get("status") or {}).get("conditions") or []
+
     def wait_crd_established(self, name: str, timeout: float) -> None:
         def established() -> bool:
             crd = self.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
             return any(c["type"] == "Established" and c["status"] == "True"
-                       for c in crd.get("status", {}).get("conditions", []))
+                       for c in self.conditions(crd))
         self._wait(f"CRD {name} to be established", established, timeout)
 
     def wait_nodes_ready(self, count: int, timeout: float) -> None:
@@ -93,7 +98,7 @@ class Client:
             nodes = self.request("GET", "/api/v1/nodes")["items"]
             ready_nodes = [n for n in nodes if any(
                 c["type"] == "Ready" and c["status"] == "True"
-                for c in n.get("status", {}).get("conditions", []))]
+                for c in self.conditions(n))]
             return len(ready_nodes) >= count
         self._wait(f"{count} kwok nodes to be Ready", ready, timeout)
 
@@ -101,7 +106,7 @@ class Client:
         def available() -> bool:
             items = self.request("GET", "/apis/apps/v1/deployments")["items"]
             return bool(items) and all(
-                d.get("status", {}).get("availableReplicas", 0) == d["spec"]["replicas"]
-                and d.get("status", {}).get("observedGeneration", 0) >= d["metadata"]["generation"]
+                (d.get("status") or {}).get("availableReplicas", 0) == d["spec"]["replicas"]
+                and (d.get("status") or {}).get("observedGeneration", 0) >= d["metadata"]["generation"]
                 for d in items)
         self._wait("every Deployment to become Available", available, timeout)

@@ -1,0 +1,57 @@
+"""The sandbox's small API client waits through the states a fresh API server really returns."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SANDBOX_DIR = Path(__file__).resolve().parents[3] / "sandbox"
+
+
+@pytest.fixture()
+def kube_apply(monkeypatch):
+    monkeypatch.syspath_prepend(str(SANDBOX_DIR))
+    spec = importlib.util.spec_from_file_location("ceres_sandbox_kube_apply", SANDBOX_DIR / "kube_apply.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module.time, "sleep", lambda _seconds: None)
+    return module
+
+
+def _client(kube_apply, responses):
+    client = kube_apply.Client.__new__(kube_apply.Client)
+    replies = iter(responses)
+    client.request = lambda *_args, **_kwargs: next(replies)
+    return client
+
+
+@pytest.mark.parametrize("early", [
+    {"metadata": {"name": "x"}},
+    {"status": None},
+    {"status": {"conditions": None}},  # what CI met: the CRD exists, its conditions are not set yet
+    {"status": {"conditions": [{"type": "NamesAccepted", "status": "True"}]}},
+])
+def test_crd_wait_keeps_polling_until_established(kube_apply, early):
+    established = {"status": {"conditions": [{"type": "Established", "status": "True"}]}}
+    client = _client(kube_apply, [early, early, established])
+    client.wait_crd_established("virtualservices.networking.istio.io", timeout=5)
+
+
+def test_crd_wait_times_out_naming_the_crd(kube_apply):
+    client = _client(kube_apply, iter(lambda: {"status": {"conditions": None}}, None))
+    with pytest.raises(TimeoutError, match="CRD virtualservices.networking.istio.io to be established"):
+        client.wait_crd_established("virtualservices.networking.istio.io", timeout=0.01)
+
+
+def test_node_and_deployment_waits_tolerate_null_status(kube_apply):
+    nodes_pending = {"items": [{"status": {"conditions": None}}]}
+    nodes_ready = {"items": [{"status": {"conditions": [{"type": "Ready", "status": "True"}]}}]}
+    _client(kube_apply, [nodes_pending, nodes_ready]).wait_nodes_ready(1, timeout=5)
+
+    deployment = {"metadata": {"generation": 1}, "spec": {"replicas": 2}}
+    pending = {"items": [dict(deployment, status=None)]}
+    available = {"items": [dict(deployment, status={"availableReplicas": 2, "observedGeneration": 1})]}
+    _client(kube_apply, [pending, available]).wait_deployments_available(timeout=5)
