@@ -27,6 +27,11 @@ RESOURCES = {
     "DestinationRule": ("/apis/networking.istio.io/v1", "destinationrules", True),
 }
 FIELD_MANAGER = "ceres-sandbox"
+# A just-started API server answers 429/5xx for a moment, and serves a just-Established
+# CRD's resources with 404 until its discovery catches up: retried, for a bounded time.
+TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
+CUSTOM_KINDS = {"VirtualService", "DestinationRule"}
+APPLY_TIMEOUT = 30.0
 
 
 class ApiError(Exception):
@@ -59,15 +64,33 @@ class Client:
         namespace = f"/namespaces/{metadata['namespace']}" if namespaced else ""
         return f"{prefix}{namespace}/{plural}/{metadata['name']}"
 
-    def apply(self, obj: dict) -> dict:
+    def apply(self, obj: dict, timeout: float = APPLY_TIMEOUT) -> dict:
         """Server-side apply; then, for kinds whose status the sandbox sets (Node), patch it."""
         path = self.object_path(obj)
-        applied = self.request("PATCH", f"{path}?fieldManager={FIELD_MANAGER}&force=true", obj,
-                               "application/apply-patch+yaml")
+        applied = self._retry_transient(
+            obj, timeout, lambda: self.request("PATCH", f"{path}?fieldManager={FIELD_MANAGER}&force=true",
+                                               obj, "application/apply-patch+yaml"))
         if obj["kind"] == "Node" and obj.get("status"):
-            self.request("PATCH", f"{path}/status", {"status": obj["status"]},
-                         "application/merge-patch+json")
+            self._retry_transient(
+                obj, timeout, lambda: self.request("PATCH", f"{path}/status", {"status": obj["status"]},
+                                                   "application/merge-patch+json"))
         return applied
+
+    def _retry_transient(self, obj: dict, timeout: float, call):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return call()
+            except ApiError as error:
+                transient = error.status in TRANSIENT_STATUSES or (
+                    error.status == 404 and obj["kind"] in CUSTOM_KINDS)
+                if not transient or time.monotonic() >= deadline:
+                    raise ApiError(error.status, f"applying {obj['kind']} "
+                                   f"{obj['metadata']['name']}: {error}") from None
+            except OSError as error:
+                if time.monotonic() >= deadline:
+                    raise OSError(f"applying {obj['kind']} {obj['metadata']['name']}: {error}") from None
+            time.sleep(0.25)
 
     def _wait(self, what: str, predicate, timeout: float) -> None:
         deadline = time.monotonic() + timeout

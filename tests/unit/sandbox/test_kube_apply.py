@@ -55,3 +55,50 @@ def test_node_and_deployment_waits_tolerate_null_status(kube_apply):
     pending = {"items": [dict(deployment, status=None)]}
     available = {"items": [dict(deployment, status={"availableReplicas": 2, "observedGeneration": 1})]}
     _client(kube_apply, [pending, available]).wait_deployments_available(timeout=5)
+
+
+def _failing_then(kube_apply, failures, result):
+    calls = []
+
+    def request(*args, **_kwargs):
+        calls.append(args)
+        if len(calls) <= len(failures):
+            raise failures[len(calls) - 1]
+        return result
+    return request, calls
+
+
+VIRTUAL_SERVICE = {"kind": "VirtualService", "metadata": {"name": "checkout", "namespace": "pilot-apps"}}
+NAMESPACE = {"kind": "Namespace", "metadata": {"name": "pilot-apps"}}
+
+
+def test_apply_retries_a_custom_resource_until_discovery_serves_it(kube_apply):
+    client = kube_apply.Client.__new__(kube_apply.Client)
+    client.request, calls = _failing_then(kube_apply, [
+        kube_apply.ApiError(404, "the server could not find the requested resource"),
+        kube_apply.ApiError(503, "unavailable"),
+        ConnectionResetError("reset")], {"ok": True})
+    assert client.apply(VIRTUAL_SERVICE) == {"ok": True}
+    assert len(calls) == 4
+    assert calls[-1][0] == "PATCH" and "fieldManager=ceres-sandbox" in calls[-1][1]
+
+
+def test_apply_does_not_retry_a_real_rejection(kube_apply):
+    client = kube_apply.Client.__new__(kube_apply.Client)
+    client.request, calls = _failing_then(kube_apply, [kube_apply.ApiError(422, "spec.http: Invalid")], {})
+    with pytest.raises(kube_apply.ApiError, match="applying VirtualService checkout: HTTP 422"):
+        client.apply(VIRTUAL_SERVICE)
+    assert len(calls) == 1
+
+
+def test_apply_gives_up_on_a_builtin_404_and_after_its_deadline(kube_apply):
+    client = kube_apply.Client.__new__(kube_apply.Client)
+    client.request, calls = _failing_then(kube_apply, [kube_apply.ApiError(404, "not found")], {})
+    with pytest.raises(kube_apply.ApiError, match="HTTP 404"):
+        client.apply(NAMESPACE)
+    assert len(calls) == 1
+
+    client.request, calls = _failing_then(kube_apply, [kube_apply.ApiError(503, "down")] * 1000, {})
+    with pytest.raises(kube_apply.ApiError, match="applying Namespace pilot-apps: HTTP 503"):
+        client.apply(NAMESPACE, timeout=0.0)
+    assert len(calls) == 1
