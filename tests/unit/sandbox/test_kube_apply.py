@@ -57,7 +57,9 @@ def test_node_and_deployment_waits_tolerate_null_status(kube_apply):
     _client(kube_apply, [pending, available]).wait_deployments_available(timeout=5)
 
 
-def _failing_then(kube_apply, failures, result):
+def _flaky_client(kube_apply, failures, result):
+    """A client whose requests raise `failures` in turn, then return `result`; and its call log."""
+    client = kube_apply.Client.__new__(kube_apply.Client)
     calls = []
 
     def request(*args, **_kwargs):
@@ -65,7 +67,8 @@ def _failing_then(kube_apply, failures, result):
         if len(calls) <= len(failures):
             raise failures[len(calls) - 1]
         return result
-    return request, calls
+    client.request = request
+    return client, calls
 
 
 VIRTUAL_SERVICE = {"kind": "VirtualService", "metadata": {"name": "checkout", "namespace": "pilot-apps"}}
@@ -73,8 +76,7 @@ NAMESPACE = {"kind": "Namespace", "metadata": {"name": "pilot-apps"}}
 
 
 def test_apply_retries_a_custom_resource_until_discovery_serves_it(kube_apply):
-    client = kube_apply.Client.__new__(kube_apply.Client)
-    client.request, calls = _failing_then(kube_apply, [
+    client, calls = _flaky_client(kube_apply, [
         kube_apply.ApiError(404, "the server could not find the requested resource"),
         kube_apply.ApiError(503, "unavailable"),
         ConnectionResetError("reset")], {"ok": True})
@@ -83,22 +85,13 @@ def test_apply_retries_a_custom_resource_until_discovery_serves_it(kube_apply):
     assert calls[-1][0] == "PATCH" and "fieldManager=ceres-sandbox" in calls[-1][1]
 
 
-def test_apply_does_not_retry_a_real_rejection(kube_apply):
-    client = kube_apply.Client.__new__(kube_apply.Client)
-    client.request, calls = _failing_then(kube_apply, [kube_apply.ApiError(422, "spec.http: Invalid")], {})
-    with pytest.raises(kube_apply.ApiError, match="applying VirtualService checkout: HTTP 422"):
-        client.apply(VIRTUAL_SERVICE)
-    assert len(calls) == 1
-
-
-def test_apply_gives_up_on_a_builtin_404_and_after_its_deadline(kube_apply):
-    client = kube_apply.Client.__new__(kube_apply.Client)
-    client.request, calls = _failing_then(kube_apply, [kube_apply.ApiError(404, "not found")], {})
-    with pytest.raises(kube_apply.ApiError, match="HTTP 404"):
-        client.apply(NAMESPACE)
-    assert len(calls) == 1
-
-    client.request, calls = _failing_then(kube_apply, [kube_apply.ApiError(503, "down")] * 1000, {})
-    with pytest.raises(kube_apply.ApiError, match="applying Namespace pilot-apps: HTTP 503"):
-        client.apply(NAMESPACE, timeout=0.0)
+@pytest.mark.parametrize(("obj", "failure", "timeout", "message"), [
+    (VIRTUAL_SERVICE, (422, "spec.http: Invalid"), 30, "applying VirtualService checkout: HTTP 422"),
+    (NAMESPACE, (404, "not found"), 30, "applying Namespace pilot-apps: HTTP 404"),
+    (NAMESPACE, (503, "down"), 0.0, "applying Namespace pilot-apps: HTTP 503"),
+], ids=["real-rejection", "builtin-404", "past-deadline"])
+def test_apply_stops_at_once_on_a_real_error_or_past_its_deadline(kube_apply, obj, failure, timeout, message):
+    client, calls = _flaky_client(kube_apply, [kube_apply.ApiError(*failure)] * 1000, {})
+    with pytest.raises(kube_apply.ApiError, match=message):
+        client.apply(obj, timeout=timeout)
     assert len(calls) == 1
