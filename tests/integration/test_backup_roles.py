@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -269,8 +268,11 @@ def own_prefix(s3):
 def test_unreachable_s3_fails_the_role_before_the_next_phase_without_a_manifest(
         tmp_path, s3, sandbox_vault_password, own_prefix, check_target_first):
     unreachable = s3_target(own_prefix, endpoint_url=f"http://127.0.0.1:{closed_port()}")
+    staging = tmp_path / "staging"  # this run's own, so another run's staging directory cannot interfere
+    staging.mkdir()
     completed, result = run_role(tmp_path, "backup", {"ceres_backup_target": unreachable,
-                                                      "backup_check_target": check_target_first},
+                                                      "backup_check_target": check_target_first,
+                                                      "backup_staging_dir": str(staging)},
                                  later_phase=True)
     assert completed.returncode != 0
     assert result is None
@@ -282,7 +284,7 @@ def test_unreachable_s3_fails_the_role_before_the_next_phase_without_a_manifest(
         assert "Failed while looking up bucket" in completed.stdout  # the first upload failed
         assert "Upload the manifest last" not in completed.stdout
     assert [key for key in list_keys(s3, own_prefix) if key.endswith("manifest.json")] == []
-    assert list(Path(tempfile.gettempdir()).glob("ceres-backup-*")) == []  # the staging directory is gone
+    assert list(staging.iterdir()) == []  # the staging directory is gone
 
 
 def test_retention_keeps_exactly_the_newest_complete_backups(tmp_path, s3, sandbox_vault_password, own_prefix):
@@ -331,6 +333,46 @@ def test_directory_format_backup_round_trip(tmp_path, s3, sandbox_vault_password
         assert table_fingerprints(scratch) == table_fingerprints("ceres_db")
     finally:
         drop_database(scratch)
+
+
+def test_pod_mode_backup_dumps_through_the_exec_api_and_round_trips(tmp_path, s3, sandbox_vault_password, own_prefix):
+    """backup_dump_in_pod: pg_dump runs in a Ready pod of ceres-system/postgres-main (the
+    inventory's ceres_database.kube_*) through the exec API, as the plan's kubectl exec does."""
+    completed, result = run_role(tmp_path, "backup", {"ceres_backup_target": s3_target(own_prefix),
+                                                      "backup_dump_in_pod": True, "backup_secrets": False})
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    source = result["database"]["source"]
+    assert source["mode"] == "pod" and source["namespace"] == "ceres-system"
+    assert source["pod"].startswith("postgres-main-")
+    manifest = json.loads(read_object(s3, result["manifest"]))
+    assert manifest["database"]["source"] == source and manifest["database"]["verified"] is True
+    scratch = f"ceres_test_restore_{uuid.uuid4().hex[:8]}"
+    try:
+        completed, restored = run_role(tmp_path, "restore", {
+            "ceres_backup_target": s3_target(own_prefix), "restore_database": scratch, "restore_secrets": False})
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        assert restored["id"] == result["id"]
+        assert table_fingerprints(scratch) == table_fingerprints("ceres_db")
+    finally:
+        drop_database(scratch)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"backup_format": "directory"}, "backup_format directory cannot be used: pg_dump would write the directory inside"),
+    ({"backup_database_password": "not-sent"}, "backup_database_password must be empty"),
+    ({"ceres_database": {"name": "ceres_db", "kube_namespace": "ceres-system"}},
+     "ceres_database.kube_deployment (or backup_database.kube_deployment) is not set"),
+], ids=["directory", "password", "no-deployment"])
+def test_pod_mode_refuses_what_cannot_work_before_dumping(tmp_path, s3, sandbox_vault_password, own_prefix,
+                                                          extra, message):
+    completed, result = run_role(tmp_path, "backup", {"ceres_backup_target": s3_target(own_prefix),
+                                                      "backup_dump_in_pod": True, **extra})
+    output = " ".join(completed.stdout.split())
+    assert completed.returncode != 0 and result is None
+    assert "backup_dump_in_pod is true but" in output and message in output
+    assert "Dump and verify the database" not in output
+    assert "not-sent" not in completed.stdout + completed.stderr
+    assert list_keys(s3, own_prefix) == []
 
 
 # --------------------------------------------------------------------------- check mode and validation
