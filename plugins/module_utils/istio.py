@@ -177,6 +177,12 @@ class Destination:
             return False
         return True
 
+    def names_exactly(self, route_destination: t.Mapping[str, t.Any]) -> bool:
+        """Whether the entry's subset and port are exactly this selector's (absent when it has none)."""
+        destination = route_destination.get('destination') or {}
+        return ((destination.get('subset') or None) == self.subset
+                and ((destination.get('port') or {}).get('number') or None) == self.port)
+
     def as_route_destination(self, host: str, weight: int) -> dict[str, t.Any]:
         destination: dict[str, t.Any] = {'host': host}
         if self.subset:
@@ -201,13 +207,20 @@ def describe_route_destination(route_destination: t.Mapping[str, t.Any]) -> str:
 def find_destinations(route_destinations: t.Sequence[t.Mapping[str, t.Any]], selector: Destination,
                       namespace: str | None) -> list[int]:
     """Indexes of the entries ``selector`` matches: exact host matches when there are any,
-    else short-name/FQDN equivalent matches."""
-    exact = [index for index, entry in enumerate(route_destinations)
-             if selector.matches(entry, namespace, exact_host=True)]
-    if exact:
-        return exact
-    return [index for index, entry in enumerate(route_destinations)
-            if selector.matches(entry, namespace, exact_host=False)]
+    else short-name/FQDN equivalent matches. A selector without subset (or port) matches every
+    subset (port) of its host; when several entries match, the one entry whose subset and port
+    are exactly the selector's is meant: stable ``{host: h}`` once the canary ``h/v2`` has been
+    added beside it."""
+    matches = [index for index, entry in enumerate(route_destinations)
+               if selector.matches(entry, namespace, exact_host=True)]
+    if not matches:
+        matches = [index for index, entry in enumerate(route_destinations)
+                   if selector.matches(entry, namespace, exact_host=False)]
+    if len(matches) > 1:
+        named_exactly = [index for index in matches if selector.names_exactly(route_destinations[index])]
+        if len(named_exactly) == 1:
+            return named_exactly
+    return matches
 
 
 # --------------------------------------------------------------------------- routes
@@ -396,22 +409,32 @@ def plan_shift(virtual_service: t.Mapping[str, t.Any], route_name: str | None, s
     else:
         annotations.pop(ANNOTATION_ROUTE, None)
     metadata['annotations'] = annotations
+    # Never write an object whose weights could not be read back as asked (the read-back
+    # after the write, and every later run, rollback included, locate them the same way).
+    try:
+        check_weights(desired, route_name, stable, canary, canary_weight, before_write=True)
+    except WeightsNotApplied as error:
+        raise InvalidRequest(error.field, 'refusing to write VirtualService %s: %s'
+                             % (object_reference(virtual_service), error.problem))
     return ShiftPlan(previous_weight, True, desired)
 
 
 def check_weights(virtual_service: t.Mapping[str, t.Any], route_name: str | None, stable: Destination,
-                  canary: Destination, canary_weight: int) -> None:
+                  canary: Destination, canary_weight: int, before_write: bool = False) -> None:
     """Raise :class:`WeightsNotApplied` unless the route sends ``canary_weight`` percent to
-    the canary and the rest to the stable destination."""
+    the canary and the rest to the stable destination (in the object read back after the
+    write, or, with ``before_write``, in the object about to be written)."""
     try:
         stable_share, canary_share = locate_destinations(virtual_service, route_name, stable, canary).shares()
     except TrafficShiftError as error:
-        raise WeightsNotApplied(error.field, 'after the write, %s' % error.problem)
+        raise WeightsNotApplied(error.field, '%s, %s' % ('once shifted' if before_write else 'after the write',
+                                                        error.problem))
     if (stable_share, canary_share) != (100 - canary_weight, canary_weight):
-        raise WeightsNotApplied('weight', 'VirtualService %s reads back with canary %d%% and stable %d%%, '
-                                'not the %d%%/%d%% written (changed by someone else?)'
-                                % (object_reference(virtual_service), canary_share, stable_share,
-                                   canary_weight, 100 - canary_weight))
+        raise WeightsNotApplied('weight', 'VirtualService %s %s canary %d%% and stable %d%%, not the %d%%/%d%% '
+                                '%s' % (object_reference(virtual_service),
+                                        'would read with' if before_write else 'reads back with',
+                                        canary_share, stable_share, canary_weight, 100 - canary_weight,
+                                        'asked' if before_write else 'written (changed by someone else?)'))
 
 
 def without_server_noise(resource: t.Mapping[str, t.Any] | None) -> dict[str, t.Any]:
@@ -559,7 +582,11 @@ def shift_traffic(client: t.Any, request: TrafficShiftRequest, check_mode: bool 
         return TrafficShiftResult(False, plan.previous_weight, request.weight, live, plan.desired,
                                   api_version, len(conflicts))
 
-    read_back = client.get(path)
-    check_weights(read_back, request.route, request.stable, request.canary, request.weight)
+    try:
+        read_back = client.get(path)
+        check_weights(read_back, request.route, request.stable, request.canary, request.weight)
+    except Exception as error:
+        error.written = True  # the PUT landed: whatever fails now, the object was changed
+        raise
     return TrafficShiftResult(True, plan.previous_weight, request.weight, live, read_back,
                               api_version, len(conflicts))

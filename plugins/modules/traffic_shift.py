@@ -19,7 +19,8 @@ description:
     O(max_conflict_retries) times, with a jittered backoff.
   - Every other route, destination and field stays exactly as it was. The canary destination is added right after the
     stable one when it is missing (unless O(weight=0), which needs no canary destination).
-  - After writing, it reads the object back and fails if the weights are not the ones asked for.
+  - After writing, it reads the object back and fails if the weights are not the ones asked for. Such a failure (or
+    one of that read itself) reports RV(ignore:changed=true), because the write had landed.
   - When the weights change, the annotations C(rollout.ceres.io/previous-weight), C(rollout.ceres.io/weight),
     C(rollout.ceres.io/updated-at) (UTC, ISO 8601) and C(rollout.ceres.io/route) record the shift on the
     C(VirtualService). A run that changes no weight writes nothing.
@@ -75,11 +76,17 @@ options:
       subset:
         description:
           - The destination C(subset) (of the C(DestinationRule)). When given, only a destination with this subset
-            matches.
+            matches. When omitted, a destination of the host with any subset matches; if several do, the one
+            without a subset (and with the given port, or none) is meant, so a stable of only O(stable.host=checkout) keeps
+            naming the plain C(checkout) entry once the canary V(checkout/v3-0-0) has been added beside it. Still
+            several matches is an error asking for the subset.
+          - A shift that would leave O(stable) or O(canary) not unambiguously locatable in the written object is
+            refused before anything is written.
         type: str
       port:
         description:
-          - The destination port number. When given, only a destination with this port matches.
+          - The destination port number. When given, only a destination with this port matches; when omitted,
+            as for O(stable.subset).
         type: int
   canary:
     description:
@@ -275,7 +282,8 @@ def main() -> None:
         client = K8sClient.from_auth(auth_options(params))
         result = shift_traffic(client, request, check_mode=module.check_mode)
     except (TrafficShiftError, K8sError) as error:
-        module.fail_json(msg=str(error))
+        # A failure after the write landed (the read-back) still changed the VirtualService.
+        module.fail_json(msg=str(error), changed=getattr(error, 'written', False))
 
     output = {
         'changed': result.changed,

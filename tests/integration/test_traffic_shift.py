@@ -178,6 +178,22 @@ def test_full_shift_and_rollback(tmp_path, custom_objects, virtual_service):
     assert after["metadata"]["annotations"]["rollout.ceres.io/previous-weight"] == "100"
 
 
+def test_a_stable_without_subset_shifts_and_rolls_back(tmp_path, custom_objects, scratch_namespace):
+    """Stable {host: checkout} (no subset) matches the canary checkout/v3-0-0 too once it is
+    added beside it; the entry without a subset stays the stable one, so every later step and
+    the rollback still find it."""
+    resource = three_route_virtual_service(scratch_namespace)
+    resource["spec"]["http"] = [{"name": "primary", "route": [{"destination": {"host": "checkout"}}]}]
+    custom_objects.create_namespaced_custom_object(GROUP, VERSION, scratch_namespace, PLURAL, resource)
+    stable = {"host": "checkout"}
+    for weight, previous in ((10, 0), (50, 10), (0, 50)):
+        result = shift(tmp_path, scratch_namespace, stable=stable, weight=weight)
+        assert not result.get("failed"), result
+        assert (result["changed"], result["previous_weight"]) == (True, previous)
+        assert weights(read(custom_objects, scratch_namespace), "primary") == {None: 100 - weight, "v3-0-0": weight}
+    assert shift(tmp_path, scratch_namespace, stable=stable, weight=0)["changed"] is False
+
+
 def test_two_concurrent_writers_on_different_routes_both_land(tmp_path, custom_objects, virtual_service):
     before = read(custom_objects, virtual_service)
     runs = []

@@ -547,8 +547,58 @@ def test_read_back_mismatch_fails():
         fake.stored['spec']['http'][1]['route'] = [entry('checkout', 'v2-9', 100)]
 
     api.after_put.append(rival_resets_the_weights)
-    with pytest.raises(WeightsNotApplied, match='reads back with canary 0% and stable 100%'):
+    with pytest.raises(WeightsNotApplied, match='reads back with canary 0% and stable 100%') as raised:
         shift_traffic(api, shift_request(weight=25), now=NOW, sleep=no_sleep)
+    assert raised.value.written is True  # the module reports changed: the PUT landed
+
+
+def test_a_failed_read_back_get_still_says_the_write_landed():
+    api = FakeVirtualServiceApi(three_route_virtual_service())
+
+    def the_object_vanishes(fake):
+        fake.stored = None
+
+    api.after_put.append(the_object_vanishes)
+    with pytest.raises(NotFound) as raised:
+        shift_traffic(api, shift_request(weight=25), now=NOW, sleep=no_sleep)
+    assert raised.value.written is True
+
+
+FQDN = 'checkout.pilot-apps.svc.cluster.local'
+
+
+@pytest.mark.parametrize('route_host, canary, added', [
+    ('checkout', Destination('checkout', 'v3-0-0'), entry('checkout', 'v3-0-0', 10)),
+    ('checkout', Destination('checkout', port=8080), entry('checkout', weight=10, port=8080)),
+    (FQDN, Destination('checkout', 'v3-0-0'), entry(FQDN, 'v3-0-0', 10)),  # added in the route's spelling
+], ids=['subset', 'port', 'fqdn-route'])
+def test_a_stable_without_subset_stays_locatable_once_the_canary_is_beside_it(route_host, canary, added):
+    """Stable {host: checkout} matches any subset of checkout: once the canary checkout/v3-0-0
+    is added beside it, the entry without a subset is still the stable one, so the write
+    reads back, the next step shifts further and rollback (weight 0) works."""
+    stable = Destination('checkout')
+    api = FakeVirtualServiceApi(virtual_service(route('primary', entry(route_host, weight=100))))
+    request = shift_request(stable=stable, canary=canary, weight=10)
+    assert shift_traffic(api, request, now=NOW, sleep=no_sleep).changed is True
+    assert destinations_of(api.stored) == [entry(route_host, weight=90), added]
+    assert shift_traffic(api, request, now=NOW, sleep=no_sleep).changed is False
+    further = shift_traffic(api, shift_request(stable=stable, canary=canary, weight=50), now=NOW, sleep=no_sleep)
+    assert further.changed is True and further.previous_weight == 10
+    rollback = shift_traffic(api, shift_request(stable=stable, canary=canary, weight=0), now=NOW, sleep=no_sleep)
+    assert rollback.changed is True and rollback.previous_weight == 50
+    assert traffic_shares(destinations_of(api.stored)) == [100, 0]
+
+
+def test_a_shift_that_could_not_be_read_back_is_refused_before_writing():
+    """Stable {host: checkout} over a route whose only entry is checkout/v2-9: adding the canary
+    checkout/v3-0-0 would leave the stable selector matching both; nothing is written."""
+    api = FakeVirtualServiceApi(virtual_service(route('primary', entry('checkout', 'v2-9', 100))))
+    with pytest.raises(InvalidRequest) as raised:
+        shift_traffic(api, shift_request(stable=Destination('checkout'), weight=10), now=NOW, sleep=no_sleep)
+    assert str(raised.value).startswith('stable: refusing to write VirtualService pilot-apps/checkout: once '
+                                        'shifted, host checkout matches 2 destinations')
+    assert 'add subset or port to pick one' in str(raised.value)
+    assert api.writes() == []
 
 
 def test_missing_virtual_service_names_the_field():

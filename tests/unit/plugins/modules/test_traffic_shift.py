@@ -53,6 +53,7 @@ class FakeIstioApiServer:
         self.stored = copy.deepcopy(resource)
         self.calls = []
         self.authorizations = set()
+        self.after_put = []  # callables run on the stored object after a PUT landed (a rival writer)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -87,7 +88,10 @@ class FakeIstioApiServer:
                                             'message': 'the object has been modified'})
                 body['metadata']['resourceVersion'] = str(int(body['metadata']['resourceVersion']) + 1)
                 server.stored = body
-                return self._send(200, body)
+                answer = copy.deepcopy(body)
+                while server.after_put:
+                    server.after_put.pop(0)(server.stored)
+                return self._send(200, answer)
 
             def log_message(self, *args):
                 pass
@@ -160,6 +164,17 @@ def test_shift_sets_weights_and_reports_them(capsys, api):
     assert [method for method, _path in api.calls] == ['GET', 'PUT', 'GET']
     assert api.authorizations == {'Bearer %s' % TOKEN}
     assert TOKEN not in output
+
+
+def test_a_failed_read_back_reports_changed_because_the_write_landed(capsys, api):
+    def rival_resets_the_primary_route(stored):
+        stored['spec']['http'][1]['route'] = [entry('checkout', 'v2-9', 100)]
+
+    api.after_put.append(rival_resets_the_primary_route)
+    failed, result, _output = run_module(capsys, shift_args(api, weight=10))
+    assert failed and result['changed'] is True
+    assert 'reads back with canary 0% and stable 100%, not the 10%/90% written' in result['msg']
+    assert len(api.writes()) == 1
 
 
 def test_second_run_reports_no_change(capsys, api):
