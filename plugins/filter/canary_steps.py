@@ -20,7 +20,7 @@ description:
 options:
   _input:
     description:
-      - The weights, as a list of integers.
+      - The weights, as a list of integers (or any sequence of them, such as V(range(10, 60, 10)) or the result of C(map)).
       - Leave empty (V(null) or V([])) when building the weights from O(start), O(step) and O(max).
     type: list
     elements: int
@@ -59,6 +59,7 @@ _value:
 """
 
 import re
+from collections.abc import Iterable, Mapping
 
 from ansible.errors import AnsibleFilterError
 
@@ -86,11 +87,15 @@ def _canary_steps(steps, start, step, last):
         raise CanaryStepsError("give either a list of weights or start/step/max, not both")
     if range_given:
         return _validated(_built_steps(start, step, last))
-    if steps is None or steps == [] or steps == "":
+    if isinstance(steps, (str, bytes, Mapping)) or (steps is not None and not isinstance(steps, Iterable)):
+        if steps != "":
+            raise CanaryStepsError("expected a list of weights such as [10, 25, 50], got %r" % (steps,))
+        steps = None
+    # Any sequence will do (a list, a tuple, range(10, 60, 10), the result of map or select).
+    weights = list(steps) if steps is not None else []
+    if not weights:
         raise CanaryStepsError("no weights: give a list such as [10, 25, 50] or start, step and max")
-    if isinstance(steps, (str, bytes)) or not isinstance(steps, (list, tuple)):
-        raise CanaryStepsError("expected a list of weights such as [10, 25, 50], got %r" % (steps,))
-    return _validated([_whole_number(weight, "weight") for weight in steps])
+    return _validated([_whole_number(weight, "weight") for weight in weights])
 
 
 def _built_steps(start, step, last):

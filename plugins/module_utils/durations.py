@@ -24,10 +24,10 @@ SECONDS_PER_UNIT = {
 
 # Units in the order they must appear, largest first ("1h30m", never "30m1h").
 _UNIT_ORDER = "wdhms"
-_DURATION_PART = re.compile(r"(\d+)([wdhms])")
-_PLAIN_SECONDS = re.compile(r"\d+")
+_DURATION_PART = re.compile(r"([0-9]+)([wdhms])")
+_PLAIN_SECONDS = re.compile(r"[0-9]+")
 # What Prometheus accepts as a range selector duration ([1m], [30s], [1h30m], [500ms]).
-_PROMETHEUS_DURATION = re.compile(r"(\d+(ms|s|m|h|d|w|y))+")
+_PROMETHEUS_DURATION = re.compile(r"([0-9]+(ms|s|m|h|d|w|y))+")
 
 
 class DurationError(ValueError):

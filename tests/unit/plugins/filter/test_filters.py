@@ -61,6 +61,9 @@ def test_to_seconds(duration, seconds):
         ("30m1h", "largest to smallest"),
         ("1m1m", "largest to smallest"),
         ("5 m", "invalid duration"),
+        ("\u0663\u0660s", "invalid duration"),  # Arabic-Indic digits: only 0-9 are digits here
+        ("\u0663\u0660", "invalid duration"),
+        ("\uff11m", "invalid duration"),  # a fullwidth 1
         (True, "boolean"),
         (False, "boolean"),
         (None, "type NoneType"),
@@ -84,7 +87,8 @@ def test_parser_raises_a_value_error_subclass():
 
 @pytest.mark.parametrize(
     "window, valid",
-    [("1m", True), ("30s", True), ("1h30m", True), ("500ms", True), ("1 m", False), ("m", False), ("", False), (60, False)],
+    [("1m", True), ("30s", True), ("1h30m", True), ("500ms", True), ("1 m", False), ("m", False), ("", False), (60, False),
+     ("\u0663m", False)],
 )
 def test_prometheus_durations(window, valid):
     assert is_prometheus_duration(window) is valid
@@ -103,7 +107,10 @@ def test_prometheus_durations(window, valid):
         (["10", "25"], [10, 25]),
         ((5, 50), [5, 50]),
         ([10.0, 20.0], [10, 20]),
+        (range(10, 60, 10), [10, 20, 30, 40, 50]),  # {{ range(10, 60, 10) | ceres.rollout.canary_steps }}
+        (map(int, ["10", "50"]), [10, 50]),  # the result of a map filter
     ],
+    ids=lambda value: type(value).__name__ if isinstance(value, (range, map)) else None,
 )
 def test_canary_steps_from_a_list(steps, expected):
     assert canary_steps(steps) == expected
