@@ -134,15 +134,18 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def copy_backup(s3, source_prefix: str, target_prefix: str, target_id: str, corrupt: str | None = None) -> None:
+def copy_backup(s3, source_prefix: str, target_prefix: str, target_id: str, corrupt: str | None = None,
+                verified: bool = True) -> None:
     """Copy a backup's objects under another id (rewriting the manifest's id), optionally
-    flipping one byte of the file `corrupt`."""
+    flipping one byte of the file `corrupt`, or marking the dump as never verified (as a
+    backup taken with backup_verify: none is)."""
     for key in list_keys(s3, source_prefix):
         name = key[len(source_prefix):]
         body = read_object(s3, key)
         if name == "manifest.json":
             manifest = json.loads(body)
             manifest["backup_id"] = target_id
+            manifest["database"]["verified"] = manifest["database"]["verified"] and verified
             body = json.dumps(manifest).encode()
         if name == corrupt:
             body = body[:100] + bytes([body[100] ^ 0xFF]) + body[101:]
@@ -230,6 +233,34 @@ def test_restore_without_an_id_takes_the_latest_complete_backup_and_check_mode_r
         delete_prefix(s3, incomplete_prefix)
 
 
+def test_restore_without_an_id_passes_over_a_newer_unverified_backup(tmp_path, s3, completed_backup, backup_prefix):
+    unverified_id = "29991231T235959Z-0bad00"
+    unverified_prefix = f"{backup_prefix}{CLUSTER}/{unverified_id}/"
+    copy_backup(s3, completed_backup["prefix"], unverified_prefix, unverified_id, verified=False)
+    try:
+        completed, planned = run_role(tmp_path, "restore", {"ceres_backup_target": s3_target(backup_prefix)},
+                                      "--check")
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        assert planned["id"] == completed_backup["id"]
+        # Named explicitly, the unverified backup is what the operator asked for.
+        completed, planned = run_role(tmp_path, "restore", {"ceres_backup_target": s3_target(backup_prefix),
+                                                            "restore_backup_id": unverified_id}, "--check")
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        assert planned["id"] == unverified_id
+    finally:
+        delete_prefix(s3, unverified_prefix)
+
+
+def test_restore_without_an_id_fails_when_no_backup_was_verified(tmp_path, s3, completed_backup, own_prefix):
+    unverified_id = "29991231T235959Z-0bad01"
+    copy_backup(s3, completed_backup["prefix"], f"{own_prefix}{CLUSTER}/{unverified_id}/", unverified_id,
+                verified=False)
+    completed, restored = run_role(tmp_path, "restore", {"ceres_backup_target": s3_target(own_prefix)}, "--check")
+    assert completed.returncode != 0 and restored is None
+    assert (f"no complete backup under s3://{BUCKET}/{own_prefix}{CLUSTER}/ was verified when it was taken "
+            f"(unverified: {unverified_id})") in " ".join(completed.stdout.split())
+
+
 def test_restore_refuses_a_backup_whose_object_was_altered(tmp_path, s3, completed_backup, backup_prefix):
     corrupt_id = "29991231T235959Z-c0ffee"
     corrupt_prefix = f"{backup_prefix}{CLUSTER}/{corrupt_id}/"
@@ -253,6 +284,18 @@ def test_restore_into_production_needs_restore_clean(tmp_path, completed_backup,
         "ceres_backup_target": s3_target(backup_prefix), "restore_database": "ceres_db"})
     assert completed.returncode != 0
     assert "refusing to restore into the production database ceres_db without restore_clean" in completed.stdout
+
+
+def test_restore_clean_with_parallel_jobs_is_refused_before_anything_runs(tmp_path, completed_backup, backup_prefix):
+    scratch = f"ceres_test_restore_{uuid.uuid4().hex[:8]}"
+    completed, restored = run_role(tmp_path, "restore", {
+        "ceres_backup_target": s3_target(backup_prefix), "restore_database": scratch, "restore_clean": True,
+        "restore_jobs": 2})
+    output = " ".join(completed.stdout.split())
+    assert completed.returncode != 0 and restored is None
+    assert "restore_clean: true with restore_jobs 2 is refused" in output
+    assert "Download the manifest" not in output
+    assert not database_exists(scratch)
 
 
 # --------------------------------------------------------------------------- failures and retention
