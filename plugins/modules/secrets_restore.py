@@ -24,6 +24,17 @@ description:
     C(type) differs. Delete it first to restore the file's version.
   - Secrets of the cluster that are not in the file are left alone. Service-account tokens are never applied.
   - Every namespace must exist; a missing one fails the task before anything is changed.
+  - B(A Secret that cannot be restored does not stop the others) - the API server refuses to read or write it (for
+    example C(403) Forbidden by RBAC, C(422) Invalid, refused by an admission webhook), or it kept changing between
+    read and write through every retry. The remaining Secrets are still restored, then the task B(fails) with the
+    full report - RV(created), RV(replaced), RV(unchanged) and RV(skipped) as on success, RV(ignore:changed=true) when
+    any Secret was applied, and every failing Secret in RV(failures) with the HTTP status and the API server's
+    message.
+  - When the API server stops answering, rejects the credentials (C(401)) or keeps throttling (C(429)) past the
+    retries, the restore stops at that Secret, since the next ones would fail the same way; the Secrets not tried are
+    listed in RV(not_attempted), and the task fails with the same report.
+  - A partial restore is never reported as a success. Running the task again once the cause is fixed applies what
+    is still missing and leaves the rest alone.
   - B(Values never appear in the output:) the result, the diff and error messages hold names, key names and counts only,
     at any verbosity. The plaintext is never written to disk.
   - Runs on the controller through an action plugin, whatever the host's connection.
@@ -107,49 +118,85 @@ EXAMPLES = r"""
 RETURN = r"""
 src:
   description: The file the Secrets were read from.
-  returned: success
+  returned: success, and when a Secret could not be restored
   type: str
   sample: /var/backups/ceres/secrets.vault
 count:
   description: Number of Secrets considered (after the O(namespaces) filter).
-  returned: success
+  returned: success, and when a Secret could not be restored
   type: int
   sample: 3
 created:
-  description: The Secrets created (in check mode, that would be), as C(namespace/name).
-  returned: success
+  description:
+    - The Secrets created (in check mode, that would be), as C(namespace/name).
+    - When the task fails because a Secret could not be restored, the Secrets that were created nevertheless.
+  returned: success, and when a Secret could not be restored
   type: list
   elements: str
   sample: [ceres-system/ceres-jwt-signing]
 replaced:
-  description: The Secrets replaced (in check mode, that would be), as C(namespace/name).
-  returned: success
+  description:
+    - The Secrets replaced (in check mode, that would be), as C(namespace/name).
+    - When the task fails because a Secret could not be restored, the Secrets that were replaced nevertheless.
+  returned: success, and when a Secret could not be restored
   type: list
   elements: str
   sample: [ceres-system/ceres-api-keys]
 unchanged:
   description: The Secrets that already matched the file, as C(namespace/name).
-  returned: success
+  returned: success, and when a Secret could not be restored
   type: list
   elements: str
   sample: [ceres-system/ceres-db-credentials]
 skipped:
   description: The Secrets not applied, each with C(namespace), C(name) and C(reason).
-  returned: success
+  returned: success, and when a Secret could not be restored
   type: list
   elements: dict
   sample:
     - namespace: ceres-system
       name: ceres-tls-pins
       reason: immutable in the cluster and its data differ from the backup (keys pins); delete it first to restore the backup's version
+failures:
+  description:
+    - The Secrets that could not be restored, each with C(namespace), C(name), C(action) (the call that failed -
+      V(create), V(replace), or V(read) for reading the live Secret), C(status) (the HTTP status, V(null) when no
+      answer came) and C(reason) (the request, the status and the API server's message; never a value).
+    - When a write got no answer (the connection dropped, C(504)), its C(reason) says it may have been applied, and
+      RV(ignore:changed=true) is reported.
+    - Empty on success; the task fails when it is not.
+  returned: success, and when a Secret could not be restored
+  type: list
+  elements: dict
+  sample:
+    - namespace: ceres-system
+      name: ceres-api-keys
+      action: replace
+      status: 403
+      reason: >-
+        PUT /api/v1/namespaces/ceres-system/secrets/ceres-api-keys: 403 Forbidden: secrets "ceres-api-keys" is
+        forbidden: User "ceres-restore" cannot update resource "secrets" in API group "" in the namespace
+        "ceres-system"
+not_attempted:
+  description:
+    - The Secrets not tried because the restore stopped (the API server stopped answering, rejected the credentials
+      or kept throttling), as C(namespace/name). Empty otherwise.
+  returned: success, and when a Secret could not be restored
+  type: list
+  elements: str
+  sample: []
 namespaces:
-  description: Per namespace, the number of Secrets C(created), C(replaced), C(unchanged) and C(skipped).
-  returned: success
+  description:
+    - Per namespace, the number of Secrets C(created), C(replaced), C(unchanged) and C(skipped).
+    - Secrets in RV(failures) or RV(not_attempted) are in none of these counts.
+  returned: success, and when a Secret could not be restored
   type: dict
   sample:
     ceres-system: {created: 1, replaced: 1, unchanged: 1, skipped: 0}
 diff:
-  description: In diff mode, one entry per created or replaced Secret (names, labels and key names only).
+  description:
+    - In diff mode, one entry per created or replaced Secret (names, labels and key names only), also when the task
+      fails because another Secret could not be restored.
   returned: in diff mode
   type: list
   elements: dict

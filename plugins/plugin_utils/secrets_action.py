@@ -4,7 +4,9 @@
 
 """The controller-side run shared by the secrets_export and secrets_restore action plugins:
 validate the arguments, build the vault codec and the Kubernetes client, run the transfer,
-and turn its errors into a redacted failure."""
+and turn its errors into a redacted failure. A transfer that failed part-way
+(``RestoreIncomplete``) still reports what it did: its result, ``changed`` included, with
+``failed`` set."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_bundle impor
     ValueRedactor,
     VaultCodec,
 )
+from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_transfer import RestoreIncomplete
 
 
 class SecretsTransferAction(ActionBase):
@@ -52,6 +55,11 @@ class SecretsTransferAction(ActionBase):
                                         diff=bool(self._task.diff), redactor=redactor)
             finally:
                 client.close()
+        except RestoreIncomplete as error:
+            # Part of the work was done: report it (changed, created, replaced...) and fail.
+            result.update(error.result)
+            result.update(failed=True, msg=redactor.redact('%s: %s' % (self.MODULE_NAME, error)))
+            return result
         except (K8sError, SecretsBundleError, AnsibleError, OSError) as error:
             result.update(failed=True, changed=False, msg=redactor.redact('%s: %s' % (self.MODULE_NAME, error)))
             return result

@@ -13,6 +13,10 @@ validate their options and build the K8sClient and VaultCodec; everything they d
 * ``restore_secrets``: decrypt and parse a bundle, then for each Secret create it when
   missing, replace it when it differs, leave it alone when it matches, and skip it (with a
   reason) when the API server would refuse the change (immutable data, a different type).
+  A Secret the API server refuses (403, 422, conflicts past the retries...) does not stop
+  the others; the restore then raises ``RestoreIncomplete``, whose ``result`` says what was
+  applied and what failed. Only an API server that stops answering, rejects the credentials
+  or keeps throttling stops the restore at that Secret.
 
 Results and diffs hold names, key names, counts and reasons, never values.
 """
@@ -29,7 +33,11 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     Conflict,
     Forbidden,
     K8sClient,
+    K8sConnectionError,
+    K8sError,
     NotFound,
+    TooManyRequests,
+    Unauthorized,
     api_path,
 )
 from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_bundle import (
@@ -319,22 +327,72 @@ def _apply_step(client: K8sClient, step: RestoreStep) -> None:
         client.put(api_path('v1', 'secrets', metadata['namespace'], metadata['name']), step.body)
 
 
-def restore_one_secret(client: K8sClient, desired: dict[str, t.Any], check_mode: bool) -> RestoreStep:
-    """Plan and (unless check mode) apply one Secret, re-reading it after a conflict."""
+class SecretRestoreError(Exception):
+    """One Secret could not be restored. ``action`` is the write that failed (``create`` or
+    ``replace``), or ``read`` when reading the live Secret failed; ``error`` the API error."""
+
+    def __init__(self, desired: dict[str, t.Any], action: str, error: K8sError, note: str = '') -> None:
+        super().__init__('%s: %s%s' % (secret_ref(desired), error, note))
+        self.desired = desired
+        self.action = action
+        self.error = error
+        self.note = note
+
+    @property
+    def write_outcome_unknown(self) -> bool:
+        """The write was sent but no answer says whether it landed (no answer, or a 504)."""
+        if self.action not in (CREATE, REPLACE):
+            return False
+        if isinstance(self.error, K8sConnectionError):
+            return self.error.request_sent
+        return self.error.status == 504
+
+    @property
+    def stops_the_restore(self) -> bool:
+        """The failure is not about this Secret: the API server does not answer, rejects the
+        credentials, or keeps throttling; the next Secrets would fail the same way."""
+        return isinstance(self.error, (K8sConnectionError, Unauthorized, TooManyRequests))
+
+
+class RestoreIncomplete(SecretsBundleError):
+    """Some Secrets of the bundle could not be restored. ``result`` is the module result all
+    the same: what was created, replaced, left alone and skipped, ``changed`` when any was
+    applied, and ``failures`` (and ``not_attempted``) for the rest."""
+
+    def __init__(self, message: str, result: dict[str, t.Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def restore_one_secret(client: K8sClient, desired: dict[str, t.Any], check_mode: bool,
+                       redactor: ValueRedactor | None = None) -> RestoreStep:
+    """Plan and (unless check mode) apply one Secret, re-reading it after a conflict.
+
+    Raises :class:`SecretRestoreError` when the API server refuses to read or write it."""
     metadata = desired['metadata']
     attempts = 0
     while True:
-        step = plan_secret_restore(desired, _read_live_secret(client, metadata['namespace'], metadata['name']))
+        try:
+            live = _read_live_secret(client, metadata['namespace'], metadata['name'])
+        except K8sError as error:
+            raise SecretRestoreError(desired, 'read', error) from error
+        if live is not None and redactor is not None:
+            redactor.learn([live])
+        step = plan_secret_restore(desired, live)
         if check_mode or step.action in (UNCHANGED, SKIP):
             return step
         try:
             _apply_step(client, step)
             return step
-        except Conflict:
+        except Conflict as error:
             # Created or changed by someone else between our read and our write.
             attempts += 1
             if attempts > MAX_CONFLICT_RETRIES:
-                raise
+                raise SecretRestoreError(desired, step.action, error, note=(
+                    ' (gave up after %d retries: it kept changing between our read and our write)'
+                    % MAX_CONFLICT_RETRIES)) from error
+        except K8sError as error:
+            raise SecretRestoreError(desired, step.action, error) from error
 
 
 def _restore_diff(step: RestoreStep) -> dict[str, str]:
@@ -346,9 +404,37 @@ def _restore_diff(step: RestoreStep) -> dict[str, str]:
     }
 
 
+def _failure_entry(failure: SecretRestoreError, redactor: ValueRedactor) -> dict[str, t.Any]:
+    reason = str(failure.error) + failure.note
+    if failure.write_outcome_unknown:
+        reason += ' (no answer came back, so the write may have been applied; check the Secret)'
+    entry = skipped_entry(failure.desired, redactor.redact(reason))
+    entry.update(action=failure.action, status=failure.error.status)
+    return entry
+
+
+def _incomplete_message(result: t.Mapping[str, t.Any], check_mode: bool) -> str:
+    failures, not_attempted = result['failures'], result['not_attempted']
+    parts = ['%d of %d Secrets could not be restored: %s' % (
+        len(failures) + len(not_attempted), result['count'],
+        '; '.join('%s/%s: %s' % (entry['namespace'], entry['name'], entry['reason']) for entry in failures))]
+    if not_attempted:
+        parts.append('The restore stopped there; not attempted: %s' % ', '.join(not_attempted))
+    parts.append('%s: %s; %s: %s' % (
+        'Would be created' if check_mode else 'Created', ', '.join(result['created']) or 'none',
+        'would be replaced' if check_mode else 'replaced', ', '.join(result['replaced']) or 'none'))
+    return '. '.join(parts)
+
+
 def restore_secrets(client: K8sClient, codec: VaultCodec, request: RestoreRequest, check_mode: bool = False,
                     diff: bool = False, redactor: ValueRedactor | None = None) -> dict[str, t.Any]:
-    """Apply the Secrets of the bundle ``request.src``; the module result."""
+    """Apply the Secrets of the bundle ``request.src``; the module result.
+
+    A Secret the API server refuses does not stop the others; once all were tried,
+    :class:`RestoreIncomplete` is raised with the result (what was applied, and the failures).
+    When the API server stops answering, rejects the credentials or keeps throttling, the
+    restore stops at that Secret and the rest are reported as ``not_attempted``.
+    """
     redactor = redactor if redactor is not None else ValueRedactor()
     secrets = read_bundle(request.src, codec)
     redactor.learn(secrets)
@@ -367,24 +453,32 @@ def restore_secrets(client: K8sClient, codec: VaultCodec, request: RestoreReques
                                  % ('s' if len(absent) > 1 else '', ', '.join(absent),
                                     'them' if len(absent) > 1 else 'it'))
 
-    steps = []
-    for secret in secrets:
-        step = restore_one_secret(client, secret, check_mode)
-        if step.live is not None:
-            redactor.learn([step.live])
-        steps.append(step)
+    steps: list[RestoreStep] = []
+    failures: list[SecretRestoreError] = []
+    not_attempted: list[str] = []
+    for index, secret in enumerate(secrets):
+        try:
+            steps.append(restore_one_secret(client, secret, check_mode, redactor))
+        except SecretRestoreError as failure:
+            failures.append(failure)
+            if failure.stops_the_restore:
+                not_attempted = [secret_ref(rest) for rest in secrets[index + 1:]]
+                break
 
     def refs(action: str) -> list[str]:
         return [step.ref for step in steps if step.action == action]
 
     result: dict[str, t.Any] = {
-        'changed': any(step.action in (CREATE, REPLACE) for step in steps),
+        'changed': (any(step.action in (CREATE, REPLACE) for step in steps)
+                    or any(failure.write_outcome_unknown for failure in failures)),
         'src': request.src,
-        'count': len(steps),
+        'count': len(secrets),
         'created': refs(CREATE),
         'replaced': refs(REPLACE),
         'unchanged': refs(UNCHANGED),
         'skipped': [skipped_entry(step.desired, step.reason) for step in steps if step.action == SKIP],
+        'failures': [_failure_entry(failure, redactor) for failure in failures],
+        'not_attempted': not_attempted,
         'namespaces': {
             namespace: {action_name: sum(1 for step in steps if step.action == action
                                          and step.desired['metadata']['namespace'] == namespace)
@@ -397,4 +491,6 @@ def restore_secrets(client: K8sClient, codec: VaultCodec, request: RestoreReques
         result['warnings'] = warnings
     if diff:
         result['diff'] = [_restore_diff(step) for step in steps if step.action in (CREATE, REPLACE)]
+    if failures:
+        raise RestoreIncomplete(redactor.redact(_incomplete_message(result, check_mode)), result)
     return result

@@ -1,6 +1,7 @@
 """secrets_export / secrets_restore against the sandbox's real API server: the round trip
 gives identical data, values never reach the output (even at -vvv), a second export changes
-nothing, and an immutable conflict is skipped with a report."""
+nothing, an immutable conflict is skipped with a report, and a Secret the API server refuses
+(RBAC 403, validation 422) fails the task after the others were restored, with a full report."""
 from __future__ import annotations
 
 import base64
@@ -256,3 +257,93 @@ def test_export_of_a_missing_namespace_fails_and_writes_nothing(tmp_path, vault_
     assert completed.returncode != 0
     assert "namespace not found" in completed.stdout
     assert not dest.exists()
+
+
+def _wait_until_allowed(kube, user, namespace, verb, name=None):
+    """RBAC caches: wait until the API server's authorizer agrees with a new Role."""
+    authorization = client.AuthorizationV1Api(kube)
+    review = {"spec": {"user": user, "resourceAttributes": {
+        "namespace": namespace, "verb": verb, "resource": "secrets", "name": name}}}
+    wait_for(lambda: authorization.create_subject_access_review(review).status.allowed, 30,
+             message=f"RBAC to allow {user} to {verb} secrets")
+
+
+def test_a_forbidden_secret_fails_the_restore_after_the_others_are_applied(
+        tmp_path, kube, core, seeded_namespace, vault_password_file):
+    ns = seeded_namespace
+    dest = tmp_path / "secrets.vault"
+    run_secrets_play(tmp_path, [export_task(ns, dest, vault_password_file)])
+    # The bundle holds app-api, app-db, tls-pins (in that order). The 1st and 3rd are gone and
+    # must be created; the 2nd differs and must be replaced, which RBAC forbids.
+    core.delete_namespaced_secret("app-api", ns)
+    core.delete_namespaced_secret("tls-pins", ns)
+    rotated = "rotated-" + DB_PASSWORD
+    core.patch_namespaced_secret("app-db", ns, {"data": {"password": b64(rotated)}})
+    user = "restorer-" + uuid.uuid4().hex[:6]
+    rbac = client.RbacAuthorizationV1Api(kube)
+    rbac.create_namespaced_role(ns, {"metadata": {"name": "restorer"}, "rules": [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "create"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["update"], "resourceNames": ["app-api", "tls-pins"]}]})
+    rbac.create_namespaced_role_binding(ns, {
+        "metadata": {"name": "restorer"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "restorer"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]})
+    _wait_until_allowed(kube, user, ns, "create")
+
+    task = {**restore_task(dest, vault_password_file, impersonate_user=user), "ignore_errors": True}
+    completed, (restored,) = run_secrets_play(tmp_path, [task], "-vvv", "--diff")
+    output = completed.stdout + completed.stderr
+
+    assert restored["failed"] is True
+    assert restored["changed"] is True
+    assert restored["created"] == [f"{ns}/app-api", f"{ns}/tls-pins"]
+    assert restored["replaced"] == [] and restored["not_attempted"] == []
+    (failure,) = restored["failures"]
+    assert (failure["namespace"], failure["name"], failure["action"], failure["status"]) == (
+        ns, "app-db", "replace", 403)
+    assert "403 Forbidden" in failure["reason"] and 'secrets "app-db" is forbidden' in failure["reason"]
+    assert f"{ns}/app-db" in restored["msg"] and "403" in restored["msg"]
+    # The cluster: the two others are back with their data, app-db is as it was.
+    live = user_secrets(core, ns)
+    assert live["app-api"][2] == {"token": b64(API_TOKEN)}
+    assert live["tls-pins"][2] == {"pin": b64(TLS_PIN)} and live["tls-pins"][1] is True
+    assert live["app-db"][2]["password"] == b64(rotated)
+    assert "forbidden" in output
+    for value in secret_values() + [rotated, b64(rotated), VAULT_PASSWORD]:
+        assert value not in output, "a secret value appeared in the -vvv output"
+
+    # Run again (nothing left to create): still a failure, never a success, and nothing changed.
+    completed, (again,) = run_secrets_play(tmp_path, [restore_task(dest, vault_password_file, impersonate_user=user)],
+                                           check=False)
+    assert completed.returncode != 0
+    assert again is None  # the play stopped at the failed task
+    assert "403 Forbidden" in completed.stdout and f"{ns}/app-db" in completed.stdout
+    assert "changed: false" in completed.stdout and "failed=1" in completed.stdout
+
+
+def test_a_secret_the_api_server_finds_invalid_fails_the_restore_after_the_others(
+        tmp_path, core, scratch_namespace, vault_password_file):
+    ns = scratch_namespace
+    # A bundle whose 2nd Secret has a key name the API server rejects (422).
+    bad_value = "bad-value-" + uuid.uuid4().hex
+    bundle = {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": [
+        {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": name, "namespace": ns},
+         "data": {key: b64(value)}}
+        for name, key, value in (("a-first", "token", API_TOKEN), ("b-broken", "not a valid key!", bad_value),
+                                 ("c-last", "pin", TLS_PIN))]}
+    src = tmp_path / "crafted.vault"
+    src.write_bytes(VaultLib([("default", VaultSecret(VAULT_PASSWORD.encode()))]).encrypt(json.dumps(bundle)))
+
+    completed, (restored,) = run_secrets_play(
+        tmp_path, [{**restore_task(src, vault_password_file), "ignore_errors": True}], "-vvv")
+    output = completed.stdout + completed.stderr
+
+    assert restored["failed"] is True
+    assert restored["changed"] is True
+    assert restored["created"] == [f"{ns}/a-first", f"{ns}/c-last"]
+    (failure,) = restored["failures"]
+    assert (failure["name"], failure["action"], failure["status"]) == ("b-broken", "create", 422)
+    assert "422 Invalid" in failure["reason"] and "not a valid key!" in failure["reason"]
+    assert sorted(user_secrets(core, ns)) == ["a-first", "c-last"]
+    for value in secret_values() + [bad_value, b64(bad_value)]:
+        assert value not in output, "a secret value appeared in the -vvv output"
