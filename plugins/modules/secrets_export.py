@@ -22,7 +22,7 @@ description:
     not have, and the garbage collector would delete a restored Secret whose owner is unknown), C(finalizers)
     (controller state) and the C(kubectl.kubernetes.io/last-applied-configuration) annotation (it holds the values in
     clear).
-  - Service-account tokens (type C(kubernetes.io/service-account-token)) are skipped and reported in RV(skipped), because the
+  - Service-account tokens (type C(kubernetes.io/service-account-token)) are skipped and reported in RV(skipped_secrets), because the
     token controller issues them and a copy would not be valid elsewhere.
   - B(The plaintext never touches the disk.) The Secrets are encrypted in memory and written under a temporary name in
     the directory of O(dest) with mode V(0600), fsynced, then renamed to O(dest). A failure leaves O(dest) as it was.
@@ -151,8 +151,10 @@ namespaces:
     ceres-system:
       count: 3
       names: [ceres-api-keys, ceres-db-credentials, ceres-jwt-signing]
-skipped:
-  description: The Secrets left out, each with C(namespace), C(name) and C(reason).
+skipped_secrets:
+  description:
+    - The Secrets left out, each with C(namespace), C(name) and C(reason).
+    - Not named C(skipped), which Ansible would read as "the task was skipped".
   returned: success
   type: list
   elements: dict

@@ -20,14 +20,14 @@ description:
     and annotation of the file is present with the file's value. Labels and annotations added in the cluster since the
     export are kept; C(ownerReferences) and C(finalizers) of a live Secret are kept too.
   - A Secret the API server would refuse to change is B(skipped, not failed), and reported with the reason in
-    RV(skipped) - an immutable Secret whose data differ, an immutable Secret the file has as mutable, a Secret whose
+    RV(skipped_secrets) - an immutable Secret whose data differ, an immutable Secret the file has as mutable, a Secret whose
     C(type) differs. Delete it first to restore the file's version.
   - Secrets of the cluster that are not in the file are left alone. Service-account tokens are never applied.
   - Every namespace must exist; a missing one fails the task before anything is changed.
   - B(A Secret that cannot be restored does not stop the others) - the API server refuses to read or write it (for
     example C(403) Forbidden by RBAC, C(422) Invalid, refused by an admission webhook), or it kept changing between
     read and write through every retry. The remaining Secrets are still restored, then the task B(fails) with the
-    full report - RV(created), RV(replaced), RV(unchanged) and RV(skipped) as on success, RV(ignore:changed=true) when
+    full report - RV(created), RV(replaced), RV(unchanged) and RV(skipped_secrets) as on success, RV(ignore:changed=true) when
     any Secret was applied, and every failing Secret in RV(failures) with the HTTP status and the API server's
     message.
   - When the API server stops answering, rejects the credentials (C(401)) or keeps throttling (C(429)) past the
@@ -103,8 +103,8 @@ EXAMPLES = r"""
 
 - name: Fail when a Secret could not be put back
   ansible.builtin.assert:
-    that: secrets_restored.skipped | length == 0
-    fail_msg: "not restored: {{ secrets_restored.skipped | map(attribute='name') | join(', ') }}"
+    that: secrets_restored.skipped_secrets | length == 0
+    fail_msg: "not restored: {{ secrets_restored.skipped_secrets | map(attribute='name') | join(', ') }}"
 
 - name: Preview, with names and keys only, what restoring one namespace would change
   ceres.rollout.secrets_restore:
@@ -148,8 +148,10 @@ unchanged:
   type: list
   elements: str
   sample: [ceres-system/ceres-db-credentials]
-skipped:
-  description: The Secrets not applied, each with C(namespace), C(name) and C(reason).
+skipped_secrets:
+  description:
+    - The Secrets not applied, each with C(namespace), C(name) and C(reason).
+    - Not named C(skipped), which Ansible would read as "the task was skipped".
   returned: success, and when a Secret could not be restored
   type: list
   elements: dict

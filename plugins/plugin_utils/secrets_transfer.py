@@ -191,7 +191,7 @@ def export_secrets(client: K8sClient, codec: VaultCodec, request: ExportRequest,
             }
             for namespace in namespaces
         },
-        'skipped': skipped,
+        'skipped_secrets': skipped,
     }
     if os.path.exists(request.dest) and not (check_mode and content_changed):
         result['sha256'] = file_sha256(request.dest)
@@ -476,7 +476,7 @@ def restore_secrets(client: K8sClient, codec: VaultCodec, request: RestoreReques
         'created': refs(CREATE),
         'replaced': refs(REPLACE),
         'unchanged': refs(UNCHANGED),
-        'skipped': [skipped_entry(step.desired, step.reason) for step in steps if step.action == SKIP],
+        'skipped_secrets': [skipped_entry(step.desired, step.reason) for step in steps if step.action == SKIP],
         'failures': [_failure_entry(failure, redactor) for failure in failures],
         'not_attempted': not_attempted,
         'namespaces': {

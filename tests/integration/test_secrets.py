@@ -137,9 +137,9 @@ def test_round_trip_export_delete_restore_gives_identical_secrets(
     assert set(before) == {"app-db", "app-api", "tls-pins"}
 
     _completed, (exported,) = run_secrets_play(tmp_path, [export_task(ns, dest, vault_password_file)])
-    assert exported["changed"] is True
+    assert exported["changed"] is True and "skipped" not in exported  # skipped SA tokens: not a skipped task
     assert exported["namespaces"][ns] == {"count": 3, "names": ["app-api", "app-db", "tls-pins"]}
-    assert [(entry["name"], "service-account token" in entry["reason"]) for entry in exported["skipped"]] == [
+    assert [(entry["name"], "service-account token" in entry["reason"]) for entry in exported["skipped_secrets"]] == [
         ("default-token", True)]
 
     # The file: 0600, vault-encrypted, a v1 List without server-managed fields.
@@ -161,7 +161,7 @@ def test_round_trip_export_delete_restore_gives_identical_secrets(
     _completed, (restored,) = run_secrets_play(tmp_path, [restore_task(dest, vault_password_file)])
     assert restored["changed"] is True
     assert sorted(restored["created"]) == [f"{ns}/app-api", f"{ns}/app-db", f"{ns}/tls-pins"]
-    assert restored["skipped"] == []
+    assert restored["skipped_secrets"] == []
     after = user_secrets(core, ns)
     assert after == before
 
@@ -231,8 +231,12 @@ def test_immutable_conflict_is_skipped_with_a_report(tmp_path, core, seeded_name
     completed, (restored,) = run_secrets_play(tmp_path, [restore_task(dest, vault_password_file)], "--diff")
     assert completed.returncode == 0
     assert restored["created"] == [f"{ns}/app-api"]
-    assert [(entry["namespace"], entry["name"]) for entry in restored["skipped"]] == [(ns, "tls-pins")]
-    assert "immutable" in restored["skipped"][0]["reason"] and "pin" in restored["skipped"][0]["reason"]
+    # A restore that created a Secret and skipped another is a changed task, not a skipped one
+    # (a result key named `skipped` would make Ansible show and count it as skipped).
+    assert restored["changed"] is True and "skipped" not in restored
+    assert "changed: [sandbox]" in completed.stdout and "skipping: [sandbox]" not in completed.stdout
+    assert [(entry["namespace"], entry["name"]) for entry in restored["skipped_secrets"]] == [(ns, "tls-pins")]
+    assert "immutable" in restored["skipped_secrets"][0]["reason"] and "pin" in restored["skipped_secrets"][0]["reason"]
     assert restored["namespaces"][ns] == {"created": 1, "replaced": 0, "unchanged": 1, "skipped": 1}
     live = core.read_namespaced_secret("tls-pins", ns)
     assert live.data == {"pin": b64("new-pin-value")}

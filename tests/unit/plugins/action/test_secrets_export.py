@@ -240,8 +240,8 @@ def test_export_writes_an_encrypted_0600_bundle_without_service_account_tokens(t
     assert result['count'] == 3
     assert result['namespaces'] == {'ceres-system': {
         'count': 3, 'names': ['ceres-api-keys', 'ceres-db-credentials', 'ceres-jwt-signing']}}
-    assert [(entry['namespace'], entry['name']) for entry in result['skipped']] == [('ceres-system', 'default-token-abcde')]
-    assert 'service-account token' in result['skipped'][0]['reason']
+    assert [(entry['namespace'], entry['name']) for entry in result['skipped_secrets']] == [('ceres-system', 'default-token-abcde')]
+    assert 'service-account token' in result['skipped_secrets'][0]['reason']
     assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600
     with open(dest, 'rb') as handle:
         assert handle.read().startswith(b'$ANSIBLE_VAULT;1.1;AES256')
@@ -503,8 +503,8 @@ def test_restore_skips_an_immutable_conflict_and_applies_the_rest(exported, kube
     del kube.secrets[('ceres-system', 'ceres-api-keys')]
     result = restore_secrets(kube, codec, RestoreRequest(src=exported))
     assert result['created'] == ['ceres-system/ceres-api-keys']
-    assert [entry['name'] for entry in result['skipped']] == ['ceres-jwt-signing']
-    assert 'immutable' in result['skipped'][0]['reason']
+    assert [entry['name'] for entry in result['skipped_secrets']] == ['ceres-jwt-signing']
+    assert 'immutable' in result['skipped_secrets'][0]['reason']
     assert jwt['data']['signing-key'] == b64('a newer signing key')
 
 

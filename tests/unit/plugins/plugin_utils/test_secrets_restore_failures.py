@@ -190,7 +190,7 @@ def test_a_refused_create_of_the_2nd_of_3_secrets_fails_the_task_and_reports_the
     assert result['failed'] is True
     assert result['changed'] is True  # alpha and charlie were created
     assert result['created'] == ['%s/alpha' % NS, '%s/charlie' % NS]
-    assert result['replaced'] == [] and result['unchanged'] == [] and result['skipped'] == []
+    assert result['replaced'] == [] and result['unchanged'] == [] and result['skipped_secrets'] == []
     assert sorted(kube.secrets) == ['alpha', 'charlie']  # it carried on past bravo
     assert result['count'] == 3
     assert result['not_attempted'] == []
