@@ -34,3 +34,17 @@ def test_every_plugin_renders(plugin_type, names):
         if plugin_type == "module":
             assert docs[f"ceres.rollout.{name}"]["examples"].strip(), f"{name} has no EXAMPLES"
             assert docs[f"ceres.rollout.{name}"]["return"], f"{name} has no RETURN"
+
+
+# Keys Ansible itself reads from a task result: a module returning one of them changes how the
+# task is shown and counted (a non-empty `skipped` list makes a changed task "skipped").
+ANSIBLE_RESULT_KEYS = {"skipped", "failed", "unreachable", "changed", "msg", "invocation", "ansible_facts",
+                       "warnings", "deprecations", "exception", "results", "failed_when_result",
+                       "changed_when_result", "skip_reason", "item", "ansible_loop_var", "rc"}
+
+
+def test_no_module_returns_a_key_ansible_interprets():
+    docs = _ansible_doc("module", MODULES)
+    clashes = {name: sorted(set(docs[f"ceres.rollout.{name}"]["return"]) & ANSIBLE_RESULT_KEYS)
+               for name in MODULES}
+    assert {name: keys for name, keys in clashes.items() if keys} == {}
