@@ -9,15 +9,24 @@ only translate their options into a BackupRequest / RestoreRequest and the resul
 PostgresBackupError) into module output.
 
 How a backup runs (run_backup):
-  1. the destination is checked: absent (or force), parent directory writable;
+  1. the destination is checked: absent, or (force) a previous backup of the same kind (a
+     regular file; for format=directory a pg_dump directory archive with its manifest), never
+     any other directory; parent directory writable. The tools verification needs and, for
+     verify=restore, the privilege to create a database are checked too;
   2. a read-only REPEATABLE READ transaction exports its snapshot (pg_export_snapshot());
   3. pg_dump --snapshot=<id> writes to a temporary sibling of dest while the same
      transaction counts every table's rows (and, for verify=restore, hashes their
      content), so the counts describe exactly the rows in the dump;
   4. the output is fsynced and hashed (sha256 per file), then verified (none | list | restore)
      while still under its temporary name;
-  5. it is renamed to dest, and the manifest <dest>.manifest.json is written last, atomically.
-A failure at any step removes the temporary output: dest is either complete or untouched.
+  5. the manifest is written, fsynced, to a temporary sibling of <dest>.manifest.json; then an
+     old backup and its manifest are moved aside, the output is renamed to dest and the
+     manifest into place, last (StagedOutput.commit), and what was moved aside is removed.
+A failure at any step removes the temporary output and manifest: dest (and its manifest) are
+either complete and new or as they were.
+
+Client tools run in a process group of their own (start_client_tool): stopping one on a
+failure, a timeout or an interruption stops the workers of pg_dump / pg_restore --jobs too.
 
 Pod mode (run_pod_backup, BackupRequest.pod): steps 2 and 3 run in the database's pod through
 the Kubernetes exec API (k8s_exec.py). psql in the pod, fed through stdin, holds the snapshot
@@ -41,6 +50,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
@@ -136,6 +146,10 @@ class ManifestError(PostgresBackupError):
 
 class RestoreFailed(PostgresBackupError):
     """pg_restore / psql failed, or the restored tables differ from the manifest."""
+
+
+class InsufficientPrivilege(PostgresBackupError):
+    """The login role may not do what the task needs (CREATE DATABASE for a scratch restore)."""
 
 
 class Interrupted(PostgresBackupError):
@@ -433,6 +447,17 @@ def read_database_table_stats(params, with_content_hash, application_name, only_
         connection.close()
 
 
+def count_user_tables(params):
+    """How many tables (those list_user_tables() lists) the database of params holds."""
+    connection = connect(params, "ceres.rollout.pg_restore check")
+    try:
+        with database_errors_as(RestoreFailed, params, "listing the tables of the target database"):
+            with connection.cursor() as cursor:
+                return len(list_user_tables(cursor))
+    finally:
+        connection.close()
+
+
 def compare_table_stats(expected, actual, allow_extra_tables=False):
     """Differences between two {schema.table: {rows, content_hash}} maps, as sentences.
 
@@ -639,28 +664,28 @@ def describe_exit(what, returncode):
 
 
 def run_client_tool(argv, environment, secrets, error_class, what, stdin_chunks=None):
-    """Run a client tool without a shell; return its stdout. stderr goes to a temporary file
-    (no pipe to fill up) and, redacted, into the error raised on failure."""
-    with tempfile.TemporaryFile() as stderr_file:
-        process = subprocess.Popen(
-            argv, env=environment, stdout=subprocess.PIPE if stdin_chunks is None else subprocess.DEVNULL,
+    """Run a client tool without a shell; return its stdout. stdout and stderr go to temporary
+    files (no pipe to fill up, and none that workers of a dead leader could hold open) and
+    stderr, redacted, into the error raised on failure."""
+    with tempfile.TemporaryFile() as stdout_file, tempfile.TemporaryFile() as stderr_file:
+        process = start_client_tool(
+            argv, env=environment, stdout=stdout_file if stdin_chunks is None else subprocess.DEVNULL,
             stderr=stderr_file, stdin=subprocess.PIPE if stdin_chunks is not None else subprocess.DEVNULL,
         )
         try:
             if stdin_chunks is not None:
                 _feed_stdin(process, stdin_chunks)
-                stdout = b""
-                process.wait()
-            else:
-                stdout, _ignored = process.communicate()
+            process.wait()
         except BaseException:
-            stop_process(process)
+            stop_process(process)  # with its workers (pg_restore --jobs), also on Ctrl-C and SIGTERM
             raise
         if process.returncode != 0:
+            stop_process(process)  # workers a failed leader left behind
             stderr_file.seek(0)
             detail = _tail(stderr_file.read().decode("utf-8", "replace"))
             raise error_class(redact("%s: %s" % (describe_exit(what, process.returncode), detail), secrets))
-    return stdout.decode("utf-8", "replace")
+        stdout_file.seek(0)
+        return stdout_file.read().decode("utf-8", "replace")
 
 
 def _feed_stdin(process, chunks):
@@ -676,16 +701,72 @@ def _feed_stdin(process, chunks):
             pass
 
 
+def start_client_tool(argv, **popen_arguments):
+    """Popen a client tool as the leader of a process group of its own (a new session), so
+    the workers it forks (pg_dump / pg_restore --jobs) can be stopped with it: stop_process()."""
+    return subprocess.Popen(argv, start_new_session=True, **popen_arguments)
+
+
 def stop_process(process):
-    """Terminate a child, then kill it if it does not exit within the grace period."""
-    if process.poll() is not None:
+    """Stop a client tool started by start_client_tool() and every process of its group (the
+    workers of a parallel pg_dump or pg_restore, which outlive a killed leader otherwise):
+    SIGTERM (and SIGCONT, for stopped ones) to the group, SIGKILL to what is left after
+    STOP_GRACE_SECONDS. The tool itself is reaped; the wait for its workers is bounded."""
+    group = process.pid
+    if process.poll() is not None and not process_group_alive(group):
         return
-    process.terminate()
+    _signal_group(group, signal.SIGTERM)
+    _signal_group(group, signal.SIGCONT)
+    if _wait_for_group(process, group, STOP_GRACE_SECONDS):
+        return
+    _signal_group(group, signal.SIGKILL)
+    process.wait()
+    _wait_for_group(process, group, STOP_GRACE_SECONDS)
+
+
+def _signal_group(group, signum):
     try:
-        process.wait(timeout=STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        os.killpg(group, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait_for_group(process, group, timeout):
+    """Wait up to timeout for the leader to exit (it is reaped) and its group to be empty."""
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        if process.poll() is not None and not process_group_alive(group):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
+def process_group_alive(group):
+    """Whether a process of the group is still running. Zombies do not count: the workers of
+    a dead leader are reparented to init, which in a container may never reap them."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not os.path.isdir("/proc/self"):
+        return True
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # after the command: state, ppid, pgrp
+        if len(fields) > 2 and int(fields[2]) == group and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------
@@ -726,31 +807,110 @@ def probe_directory_writable(directory):
     os.unlink(probe)
 
 
-def check_destination(dest, force):
+DIRECTORY_BACKUP_TOC = "toc.dat"
+
+
+def replacement_problem(dest, backup_format):
+    """Why what is at dest (or at its manifest path) may not be replaced by a backup of
+    backup_format, as a sentence; None when nothing is there or it is a previous backup of the
+    same kind: a regular file for a file format; for format=directory, a pg_dump directory
+    archive (toc.dat) with its manifest, holding only files that manifest lists."""
+    manifest_path = manifest_path_for(dest)
+    if os.path.lexists(manifest_path) and not stat.S_ISREG(os.lstat(manifest_path).st_mode):
+        return ("the manifest path of dest, %s, exists and is not a regular file; remove it or give another dest"
+                % manifest_path)
+    if not os.path.lexists(dest):
+        return None
+    mode = os.lstat(dest).st_mode
+    if stat.S_ISDIR(mode):
+        reason = _not_a_directory_backup(dest)
+        if reason is not None:
+            return ("dest %s is an existing directory that is not a previous directory-format backup; give the"
+                    " backup's own path (%s; nothing was changed)" % (dest, reason))
+        if backup_format != "directory":
+            return ("dest %s is a previous directory-format backup; a %s-format backup cannot replace it (a"
+                    " file-format backup replaces only a file); give another dest" % (dest, backup_format))
+        return None
+    if stat.S_ISLNK(mode):
+        return "dest %s is a symbolic link; give the backup's own path" % dest
+    if not stat.S_ISREG(mode):
+        return "dest %s exists and is not a regular file; give the backup's own path" % dest
+    if backup_format == "directory":
+        return ("dest %s is an existing file; a directory-format backup cannot replace it (it replaces only a"
+                " previous directory-format backup); give another dest" % dest)
+    return None
+
+
+def _not_a_directory_backup(path):
+    """Why the directory at path is not a directory-format backup written by pg_backup, else None."""
+    if not os.path.isfile(os.path.join(path, DIRECTORY_BACKUP_TOC)):
+        return "it holds no %s, so it is no pg_dump directory archive" % DIRECTORY_BACKUP_TOC
+    manifest_path = manifest_path_for(path)
+    if not os.path.lexists(manifest_path):
+        return "it has no manifest %s" % manifest_path
+    try:
+        manifest = load_manifest(manifest_path)
+    except ManifestError as error:
+        return str(error)
+    if manifest["format"] != "directory":
+        return "its manifest %s describes a %s-format backup" % (manifest_path, manifest["format"])
+    if not isinstance(manifest["files"], dict):
+        return "its manifest %s has no list of files" % manifest_path
+    # pg_dump writes only files, side by side; anything else would be deleted with the old backup.
+    unlisted = []
+    for name in sorted(os.listdir(path)):
+        mode = os.lstat(os.path.join(path, name)).st_mode
+        if stat.S_ISDIR(mode):
+            unlisted.append(name + "/")
+        elif name not in manifest["files"] or not stat.S_ISREG(mode):
+            unlisted.append(name)
+    if unlisted:
+        return "it also holds %s, which its manifest does not list and a replacement would delete" % ", ".join(
+            sorted(unlisted))
+    return None
+
+
+def check_destination(dest, force, backup_format="custom"):
     """dest may be written: its directory exists and is writable, and dest (and its manifest)
-    do not exist unless force."""
+    do not exist, unless force and they are a previous backup of the same kind
+    (replacement_problem). Nothing is changed."""
     dest = os.path.abspath(dest)
     parent = os.path.dirname(dest)
     if not os.path.isdir(parent):
         raise DestinationError("the directory of dest, %s, does not exist" % parent)
+    check_replaceable(dest, force, backup_format)
+    probe_directory_writable(parent)
+
+
+def check_replaceable(dest, force, backup_format):
+    """What is at dest and its manifest path may be replaced (see check_destination)."""
+    problem = replacement_problem(dest, backup_format)
+    if problem is not None:
+        raise DestinationError(problem)
     if not force:
         for existing in (dest, manifest_path_for(dest)):
             if os.path.lexists(existing):
                 raise DestinationError("%s already exists; set force=true to replace it (it was left untouched)" % existing)
-    probe_directory_writable(parent)
+
+
+RETIRED_MARKER = ".retired-"
 
 
 class StagedOutput:
-    """A temporary sibling of dest (same directory, so the final rename is atomic) that
-    becomes dest only through commit(); leaving the with-block without commit removes it."""
+    """A temporary sibling of dest (same directory, so the final renames are atomic) and,
+    once stage_manifest() wrote it, of its manifest; they become dest and <dest>.manifest.json
+    only through commit(). Leaving the with-block without commit removes both."""
 
     def __init__(self, dest):
         self.dest = os.path.abspath(dest)
         self.directory = os.path.dirname(self.dest)
-        self.temp_path = os.path.join(
-            self.directory, ".%s%s%s" % (os.path.basename(self.dest), PARTIAL_MARKER, uuid.uuid4().hex[:12])
-        )
+        self.manifest_path = manifest_path_for(self.dest)
+        self.temp_path = self._sibling(self.dest, PARTIAL_MARKER)
+        self.manifest_temp_path = None
         self.committed = False
+
+    def _sibling(self, path, marker):
+        return os.path.join(self.directory, ".%s%s%s" % (os.path.basename(path), marker, uuid.uuid4().hex[:12]))
 
     def __enter__(self):
         return self
@@ -758,21 +918,71 @@ class StagedOutput:
     def __exit__(self, *exc_info):
         if not self.committed:
             remove_path(self.temp_path)
+            if self.manifest_temp_path is not None:
+                remove_path(self.manifest_temp_path)
         return False
 
+    def stage_manifest(self, document):
+        """Write the manifest to a temporary sibling of its final path, fsynced, mode 0600."""
+        descriptor, self.manifest_temp_path = tempfile.mkstemp(
+            prefix=".%s%s" % (os.path.basename(self.manifest_path), PARTIAL_MARKER), dir=self.directory)
+        _write_json(descriptor, document)
+
     def commit(self):
-        """Move the output to dest, replacing an old dest (and first its manifest, so an old
-        manifest never describes the new output)."""
-        remove_path(manifest_path_for(self.dest))
-        if os.path.lexists(self.dest) and (os.path.isdir(self.dest) or os.path.isdir(self.temp_path)):
-            retired = os.path.join(self.directory, ".%s.retired-%s" % (os.path.basename(self.dest), uuid.uuid4().hex[:12]))
-            os.rename(self.dest, retired)
+        """Move the output to dest and then the staged manifest (if any) into place, manifest
+        last. An old dest and an old manifest are first moved aside, so an old manifest never
+        describes the new output, and removed only when everything is in place; when a rename
+        fails, what was done is undone and the old backup is as it was."""
+        done = []  # (from, to) of every rename, undone in reverse order on failure
+        retired = []
+        previous = [path for path in (self.manifest_path, self.dest) if os.path.lexists(path)]
+        try:
+            for path in previous:
+                aside = self._sibling(path, RETIRED_MARKER)
+                os.rename(path, aside)
+                done.append((path, aside))
+                retired.append(aside)
             os.rename(self.temp_path, self.dest)
-            remove_path(retired)
-        else:
-            os.replace(self.temp_path, self.dest)
+            done.append((self.temp_path, self.dest))
+            if self.manifest_temp_path is not None:
+                os.rename(self.manifest_temp_path, self.manifest_path)
+                done.append((self.manifest_temp_path, self.manifest_path))
+        except BaseException as error:
+            left_aside = self._undo(done)
+            if isinstance(error, OSError):
+                message = "could not move the new backup to %s: %s" % (self.dest, error.strerror or error)
+                if left_aside:
+                    message += "; the previous backup could not be moved back from %s" % ", ".join(left_aside)
+                elif previous:
+                    message += "; the previous backup was left as it was"
+                raise DestinationError(message)
+            raise
         self.committed = True
         fsync_path(self.directory)
+        for aside in retired:
+            try:
+                remove_path(aside)
+            except OSError:
+                pass  # a .<name>.retired-<random> left behind is safe to remove
+
+    @staticmethod
+    def _undo(done):
+        """Reverse the renames in done; the paths that could not be moved back."""
+        left = []
+        for source, target in reversed(done):
+            try:
+                os.rename(target, source)
+            except OSError:
+                left.append(target)
+        return left
+
+
+def _write_json(descriptor, document):
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=2, sort_keys=True, ensure_ascii=False)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_json_atomically(path, document):
@@ -780,11 +990,7 @@ def write_json_atomically(path, document):
     directory = os.path.dirname(os.path.abspath(path))
     descriptor, temp_path = tempfile.mkstemp(prefix=".%s%s" % (os.path.basename(path), PARTIAL_MARKER), dir=directory)
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2, sort_keys=True, ensure_ascii=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_json(descriptor, document)
         os.chmod(temp_path, 0o600)
         os.replace(temp_path, path)
     except BaseException:
@@ -1056,7 +1262,7 @@ class BackupVerifier:
                 targets = copy_targets_in_sql_dump(handle)
             missing = [table.key for table in self.tables if table.quoted_name not in targets]
         else:
-            pg_restore = find_client_tool("pg_restore", self.server.major)
+            pg_restore = find_client_tool("pg_restore", self.server.major, must_not_be_older=True)
             listing = run_client_tool(
                 pg_restore_list_argv(pg_restore.path, path, self.backup_format),
                 self.params.libpq_environment(), self.params.secrets(), VerificationFailed, "pg_restore --list",
@@ -1255,7 +1461,8 @@ class DumpProcess:
         # data is never readable by others, not even before a chmod.
         previous_umask = os.umask(0o077)
         try:
-            self.process = subprocess.Popen(
+            # In a process group of its own: with --jobs, its workers are stopped with it.
+            self.process = start_client_tool(
                 argv, env=environment, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr_file,
             )
         finally:
@@ -1265,17 +1472,22 @@ class DumpProcess:
         """A DumpFailed when pg_dump has already exited with an error, else None."""
         if self.process.poll() is None or self.process.returncode == 0:
             return None
-        return self._failure()
+        failure = self._failure()
+        stop_process(self.process)  # the workers of a failed or killed leader
+        return failure
 
     def wait(self):
         self.process.wait()
         try:
             if self.process.returncode != 0:
-                raise self._failure()
+                failure = self._failure()
+                stop_process(self.process)  # the workers of a failed or killed leader
+                raise failure
         finally:
             self.stderr_file.close()
 
     def stop(self):
+        """Stop pg_dump and its workers (idempotent; also after wait())."""
         stop_process(self.process)
         self.stderr_file.close()
 
@@ -1288,18 +1500,57 @@ class DumpProcess:
         return DumpFailed(redact(message + "; nothing was written to dest", self.secrets))
 
 
+def find_verification_tools(backup_format, verify, server_major):
+    """The client tools verification needs, found or a ClientToolError: pg_restore of the
+    server's major version or newer for verify=list/restore (psql for a plain dump restored)."""
+    if verify == "none":
+        return
+    if backup_format == "plain":
+        if verify == "restore":
+            find_client_tool("psql", server_major)
+        return
+    find_client_tool("pg_restore", server_major, must_not_be_older=True)
+
+
+CAN_CREATE_DATABASES_QUERY = (
+    "SELECT current_user, rolcreatedb OR rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user"
+)
+
+
+def login_role_can_create_databases(cursor):
+    """(the login role's name, whether it may CREATE DATABASE: CREATEDB or SUPERUSER)."""
+    cursor.execute(CAN_CREATE_DATABASES_QUERY)
+    row = cursor.fetchone()
+    if row is None:
+        return None, False
+    return row[0], bool(row[1])
+
+
+def check_can_create_scratch_database(cursor):
+    """verify=restore creates a scratch database: the login role must be allowed to."""
+    role, can_create = login_role_can_create_databases(cursor)
+    if not can_create:
+        raise InsufficientPrivilege(
+            'verify=restore restores the dump into a scratch database, but the login role "%s" may not create'
+            " databases (it has neither CREATEDB nor SUPERUSER); grant it CREATEDB or use verify=list" % role)
+
+
 def check_backup(request):
     """Everything a backup needs except the dump itself (check mode): the destination, the
-    connection and a pg_dump able to dump this server. Returns the ServerInfo."""
-    check_destination(request.dest, request.force)
+    connection, a pg_dump able to dump this server, the tools verification needs and, for
+    verify=restore, the privilege to create the scratch database. Returns the ServerInfo."""
+    check_destination(request.dest, request.force, request.backup_format)
     connection = connect(request.connection, "ceres.rollout.pg_backup check")
     try:
         with database_errors_as(ConnectionFailed, request.connection, "reading the server's version"):
             with connection.cursor() as cursor:
                 server = read_server_info(cursor)
+                if request.verify == "restore":
+                    check_can_create_scratch_database(cursor)
     finally:
         connection.close()
     find_client_tool("pg_dump", server.major, must_not_be_older=True)
+    find_verification_tools(request.backup_format, request.verify, server.major)
     return server
 
 
@@ -1354,18 +1605,23 @@ def run_backup(request, on_scratch_restored=None):
     started_at = utc_timestamp()
     clock = time.monotonic()
     dest = os.path.abspath(request.dest)
-    check_destination(dest, request.force)
+    check_destination(dest, request.force, request.backup_format)
     params = request.connection
     with_content_hash = request.verify == "restore"
 
     with StagedOutput(dest) as staged:
         with SnapshotSession(params, "ceres.rollout.pg_backup") as session:
             pg_dump = find_client_tool("pg_dump", session.server_major, must_not_be_older=True)
+            # What verification will need is checked before anything is dumped.
+            find_verification_tools(request.backup_format, request.verify, session.server_major)
+            if request.verify == "restore":
+                with database_errors_as(ConnectionFailed, params, "reading the login role's privileges"):
+                    check_can_create_scratch_database(session.cursor)
             argv = pg_dump_argv(pg_dump.path, staged.temp_path, request.backup_format, session.snapshot_id,
                                 session.database, jobs=request.jobs, compress=request.compress)
             dump = DumpProcess(argv, params.libpq_environment(), params.secrets())
-            prefetch_tool_version(pg_dump.path)  # for the manifest, read while pg_dump works
             try:
+                prefetch_tool_version(pg_dump.path)  # for the manifest, read while pg_dump works
                 # From here on pg_dump is working; the tables are listed and counted meanwhile,
                 # in the very snapshot it dumps.
                 server = read_server_info(session.cursor)
@@ -1378,18 +1634,16 @@ def run_backup(request, on_scratch_restored=None):
                 dump.stop()
                 raise
 
-        files = _verify_and_commit(staged, request, server, tables, table_stats, on_scratch_restored)
+        files = _verify_staged(staged, request, server, tables, table_stats, on_scratch_restored)
+        manifest = build_manifest(
+            server, pg_dump, request.backup_format, request.compress, session.snapshot_id, files, table_stats,
+            request.verify, started_at, utc_timestamp(),
+        )
+        return _publish(staged, request, manifest, clock)
 
-    manifest = build_manifest(
-        server, pg_dump, request.backup_format, request.compress, session.snapshot_id, files, table_stats,
-        request.verify, started_at, utc_timestamp(),
-    )
-    return _publish_manifest(dest, manifest, clock)
 
-
-def _verify_and_commit(staged, request, server, tables, table_stats, on_scratch_restored):
-    """Verify the finished dump under its temporary name, then move it to dest; returns its
-    {name: FileDigest}."""
+def _verify_staged(staged, request, server, tables, table_stats, on_scratch_restored):
+    """Verify the finished dump under its temporary name; returns its {name: FileDigest}."""
     _restrict_permissions(staged.temp_path)
     verifier = BackupVerifier(
         params=request.connection, server=server, backup_format=request.backup_format, tables=tables,
@@ -1402,23 +1656,24 @@ def _verify_and_commit(staged, request, server, tables, table_stats, on_scratch_
                                     os.path.basename(staged.dest))
         verifier.verify(staged.temp_path, request.verify)
         files = digesting.result()
-    staged.commit()
     return files
 
 
-def _publish_manifest(dest, manifest, clock):
-    """Write the manifest last; without it the backup is incomplete, so it is removed when
-    the manifest cannot be written."""
-    manifest_path = manifest_path_for(dest)
+def _publish(staged, request, manifest, clock):
+    """Write the manifest beside the verified output, both under temporary names, then move
+    the output and the manifest (last) into place (StagedOutput.commit). Until then an old
+    backup at dest and its manifest are untouched; a failure leaves them as they were and
+    removes the temporary files (when the with-block of staged ends)."""
+    # dest was checked before the dump; what is there now is what the renames replace.
+    check_replaceable(staged.dest, request.force, request.backup_format)
     try:
-        write_json_atomically(manifest_path, manifest)
+        staged.stage_manifest(manifest)
     except OSError as error:
-        remove_path(dest)  # a backup without its manifest is incomplete
-        raise DestinationError("could not write the manifest %s (%s); the backup was removed" % (manifest_path, error.strerror))
-    except BaseException:
-        remove_path(dest)
-        raise
-    return BackupResult(path=dest, manifest_path=manifest_path, manifest=manifest,
+        kept = "; the backup already at dest was left as it was" if os.path.lexists(staged.dest) else ""
+        raise DestinationError("could not write the manifest %s (%s); nothing was written to dest%s"
+                               % (staged.manifest_path, error.strerror or error, kept))
+    staged.commit()
+    return BackupResult(path=staged.dest, manifest_path=staged.manifest_path, manifest=manifest,
                         duration_s=round(time.monotonic() - clock, 3))
 
 
@@ -1785,7 +2040,7 @@ def check_pod_backup(request):
     """Everything pod mode checks before dumping (all of check mode): the options, dest, and
     a Running and Ready pod. Returns the ExecTarget."""
     check_pod_request(request)
-    check_destination(request.dest, request.force)
+    check_destination(request.dest, request.force, request.backup_format)
     source = request.pod
     k8s_client, k8s_exec = kubernetes_api()
     with kubernetes_errors_as(PodUnavailable, request.connection.secrets() + source.secrets()):
@@ -1812,7 +2067,7 @@ def run_pod_backup(request, on_scratch_restored=None):
     clock = time.monotonic()
     dest = os.path.abspath(request.dest)
     check_pod_request(request)
-    check_destination(dest, request.force)
+    check_destination(dest, request.force, request.backup_format)
     params, source = request.connection, request.pod
     secrets = params.secrets() + source.secrets()
     with_content_hash = request.verify == "restore"
@@ -1832,6 +2087,7 @@ def run_pod_backup(request, on_scratch_restored=None):
                 if tool_major is not None and tool_major < server.major:
                     raise ClientToolError("%s in %s is version %s; a PostgreSQL %s server needs pg_dump %s or newer"
                                           % (pg_dump.path, target.describe(), tool_major, server.major, server.major))
+                find_verification_tools(request.backup_format, request.verify, server.major)
                 argv = pg_dump_argv(pg_dump.path, None, request.backup_format, session.snapshot_id, server.database,
                                     compress=request.compress, username=params.user)
                 dump = PodDumpStream(client, target, argv, staged.temp_path, secrets)
@@ -1843,15 +2099,14 @@ def run_pod_backup(request, on_scratch_restored=None):
                     dump.stop()
                     raise
                 session.finish()
-            files = _verify_and_commit(staged, request, server, tables, table_stats, on_scratch_restored)
+            files = _verify_staged(staged, request, server, tables, table_stats, on_scratch_restored)
+            manifest = build_manifest(
+                server, pg_dump, request.backup_format, request.compress, session.snapshot_id, files, table_stats,
+                request.verify, started_at, utc_timestamp(), source=pod_source_record(target),
+            )
+            return _publish(staged, request, manifest, clock)
     finally:
         client.close()
-
-    manifest = build_manifest(
-        server, pg_dump, request.backup_format, request.compress, session.snapshot_id, files, table_stats,
-        request.verify, started_at, utc_timestamp(), source=pod_source_record(target),
-    )
-    return _publish_manifest(dest, manifest, clock)
 
 
 # ---------------------------------------------------------------------------------------
@@ -1877,8 +2132,10 @@ class RestorePlan:
 
 def check_restore(request):
     """Everything a restore needs, checked before the database is touched: the manifest,
-    every checksum, the connection, the target's existence and the client tool."""
-    if not request.connection.database:
+    every checksum, the connection, the target's existence (and the privilege to create it),
+    that an existing target holds no tables unless clean, and the client tool."""
+    target = request.connection.database
+    if not target:
         raise RestoreFailed("the target database must be named")
     src = os.path.abspath(request.src)
     manifest = load_manifest(manifest_path_for(src))
@@ -1889,11 +2146,26 @@ def check_restore(request):
     try:
         version_num = maintenance.server_version
         with database_errors_as(RestoreFailed, request.connection, "looking up the target database"):
-            target_exists = database_exists(maintenance, request.connection.database)
+            target_exists = database_exists(maintenance, target)
+            if not target_exists and request.create:
+                with maintenance.cursor() as cursor:
+                    role, can_create = login_role_can_create_databases(cursor)
+                if not can_create:
+                    raise InsufficientPrivilege(
+                        'database "%s" does not exist and the login role "%s" may not create it (it has neither'
+                        " CREATEDB nor SUPERUSER); create the database first, or grant the role CREATEDB"
+                        % (target, role))
     finally:
         maintenance.close()
     if not target_exists and not request.create:
-        raise RestoreFailed('database "%s" does not exist and create is false' % request.connection.database)
+        raise RestoreFailed('database "%s" does not exist and create is false' % target)
+    if target_exists and not request.clean:
+        table_count = count_user_tables(request.connection)
+        if table_count:
+            # pg_restore would stop at the first object that exists ("schema ... already exists").
+            raise RestoreFailed(
+                'database "%s" already exists and has %d table%s; set clean=true to replace its objects, or restore'
+                " into a new database (nothing was restored)" % (target, table_count, "" if table_count == 1 else "s"))
     plan = RestorePlan(manifest=manifest, server_version_num=version_num,
                        server_major=major_version(version_num), target_exists=target_exists)
     find_client_tool("psql" if manifest["format"] == "plain" else "pg_restore", plan.server_major)

@@ -47,7 +47,11 @@ attributes:
   check_mode:
     support: full
     details:
-      - Checks the connection, that C(pg_dump) can dump this server, and that O(dest) can be written; dumps nothing.
+      - Checks the connection, that C(pg_dump) can dump this server, that the tools O(verify) needs are installed
+        (C(pg_restore) of the server's major version or newer, for V(list) and V(restore); C(psql) to restore a V(plain)
+        dump), that with O(verify=restore) the login role may create the scratch database (C(CREATEDB) or superuser),
+        and that O(dest) can be written (or, with O(force), replaced); dumps nothing. A real run checks the same before
+        it dumps.
       - With O(pod), finds the pod and checks that it is Running and Ready and that O(dest) can be written; runs nothing
         in the pod.
   diff_mode:
@@ -67,6 +71,8 @@ options:
   dest:
     description:
       - Where the backup goes. A file for O(format=custom), V(tar) and V(plain); a directory for O(format=directory).
+      - It is the backup's own path, never a directory to put the backup in; an existing directory at O(dest) that is not
+        a previous directory-format backup is refused, with or without O(force).
       - Its parent directory must exist and be writable; it is not created.
       - The manifest is written to C(<dest>.manifest.json).
       - Files are created with mode V(0600), directories with V(0700).
@@ -171,8 +177,15 @@ options:
         default: psql
   force:
     description:
-      - Replace an existing O(dest) and its manifest. The old backup stays in place until the new one has been dumped and
-        verified; its manifest is removed just before the new backup takes its place.
+      - Replace an existing O(dest) and its manifest, when O(dest) is a previous backup of the same kind, that is a regular file
+        for O(format=custom), V(tar) and V(plain); for O(format=directory), a C(pg_dump) directory archive (with
+        C(toc.dat)) that has its C(<dest>.manifest.json) and holds only files that manifest lists. Anything else at
+        O(dest) (another directory, a directory-format backup for a file format or the reverse, a symbolic link) is
+        refused before anything is dumped, also in check mode, and left untouched.
+      - The old backup and its manifest stay in place, untouched, until the new backup has been dumped, verified and
+        fsynced and its new manifest written and fsynced under temporary names. Then the old ones are moved aside, the
+        new backup is renamed to O(dest) and its manifest into place, last, and the old ones are removed. A failure
+        before that (including writing the new manifest) leaves the old backup and its manifest as they were.
       - When V(false) and O(dest) or its manifest exists, the module fails and leaves them untouched.
     type: bool
     default: false
@@ -187,8 +200,12 @@ notes:
     row's text with seed 0, followed by the same sum with seed 1, as 32 hex digits.
   - The tables counted are those whose data C(pg_dump) writes by default, ordinary and unlogged tables outside the system
     schemas and not owned by an extension; large objects and sequences are dumped but not counted.
-  - A process killed with C(SIGKILL) cannot clean up; it may leave C(.<name>.partial-<random>) next to O(dest) or a
-    C(ceres_verify_<random>) database, both safe to remove.
+  - A process killed with C(SIGKILL) cannot clean up; it may leave C(.<name>.partial-<random>) (or, killed while replacing
+    a backup with O(force), the old backup as C(.<name>.retired-<random>)) next to O(dest) or a C(ceres_verify_<random>)
+    database, all safe to remove.
+  - C(pg_dump) (and C(pg_restore) and C(psql) of the verification) run in a process group of their own. When the module
+    fails, is interrupted, or C(pg_dump) is killed, the whole group is stopped (C(SIGTERM), then C(SIGKILL)), so the
+    workers of a parallel dump (O(jobs)) do not outlive it.
   - For O(format=directory), RV(sha256) is the sha256 of the lines C(<sha256 of file>  <file name>\n) of all files, sorted
     by name, which is what C(sha256sum) prints when run in the directory over its files in name order, piped into C(sha256sum).
   - 'The manifest also records C(source): V({"mode": "local"}), or in pod mode C(mode) V(pod) with the C(namespace), C(pod) and

@@ -33,7 +33,8 @@ attributes:
   check_mode:
     support: full
     details:
-      - Checks the manifest and every checksum, the connection, and that the target exists or can be created; restores
+      - Checks the manifest and every checksum, the connection, that the target exists or can be created (the login role
+        has C(CREATEDB) or is a superuser), and, with O(clean=false), that an existing target holds no tables; restores
         nothing. RV(tables) then holds the manifest's row counts.
   diff_mode:
     support: none
@@ -63,6 +64,8 @@ options:
   clean:
     description:
       - Drop the backup's objects in O(database) before recreating them (C(pg_restore --clean --if-exists)).
+      - When V(false), an existing O(database) that already has tables is refused before anything is restored (also in
+        check mode), as its objects would clash with the backup's; restore into a new database, or set V(true).
       - Not supported for plain-format backups.
     type: bool
     default: false

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -56,3 +57,33 @@ def live_table_stats(database, with_content_hash=False):
 def load_manifest(path):
     with open(str(path) + ".manifest.json", encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def create_login_role(name, password, *options):
+    """A login role of the test's own (roles are cluster-wide: drop it with drop_role)."""
+    execute("postgres", "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' %s" % (name, password, " ".join(options)))
+
+
+def drop_role(name):
+    execute("postgres", 'DROP ROLE IF EXISTS "%s"' % name)
+
+
+def pg_dump_process_tree(path_prefix):
+    """{pid: ppid} of the running (not zombie) pg_dump processes whose command line names a
+    path under path_prefix: a leader and, with --jobs, the workers it forked (same command line)."""
+    processes = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                argv = handle.read().split(b"\0")
+            with open("/proc/%s/stat" % entry, "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] in (b"Z", b"X") or not argv or os.path.basename(argv[0]) != b"pg_dump":
+            continue
+        if any(path_prefix.encode() in part for part in argv):
+            processes[int(entry)] = int(fields[1])
+    return processes

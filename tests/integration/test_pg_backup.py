@@ -33,7 +33,17 @@ if str(REPOSITORY / ".collections") not in sys.path:
 psycopg2 = pytest.importorskip("psycopg2")
 
 from ansible_collections.ceres.rollout.plugins.module_utils import postgres  # noqa: E402
-from postgres_support import admin_connection, database_names, drop_database, execute, live_table_stats, load_manifest  # noqa: E402
+from postgres_support import (  # noqa: E402
+    admin_connection,
+    create_login_role,
+    database_names,
+    drop_database,
+    drop_role,
+    execute,
+    live_table_stats,
+    load_manifest,
+    pg_dump_process_tree,
+)
 PG_ENVIRONMENT = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
 
 pytestmark = pytest.mark.skipif(
@@ -282,6 +292,106 @@ def test_force_replaces_an_existing_backup(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["forced.dump", "forced.dump.manifest.json"]
 
 
+def directory_listing(directory):
+    """{relative path: bytes} of every file under directory (and its own name), to prove it untouched."""
+    listing = {}
+    for root, dirs, files in os.walk(directory):
+        for name in dirs:
+            listing[os.path.relpath(os.path.join(root, name), directory) + "/"] = None
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                listing[os.path.relpath(path, directory)] = handle.read()
+    return listing
+
+
+@pytest.mark.parametrize("backup_format", ["custom", "directory"])
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_force_never_replaces_a_directory_that_is_not_a_previous_backup(tmp_path, backup_format, check_mode):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "other.dump").write_text("precious\n")
+    (victim / "nested").mkdir()
+    (victim / "nested" / "toc.dat").write_bytes(b"not a backup of ours")
+    before = directory_listing(tmp_path)
+
+    result = run_module("pg_backup", {"dest": str(victim), "format": backup_format, "force": True}, check_mode=check_mode)
+
+    assert result["failed"] is True, result
+    assert ("dest %s is an existing directory that is not a previous directory-format backup; give the backup's own"
+            " path" % victim) in result["msg"]
+    assert directory_listing(tmp_path) == before, "the directory at dest (or its parent) was changed"
+
+
+def test_force_replaces_a_previous_directory_backup_but_nothing_of_another_kind(tmp_path, restore_target):
+    dest = tmp_path / "ceres.d"
+    first = run_module("pg_backup", {"dest": str(dest), "format": "directory", "jobs": 2, "verify": "none"})
+    assert first["changed"] is True, first.get("msg")
+    old_snapshot = load_manifest(dest)["snapshot"]
+
+    # a file format must not replace a directory backup, nor a directory backup a file
+    before = directory_listing(tmp_path)
+    as_file = run_module("pg_backup", {"dest": str(dest), "format": "custom", "force": True})
+    assert as_file["failed"] is True and "is a previous directory-format backup" in as_file["msg"], as_file
+    (tmp_path / "single.dump").write_bytes(b"PGDMP an old custom backup")
+    before_file = directory_listing(tmp_path)
+    onto_file = run_module("pg_backup", {"dest": str(tmp_path / "single.dump"), "format": "directory", "force": True})
+    assert onto_file["failed"] is True and "is an existing file" in onto_file["msg"], onto_file
+    assert directory_listing(tmp_path) == before_file
+    os.unlink(tmp_path / "single.dump")
+    assert directory_listing(tmp_path) == before
+
+    second = run_module("pg_backup", {"dest": str(dest), "format": "directory", "jobs": 2, "force": True})
+
+    assert second["changed"] is True and second["verified"] is True, second.get("msg")
+    manifest = load_manifest(dest)
+    assert manifest["snapshot"] != old_snapshot
+    assert sorted(os.listdir(tmp_path)) == ["ceres.d", "ceres.d.manifest.json"]
+    assert sorted(os.listdir(dest)) == sorted(manifest["files"])
+    checked = run_module("pg_restore", {"src": str(dest), "database": restore_target}, check_mode=True)
+    assert checked["changed"] is True, checked.get("msg")
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_directory_created_at_dest_during_the_dump_is_not_replaced(tmp_path, fixture_database, force):
+    """dest is checked again just before the renames: the dump may have taken hours."""
+    dest = tmp_path / "late.dump"
+
+    def someone_creates_a_directory_at_dest(scratch_params):
+        dest.mkdir()
+        (dest / "other.dump").write_text("precious\n")
+
+    request = postgres.BackupRequest(connection_params(fixture_database), str(dest), verify="restore", force=force)
+    with pytest.raises(postgres.DestinationError, match="is an existing directory that is not a previous"):
+        postgres.run_backup(request, on_scratch_restored=someone_creates_a_directory_at_dest)
+
+    assert directory_listing(tmp_path) == {"late.dump/": None, "late.dump/other.dump": b"precious\n"}
+
+
+@pytest.mark.parametrize("backup_format", ["custom", "directory"])
+def test_force_keeps_the_old_backup_when_the_new_manifest_cannot_be_written(tmp_path, monkeypatch, backup_format):
+    dest = tmp_path / ("old.d" if backup_format == "directory" else "old.dump")
+    backup_now(dest, backup_format=backup_format, verify="none")
+    before = directory_listing(tmp_path)
+    written = []
+
+    def disk_full_half_way(document, handle, **options):
+        handle.write('{"manifest_version": 1, "dat')
+        handle.flush()
+        written.append(document)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(postgres.json, "dump", disk_full_half_way)
+    with pytest.raises(postgres.DestinationError) as raised:
+        backup_now(dest, backup_format=backup_format, force=True)
+
+    assert written, "the new manifest was never written"
+    assert directory_listing(tmp_path) == before, "the old backup or its manifest changed, or temporary files remain"
+    assert "could not write the manifest %s.manifest.json (No space left on device)" % dest in str(raised.value)
+    assert "left as it was" in str(raised.value)
+    postgres.verify_backup_integrity(str(dest), postgres.load_manifest(str(dest) + ".manifest.json"))
+
+
 # --- failures --------------------------------------------------------------------------------
 
 
@@ -468,3 +578,108 @@ def test_restore_without_create_into_a_missing_database_fails(tmp_path, finished
     result = run_module("pg_restore", {"src": str(backup), "database": restore_target, "create": False})
     assert result["failed"] is True and "does not exist and create is false" in result["msg"]
     assert restore_target not in database_names()
+
+
+@pytest.fixture(scope="module")
+def large_database():
+    """A database whose parallel dump takes a few seconds (workers can be caught running)."""
+    name = "ceres_it_large_%s" % uuid.uuid4().hex[:8]
+    execute("postgres", 'CREATE DATABASE "%s" TEMPLATE template0' % name)
+    statements = ["CREATE TABLE public.wide_a AS SELECT g AS id, md5(g::text) || repeat('x', 200) AS t"
+                  " FROM generate_series(1, 150000) AS g"]
+    statements += ["CREATE TABLE public.wide_%s AS SELECT * FROM public.wide_a" % suffix for suffix in "bcd"]
+    execute(name, *statements)
+    yield name
+    drop_database(name)
+
+
+def test_a_killed_pg_dump_leader_leaves_no_workers_behind(tmp_path, large_database):
+    """pg_dump --jobs forks workers; killed, the leader cannot stop them. The workers are
+    stopped (SIGSTOP) first so they would live on for ever if the module did not stop the
+    whole process group; then the leader is killed."""
+    dest = tmp_path / "parallel.d"
+    temp_prefix = str(tmp_path / ".parallel.d.partial-")
+    stopped = []
+    try:
+        with ansible_in_background("pg_backup", {"database": large_database, "dest": str(dest), "format": "directory",
+                                                 "jobs": 2, "verify": "none"}) as ansible:
+
+            def leader_and_workers():
+                tree = pg_dump_process_tree(temp_prefix)
+                workers = [pid for pid, parent in tree.items() if parent in tree]
+                return tree if workers else None
+
+            tree = wait_until(leader_and_workers, 60, "pg_dump to fork its workers")
+            workers = [pid for pid, parent in tree.items() if parent in tree]
+            (leader,) = [pid for pid in tree if pid not in workers]
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.append(pid)
+            assert stopped, "no worker to stop"
+            os.kill(leader, signal.SIGKILL)
+            stdout, stderr = ansible.communicate(timeout=120)
+
+        result = task_result(stdout, stderr)
+        assert result["failed"] is True
+        assert "pg_dump was killed by SIGKILL" in result["msg"], result["msg"]
+        # The module has returned: its stop of the group is over. Allow a moment for the exits.
+        deadline = time.monotonic() + 15
+        while pg_dump_process_tree(temp_prefix) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pg_dump_process_tree(temp_prefix) == {}, "pg_dump workers outlived their killed leader"
+        assert os.listdir(tmp_path) == [], "something was left at dest or in its directory"
+    finally:
+        for pid in pg_dump_process_tree(temp_prefix):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_verify_restore_needs_a_role_that_can_create_databases_checked_before_dumping(tmp_path):
+    role = "ceres_it_nocreatedb_%s" % uuid.uuid4().hex[:8]
+    password = "pw-%s" % uuid.uuid4().hex
+    create_login_role(role, password, "NOCREATEDB", "NOSUPERUSER")
+    try:
+        login = {"login_user": role, "login_password": password, "dest": str(tmp_path / "ceres.dump")}
+        checked = run_module("pg_backup", dict(login, verify="restore"), check_mode=True)
+        listed = run_module("pg_backup", dict(login, verify="list"), check_mode=True)
+        scratch_before = scratch_databases()
+        real = run_module("pg_backup", dict(login, verify="restore"))
+    finally:
+        drop_role(role)
+
+    expected = 'the login role "%s" may not create databases (it has neither CREATEDB nor SUPERUSER)' % role
+    assert checked["failed"] is True and expected in checked["msg"], checked
+    assert listed.get("failed") is not True and listed["changed"] is True, listed.get("msg")
+    assert real["failed"] is True and expected in real["msg"], real
+    assert scratch_databases() == scratch_before
+    assert os.listdir(tmp_path) == []
+
+
+def test_restore_into_an_existing_database_with_tables_needs_clean(tmp_path, finished_backups, restore_target):
+    backup = copy_backup(finished_backups, "source.dump", tmp_path)
+    first = run_module("pg_restore", {"src": str(backup), "database": restore_target})
+    assert first.get("failed") is not True and first["created"] is True, first.get("msg")
+    before = live_table_stats(restore_target, with_content_hash=True)
+    expected = ('database "%s" already exists and has %d tables; set clean=true to replace its objects, or restore into'
+                " a new database" % (restore_target, len(before)))
+
+    checked = run_module("pg_restore", {"src": str(backup), "database": restore_target}, check_mode=True)
+    again = run_module("pg_restore", {"src": str(backup), "database": restore_target})
+
+    assert checked["failed"] is True and expected in checked["msg"], checked
+    assert again["failed"] is True and expected in again["msg"], again
+    assert live_table_stats(restore_target, with_content_hash=True) == before
+    assert restore_target in database_names()
+
+
+def test_restore_into_an_existing_empty_database_needs_no_clean(tmp_path, finished_backups, restore_target):
+    backup = copy_backup(finished_backups, "source.dump", tmp_path)
+    execute("postgres", 'CREATE DATABASE "%s" TEMPLATE template0 ENCODING \'UTF8\'' % restore_target)
+
+    checked = run_module("pg_restore", {"src": str(backup), "database": restore_target, "create": False}, check_mode=True)
+    restored = run_module("pg_restore", {"src": str(backup), "database": restore_target, "create": False})
+
+    assert checked["changed"] is True and checked["created"] is False, checked.get("msg")
+    assert restored.get("failed") is not True and restored["created"] is False, restored.get("msg")
+    assert restored["tables"] == {key: stats["rows"] for key, stats in load_manifest(backup)["tables"].items()}

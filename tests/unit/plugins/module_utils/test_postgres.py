@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -24,6 +25,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.postgres import (
     DestinationError,
     DumpFailed,
     FileDigest,
+    InsufficientPrivilege,
     ManifestError,
     ServerInfo,
     StagedOutput,
@@ -246,6 +248,159 @@ def test_check_destination_needs_an_existing_writable_directory(tmp_path, monkey
     monkeypatch.setattr(postgres.tempfile, "mkstemp", read_only)
     with pytest.raises(DestinationError, match="not writable: Read-only file system"):
         postgres.check_destination(str(tmp_path / "ceres.dump"), force=False)
+
+
+def tree(directory):
+    """{relative path: bytes, or None for a directory} of everything under directory."""
+    listing = {}
+    for root, dirs, files in os.walk(directory):
+        for name in dirs:
+            listing[os.path.relpath(os.path.join(root, name), directory) + "/"] = None
+        for name in files:
+            path = os.path.join(root, name)
+            listing[os.path.relpath(path, directory)] = open(path, "rb").read()
+    return listing
+
+
+FOREIGN_DIRECTORY = "is an existing directory that is not a previous directory-format backup; give the backup's own path"
+
+
+@pytest.mark.parametrize("backup_format", ["custom", "directory", "tar", "plain"])
+@pytest.mark.parametrize("force", [True, False])
+def test_check_destination_never_accepts_a_directory_that_is_not_a_previous_backup(tmp_path, backup_format, force):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "other.dump").write_text("precious")
+    before = tree(tmp_path)
+    with pytest.raises(DestinationError, match="dest %s %s" % (victim, FOREIGN_DIRECTORY)):
+        postgres.check_destination(str(victim) + "/", force=force, backup_format=backup_format)
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("setup, reason", [
+    ("toc only", "it has no manifest"),
+    ("manifest only", "it holds no toc.dat"),
+    ("unlisted file", "it also holds notes.txt, which its manifest does not list"),
+    ("unlisted directory", "it also holds keep/, which its manifest does not list"),
+    ("broken manifest", "cannot be read"),
+])
+def test_a_directory_backup_is_replaced_only_when_it_is_one_of_ours(tmp_path, setup, reason):
+    path, manifest = make_backup(tmp_path, "directory")
+    postgres.check_destination(path, force=True, backup_format="directory")
+    if setup == "toc only":
+        os.unlink(path + ".manifest.json")
+    elif setup == "manifest only":
+        os.unlink(os.path.join(path, "toc.dat"))
+    elif setup == "unlisted file":
+        open(os.path.join(path, "notes.txt"), "w").write("mine")
+    elif setup == "unlisted directory":
+        os.mkdir(os.path.join(path, "keep"))
+        open(os.path.join(path, "keep", "x"), "w").write("mine")
+    else:
+        open(path + ".manifest.json", "w").write("{")
+    with pytest.raises(DestinationError, match=FOREIGN_DIRECTORY) as raised:
+        postgres.check_destination(path, force=True, backup_format="directory")
+    assert reason in str(raised.value)
+
+
+def test_a_backup_of_one_kind_never_replaces_one_of_another(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "f").mkdir()
+    directory_backup, _manifest = make_backup(tmp_path / "d", "directory")
+    file_backup, _manifest = make_backup(tmp_path / "f", "custom")
+    before = tree(tmp_path)
+    for backup_format in ("custom", "tar", "plain"):
+        with pytest.raises(DestinationError, match="is a previous directory-format backup; a %s-format backup cannot"
+                                                   " replace it" % backup_format):
+            postgres.check_destination(directory_backup, force=True, backup_format=backup_format)
+    with pytest.raises(DestinationError, match="is an existing file; a directory-format backup cannot replace it"):
+        postgres.check_destination(file_backup, force=True, backup_format="directory")
+    postgres.check_destination(file_backup, force=True, backup_format="tar")
+    postgres.check_destination(directory_backup, force=True, backup_format="directory")
+    assert tree(tmp_path) == before
+
+
+def test_force_replaces_neither_a_symlink_nor_a_manifest_path_that_is_no_file(tmp_path):
+    target = tmp_path / "elsewhere.dump"
+    target.write_bytes(b"kept")
+    os.symlink(str(target), str(tmp_path / "link.dump"))
+    with pytest.raises(DestinationError, match="is a symbolic link"):
+        postgres.check_destination(str(tmp_path / "link.dump"), force=True)
+    (tmp_path / "ceres.dump.manifest.json").mkdir()
+    with pytest.raises(DestinationError, match="manifest path of dest, .*, exists and is not a regular file"):
+        postgres.check_destination(str(tmp_path / "ceres.dump"), force=True)
+
+
+def stage(staged, backup_format, content):
+    if backup_format == "directory":
+        os.mkdir(staged.temp_path)
+        with open(os.path.join(staged.temp_path, "toc.dat"), "wb") as handle:
+            handle.write(content)
+    else:
+        with open(staged.temp_path, "wb") as handle:
+            handle.write(content)
+
+
+@pytest.mark.parametrize("backup_format", ["custom", "directory"])
+def test_commit_moves_the_new_backup_and_then_its_manifest_into_place(tmp_path, backup_format):
+    path, _old_manifest = make_backup(tmp_path, backup_format)
+    with StagedOutput(path) as staged:
+        stage(staged, backup_format, b"new")
+        staged.stage_manifest({"new": True})
+        assert json.load(open(path + ".manifest.json"))["database"] == "ceres_db", "the old manifest was touched early"
+        staged.commit()
+    assert json.load(open(path + ".manifest.json")) == {"new": True}
+    assert stat.S_IMODE(os.stat(path + ".manifest.json").st_mode) == 0o600
+    if backup_format == "directory":
+        assert tree(path) == {"toc.dat": b"new"}
+    else:
+        assert open(path, "rb").read() == b"new"
+    assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(path), os.path.basename(path) + ".manifest.json"])
+
+
+@pytest.mark.parametrize("backup_format", ["custom", "directory"])
+def test_a_manifest_that_cannot_be_written_leaves_the_old_backup_and_no_temporary_file(tmp_path, monkeypatch,
+                                                                                      backup_format):
+    path, _manifest = make_backup(tmp_path, backup_format)
+    before = tree(tmp_path)
+
+    def disk_full(document, handle, **options):
+        handle.write("{\"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(postgres.json, "dump", disk_full)
+    with pytest.raises(OSError):
+        with StagedOutput(path) as staged:
+            stage(staged, backup_format, b"new")
+            staged.stage_manifest({"new": True})
+            staged.commit()
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("backup_format", ["custom", "directory"])
+@pytest.mark.parametrize("failing_rename", [1, 2, 3, 4])
+def test_a_failed_rename_while_committing_puts_the_old_backup_back(tmp_path, monkeypatch, backup_format, failing_rename):
+    """The renames: old manifest aside, old backup aside, new backup in, new manifest in."""
+    path, _manifest = make_backup(tmp_path, backup_format)
+    before = tree(tmp_path)
+    real_rename = os.rename
+    calls = []
+
+    def rename(source, target):
+        calls.append((source, target))
+        if len(calls) == failing_rename:
+            raise OSError(5, "Input/output error")
+        real_rename(source, target)
+
+    monkeypatch.setattr(postgres.os, "rename", rename)
+    with pytest.raises(DestinationError, match="could not move the new backup to .*: Input/output error; the previous"
+                                               " backup was left as it was"):
+        with StagedOutput(path) as staged:
+            stage(staged, backup_format, b"new")
+            staged.stage_manifest({"new": True})
+            staged.commit()
+    monkeypatch.setattr(postgres.os, "rename", real_rename)
+    assert tree(tmp_path) == before
 
 
 def test_directory_sha256_is_what_sha256sum_prints_for_the_sorted_files(tmp_path):
@@ -538,3 +693,284 @@ def test_module_results_report_row_counts_per_table(tmp_path):
     assert result["verified"] is True and result["verify"] == "list"
     assert result["sha256"] == manifest["sha256"] and result["size_bytes"] == os.path.getsize(path)
     assert json.dumps(result)
+
+
+# --- process groups: the workers of a client tool never outlive it ------------------------
+
+
+def process_gone(pid):
+    """True when pid has exited (a zombie nobody reaps counts as gone)."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except FileNotFoundError:
+        return True
+
+
+def wait_for(predicate, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def kill_if_running(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+FORKING_TOOL = """
+    import os, signal, sys, time
+    pid_file = sys.argv[1]
+    worker = os.fork()
+    if worker == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if "stubborn" in sys.argv else signal.SIG_DFL)
+        time.sleep(120)
+        os._exit(0)
+    with open(pid_file + ".tmp", "w") as handle:
+        handle.write(str(worker))
+    os.rename(pid_file + ".tmp", pid_file)
+    {leader}
+"""
+
+
+def worker_pid(pid_file):
+    assert wait_for(lambda: os.path.exists(pid_file)), "the fake tool did not fork"
+    return int(open(pid_file).read())
+
+
+@pytest.mark.parametrize("leader", ["os.kill(os.getpid(), signal.SIGKILL)", "sys.exit(1)"])
+def test_the_workers_of_a_failed_pg_dump_are_stopped_with_it(tmp_path, leader):
+    fake_pg_dump = write_script(tmp_path / "pg_dump", FORKING_TOOL.replace("{leader}", leader))
+    pid_file = str(tmp_path / "worker.pid")
+    connection = params()
+    dump = postgres.DumpProcess([fake_pg_dump, pid_file], connection.libpq_environment(), connection.secrets())
+    worker = worker_pid(pid_file)
+    try:
+        with pytest.raises(DumpFailed):
+            dump.wait()
+        assert process_gone(worker), "the worker outlived its failed leader"
+    finally:
+        kill_if_running([worker])
+
+
+def test_stopping_pg_dump_stops_its_workers_and_kills_what_ignores_sigterm(tmp_path, monkeypatch):
+    monkeypatch.setattr(postgres, "STOP_GRACE_SECONDS", 0.5)
+    fake_pg_dump = write_script(tmp_path / "pg_dump", FORKING_TOOL.replace("{leader}", "time.sleep(120)"))
+    pid_file = str(tmp_path / "worker.pid")
+    connection = params()
+    dump = postgres.DumpProcess([fake_pg_dump, pid_file, "stubborn"], connection.libpq_environment(),
+                                connection.secrets())
+    worker = worker_pid(pid_file)
+    try:
+        assert dump.failure_if_exited() is None
+        started = time.monotonic()
+        dump.stop()
+        assert time.monotonic() - started < 5
+        assert dump.process.returncode == -signal.SIGTERM
+        assert process_gone(worker), "a worker ignoring SIGTERM was not killed"
+    finally:
+        kill_if_running([dump.process.pid, worker])
+
+
+def test_an_interrupted_client_tool_is_stopped_with_its_workers(tmp_path):
+    fake_pg_restore = write_script(tmp_path / "pg_restore",
+                                   FORKING_TOOL.replace("{leader}", "sys.stdin.buffer.read(); time.sleep(120)"))
+    pid_file = str(tmp_path / "worker.pid")
+    workers = []
+
+    def chunks():
+        workers.append(worker_pid(pid_file))
+        yield b"first chunk"
+        raise KeyboardInterrupt()  # Ctrl-C while feeding the tool
+
+    connection = params()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            postgres.run_client_tool([fake_pg_restore, pid_file], connection.libpq_environment(), connection.secrets(),
+                                     postgres.RestoreFailed, "pg_restore", stdin_chunks=chunks())
+        assert workers and process_gone(workers[0]), "the tool's worker outlived the interruption"
+    finally:
+        kill_if_running(workers)
+
+
+def test_the_workers_of_a_failed_client_tool_are_stopped_with_it(tmp_path):
+    fake_pg_restore = write_script(tmp_path / "pg_restore", FORKING_TOOL.replace("{leader}", "sys.exit(1)"))
+    pid_file = str(tmp_path / "worker.pid")
+    try:
+        with pytest.raises(postgres.VerificationFailed, match="pg_restore exited with status 1"):
+            postgres.run_client_tool([fake_pg_restore, pid_file], dict(os.environ), [], postgres.VerificationFailed,
+                                     "pg_restore")
+        assert process_gone(worker_pid(pid_file)), "the worker outlived its failed leader"
+    finally:
+        if os.path.exists(pid_file):
+            kill_if_running([worker_pid(pid_file)])
+
+
+def test_client_tools_run_in_a_process_group_of_their_own(tmp_path):
+    tool = write_script(tmp_path / "psql", "import os\nprint(os.getpgid(0), os.getsid(0))\n")
+    output = postgres.run_client_tool([tool], dict(os.environ), [], postgres.RestoreFailed, "psql")
+    group, session = (int(value) for value in output.split())
+    assert group != os.getpgid(0) and session != os.getsid(0)
+
+
+# --- check mode checks what the real run needs ------------------------------------------------
+
+
+class FakeCursor:
+    def __init__(self, answers):
+        self.answers = answers
+        self.statement = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def execute(self, statement, arguments=None):
+        self.statement = statement
+
+    def fetchone(self):
+        for marker, rows in self.answers.items():
+            if marker in self.statement:
+                return rows[0] if rows else None
+        raise AssertionError("unexpected statement %s" % self.statement)
+
+    def fetchall(self):
+        for marker, rows in self.answers.items():
+            if marker in self.statement:
+                return rows
+        raise AssertionError("unexpected statement %s" % self.statement)
+
+
+class FakeConnection:
+    server_version = 150018
+    autocommit = False
+
+    def __init__(self, answers):
+        self.answers = answers
+
+    def cursor(self):
+        return FakeCursor(self.answers)
+
+    def close(self):
+        pass
+
+
+def fake_server(monkeypatch, can_create_databases=True, answers=None):
+    everything = {
+        "current_setting('server_version')": [("ceres_db", "15.18", 150018, "UTF8", "C.UTF-8", "C.UTF-8")],
+        "rolcreatedb": [("backup", can_create_databases)],
+    }
+    everything.update(answers or {})
+    monkeypatch.setattr(postgres, "connect", lambda connection, application_name: FakeConnection(everything))
+
+
+def fake_tools(tmp_path, monkeypatch, **versions):
+    """Only the named client tools exist, each printing its version."""
+    paths = {}
+    for name, version in versions.items():
+        directory = tmp_path / ("bin-%s" % name)
+        directory.mkdir()
+        paths[name] = write_script(directory / name, 'print("%s (PostgreSQL) %s")' % (name, version))
+    monkeypatch.setattr(postgres, "tool_candidates", lambda name, major: [paths[name]] if name in paths else [])
+
+
+def backup_request(tmp_path, **options):
+    return postgres.BackupRequest(params(), str(tmp_path / "ceres.dump"), **options)
+
+
+@pytest.mark.parametrize("backup_format, verify, tools, message", [
+    ("custom", "list", {}, r"pg_restore was not found"),
+    ("directory", "restore", {"pg_restore": "14.9"}, r"pg_restore 15 or newer is needed.*\(14\)"),
+    ("tar", "list", {"pg_restore": "14.9"}, r"pg_restore 15 or newer is needed"),
+    ("plain", "restore", {}, r"psql was not found"),
+])
+def test_check_mode_fails_without_the_tools_verification_needs(tmp_path, monkeypatch, backup_format, verify, tools,
+                                                                message):
+    fake_server(monkeypatch)
+    fake_tools(tmp_path, monkeypatch, pg_dump="15.18", **tools)
+    with pytest.raises(ClientToolError, match=message):
+        postgres.check_backup(backup_request(tmp_path, backup_format=backup_format, verify=verify))
+
+
+@pytest.mark.parametrize("backup_format, verify, tools", [
+    ("custom", "none", {}),
+    ("plain", "list", {}),
+    ("custom", "list", {"pg_restore": "16.1"}),
+    ("plain", "restore", {"psql": "15.18"}),
+])
+def test_check_mode_passes_with_the_tools_verification_needs(tmp_path, monkeypatch, backup_format, verify, tools):
+    fake_server(monkeypatch)
+    fake_tools(tmp_path, monkeypatch, pg_dump="15.18", **tools)
+    server = postgres.check_backup(backup_request(tmp_path, backup_format=backup_format, verify=verify))
+    assert server.major == 15
+
+
+def test_check_mode_of_verify_restore_needs_a_role_that_may_create_databases(tmp_path, monkeypatch):
+    fake_tools(tmp_path, monkeypatch, pg_dump="15.18", pg_restore="15.18")
+    fake_server(monkeypatch, can_create_databases=False)
+    postgres.check_backup(backup_request(tmp_path, verify="list"))
+    with pytest.raises(InsufficientPrivilege, match='login role "backup" may not create databases .*CREATEDB'):
+        postgres.check_backup(backup_request(tmp_path, verify="restore"))
+    fake_server(monkeypatch, can_create_databases=True)
+    postgres.check_backup(backup_request(tmp_path, verify="restore"))
+
+
+def test_check_mode_refuses_a_foreign_directory_at_dest_with_force(tmp_path, monkeypatch):
+    fake_server(monkeypatch)
+    fake_tools(tmp_path, monkeypatch, pg_dump="15.18", pg_restore="15.18")
+    (tmp_path / "ceres.dump").mkdir()
+    (tmp_path / "ceres.dump" / "other.dump").write_text("precious")
+    with pytest.raises(DestinationError, match=FOREIGN_DIRECTORY):
+        postgres.check_backup(backup_request(tmp_path, force=True))
+    assert (tmp_path / "ceres.dump" / "other.dump").read_text() == "precious"
+
+
+def restore_request(path, **options):
+    return postgres.RestoreRequest(params(database="target"), path, **options)
+
+
+def fake_restore_server(monkeypatch, target_exists, tables, can_create_databases=True):
+    answers = {
+        "pg_database WHERE datname": [(1,)] if target_exists else [],
+        "rolcreatedb": [("restorer", can_create_databases)],
+        "FROM pg_catalog.pg_class": [(16384 + index, "public", "t%d" % index, "public.t%d" % index)
+                                     for index in range(tables)],
+    }
+    monkeypatch.setattr(postgres, "connect", lambda connection, application_name: FakeConnection(answers))
+
+
+@pytest.mark.parametrize("tables, message", [
+    (1, 'database "target" already exists and has 1 table; set clean=true to replace its objects, or restore into'
+        " a new database"),
+    (3, 'database "target" already exists and has 3 tables; set clean=true'),
+])
+def test_restore_into_an_existing_database_with_tables_needs_clean(tmp_path, monkeypatch, tables, message):
+    path, _manifest = make_backup(tmp_path)
+    fake_tools(tmp_path, monkeypatch, pg_restore="15.18")
+    fake_restore_server(monkeypatch, target_exists=True, tables=tables)
+    with pytest.raises(postgres.RestoreFailed, match=message):
+        postgres.check_restore(restore_request(path))
+    with pytest.raises(postgres.RestoreFailed, match=message):
+        postgres.check_mode_restore_result(restore_request(path))
+    assert postgres.check_restore(restore_request(path, clean=True)).target_exists is True
+
+
+def test_restore_into_an_existing_empty_database_or_a_new_one(tmp_path, monkeypatch):
+    path, _manifest = make_backup(tmp_path)
+    fake_tools(tmp_path, monkeypatch, pg_restore="15.18")
+    fake_restore_server(monkeypatch, target_exists=True, tables=0)
+    assert postgres.check_restore(restore_request(path, create=False)).target_exists is True
+    fake_restore_server(monkeypatch, target_exists=False, tables=0)
+    assert postgres.check_restore(restore_request(path)).target_exists is False
+    fake_restore_server(monkeypatch, target_exists=False, tables=0, can_create_databases=False)
+    with pytest.raises(InsufficientPrivilege, match='database "target" does not exist and the login role "restorer"'
+                                                    " may not create it"):
+        postgres.check_restore(restore_request(path))
