@@ -134,19 +134,8 @@ def mounted_tmpfs(directory, options):
 
 
 def pg_dump_processes_writing(path_prefix):
-    """pids of pg_dump processes whose command line names a file under path_prefix."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % entry, "rb") as handle:
-                argv = handle.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and os.path.basename(argv[0]) == b"pg_dump" and any(path_prefix.encode() in part for part in argv):
-            pids.append(int(entry))
-    return pids
+    """pids of the running pg_dump processes whose command line names a file under path_prefix."""
+    return sorted(pg_dump_process_tree(path_prefix))
 
 
 def wait_until(predicate, timeout, what):
