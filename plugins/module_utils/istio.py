@@ -427,8 +427,8 @@ def check_weights(virtual_service: t.Mapping[str, t.Any], route_name: str | None
     try:
         stable_share, canary_share = locate_destinations(virtual_service, route_name, stable, canary).shares()
     except TrafficShiftError as error:
-        raise WeightsNotApplied(error.field, '%s, %s' % ('once shifted' if before_write else 'after the write',
-                                                        error.problem))
+        phase = 'once shifted' if before_write else 'after the write'
+        raise WeightsNotApplied(error.field, '%s, %s' % (phase, error.problem))
     if (stable_share, canary_share) != (100 - canary_weight, canary_weight):
         raise WeightsNotApplied('weight', 'VirtualService %s %s canary %d%% and stable %d%%, not the %d%%/%d%% '
                                 '%s' % (object_reference(virtual_service),

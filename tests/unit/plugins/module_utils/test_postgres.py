@@ -359,8 +359,8 @@ def test_commit_moves_the_new_backup_and_then_its_manifest_into_place(tmp_path, 
 
 
 @pytest.mark.parametrize("backup_format", ["custom", "directory"])
-def test_a_manifest_that_cannot_be_written_leaves_the_old_backup_and_no_temporary_file(tmp_path, monkeypatch,
-                                                                                      backup_format):
+def test_a_manifest_that_cannot_be_written_leaves_the_old_backup_and_no_temporary_file(
+        tmp_path, monkeypatch, backup_format):
     path, _manifest = make_backup(tmp_path, backup_format)
     before = tree(tmp_path)
 
@@ -892,8 +892,8 @@ def backup_request(tmp_path, **options):
     ("tar", "list", {"pg_restore": "14.9"}, r"pg_restore 15 or newer is needed"),
     ("plain", "restore", {}, r"psql was not found"),
 ])
-def test_check_mode_fails_without_the_tools_verification_needs(tmp_path, monkeypatch, backup_format, verify, tools,
-                                                                message):
+def test_check_mode_fails_without_the_tools_verification_needs(
+        tmp_path, monkeypatch, backup_format, verify, tools, message):
     fake_server(monkeypatch)
     fake_tools(tmp_path, monkeypatch, pg_dump="15.18", **tools)
     with pytest.raises(ClientToolError, match=message):
