@@ -46,9 +46,17 @@ options:
     default: true
   headers:
     description:
-      - Extra HTTP headers sent with every query, for example C(X-Scope-OrgID) for a multi-tenant Mimir or Cortex.
-      - The values are treated as secrets and never shown in output or error messages.
+      - Extra HTTP headers sent with every query whose values are secrets, for example an API key header.
+      - The values are never shown in output or error messages; Ansible masks them wherever they appear in the task
+        result, so a value that also occurs in a query (a namespace, say) is masked there too. Put headers that are
+        not secret in O(public_headers).
       - The C(Authorization) header is not sent again when the server redirects.
+    type: dict
+  public_headers:
+    description:
+      - Extra HTTP headers sent with every query whose values are not secret, for example C(X-Scope-OrgID) (the
+        tenant) for a multi-tenant Mimir or Cortex. They are shown like any other option.
+      - A header may not be in both O(headers) and O(public_headers), and C(Authorization) may not be here.
     type: dict
   timeout:
     description:

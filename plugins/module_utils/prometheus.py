@@ -63,6 +63,7 @@ PROMETHEUS_CONNECTION_ARGSPEC = dict(
     ca_cert=dict(type="path"),
     validate_certs=dict(type="bool", default=True),
     headers=dict(type="dict", no_log=True),
+    public_headers=dict(type="dict"),
     timeout=dict(type="int", default=DEFAULT_TIMEOUT_SECONDS),
 )
 PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE = [("bearer_token", "username"), ("bearer_token", "password")]
@@ -106,9 +107,20 @@ class PrometheusClient:
         headers: Optional[Mapping[str, Any]] = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         opener=open_url,
+        public_headers: Optional[Mapping[str, Any]] = None,
     ):
+        # `headers` values are secrets (redacted from every message); `public_headers` values,
+        # such as a tenant id, are not.
         self._secrets = [secret for secret in (bearer_token, password) if secret]
         self._secrets.extend(str(header_value) for header_value in (headers or {}).values() if header_value)
+        clashing = sorted({str(name).lower() for name in public_headers or {}}
+                          & {str(name).lower() for name in headers or {}})
+        if clashing:
+            raise PrometheusConfigError("public_headers and headers both set %s; give each header once"
+                                        % ", ".join(clashing))
+        if any(str(name).lower() in ("authorization", "proxy-authorization") for name in public_headers or {}):
+            raise PrometheusConfigError("public_headers must not carry Authorization; use bearer_token, "
+                                        "username/password or headers, whose values are kept secret")
         self.query_url = _query_url(prometheus_url)
         self.display_url = _display_url(self.query_url)
         if bearer_token and (username or password):
@@ -120,7 +132,8 @@ class PrometheusClient:
         self.timeout = timeout
         self.ca_cert = ca_cert
         self.validate_certs = validate_certs
-        self._headers = _request_headers(headers, bearer_token, username, password)
+        self._headers = _request_headers(dict(public_headers or {}, **dict(headers or {})), bearer_token, username,
+                                         password)
         authorization = self._headers.get("Authorization", "")
         self._secrets.extend([authorization, authorization.partition(" ")[2]])
         # Longest first, so a secret that contains another is hidden whole.
@@ -139,6 +152,7 @@ class PrometheusClient:
             validate_certs=params.get("validate_certs", True),
             headers=params.get("headers"),
             timeout=params.get("timeout", DEFAULT_TIMEOUT_SECONDS),
+            public_headers=params.get("public_headers"),
         )
 
     def query(self, promql: str) -> QueryResult:

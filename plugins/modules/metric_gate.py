@@ -181,7 +181,7 @@ EXAMPLES = r"""
   module_defaults:
     group/ceres.rollout.prometheus:
       prometheus_url: "{{ prometheus_url }}"
-      headers:
+      public_headers:
         X-Scope-OrgID: ceres
   block:
     - name: Gate on CPU usage

@@ -228,6 +228,14 @@ def test_healthy_canary_passes_with_a_real_zero_error_rate(gate_world):
     assert 4 <= result["elapsed"] < 10
 
 
+def test_public_headers_reach_prometheus_and_stay_visible(gate_world):
+    result = run_gate({"checks": [template_check("error-rate", "istio_error_rate", gate_world, "steady", max=0.01)],
+                       "public_headers": {"X-Scope-OrgID": gate_world}, "samples": 1})
+    assert not result.get("failed"), result.get("msg")
+    assert result["verdict"] == "pass"
+    assert f'destination_workload_namespace="{gate_world}"' in result["checks"][0]["query"]
+
+
 def test_canary_with_errors_fails_and_stops_at_the_first_breach(gate_world):
     result = run_gate(
         {

@@ -273,6 +273,30 @@ def test_username_needs_password():
         PrometheusClient("http://prometheus:9090", username="gate")
 
 
+def test_public_headers_are_sent_and_not_redacted_while_headers_are(prometheus):
+    def echo_headers(promql):
+        request = prometheus.requests[-1]
+        return error(403, "forbidden", "tenant %s with key %s is not allowed"
+                     % (request.headers.get("x-scope-orgid"), request.headers.get("x-api-key")))
+    prometheus.answers = echo_headers
+    client = PrometheusClient(prometheus.url, headers={"X-Api-Key": "tenant-key-123"},
+                              public_headers={"X-Scope-OrgID": "pilot-apps"})
+    result = client.query("up")
+    assert prometheus.requests[-1].headers["x-scope-orgid"] == "pilot-apps"
+    assert prometheus.requests[-1].headers["x-api-key"] == "tenant-key-123"
+    assert "tenant pilot-apps with key" in result.message
+    assert "tenant-key-123" not in result.message
+
+
+@pytest.mark.parametrize("headers, public_headers, message", [
+    ({"X-Scope-OrgID": "a"}, {"x-scope-orgid": "b"}, "public_headers and headers both set x-scope-orgid"),
+    (None, {"Authorization": "Bearer abc"}, "public_headers must not carry Authorization"),
+])
+def test_public_headers_cannot_repeat_a_header_or_carry_credentials(headers, public_headers, message):
+    with pytest.raises(PrometheusConfigError, match=message):
+        PrometheusClient("http://prometheus:9090", headers=headers, public_headers=public_headers)
+
+
 def test_timeout_must_be_positive():
     with pytest.raises(PrometheusConfigError, match="timeout"):
         PrometheusClient("http://prometheus:9090", timeout=0)
@@ -287,7 +311,8 @@ def test_from_module_params_uses_every_option(prometheus):
             "password": None,
             "ca_cert": None,
             "validate_certs": False,
-            "headers": {"X-Scope-OrgID": "ceres"},
+            "headers": {"X-Api-Key": "key"},
+            "public_headers": {"X-Scope-OrgID": "ceres"},
             "timeout": 4,
         }
     )
@@ -295,4 +320,5 @@ def test_from_module_params_uses_every_option(prometheus):
     assert client.validate_certs is False
     client.query("up")
     assert prometheus.requests[-1].headers["x-scope-orgid"] == "ceres"
+    assert prometheus.requests[-1].headers["x-api-key"] == "key"
     assert json.dumps(prometheus.requests[-1].params["timeout"]) == '["4s"]'

@@ -132,6 +132,21 @@ def test_unreachable_prometheus_fails_clearly_without_the_token(capsys):
     assert TOKEN not in json.dumps(result)
 
 
+@pytest.mark.parametrize("option, shown", [("public_headers", True), ("headers", False)])
+def test_a_tenant_header_is_shown_only_when_given_as_public(capsys, prometheus, option, shown):
+    """A tenant id in `headers` is a secret, masked wherever it occurs (here: in the rendered
+    query, whose namespace is the same string); in `public_headers` it is shown."""
+    prometheus.answers = lambda promql: vector("0.001")
+    check = {"name": "error-rate", "template": "istio_error_rate",
+             "params": {"namespace": "pilot-apps", "workload": "checkout-v3-0-0"}, "max": 0.01}
+    failed, result = run_module(capsys, {"prometheus_url": prometheus.url, option: {"X-Scope-OrgID": "pilot-apps"},
+                                         "checks": [check]})
+    assert not failed
+    assert prometheus.requests[-1].headers["x-scope-orgid"] == "pilot-apps"
+    assert ('destination_workload_namespace="pilot-apps"' in result["checks"][0]["query"]) is shown
+    assert ("pilot-apps" in json.dumps(result)) is shown
+
+
 def test_server_error_messages_do_not_leak_header_values(capsys, prometheus):
     prometheus.answers = lambda promql: error(403, "forbidden", "tenant key %s is not allowed" % prometheus.requests[-1].headers["x-api-key"])
     failed, result = run_module(
