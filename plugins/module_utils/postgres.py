@@ -663,10 +663,10 @@ def describe_exit(what, returncode):
     return "%s exited with status %d" % (what, returncode)
 
 
-def run_client_tool(argv, environment, secrets, error_class, what, stdin_chunks=None):
-    """Run a client tool without a shell; return its stdout. stdout and stderr go to temporary
-    files (no pipe to fill up, and none that workers of a dead leader could hold open) and
-    stderr, redacted, into the error raised on failure."""
+def run_client_tool(argv, environment, secrets, error_class, what, stdin_chunks=None, output_encoding="utf-8"):
+    """Run a client tool without a shell; return its stdout (decoded with output_encoding).
+    stdout and stderr go to temporary files (no pipe to fill up, and none that workers of a
+    dead leader could hold open) and stderr, redacted, into the error raised on failure."""
     with tempfile.TemporaryFile() as stdout_file, tempfile.TemporaryFile() as stderr_file:
         process = start_client_tool(
             argv, env=environment, stdout=stdout_file if stdin_chunks is None else subprocess.DEVNULL,
@@ -685,7 +685,7 @@ def run_client_tool(argv, environment, secrets, error_class, what, stdin_chunks=
             detail = _tail(stderr_file.read().decode("utf-8", "replace"))
             raise error_class(redact("%s: %s" % (describe_exit(what, process.returncode), detail), secrets))
         stdout_file.seek(0)
-        return stdout_file.read().decode("utf-8", "replace")
+        return stdout_file.read().decode(output_encoding, "replace")
 
 
 def _feed_stdin(process, chunks):
@@ -1175,6 +1175,27 @@ def verify_backup_integrity(path, manifest):
 
 TOC_TABLE_DATA_PATTERN = re.compile(r"^\d+; 0 (\d+) TABLE DATA (.*)$")
 
+# Server encodings -> Python codecs. Object names in a dump (in `pg_restore --list` output
+# and in a plain dump's COPY lines) are in the database's encoding, not UTF-8.
+PYTHON_CODECS = {
+    "UTF8": "utf-8", "LATIN1": "latin-1", "LATIN2": "iso8859-2", "LATIN3": "iso8859-3", "LATIN4": "iso8859-4",
+    "LATIN5": "iso8859-9", "LATIN6": "iso8859-10", "LATIN7": "iso8859-13", "LATIN8": "iso8859-14",
+    "LATIN9": "iso8859-15", "LATIN10": "iso8859-16", "ISO_8859_5": "iso8859-5", "ISO_8859_6": "iso8859-6",
+    "ISO_8859_7": "iso8859-7", "ISO_8859_8": "iso8859-8", "WIN866": "cp866", "WIN874": "cp874",
+    "WIN1250": "cp1250", "WIN1251": "cp1251", "WIN1252": "cp1252", "WIN1253": "cp1253", "WIN1254": "cp1254",
+    "WIN1255": "cp1255", "WIN1256": "cp1256", "WIN1257": "cp1257", "WIN1258": "cp1258", "KOI8R": "koi8-r",
+    "KOI8U": "koi8-u", "EUC_JP": "euc-jp", "EUC_JIS_2004": "euc-jis-2004", "EUC_KR": "euc-kr", "EUC_CN": "gb2312",
+}
+
+
+def python_codec(encoding_name):
+    """The Python codec of a PostgreSQL encoding name (spelled as PostgreSQL accepts it: any
+    case, with or without '-' / '_', e.g. 'utf-8', 'Latin1'), or None when there is none
+    (SQL_ASCII, EUC_TW, MULE_INTERNAL): names in the dump then cannot be compared as text."""
+    def normalized(name):
+        return re.sub(r"[^A-Za-z0-9]", "", name or "").upper()
+    return {normalized(name): codec for name, codec in PYTHON_CODECS.items()}.get(normalized(encoding_name))
+
 
 def table_data_entries(toc_listing):
     """{table oid: "schema name owner"} of the TABLE DATA entries in `pg_restore --list`
@@ -1187,12 +1208,14 @@ def table_data_entries(toc_listing):
     return entries
 
 
-def tables_missing_from_toc(toc_listing, tables):
+def tables_missing_from_toc(toc_listing, tables, check_names=True):
+    """The tables without a TABLE DATA entry, found by oid and, with check_names, also
+    carrying the table's schema and name (off when the listing's names cannot be decoded)."""
     entries = table_data_entries(toc_listing)
     missing = []
     for table in tables:
         entry = entries.get(table.oid)
-        if entry is None or not entry.startswith("%s %s " % (table.schema, table.name)):
+        if entry is None or (check_names and not entry.startswith("%s %s " % (table.schema, table.name))):
             missing.append(table.key)
     return missing
 
@@ -1208,9 +1231,10 @@ def open_sql_dump(path):
     return open(path, "rb")
 
 
-def copy_targets_in_sql_dump(lines):
-    """The quoted 'schema.table' of every COPY ... FROM stdin; block of a plain dump
-    (data lines inside a block are skipped, so row text cannot look like a COPY)."""
+def copy_targets_in_sql_dump(lines, encoding="utf-8"):
+    """The quoted 'schema.table' of every COPY ... FROM stdin; block of a plain dump, decoded
+    with the dump's encoding (data lines inside a block are skipped, so row text cannot look
+    like a COPY)."""
     targets = set()
     in_copy_data = False
     for raw_line in lines:
@@ -1221,7 +1245,7 @@ def copy_targets_in_sql_dump(lines):
             continue
         if line.startswith(b"COPY ") and line.endswith(b" FROM stdin;"):
             in_copy_data = True
-            targets.add(_leading_qualified_name(line[len(b"COPY "):]).decode("utf-8", "replace"))
+            targets.add(_leading_qualified_name(line[len(b"COPY "):]).decode(encoding, "replace"))
     return targets
 
 
@@ -1257,17 +1281,23 @@ class BackupVerifier:
             self.verify_by_restore(path)
 
     def verify_listing(self, path):
+        # pg_dump writes names in the database's encoding, or in PGCLIENTENCODING when that is
+        # set. (In pod mode a PGCLIENTENCODING of the container's own is not seen here; names
+        # then fail to match and verification fails, never passes wrongly.)
+        dump_encoding = self.params.libpq_environment().get("PGCLIENTENCODING") or self.server.encoding
+        codec = python_codec(dump_encoding)
         if self.backup_format == "plain":
             with open_sql_dump(path) as handle:
-                targets = copy_targets_in_sql_dump(handle)
+                targets = copy_targets_in_sql_dump(handle, codec or "utf-8")
             missing = [table.key for table in self.tables if table.quoted_name not in targets]
         else:
             pg_restore = find_client_tool("pg_restore", self.server.major, must_not_be_older=True)
             listing = run_client_tool(
                 pg_restore_list_argv(pg_restore.path, path, self.backup_format),
                 self.params.libpq_environment(), self.params.secrets(), VerificationFailed, "pg_restore --list",
+                output_encoding=codec or "utf-8",
             )
-            missing = tables_missing_from_toc(listing, self.tables)
+            missing = tables_missing_from_toc(listing, self.tables, check_names=codec is not None)
         if missing:
             raise VerificationFailed("the dump has no data for %d table(s): %s" % (len(missing), ", ".join(missing)))
 

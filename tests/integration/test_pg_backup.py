@@ -672,3 +672,23 @@ def test_restore_into_an_existing_empty_database_needs_no_clean(tmp_path, finish
     assert checked["changed"] is True and checked["created"] is False, checked.get("msg")
     assert restored.get("failed") is not True and restored["created"] is False, restored.get("msg")
     assert restored["tables"] == {key: stats["rows"] for key, stats in load_manifest(backup)["tables"].items()}
+
+
+@pytest.mark.parametrize("backup_format, verify", [("custom", "list"), ("plain", "list"), ("custom", "restore")])
+def test_a_latin1_database_with_non_ascii_names_verifies(tmp_path, backup_format, verify):
+    """Names in a dump are in the database's encoding: a LATIN1 database with a table "café"
+    in a schema "données" is verified (the TOC / COPY names decoded as LATIN1, not UTF-8)."""
+    name = "ceres_it_latin1_%s" % uuid.uuid4().hex[:8]
+    execute("postgres", "CREATE DATABASE \"%s\" TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'"
+            % name)
+    try:
+        execute(name, 'CREATE SCHEMA "données"', 'CREATE TABLE "données"."café" (id int, note text)',
+                "INSERT INTO \"données\".\"café\" SELECT g, 'crème brûlée ' || g FROM generate_series(1, 500) AS g")
+        dest = tmp_path / ("latin1.sql" if backup_format == "plain" else "latin1.dump")
+        result = run_module("pg_backup", {"database": name, "dest": str(dest), "format": backup_format,
+                                          "verify": verify})
+        assert not result.get("failed"), result.get("msg")
+        assert result["verified"] is True
+        assert result["tables"] == {"données.café": 500}
+    finally:
+        drop_database(name)

@@ -628,6 +628,27 @@ def test_copy_blocks_of_a_plain_dump_are_found_and_row_text_is_not_mistaken_for_
     assert postgres.copy_targets_in_sql_dump(script) == {"public.customers", 'public."Weird Name"', "public.no_columns"}
 
 
+def test_names_of_a_non_utf8_dump_are_read_in_its_encoding():
+    latin1_script = ['COPY "donn\u00e9es"."caf\u00e9" (id) FROM stdin;\n'.encode("latin-1"), b"\\.\n"]
+    assert postgres.copy_targets_in_sql_dump(latin1_script, "latin-1") == {'"donn\u00e9es"."caf\u00e9"'}
+    assert postgres.copy_targets_in_sql_dump(latin1_script) != {'"donn\u00e9es"."caf\u00e9"'}  # not as UTF-8
+
+
+@pytest.mark.parametrize("encoding_name, codec", [
+    ("UTF8", "utf-8"), ("utf-8", "utf-8"), ("LATIN1", "latin-1"), ("latin1", "latin-1"), ("ISO_8859_5", "iso8859-5"),
+    ("iso-8859-5", "iso8859-5"), ("WIN1252", "cp1252"), ("EUC_JP", "euc-jp"),
+    ("SQL_ASCII", None), ("MULE_INTERNAL", None), ("", None),
+])
+def test_python_codec_of_postgresql_encoding_names(encoding_name, codec):
+    assert postgres.python_codec(encoding_name) == codec
+
+
+def test_toc_entries_without_decodable_names_are_matched_by_oid_alone():
+    tables = [TableRef(16390, "public", "caf\u00e9"), TableRef(16500, "public", "orders")]
+    assert postgres.tables_missing_from_toc(TOC_LISTING, tables, check_names=False) == ["public.orders"]
+    assert postgres.tables_missing_from_toc(TOC_LISTING, tables) == ["public.caf\u00e9", "public.orders"]
+
+
 # --- pg_dump failures: nothing at dest, no temporary output, no secret in the message -----
 
 
