@@ -46,6 +46,19 @@ attributes:
       - This action does not modify state.
 """
 
+    # For modules run by an action plugin on the controller; use together with
+    # ansible.builtin.action_common_attributes.flow, which describes these attributes.
+    CONTROLLER_ACTION = r"""
+options: {}
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+"""
+
     K8S_ACTION_GROUP = r"""
 options: {}
 attributes:

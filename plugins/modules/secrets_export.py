@@ -38,14 +38,9 @@ extends_documentation_fragment:
   - ceres.rollout.k8s_auth
   - ceres.rollout.attributes
   - ceres.rollout.attributes.k8s_action_group
+  - ceres.rollout.attributes.controller_action
   - ansible.builtin.action_common_attributes.flow
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details:
