@@ -1188,13 +1188,19 @@ PYTHON_CODECS = {
 }
 
 
+def _encoding_key(name):
+    """An encoding name as PostgreSQL compares them: case and non-alphanumerics ignored."""
+    return re.sub(r"[^A-Za-z0-9]", "", name or "").upper()
+
+
+_PYTHON_CODECS_BY_KEY = {_encoding_key(name): codec for name, codec in PYTHON_CODECS.items()}
+
+
 def python_codec(encoding_name):
     """The Python codec of a PostgreSQL encoding name (spelled as PostgreSQL accepts it: any
     case, with or without '-' / '_', e.g. 'utf-8', 'Latin1'), or None when there is none
     (SQL_ASCII, EUC_TW, MULE_INTERNAL): names in the dump then cannot be compared as text."""
-    def normalized(name):
-        return re.sub(r"[^A-Za-z0-9]", "", name or "").upper()
-    return {normalized(name): codec for name, codec in PYTHON_CODECS.items()}.get(normalized(encoding_name))
+    return _PYTHON_CODECS_BY_KEY.get(_encoding_key(encoding_name))
 
 
 def table_data_entries(toc_listing):
