@@ -41,6 +41,8 @@ from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.ceres.rollout.plugins.module_utils.redaction import redact
+
 VALUE = "value"
 NO_DATA = "no_data"
 AMBIGUOUS = "ambiguous"
@@ -51,7 +53,6 @@ RESULT_KINDS = (VALUE, NO_DATA, AMBIGUOUS, QUERY_ERROR, INCONCLUSIVE)
 
 QUERY_PATH = "/api/v1/query"
 DEFAULT_TIMEOUT_SECONDS = 10
-REDACTED = "********"
 
 # The connection options every Prometheus-facing module shares; documented by the
 # ceres.rollout.prometheus_auth doc fragment.
@@ -136,8 +137,7 @@ class PrometheusClient:
                                          password)
         authorization = self._headers.get("Authorization", "")
         self._secrets.extend([authorization, authorization.partition(" ")[2]])
-        # Longest first, so a secret that contains another is hidden whole.
-        self._secrets = sorted({secret for secret in self._secrets if secret}, key=len, reverse=True)
+        self._secrets = [secret for secret in self._secrets if secret]
         self._opener = opener
 
     @classmethod
@@ -165,9 +165,7 @@ class PrometheusClient:
 
     def redact(self, text: str) -> str:
         """``text`` with every credential this client knows replaced by ``********``."""
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        return redact(text, self._secrets)
 
     def _get(self, promql: str):
         # Prometheus gets the same deadline, so a slow query is cancelled server-side too.
