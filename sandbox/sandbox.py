@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from prometheus_config import SCRAPE_INTERVAL_ENV, render_config, scrape_interval_from_env  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_SRC = ROOT / "sandbox"
 STATE = ROOT / ".sandbox"
@@ -395,15 +398,11 @@ def _s3_bucket(ctx: Context) -> None:
 def _prometheus_config() -> Path:
     config = STATE / "prometheus" / "prometheus.yml"
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  scrape_timeout: 900ms\n"
-        "scrape_configs:\n"
-        "  - job_name: ceres-traffic-simulator\n"
-        "    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{PORTS['simulator']}']\n"
-        "  - job_name: prometheus\n"
-        "    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{PORTS['prometheus']}']\n")
+    unused_text, interval_seconds = scrape_interval_from_env()
+    config.write_text(render_config(interval_seconds, [
+        ("ceres-traffic-simulator", f"127.0.0.1:{PORTS['simulator']}"),
+        ("prometheus", f"127.0.0.1:{PORTS['prometheus']}"),
+    ]))
     return config
 
 
@@ -571,6 +570,7 @@ def write_env(ctx: Context) -> None:
         "AWS_REGION": "us-east-1",
         "CERES_BACKUP_BUCKET": BACKUP_BUCKET,
         "CERES_SANDBOX_DIR": str(STATE),
+        SCRAPE_INTERVAL_ENV: scrape_interval_from_env()[0],
     }
     lines = ["# ceres.rollout sandbox; `source .sandbox/env` (written by sandbox/sandbox.py)"]
     lines += [f"export {key}='{value}'" for key, value in values.items()]

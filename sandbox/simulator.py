@@ -36,8 +36,13 @@ service. Its workloads are the Deployments whose pod template labels include the
 selector and the subset's labels; requests are spread over those with available replicas
 in proportion to ``status.availableReplicas``. A destination that cannot be resolved, or
 whose Deployments have no available replica, answers 503 with ``response_flags="UH"`` (no
-healthy upstream) and ``destination_workload="unknown"``, so a broken canary shows up as
-errors of its route instead of vanishing.
+healthy upstream), reported the way Istio reports it: only by the caller
+(``reporter="source"``), with ``destination_workload``, ``destination_workload_namespace``,
+``destination_app``, ``destination_version``, ``destination_canonical_service``,
+``destination_principal`` and ``destination_cluster`` all ``unknown`` (no pod answered, so no
+peer metadata), and only the Service known from the route (``destination_service``,
+``destination_service_name``, ``destination_service_namespace``). A broken canary shows up
+as errors of its Service, seen from the caller's side, while its own series stop growing.
 
 Fault profile
 -------------
@@ -75,11 +80,12 @@ Both metrics carry Istio's standard labels: ``reporter``, ``source_workload``
 ``destination_principal``, ``destination_cluster``, ``request_protocol`` (``http``),
 ``response_code``, ``response_flags`` and ``connection_security_policy``.
 
-Like Istio with sidecars on both ends, every series is exported twice with the same
-numbers: ``reporter="destination"`` (``connection_security_policy="mutual_tls"``) and
-``reporter="source"`` (``connection_security_policy="unknown"``), so queries must filter on
-``reporter``. (Real Istio reports a ``UH`` failure only from the source; the simulator
-reports it from both sides so gates that read ``reporter="destination"`` see it too.)
+Like Istio with sidecars on both ends, every series of a request that reached a workload
+is exported twice with the same numbers: ``reporter="destination"``
+(``connection_security_policy="mutual_tls"``) and ``reporter="source"``
+(``connection_security_policy="unknown"``), so queries must filter on ``reporter``. A
+request that reached no workload (``UH``) has no destination proxy to report it: it is
+exported with ``reporter="source"`` only.
 Histogram buckets are Istio's defaults (``DURATION_BUCKETS_MS``). Counters only grow while
 the process lives.
 
@@ -157,6 +163,8 @@ REPORTERS = (
     ("destination", "mutual_tls"),
     ("source", UNKNOWN),
 )
+SOURCE_REPORTER_ONLY = REPORTERS[1:]
+"""Who reports a request that reached no workload: only the caller's proxy."""
 CANONICAL_SERVICE_LABELS = ("service.istio.io/canonical-name", "app.kubernetes.io/name", "app")
 CANONICAL_REVISION_LABELS = ("service.istio.io/canonical-revision", "app.kubernetes.io/version", "version")
 
@@ -492,17 +500,33 @@ def destination_labels(*, service_namespace: str, service_name: str, service_hos
     )
 
 
-def _no_healthy_upstream(weight: int, reason: str, *, service: Optional[Tuple[str, str]], host: str,
-                         hint_labels: Mapping[str, str]) -> Target:
-    if service is None:
-        labels = destination_labels(service_namespace=UNKNOWN, service_name=host or UNKNOWN,
-                                    service_host=host or UNKNOWN, workload=UNKNOWN,
-                                    workload_labels={}, principal=UNKNOWN)
-    else:
-        labels = destination_labels(service_namespace=service[0], service_name=service[1],
-                                    service_host=service_fqdn(*service), workload=UNKNOWN,
-                                    workload_labels=hint_labels, principal=UNKNOWN)
-    return Target(labels=labels, weight=Fraction(weight), healthy=False, reason=reason)
+def no_upstream_labels(service: Optional[Tuple[str, str]], host: str) -> Labels:
+    """The destination labels Istio's caller-side proxy puts on a request no workload answered.
+
+    Without an upstream pod there is no peer metadata: workload, its namespace, app,
+    version, canonical service, principal and cluster are ``unknown``. Only the Service
+    is known, from the route's destination host.
+    """
+    service_namespace, service_name = service if service is not None else (UNKNOWN, host or UNKNOWN)
+    service_host = service_fqdn(*service) if service is not None else host or UNKNOWN
+    return SOURCE_LABELS + (
+        ("destination_workload", UNKNOWN),
+        ("destination_workload_namespace", UNKNOWN),
+        ("destination_service", service_host),
+        ("destination_service_name", service_name),
+        ("destination_service_namespace", service_namespace),
+        ("destination_version", UNKNOWN),
+        ("destination_app", UNKNOWN),
+        ("destination_canonical_service", UNKNOWN),
+        ("destination_canonical_revision", "latest"),
+        ("destination_principal", UNKNOWN),
+        ("destination_cluster", UNKNOWN),
+        ("request_protocol", "http"),
+    )
+
+
+def _no_healthy_upstream(weight: int, reason: str, *, service: Optional[Tuple[str, str]], host: str) -> Target:
+    return Target(labels=no_upstream_labels(service, host), weight=Fraction(weight), healthy=False, reason=reason)
 
 
 def resolve_destination(destination: RouteDestination, namespace: str, snapshot: ClusterSnapshot,
@@ -516,33 +540,30 @@ def resolve_destination(destination: RouteDestination, namespace: str, snapshot:
     service_ref = service_for_host(destination.host, namespace)
     unhealthy = partial(_no_healthy_upstream, destination.weight, service=service_ref, host=destination.host)
     if service_ref is None:
-        return [unhealthy("host %r is not a service of this cluster" % destination.host, hint_labels={})]
+        return [unhealthy("host %r is not a service of this cluster" % destination.host)]
     service = snapshot.service(*service_ref)
     if service is None:
-        return [unhealthy("Service %s/%s not found" % service_ref, hint_labels={})]
+        return [unhealthy("Service %s/%s not found" % service_ref)]
     selector = _string_labels(_mapping(service.get("spec")).get("selector"))
     if not selector:
-        return [unhealthy("Service %s/%s has no selector" % service_ref, hint_labels={})]
+        return [unhealthy("Service %s/%s has no selector" % service_ref)]
     wanted_subset: Dict[str, str] = {}
     if destination.subset:
         rule = snapshot.destination_rule_for(*service_ref)
         if rule is None:
-            return [unhealthy("no DestinationRule for %s/%s" % service_ref, hint_labels=selector)]
+            return [unhealthy("no DestinationRule for %s/%s" % service_ref)]
         found = subset_labels(rule, destination.subset)
         if found is None:
-            return [unhealthy("subset %s not in DestinationRule %s/%s" % ((destination.subset,) + object_key(rule)),
-                              hint_labels=selector)]
+            return [unhealthy("subset %s not in DestinationRule %s/%s" % ((destination.subset,) + object_key(rule)))]
         wanted_subset = found
     deployments = snapshot.deployments_matching(service_ref[0], selector, wanted_subset)
     if not deployments:
-        return [unhealthy("no Deployment matches %s" % _describe_labels({**selector, **wanted_subset}),
-                          hint_labels={**selector, **wanted_subset})]
+        return [unhealthy("no Deployment matches %s" % _describe_labels({**selector, **wanted_subset}))]
     available = [(deployment, available_replicas(deployment)) for deployment in deployments]
     available = [(deployment, replicas) for deployment, replicas in available if replicas > 0]
     if not available:
         names = ", ".join(object_key(deployment)[1] for deployment in deployments)
-        return [unhealthy("no available replicas in %s" % names,
-                          hint_labels={**selector, **wanted_subset, **template_labels(deployments[0])})]
+        return [unhealthy("no available replicas in %s" % names)]
     total_replicas = sum(replicas for unused_deployment, replicas in available)
     return [
         Target(
@@ -795,9 +816,10 @@ class SeriesStats:
         self.label_texts = label_texts
 
 
-def _series_label_texts(labels: Labels, response_code: str, response_flags: str) -> Tuple[Tuple[str, str], ...]:
+def _series_label_texts(labels: Labels, response_code: str, response_flags: str,
+                        reporters: Sequence[Tuple[str, str]]) -> Tuple[Tuple[str, str], ...]:
     texts = []
-    for reporter, security_policy in REPORTERS:
+    for reporter, security_policy in reporters:
         full = (("reporter", reporter),) + labels + (
             ("response_code", response_code),
             ("response_flags", response_flags),
@@ -819,13 +841,13 @@ class MetricsRegistry:
         self._series: Dict[Tuple[Labels, str, str], SeriesStats] = {}
 
     def observe(self, labels: Labels, response_code: str, response_flags: str,
-                durations_ms: Sequence[float]) -> None:
-        """Record ``len(durations_ms)`` requests of one series."""
+                durations_ms: Sequence[float], reporters: Sequence[Tuple[str, str]] = REPORTERS) -> None:
+        """Record ``len(durations_ms)`` requests of one series, as reported by ``reporters``."""
         if not durations_ms:
             return
         counts = bucket_counts(durations_ms)
         total = math.fsum(durations_ms)
-        key = (labels, response_code, response_flags)
+        key = (labels, response_code, response_flags, tuple(reporters))
         with self._lock:
             stats = self._series.get(key)
             if stats is None:
@@ -841,9 +863,12 @@ class MetricsRegistry:
         with self._lock:
             items = list(self._series.items())
         total = 0
-        for (labels, code, flags), stats in items:
+        for (labels, code, flags, reporters), stats in items:
             values = dict(labels, response_code=code, response_flags=flags)
-            if all(values.get(name) == value for name, value in label_filter.items()):
+            reporter_filter = label_filter.get("reporter")
+            if reporter_filter is not None and reporter_filter not in {name for name, unused in reporters}:
+                continue
+            if all(values.get(name) == value for name, value in label_filter.items() if name != "reporter"):
                 total += stats.requests
         return total
 
@@ -916,7 +941,8 @@ class TrafficGenerator:
         if requests <= 0:
             return
         if not target.healthy:
-            self.registry.observe(target.labels, "503", "UH", [NO_HEALTHY_UPSTREAM_LATENCY_MS] * requests)
+            self.registry.observe(target.labels, "503", "UH", [NO_HEALTHY_UPSTREAM_LATENCY_MS] * requests,
+                                  reporters=SOURCE_REPORTER_ONLY)
             return
         profile = target.profile
         errors = self._errors.setdefault(target.labels, FractionalCounter()).take(requests * profile.error_ratio)

@@ -250,6 +250,9 @@ def test_destination_rule_with_fqdn_host_is_found():
 def _only_uh_503(registry, requests):
     assert registry.requests() == requests
     assert registry.requests(response_code="503", response_flags="UH", destination_workload="unknown") == requests
+    # As in Istio: no destination proxy saw these requests, only the caller reports them.
+    assert registry.requests(reporter="source") == requests
+    assert registry.requests(reporter="destination") == 0
 
 
 def test_missing_subset_fails_with_503_uh():
@@ -276,8 +279,18 @@ def test_canary_without_available_replicas_fails_with_503_uh():
         registry = run_ticks(plan, 100)
         assert registry.requests(destination_workload="checkout-v2-9", response_code="200") == 250
         assert registry.requests(destination_workload="unknown", response_code="503", response_flags="UH") == 250
+        assert registry.requests(reporter="destination", response_code="503") == 0
+        assert registry.requests(reporter="source", destination_workload="unknown", response_flags="UH") == 250
         unhealthy = [t for t in plan.targets if not t.healthy][0]
-        assert dict(unhealthy.labels)["destination_version"] == "v3.0.0"
+        labels = dict(unhealthy.labels)
+        # What Istio's caller-side proxy knows without a pod: the Service, nothing of the workload.
+        assert labels["destination_service"] == "checkout.pilot-apps.svc.cluster.local"
+        assert labels["destination_service_name"] == "checkout"
+        assert labels["destination_service_namespace"] == "pilot-apps"
+        for unknown_label in ("destination_workload", "destination_workload_namespace", "destination_version",
+                              "destination_app", "destination_canonical_service", "destination_principal",
+                              "destination_cluster"):
+            assert labels[unknown_label] == "unknown", unknown_label
 
 
 def test_host_without_subset_spreads_over_workloads_by_available_replicas():
@@ -428,6 +441,21 @@ def test_exposition_has_help_type_and_every_series_for_both_reporters():
                 "response_code", "response_flags", "connection_security_policy"}
     for labels in select(samples, "istio_requests_total"):
         assert required <= {name for name, unused_value in labels}
+
+
+def test_a_dead_canary_is_exposed_as_istio_does_from_the_caller_only():
+    registry = run_ticks(plan_for([split_route(50, 50)], world(canary_available=0)), 100)
+    samples = parse_exposition(registry.render())
+    no_upstream = select(samples, "istio_requests_total", response_flags="UH")
+    assert {dict(labels)["reporter"] for labels in no_upstream} == {"source"}
+    assert sum(no_upstream.values()) == 250
+    (labels,) = no_upstream
+    labels = dict(labels)
+    assert (labels["destination_service_name"], labels["destination_service_namespace"]) == ("checkout", "pilot-apps")
+    assert labels["destination_workload"] == labels["destination_workload_namespace"] == "unknown"
+    assert not select(samples, "istio_requests_total", reporter="destination", response_flags="UH")
+    assert not select(samples, "istio_request_duration_milliseconds_count", reporter="destination",
+                      destination_workload="unknown")
 
 
 def test_label_values_are_escaped():
