@@ -96,3 +96,25 @@ def _parse_unit_string(text: str, original: str) -> int:
 def is_prometheus_duration(text: object) -> bool:
     """Whether ``text`` is a valid PromQL range duration such as ``1m``, ``30s`` or ``1h30m``."""
     return isinstance(text, str) and _PROMETHEUS_DURATION.fullmatch(text) is not None
+
+
+_PROMETHEUS_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 24 * 3600, "w": 7 * 24 * 3600, "y": 365 * 24 * 3600}
+_PROMETHEUS_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
+
+
+def prometheus_duration_seconds(text: str) -> float:
+    """Seconds of a PromQL range duration (``1m`` is 60, ``1m30s`` 90, ``500ms`` 0.5).
+
+    Raises :class:`DurationError` when ``text`` is not one (see :func:`is_prometheus_duration`).
+    """
+    if not is_prometheus_duration(text):
+        raise DurationError("expected a PromQL duration such as 30s, 1m or 5m, got %r" % (text,))
+    return sum(int(count) * _PROMETHEUS_UNIT_SECONDS[unit] for count, unit in _PROMETHEUS_DURATION_PART.findall(text))
+
+
+def prometheus_duration_text(seconds: float) -> str:
+    """A PromQL range duration for ``seconds``: whole seconds as ``60s``, anything finer in ``ms``."""
+    milliseconds = int(round(seconds * 1000))
+    if milliseconds <= 0:
+        raise DurationError("a PromQL duration must be positive, got %r seconds" % (seconds,))
+    return "%ds" % (milliseconds // 1000) if milliseconds % 1000 == 0 else "%dms" % milliseconds

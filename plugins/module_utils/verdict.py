@@ -6,13 +6,21 @@
 
 Rules (fail-closed):
 
-* Every check is sampled ``samples`` times, one round every ``interval`` seconds, the first
-  round at once. The checks of one round are queried concurrently.
-* A sample is *good* when it is a finite number inside ``[min, max]`` (bounds inclusive).
-* A number outside the bounds is a *breach*. More than ``failure_limit`` breaches fail the
-  check.
+* Every check collects ``samples`` samples, one round every ``interval`` seconds, the first
+  round at once. The queries of one round (values and request counts) run concurrently.
+* A sample is *accepted* when it is a finite number inside ``[min, max]`` (bounds inclusive)
+  backed by at least ``min_requests`` requests (when the check has a floor).
+* A number outside the bounds is a *breach*, whatever the number of requests behind it.
 * *No data* (empty result, NaN, +/-Inf) follows ``no_data``: ``fail`` counts it as a breach,
-  ``inconclusive`` makes the check inconclusive, ``pass`` accepts it as a good sample.
+  ``inconclusive`` makes the check inconclusive, ``pass`` accepts it.
+* An in-bound number with fewer than ``min_requests`` requests behind it is *not enough
+  evidence*: never accepted.
+* During ``warmup`` (seconds from the first round), a sample without data or without
+  enough evidence neither passes nor fails: it is shown in ``values`` but not counted, and
+  the check takes another sample. A breach during warm-up counts at once.
+* ``pass`` needs ``samples - failure_limit`` accepted samples per check: more than
+  ``failure_limit`` breaches fail the check; more than ``failure_limit`` samples that were
+  breaches or not enough evidence make it inconclusive ("not enough evidence").
 * A response with warnings (possibly partial) makes the check inconclusive.
 * A *query error* (unreachable server, timeout, ``status: error``, more than one series)
   does not use up a sample: the sample is taken again in the next round. More than
@@ -21,30 +29,23 @@ Rules (fail-closed):
   instead of after the soak. Checks still sampling at that moment are ``incomplete``.
 * The verdict is ``fail`` when a check failed, else ``inconclusive`` when a check is
   inconclusive or in error, else ``pass`` (every check collected all its samples).
+
+Turning module options into checks and a policy is :mod:`gate_config`'s job.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from ansible_collections.ceres.rollout.plugins.module_utils.durations import (
-    DurationError,
-    parse_duration_seconds,
-)
 from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import (
     INCONCLUSIVE,
     NO_DATA,
     QUERY_ERROR,
     VALUE,
     QueryResult,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.promql_templates import (
-    TemplateError,
-    render_template,
 )
 
 VERDICT_PASS = "pass"
@@ -61,7 +62,6 @@ _STATUS_SAMPLING = "sampling"
 # A check in one of these can no longer pass, so the gate stops sampling.
 _DECIDING_STATUSES = (STATUS_FAIL, STATUS_INCONCLUSIVE, STATUS_ERROR)
 
-NO_DATA_POLICIES = ("fail", "inconclusive", "pass")
 MAX_CONCURRENT_QUERIES = 16
 
 
@@ -71,19 +71,29 @@ class GateConfigError(ValueError):
 
 @dataclass(frozen=True)
 class GateCheck:
-    """One PromQL expression and the bounds its value must stay within."""
+    """One PromQL expression, the bounds its value must stay within, and the evidence it needs.
+
+    ``requests_query`` answers how many requests are behind a value; a sample is accepted
+    only when that is at least ``min_requests`` (no floor when ``min_requests`` is None).
+    """
 
     name: str
     query: str
     min: Optional[float] = None
     max: Optional[float] = None
+    requests_query: Optional[str] = None
+    min_requests: Optional[float] = None
+
+    @property
+    def needs_evidence(self) -> bool:
+        return self.min_requests is not None and self.requests_query is not None
 
     def breach_of(self, value: float) -> Optional[str]:
         """Describe how ``value`` breaks the bounds, or None when it is inside them."""
         if self.min is not None and value < self.min:
-            return "%s is below min %s" % (_number(value), _number(self.min))
+            return "%s is below min %s" % (format_number(value), format_number(self.min))
         if self.max is not None and value > self.max:
-            return "%s is above max %s" % (_number(value), _number(self.max))
+            return "%s is above max %s" % (format_number(value), format_number(self.max))
         return None
 
 
@@ -96,6 +106,33 @@ class GatePolicy:
     failure_limit: int = 0
     error_limit: int = 2
     no_data: str = "fail"
+    warmup_seconds: float = 0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One round's answers for one check: its value and, when it needs evidence, the request count."""
+
+    outcome: QueryResult
+    requests: Optional[QueryResult] = None
+    at: float = 0.0
+    in_warmup: bool = False
+
+    @property
+    def is_error(self) -> bool:
+        return self.outcome.is_error or (self.requests is not None and self.requests.is_error)
+
+    @property
+    def error_message(self) -> str:
+        if self.outcome.is_error:
+            return self.outcome.message
+        return "request count: %s" % self.requests.message
+
+    @property
+    def request_count(self) -> Optional[float]:
+        if self.requests is None:
+            return None
+        return self.requests.value if self.requests.kind == VALUE else 0.0
 
 
 @dataclass
@@ -104,7 +141,12 @@ class CheckProgress:
 
     check: GateCheck
     values: List[Optional[float]] = field(default_factory=list)
+    requests: List[Optional[float]] = field(default_factory=list)
+    times: List[float] = field(default_factory=list)
+    accepted: int = 0
     breaches: int = 0
+    short_of_evidence: int = 0
+    warmup_ignored: int = 0
     errors: int = 0
     consecutive_errors: int = 0
     status: str = _STATUS_SAMPLING
@@ -114,72 +156,124 @@ class CheckProgress:
     def sampling(self) -> bool:
         return self.status == _STATUS_SAMPLING
 
-    def record(self, outcome: QueryResult, policy: GatePolicy) -> None:
-        """Fold one classified query answer into this check's state."""
-        if outcome.is_error:
-            self._record_error(outcome, policy)
+    @property
+    def counted(self) -> int:
+        """Samples that count towards ``samples`` (warm-up ones without data do not)."""
+        return self.accepted + self.breaches + self.short_of_evidence
+
+    def record(self, sample: Sample, policy: GatePolicy) -> None:
+        """Fold one round's answers into this check's state."""
+        if sample.is_error:
+            self._record_error(sample.error_message, policy)
             return
         self.consecutive_errors = 0
+        outcome = sample.outcome
         self.values.append(outcome.value if outcome.kind in (VALUE, INCONCLUSIVE) else None)
+        self.times.append(round(sample.at, 3))
+        if self.check.needs_evidence:
+            self.requests.append(sample.request_count)
         if outcome.kind == VALUE:
-            breach = self.check.breach_of(outcome.value)
-            if breach:
-                self._record_breach(breach, policy)
+            self._record_value(outcome.value, sample, policy)
         elif outcome.kind == NO_DATA:
-            self._record_no_data(outcome, policy)
+            self._record_no_data(outcome, sample, policy)
         else:
             self.status = STATUS_INCONCLUSIVE
             self.message = outcome.message
-        if self.sampling and len(self.values) >= policy.samples:
+        self._settle(policy)
+
+    def _record_value(self, value: float, sample: Sample, policy: GatePolicy) -> None:
+        breach = self.check.breach_of(value)
+        if breach:
+            self.breaches += 1
+            self.message = "%s (%d breaching sample(s), failure_limit %d)" % (breach, self.breaches, policy.failure_limit)
+            return
+        if self.check.needs_evidence and sample.request_count < self.check.min_requests:
+            shortfall = "not enough evidence: %s request(s) behind %s, at least %s needed (min_requests)" % (
+                format_number(sample.request_count),
+                format_number(value),
+                format_number(self.check.min_requests),
+            )
+            if sample.in_warmup:
+                self.warmup_ignored += 1
+                self.message = "during warm-up, " + shortfall
+                return
+            self.short_of_evidence += 1
+            self.message = shortfall
+            return
+        self.accepted += 1
+
+    def _record_no_data(self, outcome: QueryResult, sample: Sample, policy: GatePolicy) -> None:
+        if sample.in_warmup:
+            self.warmup_ignored += 1
+            self.message = "no data during warm-up (not counted): %s" % outcome.message
+        elif policy.no_data == "fail":
+            self.breaches += 1
+            self.message = "no data: %s (%d breaching sample(s), failure_limit %d)" % (
+                outcome.message,
+                self.breaches,
+                policy.failure_limit,
+            )
+        elif policy.no_data == "inconclusive":
+            self.status = STATUS_INCONCLUSIVE
+            self.message = "no data (no_data=inconclusive): %s" % outcome.message
+        else:
+            self.accepted += 1
+
+    def _settle(self, policy: GatePolicy) -> None:
+        if not self.sampling:
+            return
+        if self.breaches > policy.failure_limit:
+            self.status = STATUS_FAIL
+        elif self.breaches + self.short_of_evidence > policy.failure_limit:
+            self.status = STATUS_INCONCLUSIVE
+        elif self.counted >= policy.samples:
             self.status = STATUS_PASS
             self.message = self._pass_summary()
 
     def _pass_summary(self) -> str:
-        summary = "%d of %d samples accepted" % (len(self.values) - self.breaches, len(self.values))
+        summary = "%d of %d samples accepted" % (self.accepted, self.counted)
         tolerated = []
         if self.breaches:
             tolerated.append("%d breaching sample(s) within failure_limit" % self.breaches)
+        if self.short_of_evidence:
+            tolerated.append("%d sample(s) without enough evidence within failure_limit" % self.short_of_evidence)
+        if self.warmup_ignored:
+            tolerated.append("%d warm-up sample(s) without data not counted" % self.warmup_ignored)
         if self.errors:
             tolerated.append("%d query error(s) retried" % self.errors)
         return summary + (" (%s)" % ", ".join(tolerated) if tolerated else "")
 
-    def _record_error(self, outcome: QueryResult, policy: GatePolicy) -> None:
+    def _record_error(self, message: str, policy: GatePolicy) -> None:
         self.errors += 1
         self.consecutive_errors += 1
-        self.message = outcome.message
+        self.message = message
         if self.consecutive_errors > policy.error_limit:
             self.status = STATUS_ERROR
             self.message = "%d consecutive query errors (error_limit %d): %s" % (
                 self.consecutive_errors,
                 policy.error_limit,
-                outcome.message,
+                message,
             )
 
-    def _record_breach(self, breach: str, policy: GatePolicy) -> None:
-        self.breaches += 1
-        self.message = "%s (%d breaching sample(s), failure_limit %d)" % (breach, self.breaches, policy.failure_limit)
-        if self.breaches > policy.failure_limit:
-            self.status = STATUS_FAIL
-
-    def _record_no_data(self, outcome: QueryResult, policy: GatePolicy) -> None:
-        if policy.no_data == "fail":
-            self._record_breach("no data: %s" % outcome.message, policy)
-        elif policy.no_data == "inconclusive":
-            self.status = STATUS_INCONCLUSIVE
-            self.message = "no data (no_data=inconclusive): %s" % outcome.message
-
     def as_result(self) -> Dict[str, Any]:
-        return {
+        result = {
             "name": self.check.name,
             "query": self.check.query,
             "min": self.check.min,
             "max": self.check.max,
             "values": list(self.values),
+            "times": list(self.times),
+            "accepted": self.accepted,
             "breaches": self.breaches,
             "errors": self.errors,
             "status": self.status,
             "message": self.message,
+            "min_requests": self.check.min_requests,
+            "requests_query": self.check.requests_query,
         }
+        if self.check.needs_evidence:
+            result["requests"] = list(self.requests)
+        return result
 
 
 @dataclass
@@ -210,23 +304,30 @@ def run_gate(
     query: Callable[[str], QueryResult],
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    wall_clock: Callable[[], float] = time.time,
+    on_round: Optional[Callable[[int, Sequence[CheckProgress]], None]] = None,
 ) -> GateResult:
     """Sample ``checks`` with ``query`` under ``policy`` and return the verdict.
 
-    ``query`` is usually :meth:`PrometheusClient.query`; ``clock`` and ``sleep`` are
-    injectable so tests run without waiting.
+    ``query`` is usually :meth:`PrometheusClient.query`; ``clock``, ``sleep`` and
+    ``wall_clock`` (the time stamped on samples) are injectable so tests run without
+    waiting. ``on_round`` is called after every round with the round number and the checks'
+    progress, for callers that show samples as they come.
     """
     if not checks:
         raise GateConfigError("checks must contain at least one check")
     started_at = clock()
     progress = [CheckProgress(check) for check in checks]
     rounds = 0
-    worker_count = min(len(progress), MAX_CONCURRENT_QUERIES)
+    worker_count = min(2 * len(progress), MAX_CONCURRENT_QUERIES)
     with ThreadPoolExecutor(max_workers=worker_count, thread_name_prefix="metric-gate") as executor:
         while True:
             round_started_at = clock()
-            _sample_round(executor, query, progress, policy)
+            in_warmup = round_started_at - started_at < policy.warmup_seconds
+            _sample_round(executor, query, progress, policy, wall_clock(), in_warmup)
             rounds += 1
+            if on_round is not None:
+                on_round(rounds, progress)
             if _cannot_pass(progress) or not any(check_progress.sampling for check_progress in progress):
                 break
             wait_seconds = round_started_at + policy.interval_seconds - clock()
@@ -243,12 +344,24 @@ def run_gate(
     )
 
 
-def _sample_round(executor: ThreadPoolExecutor, query, progress: Sequence[CheckProgress], policy: GatePolicy) -> None:
-    """Query every check still sampling, all at once, and record the answers."""
+def _sample_round(executor: ThreadPoolExecutor, query, progress: Sequence[CheckProgress], policy: GatePolicy,
+                  sampled_at: float, in_warmup: bool) -> None:
+    """Query every check still sampling (and its request count), all at once, and record the answers."""
     due = [check_progress for check_progress in progress if check_progress.sampling]
-    outcomes = list(executor.map(lambda check_progress: _safe_query(query, check_progress.check.query), due))
-    for check_progress, outcome in zip(due, outcomes):
-        check_progress.record(outcome, policy)
+    futures = []
+    for check_progress in due:
+        check = check_progress.check
+        value_future = executor.submit(_safe_query, query, check.query)
+        requests_future = executor.submit(_safe_query, query, check.requests_query) if check.needs_evidence else None
+        futures.append((check_progress, value_future, requests_future))
+    for check_progress, value_future, requests_future in futures:
+        sample = Sample(
+            outcome=value_future.result(),
+            requests=requests_future.result() if requests_future is not None else None,
+            at=sampled_at,
+            in_warmup=in_warmup,
+        )
+        check_progress.record(sample, policy)
 
 
 def _mark_unfinished_checks(progress: Sequence[CheckProgress], policy: GatePolicy) -> None:
@@ -257,7 +370,7 @@ def _mark_unfinished_checks(progress: Sequence[CheckProgress], policy: GatePolic
         if check_progress.sampling:
             check_progress.status = STATUS_INCOMPLETE
             check_progress.message = "sampling stopped after %d of %d samples: %s decided the verdict" % (
-                len(check_progress.values),
+                check_progress.counted,
                 policy.samples,
                 ", ".join(repr(name) for name in deciders),
             )
@@ -295,107 +408,8 @@ def _reason(verdict: str, progress: Sequence[CheckProgress], policy: GatePolicy)
     return "; ".join(deciding) or "not every check completed its samples"
 
 
-def _number(value: float) -> str:
+def format_number(value: float) -> str:
+    """A number for messages: whole numbers without a decimal point or exponent."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return "%d" % value
     return "%g" % value
-
-
-# ---------------------------------------------------------------------------------------
-# Turning user input (module options, role variables) into checks and a policy.
-
-
-def build_checks(raw_checks: Any) -> List[GateCheck]:
-    """Validate check definitions and resolve templates into :class:`GateCheck` objects.
-
-    Each entry needs ``name``, exactly one of ``query`` or ``template`` (with ``params``),
-    and ``min`` and/or ``max`` with ``min <= max``. Raises :class:`GateConfigError`
-    naming the offending field, for example ``checks[1].max``.
-    """
-    if not isinstance(raw_checks, (list, tuple)) or not raw_checks:
-        raise GateConfigError("checks must be a non-empty list of checks")
-    gate_checks = []
-    seen_names = set()
-    for index, raw_check in enumerate(raw_checks):
-        gate_check = _build_check(index, raw_check)
-        if gate_check.name in seen_names:
-            raise GateConfigError("checks[%d].name: %r is used by more than one check" % (index, gate_check.name))
-        seen_names.add(gate_check.name)
-        gate_checks.append(gate_check)
-    return gate_checks
-
-
-def _build_check(index: int, raw_check: Any) -> GateCheck:
-    where = "checks[%d]" % index
-    if not isinstance(raw_check, Mapping):
-        raise GateConfigError("%s must be a dict with name, query or template, min and/or max" % where)
-    name = raw_check.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise GateConfigError("%s.name is required (a non-empty string)" % where)
-    where = "checks[%d] (%s)" % (index, name)
-
-    query = raw_check.get("query")
-    template = raw_check.get("template")
-    params = raw_check.get("params")
-    if (query is None) == (template is None):
-        raise GateConfigError("%s: give exactly one of query or template" % where)
-    if query is not None:
-        if params:
-            raise GateConfigError("%s.params is only used with template, not with query" % where)
-        if not isinstance(query, str) or not query.strip():
-            raise GateConfigError("%s.query must be a non-empty PromQL string" % where)
-    else:
-        if params is not None and not isinstance(params, Mapping):
-            raise GateConfigError("%s.params must be a dict" % where)
-        try:
-            query = render_template(template, params)
-        except TemplateError as template_error:
-            raise GateConfigError("%s.template: %s" % (where, template_error))
-
-    lower = _bound(raw_check.get("min"), "%s.min" % where)
-    upper = _bound(raw_check.get("max"), "%s.max" % where)
-    if lower is None and upper is None:
-        raise GateConfigError("%s: set min and/or max" % where)
-    if lower is not None and upper is not None and lower > upper:
-        raise GateConfigError("%s.min (%s) is greater than max (%s)" % (where, _number(lower), _number(upper)))
-    return GateCheck(name=name, query=query, min=lower, max=upper)
-
-
-def _bound(raw_bound: Any, field_name: str) -> Optional[float]:
-    if raw_bound is None:
-        return None
-    if isinstance(raw_bound, bool):
-        raise GateConfigError("%s must be a number, got a boolean" % field_name)
-    try:
-        bound = float(raw_bound)
-    except (TypeError, ValueError):
-        raise GateConfigError("%s must be a number, got %r" % (field_name, raw_bound))
-    if not math.isfinite(bound):
-        raise GateConfigError("%s must be a finite number, got %r" % (field_name, raw_bound))
-    return bound
-
-
-def build_policy(samples: Any = 1, interval: Any = 30, failure_limit: Any = 0, error_limit: Any = 2, no_data: str = "fail") -> GatePolicy:
-    """Validate the sampling settings; ``interval`` is seconds or a duration string (``30s``, ``2m``)."""
-    try:
-        interval_seconds = parse_duration_seconds(interval)
-    except DurationError as duration_error:
-        raise GateConfigError("interval: %s" % duration_error)
-    samples = _whole_number(samples, "samples", minimum=1)
-    failure_limit = _whole_number(failure_limit, "failure_limit", minimum=0)
-    error_limit = _whole_number(error_limit, "error_limit", minimum=0)
-    if no_data not in NO_DATA_POLICIES:
-        raise GateConfigError("no_data must be one of %s, got %r" % (", ".join(NO_DATA_POLICIES), no_data))
-    return GatePolicy(
-        samples=samples,
-        interval_seconds=interval_seconds,
-        failure_limit=failure_limit,
-        error_limit=error_limit,
-        no_data=no_data,
-    )
-
-
-def _whole_number(value: Any, field_name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise GateConfigError("%s must be a whole number, got %r" % (field_name, value))
-    if value < minimum:
-        raise GateConfigError("%s must be at least %d, got %d" % (field_name, minimum, value))
-    return value

@@ -12,8 +12,9 @@ version_added: 0.1.0
 description:
   - Runs a set of PromQL checks against Prometheus O(samples) times, one round every O(interval), and decides a
     verdict of V(pass), V(fail) or V(inconclusive).
-  - The gate is fail-closed. A verdict of V(pass) needs every sample of every check to be a finite number inside
-    the check's bounds, apart from the breaches tolerated by O(failure_limit).
+  - The gate is fail-closed. A verdict of V(pass) needs at least O(samples) minus O(failure_limit) accepted samples
+    per check; a sample is accepted when it is a finite number inside the check's bounds, backed by at least
+    O(checks[].min_requests) requests.
   - An empty result, V(NaN), V(+Inf) or V(-Inf) is I(no data) and handled as O(no_data) says.
     A result with more than one series is a query error (C(ambiguous)); the gate never picks one of them.
     A Prometheus C(status:error), an HTTP error, an unreachable server or a timeout is a query error.
@@ -28,19 +29,9 @@ author:
   - CERES platform team (@ceres)
 extends_documentation_fragment:
   - ceres.rollout.prometheus_auth
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: The module never changes anything, so it queries Prometheus and decides the verdict in check mode too.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
-  action_group:
-    description: Use C(group/ceres.rollout.prometheus) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - ceres.rollout.prometheus
+  - ceres.rollout.attributes
+  - ceres.rollout.attributes.info_module
+  - ceres.rollout.attributes.prometheus_action_group
 options:
   checks:
     description:
@@ -64,22 +55,66 @@ options:
         description:
           - A built-in query for Istio's standard metrics, filled in from O(checks[].params); the resolved query is
             returned in RV(checks[].query).
-          - V(istio_success_rate) is the share of requests answered without a 5xx (0 to 1).
-          - V(istio_error_rate) is the share of requests answered with a 5xx (0 to 1).
-          - V(istio_latency_p95) and V(istio_latency_p99) are the 95th and 99th percentile request durations in
-            milliseconds.
-          - They count what the destination workload reports (C(reporter="destination")). A workload with traffic
-            and no errors gives an error rate of 0 (not an empty result); a workload without traffic gives no data,
-            so the gate fails closed unless O(no_data) says otherwise.
+          - V(istio_error_rate) is the share of the canary's requests answered with a 5xx or answered by no pod at
+            all (0 to 1). V(istio_success_rate) is the share answered without a 5xx (0 to 1). Both need
+            C(params.service).
+          - V(istio_latency_p95) and V(istio_latency_p99) are the 95th and 99th percentile durations of the requests
+            the canary answered, in milliseconds.
+          - V(istio_request_count) is the number of requests behind the ratios in the window (the canary's own plus,
+            with C(params.service), the caller-side failures for its Service).
+          - 'Which labels they read. The canary''s own requests come from its sidecar: C(istio_requests_total) and
+            C(istio_request_duration_milliseconds_bucket) with C(reporter="destination"),
+            C(destination_workload_namespace) and C(destination_workload). A request no canary pod answered (every
+            pod gone: the caller''s proxy answers 503 with C(response_flags="UH"), or C(UF), C(UO)) reaches no sidecar
+            of the canary; Istio reports it only from the caller, with C(reporter="source"),
+            C(destination_workload="unknown") and only the Service known (C(destination_service_namespace),
+            C(destination_service_name)). The ratio templates count those as failed requests of the canary. The
+            subset is not among Istio''s labels, so such a failure of another subset of the same Service counts
+            too (the safe side).'
+          - A B(healthy) canary with traffic and no 5xx gives an error rate of 0 and a success rate of 1 (never an
+            empty result).
+          - A B(dead) canary (all pods gone) gives an error rate that climbs towards 1 from the first scrapes of the
+            caller's 503s, instead of the 0 of its own series that stopped growing; its latency is I(no data).
+          - A canary that B(served nothing) in the last C(params.freshness) (no request and no caller-side failure)
+            gives I(no data) from every ratio and latency template, never a stale number from an older part of the
+            window. A B(fresh) canary, whose series do not exist yet, gives I(no data) too; O(warmup) covers it.
+          - A B(starved) canary with too few requests for the bound gives real numbers, but the samples are not
+            enough evidence (see O(checks[].min_requests)).
         type: str
-        choices: [istio_success_rate, istio_error_rate, istio_latency_p95, istio_latency_p99]
+        choices: [istio_error_rate, istio_latency_p95, istio_latency_p99, istio_request_count, istio_success_rate]
       params:
         description:
           - Parameters of O(checks[].template).
-          - C(namespace) (required) is the destination workload's namespace.
-          - C(workload) (required) is the destination workload's name, usually the canary Deployment's name.
-          - C(window) is the PromQL range the rate is taken over; default V(1m).
+          - C(namespace) (required) is the canary workload's namespace.
+          - C(workload) (required) is the canary workload's name, usually the canary Deployment's name.
+          - C(service) is the Service the canary sits behind (the VirtualService destination's host, short name).
+            Required by V(istio_error_rate) and V(istio_success_rate).
+          - C(window) is the PromQL range the rates are taken over; default V(1m).
+          - C(scrape_interval) is how often Prometheus scrapes the proxies; default V(15s). C(window) and C(freshness)
+            must each cover at least two scrape intervals.
+          - C(freshness) is the short range of the freshness guard; default four scrape intervals (V(1m) at the
+            default scrape interval). A ratio or latency template answers I(no data) when the canary served no
+            request in it.
         type: dict
+      min_requests:
+        description:
+          - How many requests must be behind a sample for it to count as accepted; a sample inside the bounds with
+            fewer is I(not enough evidence) and never accepted. A breach counts whatever the number of requests.
+          - The count comes from O(checks[].requests_query), or for a template from V(istio_request_count) with the
+            same O(checks[].params).
+          - 'Default: the rule of three for V(istio_error_rate) (3 / max rounded up: 3000 requests for C(max: 0.001))
+            and V(istio_success_rate) (3 / (1 - min) rounded up), because zero failures in n requests only bound the
+            failure rate at about 3/n with 95% confidence; no floor for other checks, or when the bound leaves no
+            room for a failure (C(max: 0)). V(0) turns the floor off.'
+          - 'How the verdict reads then: with the default O(failure_limit=0), the first such sample after O(warmup)
+            ends the gate with verdict V(inconclusive), the check''s status V(inconclusive) and a message
+            such as "not enough evidence: 50 request(s) behind 0, at least 3000 needed". The per-sample counts
+            are in RV(checks[].requests).'
+        type: float
+      requests_query:
+        description:
+          - A PromQL count of the requests behind the value of O(checks[].query), for O(checks[].min_requests).
+        type: str
       min:
         description:
           - The lowest acceptable value (inclusive). At least one of O(checks[].min) and O(checks[].max) is required.
@@ -93,18 +128,35 @@ options:
       - Time between the starts of two sampling rounds, as seconds (V(30)) or a duration string
         (V(30s), V(2m), V(1h30m); units V(w), V(d), V(h), V(m), V(s)).
       - The first round is taken at once.
+      - V(0) (no wait) is allowed only with O(samples=1) and no O(warmup).
     type: raw
     default: 30s
   samples:
     description:
       - How many samples every check must collect. Must be at least V(1).
       - With O(samples=5) and O(interval=1m) the gate watches the canary for about four minutes.
+      - Samples without data taken during O(warmup) do not count; the check takes more samples instead.
     type: int
     default: 1
   failure_limit:
     description:
-      - How many breaching samples are tolerated per check. One more fails the check and ends the gate at once.
+      - How many samples per check may be other than accepted (a breach, or not enough evidence). One more breach
+        fails the check and ends the gate at once; one more sample without enough evidence ends it as
+        V(inconclusive).
+      - V(pass) needs at least O(samples) minus O(failure_limit) accepted samples per check, so O(failure_limit) must
+        be lower than O(samples).
     type: int
+    default: 0
+  warmup:
+    description:
+      - A stretch from the gate's start, as seconds or a duration string (V(30s)), during which samples without data
+        (or without enough evidence) neither pass nor fail; they are shown in RV(checks[].values) but not counted,
+        and the check samples again. After it, no data is handled as O(no_data) says.
+      - Use it right after a shift from 0%, when the canary has no series yet for the first scrapes; for the
+        sample-size rule, make it at least the templates' C(window), so the window fills with the canary's traffic.
+      - A breach during warm-up still counts, and fails the gate at once.
+      - Needs O(interval) above 0. The gate takes at most O(warmup) plus O(samples) intervals (plus retried errors).
+    type: raw
     default: 0
   no_data:
     description:
@@ -147,6 +199,7 @@ EXAMPLES = r"""
         params:
           namespace: pilot-apps
           workload: checkout-v3-0-0
+          service: checkout
           window: 1m
         max: 0.01
       - name: p99-latency-ms
@@ -155,6 +208,22 @@ EXAMPLES = r"""
           namespace: pilot-apps
           workload: checkout-v3-0-0
         max: 500
+
+- name: Right after a shift from 0%, on a production Prometheus scraping every 15s
+  ceres.rollout.metric_gate:
+    prometheus_url: http://prometheus.monitoring:9090
+    warmup: 5m           # the canary's first series, and a full window of its traffic
+    interval: 30s
+    samples: 10
+    checks:
+      - name: error-rate  # needs ceil(3 / 0.001) = 3000 requests behind each sample
+        template: istio_error_rate
+        params: {namespace: pilot-apps, workload: checkout-v3-0-0, service: checkout, window: 5m, scrape_interval: 15s}
+        max: 0.001
+      - name: p95-ms
+        template: istio_latency_p95
+        params: {namespace: pilot-apps, workload: checkout-v3-0-0, window: 5m, scrape_interval: 15s}
+        max: 100
 
 - name: A hand-written query, tolerating one bad sample, deciding what to do afterwards
   ceres.rollout.metric_gate:
@@ -243,6 +312,31 @@ checks:
       type: list
       elements: float
       sample: [0.0, 0.001, 0.0]
+    times:
+      description: When each sample of RV(checks[].values) was taken, as seconds since the epoch.
+      type: list
+      elements: float
+      sample: [1764615600.012, 1764615630.011, 1764615660.013]
+    requests:
+      description:
+        - The number of requests behind each sample of RV(checks[].values), V(null) for a sample whose value had no
+          data. Only for a check with O(checks[].min_requests).
+      type: list
+      elements: float
+      returned: when the check needs evidence
+      sample: [3120.0, 3098.5, 3140.2]
+    min_requests:
+      description: The floor of requests behind an accepted sample (given or the rule-of-three default), or V(null).
+      type: float
+      sample: 3000.0
+    requests_query:
+      description: The PromQL the request counts came from, or V(null).
+      type: str
+      sample: null
+    accepted:
+      description: How many samples were accepted (real, inside the bounds, with enough evidence).
+      type: int
+      sample: 5
     breaches:
       description: How many samples were outside the bounds (or without data when O(no_data=fail)).
       type: int
@@ -254,7 +348,8 @@ checks:
     status:
       description:
         - V(pass) collected all its samples within the limits; V(fail) breached more than O(failure_limit);
-          V(inconclusive) saw no data under O(no_data=inconclusive) or a response with warnings;
+          V(inconclusive) saw no data under O(no_data=inconclusive), a response with warnings, or more samples
+          without enough evidence (O(checks[].min_requests)) than O(failure_limit) allows;
           V(error) had more than O(error_limit) consecutive query errors;
           V(incomplete) was still sampling when another check decided the verdict.
       type: str
@@ -276,13 +371,12 @@ from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import (
     PrometheusConfigError,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.promql_templates import TEMPLATE_NAMES
-from ansible_collections.ceres.rollout.plugins.module_utils.verdict import (
+from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import (
     NO_DATA_POLICIES,
-    GateConfigError,
     build_checks,
     build_policy,
-    run_gate,
 )
+from ansible_collections.ceres.rollout.plugins.module_utils.verdict import GateConfigError, run_gate
 
 
 def argument_spec():
@@ -299,11 +393,14 @@ def argument_spec():
                 params=dict(type="dict"),
                 min=dict(type="float"),
                 max=dict(type="float"),
+                min_requests=dict(type="float"),
+                requests_query=dict(type="str"),
             ),
             mutually_exclusive=[("query", "template")],
             required_one_of=[("query", "template"), ("min", "max")],
         ),
         interval=dict(type="raw", default="30s"),
+        warmup=dict(type="raw", default=0),
         samples=dict(type="int", default=1),
         failure_limit=dict(type="int", default=0),
         no_data=dict(type="str", choices=list(NO_DATA_POLICIES), default="fail"),
@@ -329,6 +426,7 @@ def main():
             failure_limit=params["failure_limit"],
             error_limit=params["error_limit"],
             no_data=params["no_data"],
+            warmup=params["warmup"],
         )
         client = PrometheusClient.from_module_params(params)
     except (GateConfigError, PrometheusConfigError) as config_error:

@@ -19,12 +19,11 @@ from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import (
     QueryResult,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.promql_templates import render_template
+from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import build_checks
 from ansible_collections.ceres.rollout.plugins.module_utils.verdict import (
     GateCheck,
     GateConfigError,
     GatePolicy,
-    build_checks,
-    build_policy,
     run_gate,
 )
 
@@ -386,80 +385,161 @@ def test_engine_with_connection_refused():
 
 def test_templates_end_to_end_return_the_resolved_query(prometheus_server):
     prometheus_server.answers = lambda promql: vector("0")
-    params = {"namespace": "pilot-apps", "workload": "checkout-v3-0-0"}
-    checks = build_checks([{"name": "errors", "template": "istio_error_rate", "params": params, "max": 0.01}])
+    params = {"namespace": "pilot-apps", "workload": "checkout-v3-0-0", "service": "checkout"}
+    checks = build_checks([{"name": "errors", "template": "istio_error_rate", "params": params, "max": 0.01,
+                            "min_requests": 0}])
     result = run_gate(checks, GatePolicy(), PrometheusClient(prometheus_server.url).query)
-    expected_query = render_template("istio_error_rate", {"namespace": "pilot-apps", "workload": "checkout-v3-0-0"})
+    expected_query = render_template("istio_error_rate", {"namespace": "pilot-apps", "workload": "checkout-v3-0-0",
+                                                          "service": "checkout"})
     assert result.checks[0]["query"] == expected_query
     assert prometheus_server.requests[-1].params["query"] == [expected_query]
 
 
-# --- building checks and policies from user input ------------------------------------------
+# --- warm-up ---------------------------------------------------------------------------------
 
 
-def test_build_checks_accepts_query_and_template_checks():
-    checks = build_checks(
-        [
-            {"name": "errors", "query": "sum(x)", "max": 0.01},
-            {"name": "latency", "template": "istio_latency_p99", "params": {"namespace": "n", "workload": "w", "window": "5m"}, "max": "500"},
-            {"name": "success", "template": "istio_success_rate", "params": {"namespace": "n", "workload": "w"}, "min": 0.99, "max": None},
-        ]
-    )
-    assert [check.name for check in checks] == ["errors", "latency", "success"]
-    assert checks[1].max == 500.0
-    assert "[5m]" in checks[1].query
-    assert checks[2].min == 0.99 and checks[2].max is None
+def test_no_data_during_warmup_neither_passes_nor_fails():
+    fake_time = FakeTime()
+    # A fresh canary: two scrapes without series, then real numbers.
+    prometheus = ScriptedPrometheus(error_rate=[NO_DATA_RESULT, NO_DATA_RESULT, value(0.0)])
+    result = gate([ERRORS], prometheus, fake_time, samples=3, interval_seconds=10, warmup_seconds=25)
+    assert result.verdict == "pass", result.reason
+    check = result.checks[0]
+    assert check["values"] == [None, None, 0.0, 0.0, 0.0]
+    assert check["accepted"] == 3 and check["breaches"] == 0
+    assert "2 warm-up sample(s) without data not counted" in check["message"]
+    assert prometheus.total_calls == 5
 
 
-@pytest.mark.parametrize(
-    "raw_checks, expected_message",
-    [
-        ([], "non-empty list"),
-        ("sum(x)", "non-empty list"),
-        (["sum(x)"], "checks[0] must be a dict"),
-        ([{"query": "sum(x)", "max": 1}], "checks[0].name is required"),
-        ([{"name": " ", "query": "sum(x)", "max": 1}], "checks[0].name is required"),
-        ([{"name": "a", "max": 1}], "checks[0] (a): give exactly one of query or template"),
-        ([{"name": "a", "query": "x", "template": "istio_error_rate", "max": 1}], "exactly one of query or template"),
-        ([{"name": "a", "query": "", "max": 1}], "checks[0] (a).query must be a non-empty"),
-        ([{"name": "a", "query": "x", "params": {"namespace": "n"}, "max": 1}], "checks[0] (a).params is only used with template"),
-        ([{"name": "a", "query": "x"}], "checks[0] (a): set min and/or max"),
-        ([{"name": "a", "query": "x", "min": 2, "max": 1}], "checks[0] (a).min (2) is greater than max (1)"),
-        ([{"name": "a", "query": "x", "max": "lots"}], "checks[0] (a).max must be a number"),
-        ([{"name": "a", "query": "x", "max": True}], "checks[0] (a).max must be a number"),
-        ([{"name": "a", "query": "x", "min": float("nan")}], "checks[0] (a).min must be a finite number"),
-        ([{"name": "a", "template": "istio_foo", "params": {}, "max": 1}], "checks[0] (a).template: unknown template 'istio_foo'"),
-        ([{"name": "a", "template": "istio_error_rate", "params": {"namespace": "n"}, "max": 1}], "needs parameter workload"),
-        ([{"name": "a", "template": "istio_error_rate", "params": "n", "max": 1}], "checks[0] (a).params must be a dict"),
-        ([{"name": "a", "query": "x", "max": 1}, {"name": "a", "query": "y", "max": 1}], "checks[1].name: 'a' is used by more than one check"),
-    ],
-)
-def test_build_checks_names_the_bad_field(raw_checks, expected_message):
-    with pytest.raises(GateConfigError) as raised:
-        build_checks(raw_checks)
-    assert expected_message in str(raised.value)
+def test_without_warmup_the_fresh_canary_does_not_pass():
+    fake_time = FakeTime()
+    prometheus = ScriptedPrometheus(error_rate=[NO_DATA_RESULT, NO_DATA_RESULT, value(0.0)])
+    result = gate([ERRORS], prometheus, fake_time, samples=3, interval_seconds=10)
+    assert result.verdict == "fail"
+    assert result.checks[0]["values"] == [None]
+    assert "no data" in result.reason
 
 
-def test_build_policy_parses_duration_intervals():
-    assert build_policy(interval="2m").interval_seconds == 120
-    assert build_policy(interval=45).interval_seconds == 45
-    assert build_policy(interval="1h30m").interval_seconds == 5400
-    assert build_policy() == GatePolicy(samples=1, interval_seconds=30, failure_limit=0, error_limit=2, no_data="fail")
+def test_no_data_after_warmup_is_fail_closed_again():
+    fake_time = FakeTime()
+    prometheus = ScriptedPrometheus(error_rate=[NO_DATA_RESULT, value(0.0), NO_DATA_RESULT])
+    result = gate([ERRORS], prometheus, fake_time, samples=3, interval_seconds=10, warmup_seconds=5)
+    assert result.verdict == "fail"
+    assert result.checks[0]["values"] == [None, 0.0, None]
+    assert result.checks[0]["breaches"] == 1
 
 
-@pytest.mark.parametrize(
-    "settings, expected_message",
-    [
-        ({"interval": "5x"}, "interval: invalid duration '5x'"),
-        ({"interval": -1}, "interval: a duration cannot be negative"),
-        ({"samples": 0}, "samples must be at least 1"),
-        ({"samples": "3"}, "samples must be a whole number"),
-        ({"failure_limit": -1}, "failure_limit must be at least 0"),
-        ({"error_limit": -2}, "error_limit must be at least 0"),
-        ({"no_data": "ignore"}, "no_data must be one of fail, inconclusive, pass"),
-    ],
-)
-def test_build_policy_names_the_bad_setting(settings, expected_message):
-    with pytest.raises(GateConfigError) as raised:
-        build_policy(**settings)
-    assert expected_message in str(raised.value)
+def test_a_breach_during_warmup_fails_at_once():
+    fake_time = FakeTime()
+    prometheus = ScriptedPrometheus(error_rate=[value(0.5), value(0.0)])
+    result = gate([ERRORS], prometheus, fake_time, samples=5, interval_seconds=10, warmup_seconds=60)
+    assert result.verdict == "fail"
+    assert result.checks[0]["values"] == [0.5]
+    assert prometheus.total_calls == 1
+
+
+def test_samples_carry_their_wall_clock_time():
+    fake_time = FakeTime()
+    prometheus = ScriptedPrometheus(error_rate=[value(0.0)])
+    result = run_gate([ERRORS], GatePolicy(samples=3, interval_seconds=10), prometheus.query, clock=fake_time.clock,
+                      sleep=fake_time.sleep, wall_clock=lambda: fake_time.now + 1_700_000_000)
+    assert result.checks[0]["times"] == [1_700_001_000.0, 1_700_001_010.0, 1_700_001_020.0]
+
+
+def test_every_round_is_reported_as_it_comes():
+    fake_time = FakeTime()
+    prometheus = ScriptedPrometheus(error_rate=[value(0.0), value(0.002), value(0.02)])
+    seen = []
+    run_gate([ERRORS], GatePolicy(samples=5, interval_seconds=10), prometheus.query, clock=fake_time.clock,
+             sleep=fake_time.sleep, on_round=lambda number, progress: seen.append((number, list(progress[0].values))))
+    assert seen == [(1, [0.0]), (2, [0.0, 0.002]), (3, [0.0, 0.002, 0.02])]
+
+
+# --- the sample-size rule --------------------------------------------------------------------
+
+ERRORS_WITH_FLOOR = GateCheck(name="errors", query="error_rate", max=0.001, requests_query="requests", min_requests=3000)
+
+
+def test_a_starved_canary_never_passes():
+    fake_time = FakeTime()
+    # "0 errors" behind 50 requests bounds the error rate at ~6%, not at 0.1%.
+    prometheus = ScriptedPrometheus(error_rate=[value(0.0)], requests=[value(50.0)])
+    result = gate([ERRORS_WITH_FLOOR], prometheus, fake_time, samples=3, interval_seconds=10)
+    assert result.verdict == "inconclusive"
+    check = result.checks[0]
+    assert check["status"] == "inconclusive"
+    assert check["accepted"] == 0
+    assert check["requests"] == [50.0]
+    assert "not enough evidence: 50 request(s) behind 0, at least 3000 needed (min_requests)" in result.reason
+
+
+def test_the_same_canary_with_enough_traffic_passes():
+    fake_time = FakeTime()
+    prometheus = ScriptedPrometheus(error_rate=[value(0.0)], requests=[value(3100.0)])
+    result = gate([ERRORS_WITH_FLOOR], prometheus, fake_time, samples=3, interval_seconds=10)
+    assert result.verdict == "pass", result.reason
+    assert result.checks[0]["requests"] == [3100.0, 3100.0, 3100.0]
+    assert result.checks[0]["accepted"] == 3
+
+
+def test_a_breach_counts_whatever_the_number_of_requests():
+    fake_time = FakeTime()
+    prometheus = ScriptedPrometheus(error_rate=[value(0.02)], requests=[value(50.0)])
+    result = gate([ERRORS_WITH_FLOOR], prometheus, fake_time, samples=3, interval_seconds=10)
+    assert result.verdict == "fail"
+    assert "0.02 is above max 0.001" in result.reason
+
+
+def test_a_missing_request_count_is_no_evidence():
+    fake_time = FakeTime()
+    prometheus = ScriptedPrometheus(error_rate=[value(0.0)], requests=[NO_DATA_RESULT])
+    result = gate([ERRORS_WITH_FLOOR], prometheus, fake_time, samples=1, interval_seconds=10)
+    assert result.verdict == "inconclusive"
+    assert result.checks[0]["requests"] == [0.0]
+
+
+def test_a_failing_request_count_query_is_a_query_error_and_retried():
+    fake_time = FakeTime()
+    prometheus = ScriptedPrometheus(error_rate=[value(0.0)], requests=[QUERY_ERROR_RESULT, value(4000.0)])
+    result = gate([ERRORS_WITH_FLOOR], prometheus, fake_time, samples=2, interval_seconds=10, error_limit=1)
+    assert result.verdict == "pass", result.reason
+    check = result.checks[0]
+    assert check["errors"] == 1
+    assert check["values"] == [0.0, 0.0]
+
+
+def test_not_enough_evidence_during_warmup_is_not_counted():
+    fake_time = FakeTime()
+    # The window fills with the canary's traffic during the warm-up.
+    prometheus = ScriptedPrometheus(error_rate=[value(0.0)], requests=[value(500.0), value(2000.0), value(3500.0)])
+    result = gate([ERRORS_WITH_FLOOR], prometheus, fake_time, samples=2, interval_seconds=10, warmup_seconds=20)
+    assert result.verdict == "pass", result.reason
+    assert result.checks[0]["requests"] == [500.0, 2000.0, 3500.0, 3500.0]
+    assert result.checks[0]["accepted"] == 2
+
+
+def test_evidence_shortfalls_within_failure_limit_still_need_enough_accepted_samples():
+    fake_time = FakeTime()
+    prometheus = ScriptedPrometheus(error_rate=[value(0.0)], requests=[value(100.0), value(5000.0)])
+    result = gate([ERRORS_WITH_FLOOR], prometheus, fake_time, samples=3, failure_limit=1, interval_seconds=10)
+    assert result.verdict == "pass", result.reason
+    check = result.checks[0]
+    assert check["accepted"] == 2  # samples - failure_limit
+    assert "1 sample(s) without enough evidence within failure_limit" in check["message"]
+
+
+# --- verdict arithmetic ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failure_limit", [0, 1, 2])
+def test_pass_needs_samples_minus_failure_limit_accepted_samples(failure_limit):
+    samples = 3
+    for breaching in range(samples + 1):
+        fake_time = FakeTime()
+        script = [value(0.5)] * breaching + [value(0.0)] * (samples - breaching)
+        prometheus = ScriptedPrometheus(error_rate=script)
+        result = gate([ERRORS], prometheus, fake_time, samples=samples, failure_limit=failure_limit, interval_seconds=10)
+        accepted = result.checks[0]["accepted"]
+        assert (result.verdict == "pass") == (accepted >= samples - failure_limit and breaching <= failure_limit)
+        if result.verdict == "pass":
+            assert accepted >= samples - failure_limit

@@ -53,7 +53,7 @@ def test_passing_gate(capsys, prometheus):
                 {"name": "p99", "template": "istio_latency_p99", "params": {"namespace": "pilot-apps", "workload": "checkout-v3-0-0"}, "max": 500},
             ],
             "samples": 2,
-            "interval": "0s",
+            "interval": "1s",
         },
     )
     assert not failed
@@ -75,7 +75,7 @@ def test_breach_fails_the_task_naming_the_check(capsys, prometheus):
             "prometheus_url": prometheus.url,
             "checks": [error_rate_check(), {"name": "p99", "query": "p99", "max": 500}],
             "samples": 5,
-            "interval": 0,
+            "interval": 1,
         },
     )
     assert failed
@@ -138,7 +138,8 @@ def test_a_tenant_header_is_shown_only_when_given_as_public(capsys, prometheus, 
     query, whose namespace is the same string); in `public_headers` it is shown."""
     prometheus.answers = lambda promql: vector("0.001")
     check = {"name": "error-rate", "template": "istio_error_rate",
-             "params": {"namespace": "pilot-apps", "workload": "checkout-v3-0-0"}, "max": 0.01}
+             "params": {"namespace": "pilot-apps", "workload": "checkout-v3-0-0", "service": "checkout"}, "max": 0.01,
+             "min_requests": 0}
     failed, result = run_module(capsys, {"prometheus_url": prometheus.url, option: {"X-Scope-OrgID": "pilot-apps"},
                                          "checks": [check]})
     assert not failed
@@ -175,6 +176,15 @@ def test_server_error_messages_do_not_leak_header_values(capsys, prometheus):
         ({"checks": [error_rate_check(), error_rate_check()]}, "checks[1].name: 'error-rate' is used by more than one check"),
         ({"checks": [error_rate_check()], "interval": "5x"}, "interval: invalid duration '5x'"),
         ({"checks": [error_rate_check()], "samples": 0}, "samples must be at least 1"),
+        ({"checks": [error_rate_check()], "samples": 2, "failure_limit": 2}, "failure_limit (2) must be lower than samples (2)"),
+        ({"checks": [error_rate_check()], "samples": 3, "interval": 0}, "interval must be more than 0 when samples is more than 1"),
+        ({"checks": [error_rate_check()], "interval": 0, "warmup": "10s"}, "interval must be more than 0 with a warmup"),
+        ({"checks": [error_rate_check()], "warmup": "later"}, "warmup: invalid duration 'later'"),
+        ({"checks": [error_rate_check(min_requests=10)]}, "checks[0] (error-rate).min_requests needs requests_query"),
+        (
+            {"checks": [{"name": "a", "template": "istio_error_rate", "params": {"namespace": "n", "workload": "w"}, "max": 1}]},
+            "checks[0] (a).template: template istio_error_rate needs parameter service",
+        ),
         ({"checks": [error_rate_check()], "no_data": "skip"}, "no_data must be one of"),
         ({"checks": [error_rate_check()], "bearer_token": TOKEN, "username": "u", "password": "p"}, "mutually exclusive"),
         ({"checks": [error_rate_check()], "username": "u"}, "parameters are required together: username, password"),
@@ -187,3 +197,17 @@ def test_invalid_options_name_the_field(capsys, prometheus, module_args, expecte
     assert failed
     assert expected_message in result["msg"]
     assert prometheus.requests == []
+
+
+def test_a_starved_check_reads_inconclusive_with_its_request_counts(capsys, prometheus):
+    prometheus.answers = lambda promql: vector("50") if promql == "requests" else vector("0")
+    failed, result = run_module(
+        capsys,
+        {"prometheus_url": prometheus.url, "samples": 3, "interval": 1,
+         "checks": [error_rate_check(max=0.001, min_requests=3000, requests_query="requests")]},
+    )
+    assert failed
+    assert result["verdict"] == "inconclusive"
+    check = result["checks"][0]
+    assert (check["status"], check["requests"], check["min_requests"]) == ("inconclusive", [50.0], 3000.0)
+    assert "not enough evidence" in result["msg"]
