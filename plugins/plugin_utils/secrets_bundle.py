@@ -34,6 +34,9 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_bytes
 from ansible.parsing.vault import VaultLib, VaultSecret, get_file_vault_secret, is_encrypted
 
+from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
+from ansible_collections.ceres.rollout.plugins.module_utils.redaction import redact
+
 try:  # ansible-core 2.19 and later
     from ansible.parsing.vault import VaultSecretsContext
 except ImportError:  # pragma: no cover - ansible-core 2.17 / 2.18
@@ -55,13 +58,12 @@ DROPPED_METADATA_FIELDS = ('uid', 'resourceVersion', 'generation', 'creationTime
                            'deletionGracePeriodSeconds', 'selfLink', 'managedFields', 'ownerReferences',
                            'finalizers', 'generateName')
 
-REDACTED = '********'
 # Values shorter than this are not scrubbed from messages: replacing every "1" or "on" would
 # garble the text while protecting nothing.
 MIN_REDACTED_VALUE_LENGTH = 4
 
 
-class SecretsBundleError(Exception):
+class SecretsBundleError(CeresError):
     """A bundle, a vault password or a destination cannot be used. The message never holds a
     Secret's value."""
 
@@ -224,7 +226,9 @@ def bundle_outline(secrets: t.Iterable[t.Mapping[str, t.Any]],
 # --------------------------------------------------------------------------- redaction
 
 class ValueRedactor:
-    """Scrubs Secret values (base64 and decoded) out of text shown to a person."""
+    """Scrubs Secret values (base64 and decoded) out of text shown to a person: it collects
+    the values worth masking (``MIN_REDACTED_VALUE_LENGTH`` characters or more) and masks
+    them with the collection's one :func:`redact` (overlapping values included)."""
 
     def __init__(self) -> None:
         self._values: set[str] = set()
@@ -251,11 +255,7 @@ class ValueRedactor:
             self._values.add(value)
 
     def redact(self, text: str) -> str:
-        # Longest first, so a value containing another is replaced whole.
-        for value in sorted(self._values, key=len, reverse=True):
-            if value in text:
-                text = text.replace(value, REDACTED)
-        return text
+        return redact(text, self._values)
 
 
 # --------------------------------------------------------------------------- vault

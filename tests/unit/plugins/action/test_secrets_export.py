@@ -370,6 +370,15 @@ def test_redactor_scrubs_values_from_foreign_messages():
     assert 'data[password]' in redacted
 
 
+def test_redactor_masks_overlapping_values_whole_and_leaves_short_ones():
+    """Two values overlapping in the text ("abcdef" and "defgh" in "abcdefgh") leave no tail;
+    values under MIN_REDACTED_VALUE_LENGTH are not collected (masking every "on" would garble
+    the text while protecting nothing)."""
+    redactor = ValueRedactor()
+    redactor.learn([live_secret('ns', 'a', {'first': 'abcdef', 'second': 'defgh', 'flag': 'on'})])
+    assert redactor.redact('got abcdefgh, flag on') == 'got ********, flag on'
+
+
 def test_parse_bundle_errors_never_quote_content():
     with pytest.raises(SecretsBundleError) as error:
         parse_bundle(('{"items": [ "%s" ' % DB_PASSWORD).encode())

@@ -1,0 +1,32 @@
+# Copyright (c) 2026, CERES platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The base of every error ceres.rollout's module utils raise.
+
+module_utils raise domain exceptions; only a module's ``main()`` (or an action plugin's
+``run()``) turns them into a failed task, with ``str(error)`` as the message a person reads.
+Deriving from :class:`CeresError` lets such a caller catch the collection's errors in one
+``except`` without also catching programming errors (``TypeError``, ``KeyError``...).
+"""
+
+from __future__ import annotations
+
+
+class CeresError(Exception):
+    """An error of ceres.rollout. ``message`` is what ``str()`` shows; it never holds a
+    credential or a Secret's value."""
+
+    def __init__(self, message: str = '') -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def add_context(self, context: str) -> CeresError:
+        """Put ``context`` in front of the message (``"<context>: <message>"``), keeping the
+        exception's type and attributes, so a caller can still tell what failed; returns self."""
+        self.message = '%s: %s' % (context, self.message)
+        self.args = (self.message,)
+        return self
