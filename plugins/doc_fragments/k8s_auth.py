@@ -127,5 +127,26 @@ notes:
   - The connection options can be set once for all Kubernetes-facing modules of the collection with
     C(module_defaults) and the C(group/ceres.rollout.k8s) action group.
   - Requests that fail without reaching the API server, and answers 429 and 5xx, are retried with jittered
-    exponential backoff (five attempts within a minute; a C(Retry-After) is honoured). Other errors fail at once.
+    exponential backoff (at most five attempts per request; a C(Retry-After) is honoured). Other errors fail at once.
+  - Every request and retry of a task shares one total time budget, C(timeout), 120 seconds unless the module lets
+    you set it.
+"""
+
+    # The one total time budget of a Kubernetes-facing task: K8S_TIMEOUT_ARG_SPEC, part of
+    # K8S_CONNECTION_ARG_SPEC in plugins/module_utils/k8s_client.py. Use together with the
+    # standard fragment: ceres.rollout.k8s_auth and ceres.rollout.k8s_auth.timeout.
+    TIMEOUT = r"""
+options:
+  timeout:
+    description:
+      - The total time, in seconds, the task may spend on the Kubernetes API, every retry included.
+      - Every request of the task draws on it. Each request's connect and read timeouts are capped by what is left,
+        no wait before a retry (backoff, C(Retry-After)) goes past it, re-reads after a conflict (HTTP 409) come out of
+        it too, and no request is sent once it is spent.
+      - "When it runs out, the task fails and says so, with the last error, for example
+        C(gave up after 4 attempts in 29.6 s, the timeout of 30 s leaving no time for another: GET ...: 503 ...)."
+      - So a step, a rollback included, cannot hang for minutes on a slow or flapping API server; it ends, done or
+        failed, within O(timeout) (plus the time to start the module).
+    type: float
+    default: 120
 """

@@ -39,12 +39,14 @@ import random
 import time
 import typing as t
 
+from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     Conflict,
     NotFound,
     api_path,
+    deadline_of,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.retry import RetryPolicy, retry_call
+from ansible_collections.ceres.rollout.plugins.module_utils.retry import STOPPED_BY_ATTEMPTS, RetryPolicy, retry_call
 
 
 ISTIO_NETWORKING_API_VERSIONS = ('networking.istio.io/v1', 'networking.istio.io/v1beta1')
@@ -61,7 +63,7 @@ SERVER_NOISE_METADATA = ('resourceVersion', 'generation', 'managedFields')
 
 # --------------------------------------------------------------------------- errors
 
-class TrafficShiftError(Exception):
+class TrafficShiftError(CeresError):
     """A traffic shift cannot be done as asked. ``field`` names the option at fault."""
 
     def __init__(self, field: str, problem: str) -> None:
@@ -104,7 +106,8 @@ class WeightsNotApplied(TrafficShiftError):
 
 
 class TooManyConflicts(TrafficShiftError):
-    """Every write attempt lost a race with another writer."""
+    """Every write attempt lost a race with another writer, until ``max_conflict_retries``
+    or the ``timeout`` ran out (``field`` says which)."""
 
 
 # --------------------------------------------------------------------------- destinations
@@ -536,6 +539,9 @@ def shift_traffic(client: t.Any, request: TrafficShiftRequest, check_mode: bool 
     """GET, modify, PUT with the object's resourceVersion; on 409 re-read and re-apply
     (at most ``max_conflict_retries`` times, jittered); then GET again and check the weights.
 
+    Every request and every conflict re-read shares the client's deadline (its ``timeout``):
+    the whole shift, rollback included, ends within it.
+
     In check mode nothing is written and ``after`` is the object that would be written.
     """
     validate_request(request)
@@ -557,15 +563,20 @@ def shift_traffic(client: t.Any, request: TrafficShiftRequest, check_mode: bool 
     def count_conflict(error: BaseException, attempt_number: int, delay: float) -> None:
         conflicts.append(error)
 
+    def too_many_conflicts(error: BaseException, backoff: t.Any) -> TooManyConflicts:
+        reference = '%s/%s' % (request.namespace, request.name)
+        if backoff.stopped_by == STOPPED_BY_ATTEMPTS:
+            return TooManyConflicts('max_conflict_retries', 'VirtualService %s was changed by another writer '
+                                    'during each of %d attempts; giving up' % (reference, backoff.attempts_made))
+        return TooManyConflicts('timeout', '%s: VirtualService %s was changed by another writer during each '
+                                'attempt: %s' % (backoff.give_up_note(), reference, error))
+
     conflict_policy = RetryPolicy(attempts=request.max_conflict_retries + 1, base_delay=0.05,
-                                  max_delay=1.0, deadline=60.0)
+                                  max_delay=1.0, deadline=None)
     try:
         live, plan = retry_call(attempt, conflict_policy, lambda error: isinstance(error, Conflict),
-                                on_retry=count_conflict, sleep=sleep, rng=rng)
-    except Conflict:
-        raise TooManyConflicts('max_conflict_retries', 'VirtualService %s/%s was changed by another writer '
-                               'during each of %d attempts; giving up'
-                               % (request.namespace, request.name, len(conflicts) + 1))
+                                on_retry=count_conflict, on_give_up=too_many_conflicts, sleep=sleep, rng=rng,
+                                deadline=deadline_of(client))
     except NotFound:
         raise VirtualServiceNotFound('name', 'VirtualService %s/%s was deleted while shifting traffic'
                                      % (request.namespace, request.name))

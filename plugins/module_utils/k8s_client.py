@@ -8,12 +8,16 @@ Three layers, each usable on its own:
 
 * ``K8S_AUTH_ARG_SPEC``: the kubernetes.core authentication options (same names, aliases
   and ``K8S_AUTH_*`` environment variables), paired with the ``ceres.rollout.k8s_auth``
-  doc fragment.
+  doc fragment; ``K8S_CONNECTION_ARG_SPEC`` adds ``timeout``, the one total time budget of
+  a task (``ceres.rollout.k8s_auth.timeout``).
 * ``build_configuration()`` / ``build_api_client()``: a ``kubernetes.client`` configuration
   from those options (kubeconfig file or dict, context, in-cluster, host/api_key overrides).
   No API discovery happens, so building a client costs no request.
 * ``K8sClient``: raw REST calls (``get``/``put``/``post``/``patch``/``delete`` by path, JSON
   in and out) with a bounded, jittered retry policy, raising the domain exceptions below.
+  Every request, retry, backoff sleep and socket timeout of one client shares its
+  ``deadline`` (``timeout`` seconds from the client's creation), and so does every loop
+  built on it (``deadline_of(client)``: istio's conflict re-reads, the exec handshake).
   Only a module's ``main()`` turns those exceptions into ``fail_json``.
 
 Credentials never appear in exception messages: messages are built from the HTTP method,
@@ -26,6 +30,7 @@ import base64
 import email.utils
 import json
 import os
+import random
 import time
 import traceback
 import typing as t
@@ -34,7 +39,9 @@ from urllib.parse import quote, urlencode
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.ceres.rollout.plugins.module_utils.retry import Backoff, RetryPolicy
+from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
+from ansible_collections.ceres.rollout.plugins.module_utils.redaction import redact
+from ansible_collections.ceres.rollout.plugins.module_utils.retry import UNBOUNDED, Deadline, RetryPolicy, retry_call
 
 try:
     import urllib3
@@ -86,10 +93,23 @@ K8S_AUTH_ARG_SPEC: dict[str, dict[str, t.Any]] = {
                            'fallback': (env_fallback, ['K8S_AUTH_IMPERSONATE_GROUPS'])},
 }
 
-# Every request: 10 s to connect, 60 s to read (the API server answers well within that).
+# The one total time budget of a task, in seconds: every request, retry and backoff sleep of
+# the task fits in it, so a rollback step cannot hang for minutes on a flapping API server.
+DEFAULT_TIMEOUT = 120.0
+K8S_TIMEOUT_ARG_SPEC: dict[str, dict[str, t.Any]] = {
+    'timeout': {'type': 'float', 'default': DEFAULT_TIMEOUT},
+}
+# What every Kubernetes-facing module takes: the auth options and the time budget. Paired with
+# the ceres.rollout.k8s_auth and ceres.rollout.k8s_auth.timeout doc fragments.
+K8S_CONNECTION_ARG_SPEC: dict[str, dict[str, t.Any]] = dict(K8S_AUTH_ARG_SPEC, **K8S_TIMEOUT_ARG_SPEC)
+
+# Every request: at most 10 s to connect and 60 s to read (the API server answers well within
+# that), and never past the task's timeout.
 DEFAULT_REQUEST_TIMEOUT = (10.0, 60.0)
-# Transient failures (connection errors, 429, 5xx): five tries within a minute.
-DEFAULT_REQUEST_RETRY_POLICY = RetryPolicy(attempts=5, base_delay=0.5, max_delay=8.0, deadline=60.0)
+# Transient failures (connection errors, 429, 5xx): five tries, within the task's timeout.
+DEFAULT_REQUEST_RETRY_POLICY = RetryPolicy(attempts=5, base_delay=0.5, max_delay=8.0, deadline=None)
+# urllib3 refuses a zero timeout; a request started with this little time left fails at once.
+MIN_SOCKET_TIMEOUT = 0.001
 
 IDEMPOTENT_METHODS = frozenset(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS'])
 PATCH_CONTENT_TYPES = {
@@ -102,7 +122,7 @@ PATCH_CONTENT_TYPES = {
 
 # --------------------------------------------------------------------------- exceptions
 
-class K8sError(Exception):
+class K8sError(CeresError):
     """A Kubernetes API call failed. ``status`` is the HTTP status (``None`` when no answer
     arrived); ``reason`` the API ``Status`` reason (``NotFound``, ``Conflict``...) or the
     HTTP reason phrase; ``details`` the ``Status`` details dict when there was one."""
@@ -110,7 +130,6 @@ class K8sError(Exception):
     def __init__(self, message: str, status: int | None = None, reason: str | None = None,
                  details: dict | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.message = message
         self.status = status
         self.reason = reason
         self.details = details or {}
@@ -128,6 +147,13 @@ class K8sConnectionError(K8sError):
         super().__init__(message)
         # False when the request certainly never reached the server (safe to retry any method).
         self.request_sent = request_sent
+
+
+class DeadlineExceeded(K8sConnectionError):
+    """The task's time budget (``timeout``) was spent before the request could be sent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, request_sent=False)
 
 
 class BadRequest(K8sError):
@@ -190,11 +216,6 @@ def error_for_status(status: int, message: str, reason: str | None = None,
     return error_class(message, status=status, reason=reason, details=details, retry_after=retry_after)
 
 
-def is_transient(error: BaseException) -> bool:
-    """Whether an error is worth retrying as-is: no answer, 429, or a 5xx."""
-    return isinstance(error, (K8sConnectionError, TooManyRequests, ServerError))
-
-
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
     if not value:
@@ -217,28 +238,28 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 # --------------------------------------------------------------------------- configuration
 
 def _auth_option_names() -> set[str]:
-    names = set(K8S_AUTH_ARG_SPEC)
-    for spec in K8S_AUTH_ARG_SPEC.values():
+    names = set(K8S_CONNECTION_ARG_SPEC)
+    for spec in K8S_CONNECTION_ARG_SPEC.values():
         names.update(spec.get('aliases', ()))
     return names
 
 
 def auth_options(params: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
-    """The authentication options out of a module's params or an action plugin's raw task
-    args, validated against ``K8S_AUTH_ARG_SPEC``: aliases resolved, types converted and the
-    ``K8S_AUTH_*`` environment fallbacks applied (a no-op for params AnsibleModule validated)."""
+    """The connection options (auth and ``timeout``) out of a module's params or an action
+    plugin's raw task args, validated against ``K8S_CONNECTION_ARG_SPEC``: aliases resolved,
+    types converted, defaults and the ``K8S_AUTH_*`` environment fallbacks applied (a no-op
+    for params AnsibleModule validated). A module whose argument spec has no ``timeout`` gets
+    the default."""
     names = _auth_option_names()
     given = {name: value for name, value in params.items() if name in names and value is not None}
-    result = ArgumentSpecValidator(K8S_AUTH_ARG_SPEC).validate(given)
+    result = ArgumentSpecValidator(K8S_CONNECTION_ARG_SPEC).validate(given)
     if result.error_messages:
-        message = '; '.join(result.error_messages)
-        for secret in sorted(result._no_log_values, key=len, reverse=True):  # pylint: disable=protected-access
-            message = message.replace(secret, '********')
-        for name in ('api_key', 'password', 'kubeconfig'):  # even when their own type check failed
-            if isinstance(given.get(name), str) and given[name]:
-                message = message.replace(given[name], '********')
-        raise K8sConfigError('invalid Kubernetes connection options: %s' % message)
-    return {name: result.validated_parameters.get(name) for name in K8S_AUTH_ARG_SPEC}
+        secrets = list(result._no_log_values)  # pylint: disable=protected-access
+        # ... and these even when their own type check failed (so no no_log value was recorded)
+        secrets += [given[name] for name in ('api_key', 'password', 'kubeconfig') if isinstance(given.get(name), str)]
+        raise K8sConfigError('invalid Kubernetes connection options: %s'
+                             % redact('; '.join(result.error_messages), secrets))
+    return {name: result.validated_parameters.get(name) for name in K8S_CONNECTION_ARG_SPEC}
 
 
 def _require_kubernetes() -> None:
@@ -362,22 +383,33 @@ def api_path(api_version: str, plural: str, namespace: str | None = None, name: 
 
 # --------------------------------------------------------------------------- requests
 
+def deadline_of(client: t.Any) -> Deadline:
+    """The time budget a client's calls share; an unbounded one for a stand-in that has none."""
+    return getattr(client, 'deadline', None) or UNBOUNDED
+
+
 class K8sClient:
     """Raw JSON REST calls against the Kubernetes API with a bounded retry policy.
 
     Connection errors, 429 and 5xx answers are retried with jittered exponential backoff,
-    bounded by ``retry_policy.attempts`` and ``retry_policy.deadline``; a 429 (or 5xx)
-    carrying ``Retry-After`` waits at least that long. Every other 4xx raises at once.
-    Non-idempotent calls (POST, PATCH) are retried only when the request certainly did not
-    reach the server (connection refused, DNS) or the server refused it (429), unless
-    the caller passes ``idempotent=True``.
+    bounded by ``retry_policy.attempts`` and by ``deadline``, the client's one time budget
+    (``timeout`` seconds from its creation, a module's whole run), which every request shares:
+    each socket timeout is capped by what is left of it, no backoff sleep goes past it, and a
+    request is not sent once it is spent. A 429 (or 5xx) carrying ``Retry-After`` waits at
+    least that long, or gives up when that would pass the deadline. A request that gives up
+    after retrying says so: ``gave up after N attempts in T s: <last error>``. Every other
+    4xx raises at once. Non-idempotent calls (POST, PATCH) are retried only when the request
+    certainly did not reach the server (connection refused, DNS) or the server refused it
+    (429), unless the caller passes ``idempotent=True``.
     """
 
     def __init__(self, api_client: t.Any, retry_policy: RetryPolicy | None = None,
                  request_timeout: t.Any = None, impersonate_user: str | None = None,
                  impersonate_groups: t.Sequence[str] | None = None,
                  sleep: t.Callable[[float], None] | None = None,
-                 clock: t.Callable[[], float] | None = None) -> None:
+                 clock: t.Callable[[], float] | None = None,
+                 timeout: float | None = DEFAULT_TIMEOUT, deadline: Deadline | None = None,
+                 rng: t.Callable[[], float] | None = None) -> None:
         self.api_client = api_client
         self.configuration = api_client.configuration
         self.retry_policy = retry_policy or DEFAULT_REQUEST_RETRY_POLICY
@@ -386,10 +418,21 @@ class K8sClient:
         self.impersonate_groups = list(impersonate_groups or [])
         self._sleep = sleep or time.sleep
         self._clock = clock or time.monotonic
+        self._rng = rng or random.random
+        if deadline is None:
+            try:
+                deadline = Deadline(timeout, clock=self._clock)
+            except ValueError:
+                raise K8sConfigError('timeout must be more than 0 seconds, got %r' % (timeout,)) from None
+        self.deadline = deadline
 
     @classmethod
     def from_auth(cls, auth: t.Mapping[str, t.Any], **kwargs: t.Any) -> K8sClient:
-        """A client from the auth options (e.g. ``auth_options(module.params)``)."""
+        """A client from the connection options (e.g. ``auth_options(module.params)``); its
+        time budget starts now and lasts ``auth['timeout']`` seconds (``DEFAULT_TIMEOUT``
+        when absent)."""
+        if auth.get('timeout') is not None:
+            kwargs.setdefault('timeout', auth['timeout'])
         return cls(build_api_client(auth), impersonate_user=auth.get('impersonate_user'),
                    impersonate_groups=auth.get('impersonate_groups'), **kwargs)
 
@@ -430,20 +473,23 @@ class K8sClient:
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         url = self._url(path, query)
-        backoff = Backoff(self.retry_policy, clock=self._clock)
-        while True:
-            try:
-                return self._send_once(method, path, url, body, content_type, backoff.remaining())
-            except K8sError as error:
-                if not self._may_retry(error, idempotent):
-                    raise
-                delay = backoff.next_delay(error.retry_after or 0.0)
-                if delay is None:
-                    raise
-                self._sleep(delay)
+        what = '%s %s' % (method, path)
+
+        def send() -> t.Any:
+            remaining = self.deadline.remaining()
+            if remaining is not None and remaining <= 0:
+                raise DeadlineExceeded('%s: not sent, the timeout of %g s is spent' % (what, self.deadline.seconds))
+            return self._send_once(method, path, url, body, content_type, remaining)
+
+        return retry_call(send, self.retry_policy, lambda error: self._may_retry(error, idempotent),
+                          minimum_delay=lambda error: getattr(error, 'retry_after', None),
+                          on_give_up=lambda error, backoff: error.add_context(backoff.give_up_note()),
+                          sleep=self._sleep, clock=self._clock, rng=self._rng, deadline=self.deadline)
 
     @staticmethod
-    def _may_retry(error: K8sError, idempotent: bool) -> bool:
+    def _may_retry(error: BaseException, idempotent: bool) -> bool:
+        if not isinstance(error, K8sError) or isinstance(error, DeadlineExceeded):
+            return False
         if isinstance(error, TooManyRequests):
             return True
         if isinstance(error, K8sConnectionError):
@@ -489,9 +535,9 @@ class K8sClient:
         connect, read = (self.request_timeout if isinstance(self.request_timeout, tuple)
                          else (self.request_timeout, self.request_timeout))
         if remaining is not None:
-            # Never wait on one request much past the retry deadline.
-            connect, read = min(connect, max(remaining, 1.0)), min(read, max(remaining, 1.0))
-        return urllib3.Timeout(connect=connect, read=read)
+            # Never wait on one request past the deadline.
+            connect, read = min(connect, remaining), min(read, remaining)
+        return urllib3.Timeout(connect=max(connect, MIN_SOCKET_TIMEOUT), read=max(read, MIN_SOCKET_TIMEOUT))
 
     def _send_once(self, method: str, path: str, url: str, body: t.Any, content_type: str,
                    remaining: float | None) -> t.Any:

@@ -34,10 +34,12 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlparse
 
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    DeadlineExceeded,
     K8sConnectionError,
     K8sError,
     NotFound,
     api_path,
+    deadline_of,
     error_for_status,
 )
 
@@ -412,10 +414,18 @@ class ExecSession:
     def open(cls, client: t.Any, target: ExecTarget, command: t.Sequence[str], stdin: bool = False,
              what: str | None = None, connect_timeout: float = CONNECT_TIMEOUT_SECONDS) -> ExecSession:
         """Start ``command`` in the target container. ``client`` is a K8sClient (its
-        configuration and impersonation are used)."""
+        configuration and impersonation are used). The handshake waits at most
+        ``connect_timeout`` seconds, and never past the client's deadline; the command's
+        output then streams for as long as it runs."""
         if not HAS_WEBSOCKET:
             raise ExecError("the websocket-client Python library (a dependency of kubernetes) is required")
         what = what or "%s in %s" % (command[0], target.describe())
+        deadline = deadline_of(client)
+        remaining = deadline.remaining()
+        if remaining is not None:
+            if remaining <= 0:
+                raise DeadlineExceeded("exec of %s: not started, the timeout of %g s is spent" % (what, deadline.seconds))
+            connect_timeout = min(connect_timeout, remaining)
         connection = websocket.WebSocket(sslopt=ssl_options(client.configuration), skip_utf8_validation=True,
                                          sockopt=((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),))
         connection.settimeout(connect_timeout)

@@ -32,10 +32,13 @@ description:
     RV(ignore:changed=false). (Encryption uses a random salt, so comparing encrypted bytes would always differ.)
   - Runs on the controller through an action plugin (ansible-vault is a controller library), whatever the host's
     connection. The Kubernetes API is reached from the controller.
+  - Every request to the Kubernetes API (each namespace and each page of Secrets), and every retry, fits in
+    O(timeout); when it runs out the task fails and O(dest) is left as it was.
 author:
   - CERES platform team (@ceres)
 extends_documentation_fragment:
   - ceres.rollout.k8s_auth
+  - ceres.rollout.k8s_auth.timeout
   - ceres.rollout.attributes
   - ceres.rollout.attributes.k8s_action_group
   - ceres.rollout.attributes.controller_action
@@ -165,7 +168,7 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import K8S_AUTH_ARG_SPEC
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import K8S_CONNECTION_ARG_SPEC
 
 
 MUTUALLY_EXCLUSIVE = [('vault_password', 'vault_password_file')]
@@ -181,7 +184,7 @@ def argument_spec() -> dict:
         'vault_id': {'type': 'str'},
         'force': {'type': 'bool', 'default': False},
     }
-    spec.update(K8S_AUTH_ARG_SPEC)
+    spec.update(K8S_CONNECTION_ARG_SPEC)
     return spec
 
 

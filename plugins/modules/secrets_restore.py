@@ -31,8 +31,8 @@ description:
     any Secret was applied, and every failing Secret in RV(failures) with the HTTP status and the API server's
     message.
   - When the API server stops answering, rejects the credentials (C(401)) or keeps throttling (C(429)) past the
-    retries, the restore stops at that Secret, since the next ones would fail the same way; the Secrets not tried are
-    listed in RV(not_attempted), and the task fails with the same report.
+    retries, or O(timeout) runs out, the restore stops at that Secret, since the next ones would fail the same way; the
+    Secrets not tried are listed in RV(not_attempted), and the task fails with the same report.
   - A partial restore is never reported as a success. Running the task again once the cause is fixed applies what
     is still missing and leaves the rest alone.
   - B(Values never appear in the output:) the result, the diff and error messages hold names, key names and counts only,
@@ -42,6 +42,7 @@ author:
   - CERES platform team (@ceres)
 extends_documentation_fragment:
   - ceres.rollout.k8s_auth
+  - ceres.rollout.k8s_auth.timeout
   - ceres.rollout.attributes
   - ceres.rollout.attributes.k8s_action_group
   - ceres.rollout.attributes.controller_action
@@ -201,7 +202,7 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import K8S_AUTH_ARG_SPEC
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import K8S_CONNECTION_ARG_SPEC
 
 
 MUTUALLY_EXCLUSIVE = [('vault_password', 'vault_password_file')]
@@ -215,7 +216,7 @@ def argument_spec() -> dict:
         'vault_password_file': {'type': 'path'},
         'vault_id': {'type': 'str'},
     }
-    spec.update(K8S_AUTH_ARG_SPEC)
+    spec.update(K8S_CONNECTION_ARG_SPEC)
     return spec
 
 

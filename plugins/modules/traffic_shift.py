@@ -26,10 +26,13 @@ description:
     C(VirtualService). A run that changes no weight writes nothing.
   - Destinations of the route that are neither stable nor canary may remain when their weight is V(0) or unset;
     if one of them receives traffic the module fails rather than take that traffic away.
+  - The whole shift, every read, write, retry and conflict re-read, fits in O(timeout), so a rollback
+    (O(weight=0)) through a slow or flapping API server ends, done or failed, within it.
 author:
   - CERES platform team (@ceres)
 extends_documentation_fragment:
   - ceres.rollout.k8s_auth
+  - ceres.rollout.k8s_auth.timeout
   - ceres.rollout.attributes
   - ceres.rollout.attributes.k8s_action_group
 attributes:
@@ -110,6 +113,7 @@ options:
     description:
       - How many times to re-read and re-apply after another writer changed the C(VirtualService) during the update
         (HTTP 409). V(0) fails on the first conflict.
+      - The re-reads also stop when O(timeout) runs out.
     type: int
     default: 5
 seealso:
@@ -220,9 +224,9 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.istio import (
     Destination,
-    TrafficShiftError,
     TrafficShiftRequest,
     diff_objects,
     shift_traffic,
@@ -231,10 +235,9 @@ from ansible_collections.ceres.rollout.plugins.module_utils.istio import (
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     HAS_KUBERNETES,
-    K8S_AUTH_ARG_SPEC,
+    K8S_CONNECTION_ARG_SPEC,
     KUBERNETES_IMPORT_TRACEBACK,
     K8sClient,
-    K8sError,
     auth_options,
 )
 
@@ -257,7 +260,7 @@ def argument_spec() -> dict:
         'api_version': {'type': 'str'},
         'max_conflict_retries': {'type': 'int', 'default': 5},
     }
-    spec.update(K8S_AUTH_ARG_SPEC)
+    spec.update(K8S_CONNECTION_ARG_SPEC)
     return spec
 
 
@@ -281,7 +284,7 @@ def main() -> None:
         validate_request(request)
         client = K8sClient.from_auth(auth_options(params))
         result = shift_traffic(client, request, check_mode=module.check_mode)
-    except (TrafficShiftError, K8sError) as error:
+    except CeresError as error:  # TrafficShiftError, K8sError
         # A failure after the write landed (the read-back) still changed the VirtualService.
         module.fail_json(msg=str(error), changed=getattr(error, 'written', False))
 

@@ -16,7 +16,10 @@ validate their options and build the K8sClient and VaultCodec; everything they d
   A Secret the API server refuses (403, 422, conflicts past the retries...) does not stop
   the others; the restore then raises ``RestoreIncomplete``, whose ``result`` says what was
   applied and what failed. Only an API server that stops answering, rejects the credentials
-  or keeps throttling stops the restore at that Secret.
+  or keeps throttling, or the task's ``timeout`` running out, stops the restore at that Secret.
+
+Every request of an export or a restore, and every re-read after a conflict, shares the
+client's one time budget (``timeout``).
 
 Results and diffs hold names, key names, counts and reasons, never values.
 """
@@ -26,9 +29,11 @@ from __future__ import annotations
 import copy
 import os
 import stat
+import time
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     Conflict,
     Forbidden,
@@ -39,7 +44,9 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     TooManyRequests,
     Unauthorized,
     api_path,
+    deadline_of,
 )
+from ansible_collections.ceres.rollout.plugins.module_utils.retry import STOPPED_BY_ATTEMPTS, RetryPolicy, retry_call
 from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_bundle import (
     SERVICE_ACCOUNT_TOKEN_TYPE,
     SecretsBundleError,
@@ -60,8 +67,10 @@ from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_bundle impor
 
 LIST_PAGE_SIZE = 250
 EXPORT_FILE_MODE = 0o600
-# Re-read and re-plan a Secret this many times when another writer changes it under us.
+# Re-read and re-plan a Secret this many times when another writer changes it under us
+# (a short jittered pause between attempts, all within the task's timeout).
 MAX_CONFLICT_RETRIES = 3
+CONFLICT_RETRY_POLICY = RetryPolicy(attempts=MAX_CONFLICT_RETRIES + 1, base_delay=0.05, max_delay=1.0, deadline=None)
 
 
 def unique(values: t.Iterable[str]) -> list[str]:
@@ -327,7 +336,7 @@ def _apply_step(client: K8sClient, step: RestoreStep) -> None:
         client.put(api_path('v1', 'secrets', metadata['namespace'], metadata['name']), step.body)
 
 
-class SecretRestoreError(Exception):
+class SecretRestoreError(CeresError):
     """One Secret could not be restored. ``action`` is the write that failed (``create`` or
     ``replace``), or ``read`` when reading the live Secret failed; ``error`` the API error."""
 
@@ -365,13 +374,16 @@ class RestoreIncomplete(SecretsBundleError):
 
 
 def restore_one_secret(client: K8sClient, desired: dict[str, t.Any], check_mode: bool,
-                       redactor: ValueRedactor | None = None) -> RestoreStep:
-    """Plan and (unless check mode) apply one Secret, re-reading it after a conflict.
+                       redactor: ValueRedactor | None = None,
+                       sleep: t.Callable[[float], None] = time.sleep) -> RestoreStep:
+    """Plan and (unless check mode) apply one Secret, re-reading it after a conflict (at most
+    ``MAX_CONFLICT_RETRIES`` times, within the client's deadline).
 
     Raises :class:`SecretRestoreError` when the API server refuses to read or write it."""
     metadata = desired['metadata']
-    attempts = 0
-    while True:
+    planned: list[RestoreStep] = []
+
+    def read_plan_apply() -> RestoreStep:
         try:
             live = _read_live_secret(client, metadata['namespace'], metadata['name'])
         except K8sError as error:
@@ -379,20 +391,24 @@ def restore_one_secret(client: K8sClient, desired: dict[str, t.Any], check_mode:
         if live is not None and redactor is not None:
             redactor.learn([live])
         step = plan_secret_restore(desired, live)
-        if check_mode or step.action in (UNCHANGED, SKIP):
-            return step
-        try:
-            _apply_step(client, step)
-            return step
-        except Conflict as error:
-            # Created or changed by someone else between our read and our write.
-            attempts += 1
-            if attempts > MAX_CONFLICT_RETRIES:
-                raise SecretRestoreError(desired, step.action, error, note=(
-                    ' (gave up after %d retries: it kept changing between our read and our write)'
-                    % MAX_CONFLICT_RETRIES)) from error
-        except K8sError as error:
-            raise SecretRestoreError(desired, step.action, error) from error
+        planned.append(step)
+        if not check_mode and step.action not in (UNCHANGED, SKIP):
+            _apply_step(client, step)  # a Conflict: created or changed by someone else since our read
+        return step
+
+    def kept_changing(error: BaseException, backoff: t.Any) -> SecretRestoreError:
+        if backoff.stopped_by == STOPPED_BY_ATTEMPTS:
+            why = 'gave up after %d retries' % MAX_CONFLICT_RETRIES
+        else:
+            why = backoff.give_up_note()
+        return SecretRestoreError(desired, planned[-1].action, error, note=(
+            ' (%s: it kept changing between our read and our write)' % why))
+
+    try:
+        return retry_call(read_plan_apply, CONFLICT_RETRY_POLICY, lambda error: isinstance(error, Conflict),
+                          on_give_up=kept_changing, sleep=sleep, deadline=deadline_of(client))
+    except K8sError as error:
+        raise SecretRestoreError(desired, planned[-1].action, error) from error
 
 
 def _restore_diff(step: RestoreStep) -> dict[str, str]:

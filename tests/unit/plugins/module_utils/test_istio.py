@@ -5,6 +5,7 @@ import datetime
 import json
 
 import pytest
+from k8s_stub import FakeVirtualServiceApi, entry
 
 from ansible_collections.ceres.rollout.plugins.module_utils import istio
 from ansible_collections.ceres.rollout.plugins.module_utils.istio import (
@@ -33,22 +34,11 @@ from ansible_collections.ceres.rollout.plugins.module_utils.istio import (
     validate_request,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import Conflict, NotFound
+from ansible_collections.ceres.rollout.plugins.module_utils.retry import Deadline
 
 NOW = datetime.datetime(2025, 1, 31, 9, 30, 0, tzinfo=datetime.timezone.utc)
 STABLE = Destination('checkout', 'v2-9')
 CANARY = Destination('checkout', 'v3-0-0')
-
-
-def entry(host, subset=None, weight=None, port=None):
-    destination = {'host': host}
-    if subset:
-        destination['subset'] = subset
-    if port:
-        destination['port'] = {'number': port}
-    result = {'destination': destination}
-    if weight is not None:
-        result['weight'] = weight
-    return result
 
 
 def virtual_service(*routes, namespace='pilot-apps', annotations=None):
@@ -402,47 +392,6 @@ def test_validate_request(overrides, message):
 
 # --------------------------------------------------------------------------- the API cycle against a fake API
 
-class FakeVirtualServiceApi:
-    """In-memory API for one VirtualService: resourceVersion checks on PUT, optional rival writers."""
-
-    def __init__(self, resource, served_versions=('networking.istio.io/v1',)):
-        self.stored = copy.deepcopy(resource)
-        self.served_versions = served_versions
-        self.calls = []
-        self.before_put = []  # callables run before a PUT is checked (a rival writer)
-        self.after_put = []  # callables run after a successful PUT
-        self.always_conflict = False
-
-    def _check_path(self, path):
-        version = path.split('/')[2] + '/' + path.split('/')[3]
-        if version not in self.served_versions:
-            raise NotFound('GET %s: 404 Not Found: 404 page not found' % path, status=404)
-        if self.stored is None or not path.endswith('/' + self.stored['metadata']['name']):
-            raise NotFound('GET %s: 404 NotFound' % path, status=404, reason='NotFound',
-                           details={'name': path.rsplit('/', 1)[1]})
-
-    def get(self, path):
-        self.calls.append(('GET', path))
-        self._check_path(path)
-        return copy.deepcopy(self.stored)
-
-    def put(self, path, body):
-        self.calls.append(('PUT', path))
-        self._check_path(path)
-        if self.before_put:
-            self.before_put.pop(0)(self)
-        if self.always_conflict or body['metadata']['resourceVersion'] != self.stored['metadata']['resourceVersion']:
-            raise Conflict('PUT %s: 409 Conflict' % path, status=409, reason='Conflict')
-        self.stored = copy.deepcopy(body)
-        self.stored['metadata']['resourceVersion'] = str(int(body['metadata']['resourceVersion']) + 1)
-        if self.after_put:
-            self.after_put.pop(0)(self)
-        return copy.deepcopy(self.stored)
-
-    def writes(self):
-        return [call for call in self.calls if call[0] == 'PUT']
-
-
 def three_route_virtual_service():
     return virtual_service(route('header-match', entry('checkout', 'v3-0-0'), match=[{'headers': {'x': {'exact': '1'}}}]),
                            route('primary', entry('checkout', 'v2-9', 100)),
@@ -627,3 +576,48 @@ def test_validation_happens_before_any_request():
     with pytest.raises(InvalidRequest):
         shift_traffic(api, shift_request(weight=150), sleep=no_sleep)
     assert api.calls == []
+
+
+# --------------------------------------------------------------------------- the one time budget
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_conflict_rereads_stop_at_the_clients_timeout():
+    """max_conflict_retries would allow 100 re-reads; the client's 3 s budget allows 7 (jittered
+    delays at their ceiling: 0.05, 0.1, 0.2, 0.4, 0.8, 1.0, then 1.0 would pass the 3 s)."""
+    clock = FakeClock()
+    api = FakeVirtualServiceApi(three_route_virtual_service())
+    api.always_conflict = True
+    api.deadline = Deadline(3.0, clock=clock)
+    with pytest.raises(TooManyConflicts) as raised:
+        shift_traffic(api, shift_request(weight=25, max_conflict_retries=100), now=NOW, sleep=clock.sleep,
+                      rng=lambda: 1.0)
+    assert len(api.writes()) == 7
+    assert raised.value.field == 'timeout'
+    assert str(raised.value).startswith('timeout: gave up after 7 attempts in 2.5 s, the timeout of 3 s leaving no '
+                                        'time for another: VirtualService pilot-apps/checkout was changed by another '
+                                        'writer during each attempt: PUT ')
+
+
+def test_no_conflict_retry_is_made_once_the_timeout_is_spent():
+    clock = FakeClock()
+    api = FakeVirtualServiceApi(three_route_virtual_service())
+    api.deadline = Deadline(1.0, clock=clock)
+
+    def rival_writes_and_time_runs_out(fake):
+        fake.stored['metadata']['resourceVersion'] = '50'
+        clock.now += 1.0
+
+    api.before_put.append(rival_writes_and_time_runs_out)
+    with pytest.raises(TooManyConflicts, match='^timeout: gave up after 1 attempt in 1.0 s, the timeout of 1 s'):
+        shift_traffic(api, shift_request(weight=10), now=NOW, sleep=clock.sleep)
+    assert [call[0] for call in api.calls] == ['GET', 'PUT']

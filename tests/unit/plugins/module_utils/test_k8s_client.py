@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -12,9 +13,12 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.ceres.rollout.plugins.module_utils import k8s_client
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    DEFAULT_TIMEOUT,
     K8S_AUTH_ARG_SPEC,
+    K8S_CONNECTION_ARG_SPEC,
     BadRequest,
     Conflict,
+    DeadlineExceeded,
     Forbidden,
     K8sClient,
     K8sConfigError,
@@ -477,3 +481,139 @@ def test_non_json_success_is_an_error(api_server):
     api_server.answer(200, 'not json')
     with pytest.raises(k8s_client.K8sError, match='not JSON'):
         make_client(api_server).get('/api')
+
+
+# --------------------------------------------------------------------------- the one time budget
+
+class FakeClock:
+    """Monotonic time that moves only when the client sleeps (or the test says so)."""
+
+    def __init__(self) -> None:
+        self.now = 500.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def budget_client(server: ScriptedApiServer, clock: FakeClock, timeout: float, **kwargs) -> K8sClient:
+    kwargs.setdefault('retry_policy', RetryPolicy(attempts=100, base_delay=1.0, max_delay=1.0, deadline=None))
+    return K8sClient.from_auth({'host': server.url, 'api_key': SECRET_TOKEN, 'timeout': timeout},
+                               sleep=clock.sleep, clock=clock, rng=lambda: 1.0, **kwargs)
+
+
+def test_the_timeout_option_has_a_documented_default_and_reaches_the_client():
+    assert K8S_CONNECTION_ARG_SPEC['timeout'] == {'type': 'float', 'default': 120.0}
+    assert auth_options({})['timeout'] == 120.0
+    assert auth_options({'timeout': '7.5'})['timeout'] == 7.5
+    client = K8sClient.from_auth(auth_options({'host': 'http://127.0.0.1:9', 'api_key': 't', 'timeout': 7}))
+    assert client.deadline.seconds == 7
+    assert K8sClient.from_auth({'host': 'http://127.0.0.1:9', 'api_key': 't'}).deadline.seconds == DEFAULT_TIMEOUT
+    with pytest.raises(K8sConfigError, match='timeout must be more than 0 seconds, got 0'):
+        K8sClient.from_auth({'host': 'http://127.0.0.1:9', 'api_key': 't', 'timeout': 0})
+
+
+def test_retries_stop_at_the_timeout_and_say_so(api_server):
+    for _attempt in range(20):
+        api_server.answer(503, api_status(503, 'ServiceUnavailable', 'etcd is sad'))
+    clock = FakeClock()
+    with pytest.raises(ServerError) as raised:
+        budget_client(api_server, clock, timeout=10).get('/api/v1/pods')
+    # one attempt per second of backoff; the one that would start at 10 s is not made
+    assert len(api_server.requests) == 10
+    assert clock.sleeps == [1.0] * 9
+    assert str(raised.value) == ('gave up after 10 attempts in 9.0 s, the timeout of 10 s leaving no time for '
+                                 'another: GET /api/v1/pods: 503 ServiceUnavailable: etcd is sad')
+    assert raised.value.status == 503
+
+
+def test_every_request_of_a_client_shares_its_timeout(api_server):
+    for _attempt in range(20):
+        api_server.answer(503, api_status(503, 'ServiceUnavailable', 'busy'))
+    clock = FakeClock()
+    client = budget_client(api_server, clock, timeout=10)
+    with pytest.raises(ServerError, match='gave up after 10 attempts in 9.0 s'):
+        client.get('/api/v1/pods')
+    with pytest.raises(ServerError, match='^gave up after 1 attempt in 0.0 s, the timeout of 10 s'):
+        client.get('/api/v1/pods')  # the last second of the budget: no room for a retry
+    assert len(api_server.requests) == 11
+    clock.now += 1.0
+    with pytest.raises(DeadlineExceeded) as raised:
+        client.put('/api/v1/namespaces/x', {'metadata': {'name': 'x'}})
+    assert len(api_server.requests) == 11  # not sent at all
+    assert str(raised.value) == 'PUT /api/v1/namespaces/x: not sent, the timeout of 10 s is spent'
+    assert isinstance(raised.value, K8sConnectionError) and not raised.value.request_sent
+
+
+def test_a_retry_after_past_the_timeout_gives_up_at_once(api_server):
+    api_server.answer(429, api_status(429, 'TooManyRequests', 'slow down'), {'Retry-After': '8'})
+    clock = FakeClock()
+    with pytest.raises(TooManyRequests) as raised:
+        budget_client(api_server, clock, timeout=5).get('/api/v1/pods')
+    assert clock.sleeps == []
+    assert len(api_server.requests) == 1
+    assert str(raised.value).startswith('gave up after 1 attempt in 0.0 s, the timeout of 5 s leaving no time for '
+                                        'another: GET /api/v1/pods: 429')
+
+
+def test_a_backoff_sleep_never_ends_past_the_timeout(api_server):
+    api_server.answer(503, api_status(503, 'ServiceUnavailable', 'busy'), {'Retry-After': '3'})
+    api_server.answer(503, api_status(503, 'ServiceUnavailable', 'busy'), {'Retry-After': '3'})
+    api_server.answer(200, {'ok': True})
+    clock = FakeClock()
+    with pytest.raises(ServerError, match='gave up after 2 attempts in 3.0 s, the timeout of 5 s'):
+        budget_client(api_server, clock, timeout=5).get('/api/v1/pods')
+    assert clock.sleeps == [3.0]  # a second 3 s wait would end at 6 s
+
+
+class SlowApiServer:
+    """Answers every request after ``delay`` seconds (an API server that hangs)."""
+
+    def __init__(self, delay: float) -> None:
+        self.requests = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests += 1
+                time.sleep(delay)
+                payload = b'{}'
+                try:
+                    self.send_response(200)
+                    self.send_header('Content-Length', str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    pass  # the client gave up first
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = 'http://127.0.0.1:%d' % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_socket_timeout_is_capped_by_what_is_left_of_the_timeout():
+    server = SlowApiServer(delay=3.0)
+    try:
+        clock = FakeClock()
+        client = budget_client(server, clock, timeout=60)
+        clock.now += 59.5  # 0.5 s of the budget left: the read timeout is 0.5 s, not 60 s
+        with pytest.raises(K8sConnectionError) as raised:
+            client.get('/api/v1/pods')
+    finally:
+        server.close()
+    assert server.requests == 1
+    assert 'read timeout=0.5)' in str(raised.value)
+    assert str(raised.value).startswith('gave up after 1 attempt in 0.0 s, the timeout of 60 s leaving no time for '
+                                        'another: GET /api/v1/pods: no answer from the API server')

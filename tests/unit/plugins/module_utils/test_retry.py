@@ -4,9 +4,9 @@ import pytest
 
 from ansible_collections.ceres.rollout.plugins.module_utils.retry import (
     Backoff,
+    Deadline,
     RetryPolicy,
     retry_call,
-    retrying,
 )
 
 
@@ -135,15 +135,68 @@ def test_retry_call_reports_each_retry_and_uses_the_minimum_delay():
     assert seen == [('attempt 1', 2, 2.0), ('attempt 2', 3, 2.0)]
 
 
-def test_retrying_decorator():
-    calls = []
+# --------------------------------------------------------------------------- the shared deadline
 
-    @retrying(RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0), lambda error: isinstance(error, Transient))
-    def flaky(value):
-        calls.append(value)
-        if len(calls) < 2:
-            raise Transient('once')
-        return value * 2
+def test_deadline_counts_down_and_never_goes_negative():
+    clock = FakeClock()
+    deadline = Deadline(10.0, clock=clock)
+    clock.sleep(4.0)
+    assert deadline.remaining() == pytest.approx(6.0) and not deadline.expired()
+    clock.sleep(7.0)
+    assert deadline.remaining() == 0.0 and deadline.expired()
+    assert Deadline(None, clock=clock).remaining() is None
+    with pytest.raises(ValueError):
+        Deadline(0)
 
-    assert flaky(21) == 42
-    assert calls == [21, 21]
+
+def test_nested_loops_share_one_deadline():
+    """An outer loop (conflict re-reads) around an inner one (a request retried on 503): the
+    inner loop's own policy would allow 60 s, but both stop within the shared 10 s."""
+    clock = FakeClock()
+    deadline = Deadline(10.0, clock=clock)
+    inner_policy = RetryPolicy(attempts=100, base_delay=1.0, max_delay=1.0, deadline=60.0)
+    outer_policy = RetryPolicy(attempts=100, base_delay=1.0, max_delay=1.0, deadline=60.0)
+    inner_attempts = []
+
+    def inner():
+        inner_attempts.append(clock.now)
+        raise Transient('503')
+
+    def outer():
+        return retry_call(inner, inner_policy, lambda error: True, sleep=clock.sleep, clock=clock,
+                          rng=lambda: 1.0, deadline=deadline)
+
+    with pytest.raises(Transient):
+        retry_call(outer, outer_policy, lambda error: True, sleep=clock.sleep, clock=clock, rng=lambda: 1.0,
+                   deadline=deadline)
+    assert len(inner_attempts) == 10  # one per second of the budget, never one past it
+    assert max(inner_attempts) - 1000.0 < 10.0
+    assert clock.now - 1000.0 <= 10.0
+
+
+def test_a_retry_after_past_the_shared_deadline_gives_up_and_says_why():
+    clock = FakeClock()
+    deadline = Deadline(5.0, clock=clock)
+    operation, calls = failing_then_succeeding(5)
+    notes = []
+    with pytest.raises(Transient, match='attempt 1'):
+        retry_call(operation, RetryPolicy(attempts=5, deadline=None), lambda error: True,
+                   minimum_delay=lambda error: 6.0, on_give_up=lambda error, backoff: notes.append(
+                       backoff.give_up_note()), sleep=clock.sleep, clock=clock, deadline=deadline)
+    assert calls == [1] and clock.sleeps == []
+    assert notes == ['gave up after 1 attempt in 0.0 s, the timeout of 5 s leaving no time for another']
+
+
+def test_the_give_up_note_counts_attempts_and_time():
+    clock = FakeClock()
+    operation, _calls = failing_then_succeeding(5)
+
+    def rename(error, backoff):
+        return Permanent('%s: %s' % (backoff.give_up_note(), error))
+
+    with pytest.raises(Permanent) as raised:
+        retry_call(operation, RetryPolicy(attempts=3, base_delay=1.0, max_delay=1.0, deadline=None),
+                   lambda error: isinstance(error, Transient), on_give_up=rename, sleep=clock.sleep, clock=clock,
+                   rng=lambda: 1.0)
+    assert str(raised.value) == 'gave up after 3 attempts in 2.0 s: attempt 3'
+    assert isinstance(raised.value.__cause__, Transient)

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import copy
-import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from k8s_stub import VS_PATH, FakeVirtualServiceApi, Fault, entry
+from k8s_stub import run_module as run_any_module
 
 from ansible_collections.ceres.rollout.plugins.module_utils import k8s_client
 from ansible_collections.ceres.rollout.plugins.modules import traffic_shift
 
 TOKEN = 'shift-token-0123456789'
-VS_PATH = '/apis/networking.istio.io/v1/namespaces/pilot-apps/virtualservices/checkout'
-
-
-def entry(host, subset=None, weight=None):
-    destination = {'host': host}
-    if subset:
-        destination['subset'] = subset
-    result = {'destination': destination}
-    if weight is not None:
-        result['weight'] = weight
-    return result
 
 
 def three_route_virtual_service():
@@ -46,73 +33,12 @@ def three_route_virtual_service():
     }
 
 
-class FakeIstioApiServer:
-    """Serves one VirtualService over HTTP with resourceVersion checks, and records the calls."""
-
-    def __init__(self, resource):
-        self.stored = copy.deepcopy(resource)
-        self.calls = []
-        self.authorizations = set()
-        self.after_put = []  # callables run on the stored object after a PUT landed (a rival writer)
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _send(self, status, body):
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header('Content-Type', 'application/json')
-                self.send_header('Content-Length', str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def _not_found(self):
-                self._send(404, {'kind': 'Status', 'status': 'Failure', 'reason': 'NotFound', 'code': 404,
-                                 'message': 'virtualservices.networking.istio.io "%s" not found'
-                                 % self.path.rsplit('/', 1)[1],
-                                 'details': {'name': self.path.rsplit('/', 1)[1], 'kind': 'virtualservices'}})
-
-            def do_GET(self):
-                server.calls.append(('GET', self.path))
-                server.authorizations.add(self.headers.get('Authorization'))
-                if self.path != VS_PATH:
-                    return self._not_found()
-                return self._send(200, server.stored)
-
-            def do_PUT(self):
-                body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
-                server.calls.append(('PUT', self.path))
-                if self.path != VS_PATH:
-                    return self._not_found()
-                if body['metadata'].get('resourceVersion') != server.stored['metadata']['resourceVersion']:
-                    return self._send(409, {'kind': 'Status', 'status': 'Failure', 'reason': 'Conflict', 'code': 409,
-                                            'message': 'the object has been modified'})
-                body['metadata']['resourceVersion'] = str(int(body['metadata']['resourceVersion']) + 1)
-                server.stored = body
-                answer = copy.deepcopy(body)
-                while server.after_put:
-                    server.after_put.pop(0)(server.stored)
-                return self._send(200, answer)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.url = 'http://127.0.0.1:%d' % self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, kwargs={'poll_interval': 0.02}, daemon=True).start()
-
-    def writes(self):
-        return [call for call in self.calls if call[0] == 'PUT']
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def api():
-    server = FakeIstioApiServer(three_route_virtual_service())
-    yield server
-    server.stop()
+    fake = FakeVirtualServiceApi(three_route_virtual_service())
+    fake.serve()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -138,13 +64,7 @@ def shift_args(api, **overrides):
 
 def run_module(capsys, module_args):
     """Run traffic_shift's main(); return (failed, result dict, raw output)."""
-    with patch_module_args(module_args):
-        with pytest.raises(SystemExit) as exited:
-            traffic_shift.main()
-    output = capsys.readouterr().out
-    result = json.loads(output)
-    assert bool(result.get('failed')) == (exited.value.code != 0)
-    return bool(result.get('failed')), result, output
+    return run_any_module(traffic_shift, capsys, module_args)
 
 
 def test_shift_sets_weights_and_reports_them(capsys, api):
@@ -167,8 +87,8 @@ def test_shift_sets_weights_and_reports_them(capsys, api):
 
 
 def test_a_failed_read_back_reports_changed_because_the_write_landed(capsys, api):
-    def rival_resets_the_primary_route(stored):
-        stored['spec']['http'][1]['route'] = [entry('checkout', 'v2-9', 100)]
+    def rival_resets_the_primary_route(fake):
+        fake.stored['spec']['http'][1]['route'] = [entry('checkout', 'v2-9', 100)]
 
     api.after_put.append(rival_resets_the_primary_route)
     failed, result, _output = run_module(capsys, shift_args(api, weight=10))
@@ -275,3 +195,56 @@ def test_argument_spec_includes_the_auth_options():
     assert spec['api_key']['no_log'] is True
     assert spec['max_conflict_retries']['default'] == 5
     assert spec['stable']['options']['host']['required'] is True
+
+
+# --------------------------------------------------------------------------- a slow or flapping API server
+
+def every_other_request(fault):
+    """A fault for the 1st, 3rd, 5th... request from now on; the others are answered."""
+    numbers = iter(range(1, 1000))
+    return lambda method, path, number: fault if next(numbers) % 2 else None
+
+
+def test_a_rollback_through_a_flapping_api_server_lands(capsys, api, monkeypatch):
+    run_module(capsys, shift_args(api, weight=50))
+    slept = []
+    monkeypatch.setattr(k8s_client.time, 'sleep', slept.append)
+    api.calls.clear()
+    api.fault = every_other_request(Fault.status(503))
+
+    failed, result, _output = run_module(capsys, shift_args(api, weight=0, timeout=30))
+
+    assert not failed, result
+    assert (result['changed'], result['previous_weight'], result['weight']) == (True, 50, 0)
+    assert api.stored['spec']['http'][1]['route'] == [entry('checkout', 'v2-9', 100), entry('checkout', 'v3-0-0', 0)]
+    # each request answered 503 once, then retried: GET, PUT and the read-back
+    assert api.calls == [('GET', VS_PATH)] * 2 + [('PUT', VS_PATH)] * 2 + [('GET', VS_PATH)] * 2
+    assert len(slept) == 3
+
+
+def test_a_hanging_api_server_fails_the_task_at_its_timeout(capsys, api, monkeypatch):
+    """Every answer would take 5 s: the read timeout is capped by the 0.5 s budget, so the
+    task fails (it would succeed had it waited) and says why."""
+    before = copy.deepcopy(api.stored)
+    api.fault = lambda method, path, number: Fault.delay(5.0)
+
+    failed, result, output = run_module(capsys, shift_args(api, weight=0, timeout=0.5))
+
+    assert failed and result['changed'] is False
+    assert result['msg'].startswith('gave up after 1 attempt in ')
+    assert ', the timeout of 0.5 s leaving no time for another: GET %s: no answer from the API server' % VS_PATH \
+        in result['msg']
+    assert 'Read timed out' in result['msg']
+    assert api.writes() == [] and api.stored == before
+    assert TOKEN not in output
+
+
+def test_a_timeout_of_zero_is_refused_before_any_request(capsys, api):
+    failed, result, _output = run_module(capsys, shift_args(api, timeout=0))
+    assert failed
+    assert result['msg'] == 'timeout must be more than 0 seconds, got 0.0'
+    assert api.calls == []
+
+
+def test_argument_spec_has_the_timeout():
+    assert traffic_shift.argument_spec()['timeout'] == {'type': 'float', 'default': 120.0}

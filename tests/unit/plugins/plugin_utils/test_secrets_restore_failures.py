@@ -17,6 +17,7 @@ from ansible.playbook.task import Task
 from ansible_collections.ceres.rollout.plugins.action import secrets_restore as restore_action
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     Conflict,
+    DeadlineExceeded,
     Forbidden,
     Invalid,
     K8sClient,
@@ -24,6 +25,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     NotFound,
     Unauthorized,
 )
+from ansible_collections.ceres.rollout.plugins.module_utils.retry import Deadline
 from ansible_collections.ceres.rollout.plugins.plugin_utils import secrets_transfer
 from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_bundle import (
     VaultCodec,
@@ -343,3 +345,48 @@ def test_a_value_of_the_live_secret_echoed_by_the_api_is_redacted_too(bundle, co
     assert_no_value(str(raised.value))
     assert_no_value(json.dumps(raised.value.result))
     assert '422 Invalid' in raised.value.result['failures'][0]['reason']
+
+
+# --------------------------------------------------------------------------- the one time budget
+
+def test_the_timeout_running_out_stops_the_restore(bundle, monkeypatch):
+    kube = all_missing()
+    kube.failures[('POST', 'bravo')] = lambda path: DeadlineExceeded(
+        'POST %s: not sent, the timeout of 120 s is spent' % path)
+
+    result = run_action(kube, bundle, monkeypatch)
+
+    assert result['failed'] is True
+    assert result['changed'] is True  # alpha was created
+    assert result['created'] == ['%s/alpha' % NS]
+    assert result['not_attempted'] == ['%s/charlie' % NS]
+    (failure,) = result['failures']
+    assert failure['name'] == 'bravo' and 'not sent, the timeout of 120 s is spent' in failure['reason']
+    assert 'may have been applied' not in failure['reason']  # it was never sent
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_conflict_rereads_stop_at_the_timeout(bundle, codec):
+    clock = Clock()
+    kube = all_different()
+    kube.deadline = Deadline(1.0, clock=clock)
+
+    def conflict_after_a_slow_answer(path):
+        clock.now += 0.6
+        return conflict(path)
+
+    kube.failures[('PUT', 'bravo')] = conflict_after_a_slow_answer
+    with pytest.raises(secrets_transfer.RestoreIncomplete) as raised:
+        restore_secrets(kube, codec, RestoreRequest(src=bundle))
+    (failure,) = raised.value.result['failures']
+    assert failure['name'] == 'bravo' and failure['status'] == 409
+    assert ('(gave up after 2 attempts in 1.2 s, the timeout of 1 s leaving no time for another: it kept changing '
+            'between our read and our write)') in failure['reason']
+    assert kube.calls.count(('PUT', '/api/v1/namespaces/%s/secrets/bravo' % NS)) == 2
