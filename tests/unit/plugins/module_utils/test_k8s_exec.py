@@ -19,7 +19,12 @@ import pytest
 import websocket
 
 from ansible_collections.ceres.rollout.plugins.module_utils import k8s_exec
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import Forbidden, K8sClient, NotFound
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    DeadlineExceeded,
+    Forbidden,
+    K8sClient,
+    NotFound,
+)
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_exec import (
     ChannelDemux,
     CommandFailed,
@@ -458,3 +463,41 @@ def test_a_refused_upgrade_is_the_api_servers_error():
     with pytest.raises(Forbidden, match='403 pods "postgres-main-0" is forbidden'):
         ExecSession.open(client, TARGET, ["pg_dump"])
     server.thread.join(5)
+
+
+def test_no_exec_is_started_once_the_clients_timeout_is_spent():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.5)
+    clock = [0.0]
+    client = K8sClient(ApiClientStub("http://127.0.0.1:%d" % listener.getsockname()[1]), timeout=5,
+                       clock=lambda: clock[0])
+    clock[0] = 5.0
+    try:
+        with pytest.raises(DeadlineExceeded, match="exec of pg_dump in .*: not started, the timeout of 5 s is spent"):
+            ExecSession.open(client, TARGET, ["pg_dump"])
+        with pytest.raises(socket.timeout):
+            listener.accept()  # never connected
+    finally:
+        listener.close()
+
+
+def test_the_exec_handshake_waits_no_longer_than_the_timeout_left(monkeypatch):
+    timeouts = []
+    original_settimeout = k8s_exec.websocket.WebSocket.settimeout
+    monkeypatch.setattr(k8s_exec.websocket.WebSocket, "settimeout",
+                        lambda self, value: (timeouts.append(value), original_settimeout(self, value))[1])
+    listener = socket.socket()  # accepts the connection, never answers the upgrade
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    clock = [0.0]
+    client = K8sClient(ApiClientStub("http://127.0.0.1:%d" % listener.getsockname()[1]), timeout=60,
+                       clock=lambda: clock[0])
+    clock[0] = 59.75  # 0.25 s left, where the handshake alone would wait 30 s
+    try:
+        with pytest.raises(ExecStreamError, match="Connection timed out"):
+            ExecSession.open(client, TARGET, ["pg_dump"])
+    finally:
+        listener.close()
+    assert timeouts[0] == 0.25
