@@ -367,21 +367,22 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     K8sError,
     auth_options,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.postgres import (
-    BACKUP_FORMATS,
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_common import VERIFY_MODES, BackupRequest
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_local import check_mode_backup_result, run_backup
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_pod import (
+    POD_SOURCE_ARGUMENT_SPEC,
+    PodSource,
+    check_mode_pod_backup_result,
+    run_pod_backup,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_connection import (
     HAS_PSYCOPG2,
     LOGIN_ARGUMENT_SPEC,
-    POD_SOURCE_ARGUMENT_SPEC,
-    VERIFY_MODES,
-    BackupRequest,
     ConnectionParams,
-    PodSource,
-    PostgresBackupError,
-    check_mode_backup_result,
-    redact,
-    run_backup,
-    terminate_raises,
 )
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import PostgresBackupError, terminate_raises
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_manifest import BACKUP_FORMATS
+from ansible_collections.ceres.rollout.plugins.module_utils.redaction import redact
 
 
 def argument_spec():
@@ -407,8 +408,6 @@ def main():
         module.fail_json(msg=missing_required_lib("psycopg2"))
     if module.params["pod"] is not None and not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_TRACEBACK)
-    if module.params["jobs"] < 1:
-        module.fail_json(msg="jobs must be 1 or more")
 
     connection = ConnectionParams.from_module_params(module.params, module.params["database"])
     try:
@@ -417,23 +416,24 @@ def main():
             pod = PodSource.from_module_params(module.params["pod"], auth_options(module.params))
     except K8sError as error:
         module.fail_json(msg=str(error))
-    request = BackupRequest(
-        connection=connection,
-        dest=module.params["dest"],
-        backup_format=module.params["format"],
-        jobs=module.params["jobs"],
-        compress=module.params["compress"],
-        verify=module.params["verify"],
-        force=module.params["force"],
-        pod=pod,
-    )
     secrets = connection.secrets() + (pod.secrets() if pod else [])
     try:
+        request = BackupRequest(
+            connection=connection,
+            dest=module.params["dest"],
+            backup_format=module.params["format"],
+            jobs=module.params["jobs"],
+            compress=module.params["compress"],
+            verify=module.params["verify"],
+            force=module.params["force"],
+            pod=pod,
+        )
         with terminate_raises():
-            if module.check_mode:
-                result = check_mode_backup_result(request)
+            if pod is None:
+                result = check_mode_backup_result(request) if module.check_mode else run_backup(request).module_result()
             else:
-                result = run_backup(request).module_result()
+                result = (check_mode_pod_backup_result(request) if module.check_mode
+                          else run_pod_backup(request).module_result())
     except PostgresBackupError as error:
         module.fail_json(msg=redact(str(error), secrets))
     module.exit_json(**result)

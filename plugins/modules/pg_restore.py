@@ -132,17 +132,18 @@ duration_s:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.ceres.rollout.plugins.module_utils.postgres import (
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_connection import (
     HAS_PSYCOPG2,
     LOGIN_ARGUMENT_SPEC,
     ConnectionParams,
-    PostgresBackupError,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import PostgresBackupError, terminate_raises
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_restore_engine import (
     RestoreRequest,
     check_mode_restore_result,
-    redact,
     run_restore,
-    terminate_raises,
 )
+from ansible_collections.ceres.rollout.plugins.module_utils.redaction import redact
 
 
 def argument_spec():
@@ -161,18 +162,16 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     if not HAS_PSYCOPG2:
         module.fail_json(msg=missing_required_lib("psycopg2"))
-    if module.params["jobs"] < 1:
-        module.fail_json(msg="jobs must be 1 or more")
 
     connection = ConnectionParams.from_module_params(module.params, module.params["database"])
-    request = RestoreRequest(
-        connection=connection,
-        src=module.params["src"],
-        create=module.params["create"],
-        clean=module.params["clean"],
-        jobs=module.params["jobs"],
-    )
     try:
+        request = RestoreRequest(
+            connection=connection,
+            src=module.params["src"],
+            create=module.params["create"],
+            clean=module.params["clean"],
+            jobs=module.params["jobs"],
+        )
         with terminate_raises():
             if module.check_mode:
                 result = check_mode_restore_result(request)

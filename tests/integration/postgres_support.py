@@ -14,7 +14,7 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 if str(REPOSITORY / ".collections") not in sys.path:
     sys.path.insert(0, str(REPOSITORY / ".collections"))
 
-from ansible_collections.ceres.rollout.plugins.module_utils import postgres  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils import pg_catalog, pg_connection  # noqa: E402
 
 
 def admin_connection(database="postgres"):
@@ -49,8 +49,8 @@ def drop_database(name):
 
 def live_table_stats(database, with_content_hash=False):
     """Every table's row count (and content hash) as the manifest records them, read live."""
-    stats = postgres.read_database_table_stats(postgres.ConnectionParams(database=database), with_content_hash,
-                                               "ceres integration test")
+    stats = pg_catalog.read_database_table_stats(pg_connection.ConnectionParams(database=database), with_content_hash,
+                                                 "ceres integration test")
     return {key: value.to_manifest() for key, value in stats.items()}
 
 

@@ -32,7 +32,15 @@ if str(REPOSITORY / ".collections") not in sys.path:
 
 psycopg2 = pytest.importorskip("psycopg2")
 
-from ansible_collections.ceres.rollout.plugins.module_utils import postgres  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils import (  # noqa: E402
+    atomic_files,
+    pg_backup_common,
+    pg_backup_local,
+    pg_connection,
+    pg_errors,
+    pg_manifest,
+    pg_verify,
+)
 from postgres_support import (  # noqa: E402
     admin_connection,
     create_login_role,
@@ -106,17 +114,17 @@ def run_module(module, arguments, check_mode=False):
 
 
 def connection_params(database=None):
-    return postgres.ConnectionParams(database=database or SOURCE_DATABASE)
+    return pg_connection.ConnectionParams(database=database or SOURCE_DATABASE)
 
 
 def scratch_databases():
-    return {name for name in database_names() if name.startswith(postgres.SCRATCH_DATABASE_PREFIX)}
+    return {name for name in database_names() if name.startswith(pg_verify.SCRATCH_DATABASE_PREFIX)}
 
 
 def backup_now(dest, **options):
     """A backup of PGDATABASE through module_utils (for tests about the finished backup)."""
-    request = postgres.BackupRequest(connection_params(options.pop("database", None)), str(dest), **options)
-    return postgres.run_backup(request)
+    request = pg_backup_common.BackupRequest(connection_params(options.pop("database", None)), str(dest), **options)
+    return pg_backup_local.run_backup(request)
 
 
 @contextlib.contextmanager
@@ -350,9 +358,9 @@ def test_a_directory_created_at_dest_during_the_dump_is_not_replaced(tmp_path, f
         dest.mkdir()
         (dest / "other.dump").write_text("precious\n")
 
-    request = postgres.BackupRequest(connection_params(fixture_database), str(dest), verify="restore", force=force)
-    with pytest.raises(postgres.DestinationError, match="is an existing directory that is not a previous"):
-        postgres.run_backup(request, on_scratch_restored=someone_creates_a_directory_at_dest)
+    request = pg_backup_common.BackupRequest(connection_params(fixture_database), str(dest), verify="restore", force=force)
+    with pytest.raises(pg_errors.DestinationError, match="is an existing directory that is not a previous"):
+        pg_backup_local.run_backup(request, on_scratch_restored=someone_creates_a_directory_at_dest)
 
     assert directory_listing(tmp_path) == {"late.dump/": None, "late.dump/other.dump": b"precious\n"}
 
@@ -370,15 +378,15 @@ def test_force_keeps_the_old_backup_when_the_new_manifest_cannot_be_written(tmp_
         written.append(document)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(postgres.json, "dump", disk_full_half_way)
-    with pytest.raises(postgres.DestinationError) as raised:
+    monkeypatch.setattr(atomic_files.json, "dump", disk_full_half_way)
+    with pytest.raises(pg_errors.DestinationError) as raised:
         backup_now(dest, backup_format=backup_format, force=True)
 
     assert written, "the new manifest was never written"
     assert directory_listing(tmp_path) == before, "the old backup or its manifest changed, or temporary files remain"
     assert "could not write the manifest %s.manifest.json (No space left on device)" % dest in str(raised.value)
     assert "left as it was" in str(raised.value)
-    postgres.verify_backup_integrity(str(dest), postgres.load_manifest(str(dest) + ".manifest.json"))
+    pg_manifest.verify_backup_integrity(str(dest), pg_manifest.load_manifest(str(dest) + ".manifest.json"))
 
 
 # --- failures --------------------------------------------------------------------------------
@@ -540,12 +548,12 @@ def test_a_table_altered_in_the_scratch_copy_fails_verification(tmp_path, fixtur
         altered.append(scratch_params.database)
         execute(scratch_params.database, alteration)
 
-    request = postgres.BackupRequest(connection_params(fixture_database), str(tmp_path / "altered.dump"), verify="restore")
-    with pytest.raises(postgres.VerificationFailed) as raised:
-        postgres.run_backup(request, on_scratch_restored=alter_scratch_copy)
+    request = pg_backup_common.BackupRequest(connection_params(fixture_database), str(tmp_path / "altered.dump"), verify="restore")
+    with pytest.raises(pg_errors.VerificationFailed) as raised:
+        pg_backup_local.run_backup(request, on_scratch_restored=alter_scratch_copy)
 
     assert expected in str(raised.value)
-    assert altered and altered[0].startswith(postgres.SCRATCH_DATABASE_PREFIX)
+    assert altered and altered[0].startswith(pg_verify.SCRATCH_DATABASE_PREFIX)
     assert scratch_databases() == scratch_before, "the scratch database was not dropped"
     assert os.listdir(tmp_path) == []
 

@@ -31,7 +31,7 @@ if str(REPOSITORY / ".collections") not in sys.path:
 
 psycopg2 = pytest.importorskip("psycopg2")
 
-from ansible_collections.ceres.rollout.plugins.module_utils import postgres  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils import pg_catalog, pg_manifest, pg_tools, pg_verify  # noqa: E402
 from postgres_support import admin_connection, database_names, drop_database, execute, live_table_stats, load_manifest  # noqa: E402
 
 NAMESPACE = "ceres-system"
@@ -67,13 +67,13 @@ def live_tables(database):
     connection = admin_connection(database)
     try:
         with connection.cursor() as cursor:
-            return postgres.list_user_tables(cursor)
+            return pg_catalog.list_user_tables(cursor)
     finally:
         connection.close()
 
 
 def toc_listing(path):
-    pg_restore = postgres.find_client_tool("pg_restore", 15)
+    pg_restore = pg_tools.find_client_tool("pg_restore", 15)
     return subprocess.run([pg_restore.path, "--list", str(path)], capture_output=True, text=True, check=True).stdout
 
 
@@ -169,12 +169,12 @@ def test_pod_backup_is_a_complete_dump_recorded_as_coming_from_the_pod(pod_backu
     assert manifest["pg_dump_version"].startswith("pg_dump (PostgreSQL) ")
     assert sorted(os.listdir(dest.parent)) == ["ceres_db.dump", "ceres_db.dump.manifest.json"]
     assert os.stat(dest).st_mode & 0o777 == 0o600
-    postgres.verify_backup_integrity(str(dest), manifest)
+    pg_manifest.verify_backup_integrity(str(dest), manifest)
 
     listing = toc_listing(dest)
     tables = live_tables(DATABASE)
     assert len(tables) >= 5
-    assert postgres.tables_missing_from_toc(listing, tables) == []
+    assert pg_verify.tables_missing_from_toc(listing, tables) == []
 
 
 def test_pod_backup_counts_equal_the_live_counts(pod_backup):
@@ -196,7 +196,7 @@ def test_pod_backup_round_trips_through_pg_restore(pod_backup, restore_target):
 
 @pytest.mark.parametrize("backup_format, verify", [("tar", "restore"), ("plain", "list")])
 def test_other_streamable_formats(tmp_path, backup_format, verify):
-    scratch_before = {name for name in database_names() if name.startswith(postgres.SCRATCH_DATABASE_PREFIX)}
+    scratch_before = {name for name in database_names() if name.startswith(pg_verify.SCRATCH_DATABASE_PREFIX)}
     dest = tmp_path / ("ceres_db." + backup_format)
     result = run_module("pg_backup", {"database": DATABASE, "dest": str(dest), "format": backup_format,
                                       "verify": verify, "pod": POD_OPTIONS})
@@ -208,7 +208,7 @@ def test_other_streamable_formats(tmp_path, backup_format, verify):
     if verify == "restore":
         # content hashes taken by psql in the pod equal those of the scratch copy restored here
         assert manifest["tables"] == live_table_stats(DATABASE, True)
-    assert {name for name in database_names() if name.startswith(postgres.SCRATCH_DATABASE_PREFIX)} == scratch_before
+    assert {name for name in database_names() if name.startswith(pg_verify.SCRATCH_DATABASE_PREFIX)} == scratch_before
 
 
 def test_a_pod_named_directly_with_its_container(tmp_path):
@@ -303,14 +303,14 @@ def test_sigterm_mid_run_removes_the_temporary_output_and_ends_the_pod_sessions(
     script = textwrap.dedent("""
         import sys
         sys.path.insert(0, %r)
-        from ansible_collections.ceres.rollout.plugins.module_utils import postgres
+        from ansible_collections.ceres.rollout.plugins.module_utils import pg_backup_common, pg_backup_pod, pg_connection, pg_errors
         from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import auth_options
-        request = postgres.BackupRequest(postgres.ConnectionParams(database=%r), %r,
-                                         pod=postgres.PodSource(namespace=%r, deployment=%r, auth=auth_options({})))
+        request = pg_backup_common.BackupRequest(pg_connection.ConnectionParams(database=%r), %r,
+                                                 pod=pg_backup_pod.PodSource(namespace=%r, deployment=%r, auth=auth_options({})))
         try:
-            with postgres.terminate_raises():
-                postgres.run_backup(request)
-        except postgres.Interrupted as error:
+            with pg_errors.terminate_raises():
+                pg_backup_pod.run_pod_backup(request)
+        except pg_errors.Interrupted as error:
             print("interrupted:", error)
     """) % (str(REPOSITORY / ".collections"), database, str(tmp_path / "term.dump"), NAMESPACE, DEPLOYMENT)
     backup = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

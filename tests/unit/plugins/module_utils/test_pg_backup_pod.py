@@ -1,4 +1,4 @@
-"""postgres.py's pod mode: option checks, the psql session driven through an exec stream,
+"""pg_backup_pod.py (pod mode): option checks, the psql session driven through an exec stream,
 and pg_dump's stream into the staged output. The exec stream is faked (a scripted psql);
 tests/integration/test_pg_backup_pod.py runs the real thing."""
 
@@ -10,20 +10,14 @@ import os
 import pytest
 import websocket
 
-from ansible_collections.ceres.rollout.plugins.module_utils import postgres
+from ansible_collections.ceres.rollout.plugins.module_utils import pg_backup_common, pg_backup_pod, pg_catalog
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_exec import ExecSession, ExecTarget, V5_PROTOCOL
-from ansible_collections.ceres.rollout.plugins.module_utils.postgres import (
-    BackupRequest,
-    ConnectionFailed,
-    ConnectionParams,
-    DumpFailed,
-    InvalidRequest,
-    PodDumpStream,
-    PodSource,
-    PodSqlSession,
-    StagedOutput,
-    TableRef,
-)
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_common import BackupRequest
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_pod import PodDumpStream, PodSource, PodSqlSession
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_catalog import TableRef
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_connection import ConnectionParams
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_destination import StagedBackup
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import ConnectionFailed, DumpFailed, InvalidRequest
 
 TARGET = ExecTarget(namespace="ceres-system", pod="postgres-main-0", container="postgres")
 SUCCESS = b'{"metadata":{},"status":"Success"}'
@@ -46,22 +40,22 @@ def request(**overrides):
 
 def test_the_directory_format_is_refused_naming_the_options():
     with pytest.raises(InvalidRequest, match="format=directory cannot be used with pod"):
-        postgres.check_pod_request(request(backup_format="directory"))
+        pg_backup_pod.check_pod_request(request(backup_format="directory"))
 
 
 def test_a_password_given_to_the_task_is_refused(monkeypatch):
     monkeypatch.delenv("PGPASSWORD", raising=False)
     with pytest.raises(InvalidRequest, match="login_password cannot be used with pod") as raised:
-        postgres.check_pod_request(request(connection=ConnectionParams(database="d", password="hunter2")))
+        pg_backup_pod.check_pod_request(request(connection=ConnectionParams(database="d", password="hunter2")))
     assert "hunter2" not in str(raised.value)
 
 
 def test_this_hosts_pgpassword_is_not_refused_and_not_sent(monkeypatch):
     monkeypatch.setenv("PGPASSWORD", "hunter2")
     connection = ConnectionParams(database="d", user="postgres", password="hunter2")
-    postgres.check_pod_request(request(connection=connection))
-    psql_argv = postgres.pod_psql_argv("psql", "d", "postgres")
-    pg_dump_argv = postgres.pg_dump_argv("pg_dump", None, "custom", "1-2", "d", username="postgres")
+    pg_backup_pod.check_pod_request(request(connection=connection))
+    psql_argv = pg_backup_pod.pod_psql_argv("psql", "d", "postgres")
+    pg_dump_argv = pg_backup_common.pg_dump_argv("pg_dump", None, "custom", "1-2", "d", username="postgres")
     argv = psql_argv + pg_dump_argv
     assert not any("hunter2" in argument for argument in argv)
     assert "--username=postgres" in argv and not any(argument.startswith("--file") for argument in argv)
@@ -69,8 +63,8 @@ def test_this_hosts_pgpassword_is_not_refused_and_not_sent(monkeypatch):
 
 def test_verify_restore_needs_a_server_this_host_reaches(monkeypatch):
     with pytest.raises(InvalidRequest, match="verify=restore with pod .* set login_host"):
-        postgres.check_pod_request(request(verify="restore"))
-    postgres.check_pod_request(request(verify="restore", connection=ConnectionParams(database="d", host="127.0.0.1")))
+        pg_backup_pod.check_pod_request(request(verify="restore"))
+    pg_backup_pod.check_pod_request(request(verify="restore", connection=ConnectionParams(database="d", host="127.0.0.1")))
 
 
 def test_kubernetes_secrets_are_collected_for_masking():
@@ -164,15 +158,15 @@ def wrapped(statement):
 TABLES = [TableRef(16384, "public", "orders", "public.orders"), TableRef(16390, "billing", 'Odd "Name"', 'billing."Odd ""Name"""')]
 ANSWERS = {
     wrapped("SELECT pg_catalog.pg_export_snapshot()"): [[("pg_export_snapshot", "00000003-0000001B-1")]],
-    wrapped(postgres.SERVER_INFO_QUERY): [[("current_database", "ceres_db"), ("current_setting", "15.18"),
-                                           ("current_setting", 150018), ("pg_encoding_to_char", "UTF8"),
-                                           ("datcollate", "C.UTF-8"), ("datctype", "C.UTF-8")]],
-    wrapped(postgres.USER_TABLES_QUERY): [[("oid", table.oid), ("nspname", table.schema), ("relname", table.name),
-                                           ("?column?", table.quoted_name)] for table in TABLES],
-    wrapped(postgres.table_stats_query(TABLES[0], True)): [[("count", 120000), ("coalesce", -9223372036854775809123),
-                                                            ("coalesce", 42)]],
-    wrapped(postgres.table_stats_query(TABLES[1], True)): [[("count", 0), ("coalesce", 0), ("coalesce", 0)]],
-    wrapped(postgres.table_stats_query(TABLES[0], False)): [[("count", 120000)]],
+    wrapped(pg_catalog.SERVER_INFO_QUERY): [[("current_database", "ceres_db"), ("current_setting", "15.18"),
+                                             ("current_setting", 150018), ("pg_encoding_to_char", "UTF8"),
+                                             ("datcollate", "C.UTF-8"), ("datctype", "C.UTF-8")]],
+    wrapped(pg_catalog.USER_TABLES_QUERY): [[("oid", table.oid), ("nspname", table.schema), ("relname", table.name),
+                                             ("?column?", table.quoted_name)] for table in TABLES],
+    wrapped(pg_catalog.table_stats_query(TABLES[0], True)): [[("count", 120000), ("coalesce", -9223372036854775809123),
+                                                              ("coalesce", 42)]],
+    wrapped(pg_catalog.table_stats_query(TABLES[1], True)): [[("count", 0), ("coalesce", 0), ("coalesce", 0)]],
+    wrapped(pg_catalog.table_stats_query(TABLES[0], False)): [[("count", 120000)]],
 }
 
 
@@ -195,18 +189,18 @@ def test_the_snapshot_session_runs_local_modes_statements_through_psql(exec_sess
     connections.append(psql)
 
     with PodSqlSession(object(), TARGET, "psql", "ceres_db", "postgres", [SECRET]) as session:
-        server = postgres.read_server_info(session.cursor)
-        tables = postgres.list_user_tables(session.cursor)
-        stats = {table.key: postgres.read_table_stats(session.cursor, table, True) for table in tables}
+        server = pg_catalog.read_server_info(session.cursor)
+        tables = pg_catalog.list_user_tables(session.cursor)
+        stats = {table.key: pg_catalog.read_table_stats(session.cursor, table, True) for table in tables}
         session.finish()
 
     assert session.snapshot_id == "00000003-0000001B-1"
     assert opened == [["psql", "--no-psqlrc", "--quiet", "--no-align", "--tuples-only", "--no-password",
                        "--set=ON_ERROR_STOP=1", "--dbname=dbname='ceres_db'", "--username=postgres"]]
-    assert server == postgres.ServerInfo("ceres_db", "15.18", 150018, "UTF8", "C.UTF-8", "C.UTF-8")
+    assert server == pg_catalog.ServerInfo("ceres_db", "15.18", 150018, "UTF8", "C.UTF-8", "C.UTF-8")
     assert tables == TABLES
-    assert stats["public.orders"] == postgres.TableStats(
-        rows=120000, content_hash=postgres.content_hash_from_sums(-9223372036854775809123, 42))
+    assert stats["public.orders"] == pg_catalog.TableStats(
+        rows=120000, content_hash=pg_catalog.content_hash_from_sums(-9223372036854775809123, 42))
     assert stats['billing.Odd "Name"'].rows == 0
     setup = psql.statements[0]
     assert "SET TimeZone TO 'UTC';" in setup and "SET client_encoding TO 'UTF8';" in setup
@@ -216,13 +210,13 @@ def test_the_snapshot_session_runs_local_modes_statements_through_psql(exec_sess
 
 def test_a_failing_count_fails_the_dump_masks_secrets_and_rolls_back(exec_sessions):
     connections, _opened = exec_sessions
-    psql = ScriptedPsql(ANSWERS, fail_when=postgres.table_stats_query(TABLES[1], False))
+    psql = ScriptedPsql(ANSWERS, fail_when=pg_catalog.table_stats_query(TABLES[1], False))
     connections.append(psql)
 
     with pytest.raises(DumpFailed) as raised:
         with PodSqlSession(object(), TARGET, "psql", "ceres_db", None, [SECRET]) as session:
-            for table in postgres.list_user_tables(session.cursor):
-                postgres.read_table_stats(session.cursor, table, False)
+            for table in pg_catalog.list_user_tables(session.cursor):
+                pg_catalog.read_table_stats(session.cursor, table, False)
     message = str(raised.value)
     assert message.startswith("counting rows in the dump's snapshot failed: psql in pod")
     assert "exited with status 3: ERROR:  permission denied for table secrets" in message
@@ -277,7 +271,7 @@ def test_a_successful_stream_lands_in_the_staged_file_with_mode_0600(tmp_path, e
     chunks = [bytes(range(256)) * 10, b"\x00" * 5000, b"PGDMP\xff"]
     connections.append(ScriptedStream([b"\x01" + chunk for chunk in chunks] + [b"\x03" + SUCCESS]))
     dest = tmp_path / "ceres.dump"
-    with StagedOutput(str(dest)) as staged:
+    with StagedBackup(str(dest)) as staged:
         dump = PodDumpStream(object(), TARGET, ["pg_dump"], staged.temp_path, [SECRET])
         dump.wait()
         assert open(staged.temp_path, "rb").read() == b"".join(chunks)
@@ -300,7 +294,7 @@ def test_a_failed_stream_leaves_nothing_behind(tmp_path, exec_sessions, script, 
     backups = tmp_path / "backups"
     backups.mkdir()
     with pytest.raises(DumpFailed, match=expected) as raised:
-        with StagedOutput(str(backups / "ceres.dump")) as staged:
+        with StagedBackup(str(backups / "ceres.dump")) as staged:
             PodDumpStream(object(), TARGET, ["pg_dump"], staged.temp_path, [SECRET]).wait()
     assert str(raised.value).endswith("; nothing was written to dest")
     assert SECRET not in str(raised.value)
