@@ -6,8 +6,10 @@
 
 check_restore() checks everything before the target is touched: the options, the manifest,
 every checksum, the connection, the target's existence (and the privilege to create it),
-that an existing target holds no tables unless clean, and the client tool. run_restore()
-then loads the dump (pg_load) and compares every table with the manifest; a database it created
+that an existing target holds no tables unless clean, and the client tool. A target that
+already holds exactly the backup's tables, with the manifest's row counts and content hashes,
+is up to date: nothing is restored and the result says changed=false. Otherwise run_restore()
+loads the dump (pg_load) and compares every table with the manifest; a database it created
 is dropped again when anything fails.
 """
 
@@ -36,6 +38,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.pg_databases import 
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import (
     InsufficientPrivilege,
+    InvalidRequest,
     PostgresBackupError,
     RestoreFailed,
 )
@@ -58,6 +61,12 @@ class RestoreRequest:
 
     def __post_init__(self):
         check_jobs(self.jobs)
+        if self.clean and self.jobs > 1:
+            raise InvalidRequest(
+                "clean=true with jobs=%d is refused: pg_restore runs parallel jobs outside a single transaction, so a"
+                " failure after it dropped the old objects would leave the database without them; use jobs=1 (one"
+                " transaction: a failure leaves the database as it was), or restore into a new database with parallel"
+                " jobs (nothing was changed)" % self.jobs)
 
 
 @dataclass
@@ -66,6 +75,30 @@ class RestorePlan:
     server_version_num: int
     server_major: int
     target_exists: bool
+    up_to_date_tables: dict | None = None  # the target's TableStats when it already matches the manifest
+
+    @property
+    def up_to_date(self):
+        return self.up_to_date_tables is not None
+
+
+def can_prove_a_match(manifest):
+    """Whether a target can be shown to hold the backup's data without restoring it: only
+    when the manifest has a content hash for every table (a backup taken with verify=restore).
+    Equal row counts alone would pass a table whose rows were changed in place."""
+    tables = manifest["tables"]
+    return bool(tables) and all(stats.get("content_hash") for stats in tables.values())
+
+
+def tables_if_up_to_date(params, manifest):
+    """The target's {schema.table: TableStats} when it holds exactly the manifest's tables
+    with their row counts and content hashes, else None."""
+    if not can_prove_a_match(manifest):
+        return None
+    current = read_database_table_stats(params, True, "ceres.rollout.pg_restore check")
+    if compare_table_stats(manifest["tables"], current):
+        return None
+    return current
 
 
 def check_restore(request):
@@ -98,6 +131,10 @@ def check_restore(request):
         raise RestoreFailed('database "%s" does not exist and create is false' % target)
     plan = RestorePlan(manifest=manifest, server_version_num=version_num,
                        server_major=major_version(version_num), target_exists=target_exists)
+    if target_exists:
+        plan.up_to_date_tables = tables_if_up_to_date(request.connection, manifest)
+        if plan.up_to_date:
+            return plan
     if target_exists and not request.clean:
         table_count = count_user_tables(request.connection)
         if table_count:
@@ -115,10 +152,11 @@ class RestoreResult:
     tables: dict
     created: bool
     duration_s: float
+    changed: bool = True
 
     def module_result(self):
         return {
-            "changed": True,
+            "changed": self.changed,
             "database": self.database,
             "tables": {key: stats.rows for key, stats in sorted(self.tables.items())},
             "created": self.created,
@@ -128,11 +166,15 @@ class RestoreResult:
 
 def run_restore(request):
     """Check, then restore, then compare every table with the manifest. A database this
-    call created is dropped again when anything fails."""
+    call created is dropped again when anything fails. A target already up to date is left
+    alone (changed=false)."""
     clock = time.monotonic()
     plan = check_restore(request)
     params = request.connection
     target = params.database
+    if plan.up_to_date:
+        return RestoreResult(database=target, tables=plan.up_to_date_tables, created=False,
+                             duration_s=round(time.monotonic() - clock, 3), changed=False)
     manifest = plan.manifest
     src = os.path.abspath(request.src)
     maintenance = connect_maintenance(params, "ceres.rollout.pg_restore")
@@ -168,13 +210,17 @@ def run_restore(request):
 
 def check_mode_restore_result(request):
     """What pg_restore reports in check mode, after check_restore() found nothing wrong:
-    the manifest's tables; nothing is restored."""
+    the manifest's tables (the target's, when it is up to date); nothing is restored."""
     clock = time.monotonic()
     plan = check_restore(request)
+    if plan.up_to_date:
+        tables = {key: stats.rows for key, stats in sorted(plan.up_to_date_tables.items())}
+    else:
+        tables = {key: stats["rows"] for key, stats in sorted(plan.manifest["tables"].items())}
     return {
-        "changed": True,
+        "changed": not plan.up_to_date,
         "database": request.connection.database,
-        "tables": {key: stats["rows"] for key, stats in sorted(plan.manifest["tables"].items())},
+        "tables": tables,
         "created": not plan.target_exists,
         "duration_s": round(time.monotonic() - clock, 3),
     }

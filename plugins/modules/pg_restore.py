@@ -21,8 +21,13 @@ description:
     manifest (and so is each table's content hash when the manifest has one, that is for backups taken with
     O(ceres.rollout.pg_backup#module:verify=restore)). Any difference fails the task.
   - A target database this module created is dropped again when the restore or the comparison fails.
-  - B(Idempotence:) restoring is an action, not a state; the module always reports RV(ignore:changed=true) when it
-    restores (and in check mode, when it would).
+  - B(Idempotence:) when O(database) already holds exactly the backup's tables, each with the manifest's row count
+    and content hash, nothing is restored and the module reports RV(ignore:changed=false) (also in check mode); so a
+    second identical run changes nothing. This needs a content hash for every table in the manifest, that is a backup
+    taken with O(ceres.rollout.pg_backup#module:verify=restore). Equal row counts alone cannot show that the rows are
+    the backup's, so a backup without content hashes is restored (or refused, see O(clean)) every time, reporting
+    RV(ignore:changed=true). Checking an existing target reads and hashes all its rows once.
+  - O(clean=true) together with O(jobs) above 1 is refused before anything is checked or changed.
 author:
   - CERES platform team (@ceres)
 extends_documentation_fragment:
@@ -36,12 +41,17 @@ attributes:
       - Checks the manifest and every checksum, the connection, that the target exists or can be created (the login role
         has C(CREATEDB) or is a superuser), and, with O(clean=false), that an existing target holds no tables; restores
         nothing. RV(tables) then holds the manifest's row counts.
+      - A target that already matches the manifest is reported with RV(ignore:changed=false), as a real run would.
   diff_mode:
     support: none
     details: A restore has no before and after to show.
   idempotent:
-    support: none
-    details: Restoring is an action; every run restores again and reports RV(ignore:changed=true).
+    support: partial
+    details:
+      - A target that already matches the manifest (same tables, row counts and content hashes) is left alone and the
+        module reports RV(ignore:changed=false).
+      - Backups without content hashes (taken with O(ceres.rollout.pg_backup#module:verify=list) or V(none)) cannot be
+        matched, so every run restores them again.
 options:
   src:
     description:
@@ -65,14 +75,19 @@ options:
     description:
       - Drop the backup's objects in O(database) before recreating them (C(pg_restore --clean --if-exists)).
       - When V(false), an existing O(database) that already has tables is refused before anything is restored (also in
-        check mode), as its objects would clash with the backup's; restore into a new database, or set V(true).
+        check mode), as its objects would clash with the backup's; restore into a new database, or set V(true). A target
+        that already matches the manifest is not refused; it is left alone (see the idempotence note above).
       - Not supported for plain-format backups.
+      - Refused together with O(jobs) above 1, before anything is checked or changed, as parallel jobs run outside a single
+        transaction, so a failure after the old objects were dropped would leave O(database) without them.
     type: bool
     default: false
   jobs:
     description:
       - Number of parallel restore jobs for custom and directory backups. Ignored for tar and plain backups.
-      - With more than one job the restore is not a single transaction.
+      - With more than one job the restore is not a single transaction; therefore more than one job cannot be combined
+        with O(clean=true).
+      - Must be at least V(1).
     type: int
     default: 1
 seealso:
@@ -89,12 +104,17 @@ EXAMPLES = r"""
     src: "{{ ceres_db_backup.path }}"
     database: ceres_db_restored
 
-- name: Roll the data back in place (drop and recreate the backup's objects)
+- name: Roll the data back in place (drop and recreate the backup's objects, in one transaction)
   ceres.rollout.pg_restore:
     src: /var/backups/ceres/ceres_db.d
     database: ceres_db
     create: false
     clean: true
+
+- name: Restore a directory backup into a new database with parallel jobs
+  ceres.rollout.pg_restore:
+    src: /var/backups/ceres/ceres_db.d
+    database: ceres_db_copy
     jobs: 4
 
 - name: Only check that a downloaded backup is intact
@@ -115,11 +135,12 @@ tables:
     - Row count of every table of the manifest (C(schema.table)) read from O(database) after the restore; equal to the
       manifest's, or the task fails.
     - In check mode, the manifest's row counts.
+    - When O(database) already matched the manifest (RV(ignore:changed=false)), its row counts, which are the manifest's.
   returned: success
   type: dict
   sample: {"public.customers": 60000, "public.orders": 120000}
 created:
-  description: Whether O(database) was created (in check mode, would be).
+  description: Whether O(database) was created (in check mode, would be); V(false) when it already matched the manifest.
   returned: success
   type: bool
   sample: true
