@@ -91,3 +91,20 @@ attributes:
       - ceres.rollout.postgres
       - postgres
 """
+
+    # For a module in both groups (pg_backup: PostgreSQL login, and Kubernetes for its pod mode).
+    # Fragments do not merge an attribute's membership lists, so this one lists both groups.
+    POSTGRES_AND_K8S_ACTION_GROUP = r"""
+options: {}
+attributes:
+  action_group:
+    description:
+      - Use C(group/ceres.rollout.postgres) in C(module_defaults) to set the PostgreSQL login options once, and
+        C(group/ceres.rollout.k8s) to set the Kubernetes connection options once.
+    support: full
+    membership:
+      - ceres.rollout.postgres
+      - postgres
+      - ceres.rollout.k8s
+      - k8s
+"""
