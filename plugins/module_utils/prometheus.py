@@ -37,7 +37,6 @@ from typing import Any, Mapping, Optional
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import open_url
 
@@ -54,21 +53,6 @@ RESULT_KINDS = (VALUE, NO_DATA, AMBIGUOUS, QUERY_ERROR, INCONCLUSIVE)
 QUERY_PATH = "/api/v1/query"
 DEFAULT_TIMEOUT_SECONDS = 10
 
-# The connection options every Prometheus-facing module shares; documented by the
-# ceres.rollout.prometheus_auth doc fragment.
-PROMETHEUS_CONNECTION_ARGSPEC = dict(
-    prometheus_url=dict(type="str", required=True, fallback=(env_fallback, ["CERES_PROMETHEUS_URL"])),
-    bearer_token=dict(type="str", no_log=True, fallback=(env_fallback, ["CERES_PROMETHEUS_TOKEN"])),
-    username=dict(type="str", fallback=(env_fallback, ["CERES_PROMETHEUS_USERNAME"])),
-    password=dict(type="str", no_log=True, fallback=(env_fallback, ["CERES_PROMETHEUS_PASSWORD"])),
-    ca_cert=dict(type="path"),
-    validate_certs=dict(type="bool", default=True),
-    headers=dict(type="dict", no_log=True),
-    public_headers=dict(type="dict"),
-    timeout=dict(type="int", default=DEFAULT_TIMEOUT_SECONDS),
-)
-PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE = [("bearer_token", "username"), ("bearer_token", "password")]
-PROMETHEUS_CONNECTION_REQUIRED_TOGETHER = [("username", "password")]
 
 
 class PrometheusConfigError(ValueError):
@@ -142,7 +126,7 @@ class PrometheusClient:
 
     @classmethod
     def from_module_params(cls, params: Mapping[str, Any]) -> "PrometheusClient":
-        """Build a client from the options in :data:`PROMETHEUS_CONNECTION_ARGSPEC`."""
+        """Build a client from the options of ``prometheus_args.PROMETHEUS_CONNECTION_ARGSPEC``."""
         return cls(
             prometheus_url=params["prometheus_url"],
             bearer_token=params.get("bearer_token"),

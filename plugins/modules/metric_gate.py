@@ -363,12 +363,11 @@ checks:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import (
+from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import PrometheusClient, PrometheusConfigError
+from ansible_collections.ceres.rollout.plugins.module_utils.prometheus_args import (
     PROMETHEUS_CONNECTION_ARGSPEC,
     PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE,
     PROMETHEUS_CONNECTION_REQUIRED_TOGETHER,
-    PrometheusClient,
-    PrometheusConfigError,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.promql_templates import TEMPLATE_NAMES
 from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import (
