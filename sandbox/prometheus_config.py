@@ -13,8 +13,16 @@ integration tests and ``bench/gate_reaction`` also start extra Prometheus server
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from typing import Sequence, Tuple
 
 SCRAPE_INTERVAL_ENV = "CERES_SANDBOX_SCRAPE_INTERVAL"
@@ -65,3 +73,66 @@ def render_config(scrape_interval_seconds: float, jobs: Sequence[Tuple[str, str]
             "      - targets: ['%s']" % target,
         ]
     return "\n".join(lines) + "\n"
+
+
+class ExtraPrometheus:
+    """A Prometheus of its own, scraping the given targets at another interval (tests, benchmarks).
+
+    ``with ExtraPrometheus(5.0, [("sim", "127.0.0.1:16401")], work_dir) as prometheus:``
+    starts ``prometheus`` on a free loopback port with its data under ``work_dir``, waits
+    until every target is up, and stops the whole process group on exit.
+    """
+
+    def __init__(self, scrape_interval_seconds: float, jobs: Sequence[Tuple[str, str]], work_dir: str,
+                 binary: str = "prometheus", ready_timeout: float = 60.0):
+        self.scrape_interval_seconds = scrape_interval_seconds
+        self.jobs = list(jobs)
+        self.work_dir = work_dir
+        self.binary = binary
+        self.ready_timeout = ready_timeout
+        self.url = ""
+        self._process = None
+
+    def __enter__(self) -> "ExtraPrometheus":
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        config_path = os.path.join(self.work_dir, "prometheus.yml")
+        with open(config_path, "w", encoding="utf-8") as config:
+            config.write(render_config(self.scrape_interval_seconds, self.jobs))
+        log = open(os.path.join(self.work_dir, "prometheus.log"), "wb")  # noqa: SIM115 - lives as long as the process
+        self._process = subprocess.Popen(  # noqa: S603
+            [self.binary, "--config.file=%s" % config_path,
+             "--storage.tsdb.path=%s" % os.path.join(self.work_dir, "data"),
+             "--web.listen-address=127.0.0.1:%d" % port, "--storage.tsdb.retention.time=1d", "--log.level=warn"],
+            stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        self.url = "http://127.0.0.1:%d" % port
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError("prometheus exited with %s; see %s/prometheus.log" % (self._process.returncode,
+                                                                                     self.work_dir))
+            if self._targets_up() == len(self.jobs):
+                return self
+            time.sleep(0.25)
+        self.__exit__(None, None, None)
+        raise RuntimeError("prometheus at %s did not scrape its targets within %ss" % (self.url, self.ready_timeout))
+
+    def _targets_up(self) -> int:
+        query = urllib.parse.urlencode({"query": "sum(up)"})
+        try:
+            with urllib.request.urlopen("%s/api/v1/query?%s" % (self.url, query), timeout=2) as response:
+                result = json.load(response)["data"]["result"]
+        except (OSError, urllib.error.URLError, ValueError, KeyError):
+            return 0
+        return int(float(result[0]["value"][1])) if result else 0
+
+    def __exit__(self, *unused_exc_info) -> None:
+        if self._process is not None and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGTERM)
+            try:
+                self._process.wait(timeout=20)
+            except subprocess.TimeoutExpired:  # a stuck server is killed
+                os.killpg(self._process.pid, signal.SIGKILL)
+                self._process.wait()
