@@ -7,7 +7,8 @@ object or an API version not served). Tests of module_utils hand it to ``shift_t
 directly (it speaks K8sClient's ``get``/``put``); tests of the module ``serve()`` it over HTTP,
 so the real K8sClient, urllib3 and ``traffic_shift.main()`` talk to it. Rival writers are
 callables in ``before_put`` / ``after_put``; a slow or flapping API server is a ``fault``
-(``Fault.status(503)``, ``Fault.delay(2)``, ``Fault.drop()``) chosen per HTTP request.
+(``Fault.status(503)``, ``Fault.delay(2)``, ``Fault.drop()``) chosen per HTTP request, and
+concurrent writers are made to overlap with ``Fault.wait_for(barrier)``.
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ def entry(host, subset=None, weight=None, port=None):
 class Fault:
     """What the HTTP front end does with one request instead of (or before) answering it."""
 
-    def __init__(self, kind: str, status: int = 0, seconds: float = 0.0) -> None:
+    def __init__(self, kind: str, status: int = 0, seconds: float = 0.0, barrier=None) -> None:
         self.kind = kind
         self.status_code = status
         self.seconds = seconds
+        self.barrier = barrier
 
     @classmethod
     def status(cls, code: int) -> Fault:
@@ -57,6 +59,11 @@ class Fault:
     def delay(cls, seconds: float) -> Fault:
         """Answer normally after ``seconds`` (a slow API server)."""
         return cls('delay', seconds=seconds)
+
+    @classmethod
+    def wait_for(cls, barrier) -> Fault:
+        """Answer once ``barrier`` (a threading.Barrier) is full: concurrent requests overlap."""
+        return cls('barrier', barrier=barrier)
 
     @classmethod
     def drop(cls) -> Fault:
@@ -147,6 +154,8 @@ class FakeVirtualServiceApi:
                 fault = fake.fault(self.command, self.path, number) if fake.fault else None
                 if fault is not None and fault.kind == 'delay':
                     time.sleep(fault.seconds)
+                elif fault is not None and fault.kind == 'barrier':
+                    fault.barrier.wait()
                 elif fault is not None and fault.kind == 'drop':
                     fake.calls.append((self.command, self.path))
                     self.close_connection = True

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 import socket
+import threading
 
 import pytest
 from k8s_stub import VS_PATH, FakeVirtualServiceApi, Fault, entry
 from k8s_stub import run_module as run_any_module
 
-from ansible_collections.ceres.rollout.plugins.module_utils import k8s_client
+from ansible_collections.ceres.rollout.plugins.module_utils import istio, k8s_client
 from ansible_collections.ceres.rollout.plugins.modules import traffic_shift
 
 TOKEN = 'shift-token-0123456789'
@@ -248,3 +249,44 @@ def test_a_timeout_of_zero_is_refused_before_any_request(capsys, api):
 
 def test_argument_spec_has_the_timeout():
     assert traffic_shift.argument_spec()['timeout'] == {'type': 'float', 'default': 120.0}
+
+
+# --------------------------------------------------------------------------- two writers at once
+
+def test_two_concurrent_writers_on_different_routes_both_land(api):
+    """Both writers' first reads are held until both arrived, so both read resourceVersion 7
+    and one PUT gets a 409: it is re-read and re-applied on top of the other's write."""
+    barrier = threading.Barrier(2, timeout=30)
+    first_reads = []
+
+    def hold_the_first_two_reads(method, path, number):
+        if method == 'GET' and len(first_reads) < 2:
+            first_reads.append(number)
+            return Fault.wait_for(barrier)
+        return None
+
+    api.fault = hold_the_first_two_reads
+    outcomes = {}
+
+    def writer(route_name, weight):
+        client = k8s_client.K8sClient.from_auth({'host': api.url, 'api_key': TOKEN, 'timeout': 30})
+        request = istio.TrafficShiftRequest('pilot-apps', 'checkout', route_name, istio.Destination('checkout', 'v2-9'),
+                                            istio.Destination('checkout', 'v3-0-0'), weight)
+        try:
+            outcomes[route_name] = istio.shift_traffic(client, request)
+        except Exception as error:  # reported below
+            outcomes[route_name] = error
+
+    threads = [threading.Thread(target=writer, args=arguments) for arguments in (('primary', 30), ('fallback', 60))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert all(isinstance(outcome, istio.TrafficShiftResult) and outcome.changed for outcome in outcomes.values()), \
+        outcomes
+    assert sorted(outcome.conflicts for outcome in outcomes.values()) == [0, 1]  # the writes did overlap
+    http = api.stored['spec']['http']
+    assert http[1]['route'] == [entry('checkout', 'v2-9', 70), entry('checkout', 'v3-0-0', 30)]
+    assert http[2]['route'] == [entry('checkout', 'v2-9', 40), entry('checkout', 'v3-0-0', 60)]
+    assert http[0] == three_route_virtual_service()['spec']['http'][0]
