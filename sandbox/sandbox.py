@@ -501,7 +501,7 @@ COMPONENTS = [
     ),
     Component(
         "simulator", ["simulator"],
-        lambda ctx: [ctx.python, str(SANDBOX_SRC / "simulator.py"),
+        lambda ctx: [ctx.python, str(SANDBOX_SRC / "simulator"),
                      f"--kubeconfig={PKI / 'simulator.kubeconfig'}",
                      f"--listen=127.0.0.1:{PORTS['simulator']}"],
         lambda ctx: http_get(f"http://127.0.0.1:{PORTS['simulator']}/healthz", timeout=1)[0] == 200,

@@ -21,15 +21,16 @@ from pathlib import Path
 
 import pytest
 
-SIMULATOR_PATH = Path(__file__).resolve().parents[3] / "sandbox" / "simulator.py"
+SIMULATOR_DIR = Path(__file__).resolve().parents[3] / "sandbox" / "simulator"
 
 
 def _load_simulator():
-    # sandbox/ is not a package of the collection: load the daemon's file by path.
+    # sandbox/ is not a package of the collection: load the daemon's package by path.
     name = "ceres_sandbox_simulator"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, SIMULATOR_PATH)
+    spec = importlib.util.spec_from_file_location(name, SIMULATOR_DIR / "__init__.py",
+                                                  submodule_search_locations=[str(SIMULATOR_DIR)])
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)

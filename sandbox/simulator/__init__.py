@@ -1,0 +1,327 @@
+# Copyright (c) 2025, CERES platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Traffic simulator of the ceres.rollout sandbox: a stand-in for Istio's data plane.
+
+The sandbox runs a real kube-apiserver with the Istio CRDs but no proxies. This daemon
+plays the part of the ingress gateway and the sidecars: it watches VirtualServices,
+DestinationRules, Deployments and Services through the Kubernetes API, sends a steady,
+synthetic load through every VirtualService and exports what Istio would report about it
+(``istio_requests_total`` and ``istio_request_duration_milliseconds``) on ``/metrics``.
+
+Usage::
+
+    python sandbox/simulator --kubeconfig PATH --listen 127.0.0.1:19101 \\
+        [--context NAME] [--rps 50] [--tick 0.1] [--seed N]
+
+(or ``python -m simulator`` with ``sandbox/`` on ``sys.path``).
+
+``GET /metrics`` serves the Prometheus text format 0.0.4, ``GET /healthz`` answers 200 once
+the initial list of every watched resource is loaded (503 before, naming what is missing).
+
+Traffic
+-------
+Every tick each VirtualService receives ``rps * elapsed`` requests (``--rps``, or the
+VirtualService's ``sandbox.ceres.io/rps`` annotation), carried over as a fraction so the
+long-run rate is exact (delegate VirtualServices, without ``hosts``, get none of their
+own). The load carries no headers (a plain ``GET /``), so it is served by
+the first http route whose ``match`` is absent or empty, or has a condition-free entry or
+``uri: {prefix: /}``; a VirtualService without such a route gets no traffic. The route's
+requests are split over its destinations by ``weight`` (a lone destination without weight
+gets 100) with per-destination fractional accumulators: 30/70 is exactly 30/70 over time,
+nothing is random.
+
+A destination ``host`` is a short service name (relative to the VirtualService's namespace)
+or ``<svc>.<ns>.svc.cluster.local``; ``subset`` is looked up in the DestinationRule of that
+service. Its workloads are the Deployments whose pod template labels include the Service's
+selector and the subset's labels; requests are spread over those with available replicas
+in proportion to ``status.availableReplicas``. A destination that cannot be resolved, or
+whose Deployments have no available replica, answers 503 with ``response_flags="UH"`` (no
+healthy upstream), reported the way Istio reports it: only by the caller
+(``reporter="source"``), with ``destination_workload``, ``destination_workload_namespace``,
+``destination_app``, ``destination_version``, ``destination_canonical_service``,
+``destination_principal`` and ``destination_cluster`` all ``unknown`` (no pod answered, so no
+peer metadata), and only the Service known from the route (``destination_service``,
+``destination_service_name``, ``destination_service_namespace``). A broken canary shows up
+as errors of its Service, seen from the caller's side, while its own series stop growing.
+
+Fault profile
+-------------
+Read from the annotations of a version's Deployment, applied within a tick of the change:
+
+* ``sandbox.ceres.io/error-ratio``: share of responses that are 503 (0..1, default 0),
+  applied with a deterministic accumulator, so 0.02 over 5000 requests is exactly 100.
+* ``sandbox.ceres.io/latency-ms``: median request duration in ms (> 0, default 20).
+
+An invalid value is logged once and ignored (the healthy default applies); removing an
+annotation restores its default.
+
+Latency model
+-------------
+Request durations are log-normal: ``duration = median * exp(LATENCY_SIGMA * Z)`` with ``Z``
+standard normal and ``LATENCY_SIGMA = 0.25``, drawn from a ``random.Random`` seeded with
+``--seed``. Hence::
+
+    p50 = median
+    p95 = median * exp(1.6449 * LATENCY_SIGMA)   (about 1.509 * median)
+    p99 = median * exp(2.3263 * LATENCY_SIGMA)   (about 1.789 * median)
+
+Requests failed with ``UH`` take ``NO_HEALTHY_UPSTREAM_LATENCY_MS``.
+
+Metrics
+-------
+Both metrics carry Istio's standard labels: ``reporter``, ``source_workload``
+(``istio-ingressgateway``), ``source_workload_namespace`` (``istio-system``), ``source_app``,
+``source_version``, ``source_canonical_service``, ``source_canonical_revision``,
+``source_principal``, ``source_cluster``, ``destination_workload``,
+``destination_workload_namespace``, ``destination_service`` (FQDN),
+``destination_service_name``, ``destination_service_namespace``, ``destination_version``
+(template label ``version``), ``destination_app`` (label ``app``),
+``destination_canonical_service``, ``destination_canonical_revision``,
+``destination_principal``, ``destination_cluster``, ``request_protocol`` (``http``),
+``response_code``, ``response_flags`` and ``connection_security_policy``.
+
+Like Istio with sidecars on both ends, every series of a request that reached a workload
+is exported twice with the same numbers: ``reporter="destination"``
+(``connection_security_policy="mutual_tls"``) and ``reporter="source"``
+(``connection_security_policy="unknown"``), so queries must filter on ``reporter``. A
+request that reached no workload (``UH``) has no destination proxy to report it: it is
+exported with ``reporter="source"`` only.
+Histogram buckets are Istio's defaults (``DURATION_BUCKETS_MS``). Counters only grow while
+the process lives.
+
+Design: the pure logic (route selection, resolution, accumulators, latency, metrics
+registry, exposition) is importable and tested without a cluster; the watch threads, the
+HTTP server and ``main()`` are thin plumbing around it.
+
+Layout
+------
+One module per part, each importing only the parts before it:
+
+* ``cluster``: helpers for loosely typed API objects, :class:`ClusterSnapshot`, and how
+  hosts, selectors, template labels and subsets are read;
+* ``faults``: the annotations (rps, error ratio, latency) and :class:`FaultProfile`;
+* ``metrics``: Istio's series labels, :class:`MetricsRegistry` and the text exposition;
+* ``routing``: route selection, resolution of destinations to :class:`Target` workloads,
+  :class:`VirtualServicePlan` and the :class:`Planner`;
+* ``watch``: :class:`ClusterModel` and the :class:`ResourceWatcher` threads;
+* ``traffic``: the deterministic accumulators, the latency sampler,
+  :class:`TrafficGenerator` and :class:`TrafficLoop`;
+* ``http_server``: ``/metrics`` and ``/healthz``;
+* ``main``: the command line, logging, signals and :func:`main`; ``__main__`` runs it.
+
+The public names of every module are importable from the package itself.
+"""
+
+from __future__ import annotations
+
+from .cluster import (
+    CLUSTER_DOMAIN_SUFFIX,
+    DEPLOYMENT,
+    DESTINATION_RULE,
+    KINDS,
+    SERVICE,
+    VIRTUAL_SERVICE,
+    ClusterSnapshot,
+    annotations_of,
+    available_replicas,
+    labels_include,
+    object_key,
+    service_account,
+    service_for_host,
+    service_fqdn,
+    subset_labels,
+    template_labels,
+)
+from .faults import (
+    DEFAULT_ERROR_RATIO,
+    DEFAULT_LATENCY_MS,
+    DEFAULT_RPS,
+    ERROR_RATIO_ANNOTATION,
+    HEALTHY_PROFILE,
+    LATENCY_MS_ANNOTATION,
+    RPS_ANNOTATION,
+    FaultProfile,
+    Warn,
+    fault_profile,
+    parse_error_ratio,
+    parse_latency_ms,
+    parse_rps,
+    virtual_service_rps,
+)
+from .metrics import (
+    DURATION_BUCKETS_MS,
+    DURATION_METRIC,
+    EXPOSITION_CONTENT_TYPE,
+    REPORTERS,
+    REQUESTS_METRIC,
+    SOURCE_REPORTER_ONLY,
+    UNKNOWN,
+    Labels,
+    MetricsRegistry,
+    SeriesStats,
+    bucket_counts,
+    escape_label_value,
+    format_bound,
+    format_labels,
+    format_number,
+    render_exposition,
+)
+from .routing import (
+    CANONICAL_REVISION_LABELS,
+    CANONICAL_SERVICE_LABELS,
+    CLUSTER_NAME,
+    SOURCE_LABELS,
+    Planner,
+    RouteDestination,
+    Target,
+    VirtualServicePlan,
+    destination_labels,
+    is_catch_all,
+    no_upstream_labels,
+    plan_virtual_service,
+    resolve_destination,
+    route_destinations,
+    select_default_route,
+)
+from .watch import (
+    INITIAL_BACKOFF_SECONDS,
+    ISTIO_GROUP,
+    ISTIO_VERSIONS,
+    LIST_PAGE_SIZE,
+    LIST_TIMEOUT,
+    MAX_BACKOFF_SECONDS,
+    WATCH_SECONDS,
+    ClusterModel,
+    ResourceGone,
+    ResourceNotServed,
+    ResourceWatcher,
+    WatchedResource,
+    iter_lines,
+    short_error,
+    watched_resources,
+)
+from .traffic import (
+    LATENCY_SIGMA,
+    MAX_TICK_GAP_SECONDS,
+    NO_HEALTHY_UPSTREAM_LATENCY_MS,
+    FractionalCounter,
+    LatencySampler,
+    TrafficGenerator,
+    TrafficLoop,
+    WeightedSplitter,
+    expected_latency_quantile,
+)
+from .http_server import (
+    MetricsHandler,
+    SimulatorHTTPServer,
+    parse_listen,
+    start_http_server,
+)
+from .main import (
+    DEFAULT_TICK_SECONDS,
+    LOG,
+    configure_logging,
+    install_signal_handlers,
+    main,
+    parse_args,
+)
+
+__all__ = [
+    "CANONICAL_REVISION_LABELS",
+    "CANONICAL_SERVICE_LABELS",
+    "CLUSTER_DOMAIN_SUFFIX",
+    "CLUSTER_NAME",
+    "ClusterModel",
+    "ClusterSnapshot",
+    "DEFAULT_ERROR_RATIO",
+    "DEFAULT_LATENCY_MS",
+    "DEFAULT_RPS",
+    "DEFAULT_TICK_SECONDS",
+    "DEPLOYMENT",
+    "DESTINATION_RULE",
+    "DURATION_BUCKETS_MS",
+    "DURATION_METRIC",
+    "ERROR_RATIO_ANNOTATION",
+    "EXPOSITION_CONTENT_TYPE",
+    "FaultProfile",
+    "FractionalCounter",
+    "HEALTHY_PROFILE",
+    "INITIAL_BACKOFF_SECONDS",
+    "ISTIO_GROUP",
+    "ISTIO_VERSIONS",
+    "KINDS",
+    "LATENCY_MS_ANNOTATION",
+    "LATENCY_SIGMA",
+    "LIST_PAGE_SIZE",
+    "LIST_TIMEOUT",
+    "LOG",
+    "Labels",
+    "LatencySampler",
+    "MAX_BACKOFF_SECONDS",
+    "MAX_TICK_GAP_SECONDS",
+    "MetricsHandler",
+    "MetricsRegistry",
+    "NO_HEALTHY_UPSTREAM_LATENCY_MS",
+    "Planner",
+    "REPORTERS",
+    "REQUESTS_METRIC",
+    "RPS_ANNOTATION",
+    "ResourceGone",
+    "ResourceNotServed",
+    "ResourceWatcher",
+    "RouteDestination",
+    "SERVICE",
+    "SOURCE_LABELS",
+    "SOURCE_REPORTER_ONLY",
+    "SeriesStats",
+    "SimulatorHTTPServer",
+    "Target",
+    "TrafficGenerator",
+    "TrafficLoop",
+    "UNKNOWN",
+    "VIRTUAL_SERVICE",
+    "VirtualServicePlan",
+    "WATCH_SECONDS",
+    "Warn",
+    "WatchedResource",
+    "WeightedSplitter",
+    "annotations_of",
+    "available_replicas",
+    "bucket_counts",
+    "configure_logging",
+    "destination_labels",
+    "escape_label_value",
+    "expected_latency_quantile",
+    "fault_profile",
+    "format_bound",
+    "format_labels",
+    "format_number",
+    "install_signal_handlers",
+    "is_catch_all",
+    "iter_lines",
+    "labels_include",
+    "main",
+    "no_upstream_labels",
+    "object_key",
+    "parse_args",
+    "parse_error_ratio",
+    "parse_latency_ms",
+    "parse_listen",
+    "parse_rps",
+    "plan_virtual_service",
+    "render_exposition",
+    "resolve_destination",
+    "route_destinations",
+    "select_default_route",
+    "service_account",
+    "service_for_host",
+    "service_fqdn",
+    "short_error",
+    "start_http_server",
+    "subset_labels",
+    "template_labels",
+    "virtual_service_rps",
+    "watched_resources",
+]

@@ -1,0 +1,117 @@
+# Copyright (c) 2025, CERES platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The daemon: command line, logging, signal handling and ``main()`` wiring the parts together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import signal
+import sys
+import threading
+from fractions import Fraction
+from typing import Any, Optional, Sequence
+
+from .cluster import KINDS
+from .faults import DEFAULT_RPS, RPS_ANNOTATION, parse_rps
+from .http_server import parse_listen, start_http_server
+from .metrics import MetricsRegistry
+from .routing import Planner
+from .traffic import TrafficGenerator, TrafficLoop
+from .watch import ClusterModel, ResourceWatcher, watched_resources
+
+LOG = logging.getLogger("simulator")
+
+DEFAULT_TICK_SECONDS = 0.1
+
+
+def _rps_argument(text: str) -> Fraction:
+    try:
+        return parse_rps(text)
+    except (ValueError, ZeroDivisionError) as error:
+        raise argparse.ArgumentTypeError("invalid rps %r: %s" % (text, error)) from None
+
+
+def _tick_argument(text: str) -> float:
+    value = float(text)
+    if not 0.001 <= value <= 10:
+        raise argparse.ArgumentTypeError("tick must be between 0.001 and 10 seconds")
+    return value
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="simulator",
+        description="Simulated Istio data plane: steady load through every VirtualService, "
+                    "Istio's standard metrics on /metrics.")
+    parser.add_argument("--kubeconfig", required=True, help="kubeconfig of the API server to watch")
+    parser.add_argument("--context", default=None, help="kubeconfig context (default: the current one)")
+    parser.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 19101),
+                        help="HOST:PORT to serve /metrics and /healthz on (default 127.0.0.1:19101)")
+    parser.add_argument("--rps", type=_rps_argument, default=DEFAULT_RPS,
+                        help="requests per second per VirtualService (default 50; annotation %s overrides)"
+                        % RPS_ANNOTATION)
+    parser.add_argument("--tick", type=_tick_argument, default=DEFAULT_TICK_SECONDS,
+                        help="seconds between traffic steps (default 0.1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the latency draws (default 0)")
+    return parser.parse_args(argv)
+
+
+def configure_logging() -> None:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s simulator %(levelname)s %(message)s")
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    def handle(signum: int, _frame: Any) -> None:
+        LOG.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def _log_when_ready(model: ClusterModel, stop: threading.Event) -> None:
+    while not stop.wait(0.1):
+        if model.is_loaded():
+            counts = model.counts()
+            LOG.info("initial lists loaded: %s; healthy", ", ".join("%d %ss" % (counts[k], k) for k in KINDS))
+            return
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    configure_logging()
+    from kubernetes import client, config  # pylint: disable=import-outside-toplevel
+
+    config.load_kube_config(config_file=args.kubeconfig, context=args.context)
+    api_client = client.ApiClient()
+    stop = threading.Event()
+    install_signal_handlers(stop)
+
+    model = ClusterModel()
+    registry = MetricsRegistry()
+    try:
+        server = start_http_server(args.listen, registry, model.missing_kinds)
+    except OSError as error:
+        LOG.error("cannot listen on %s:%d: %s", args.listen[0], args.listen[1], error)
+        return 1
+    host, port = server.server_address[:2]
+    LOG.info("started: serving http://%s:%d/metrics, watching %s, %g rps per VirtualService, tick %gs, seed %d",
+             host, port, api_client.configuration.host, float(args.rps), args.tick, args.seed)
+    for resource in watched_resources(api_client):
+        ResourceWatcher(resource, model, stop).start()
+    threading.Thread(target=_log_when_ready, args=(model, stop), name="ready", daemon=True).start()
+
+    loop = TrafficLoop(model, Planner(args.rps), TrafficGenerator(registry, random.Random(args.seed)), args.tick)
+    try:
+        loop.run(stop)
+    finally:
+        server.shutdown()
+        server.server_close()
+        LOG.info("stopped")
+    return 0
