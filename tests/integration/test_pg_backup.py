@@ -570,6 +570,49 @@ def test_restore_into_an_existing_database_with_clean(tmp_path, fixture_database
     assert live_table_stats(restore_target, with_content_hash=True) == live_table_stats(fixture_database, with_content_hash=True)
 
 
+def test_a_second_identical_restore_changes_nothing(tmp_path, fixture_database, restore_target):
+    """A target that already holds the backup's tables, row counts and content hashes is left
+    alone (changed=false); one altered value makes it differ again, with the same row counts."""
+    dest = tmp_path / "fixture.dump"
+    backup = run_module("pg_backup", {"database": fixture_database, "dest": str(dest), "verify": "restore"})
+    assert backup.get("failed") is not True, backup.get("msg")
+    first = run_module("pg_restore", {"src": str(dest), "database": restore_target})
+    assert first.get("failed") is not True and first["changed"] is True and first["created"] is True, first.get("msg")
+
+    checked = run_module("pg_restore", {"src": str(dest), "database": restore_target}, check_mode=True)
+    again = run_module("pg_restore", {"src": str(dest), "database": restore_target})
+    cleaned = run_module("pg_restore", {"src": str(dest), "database": restore_target, "create": False, "clean": True})
+
+    for result in (checked, again, cleaned):
+        assert result.get("failed") is not True, result.get("msg")
+        assert result["changed"] is False and result["created"] is False
+        assert result["tables"] == backup["tables"]
+    assert live_table_stats(restore_target, with_content_hash=True) == load_manifest(dest)["tables"]
+
+    execute(restore_target, "UPDATE public.customers SET city = 'Bern' WHERE id = 1")
+    refused = run_module("pg_restore", {"src": str(dest), "database": restore_target})
+    restored = run_module("pg_restore", {"src": str(dest), "database": restore_target, "create": False, "clean": True})
+
+    assert refused["failed"] is True and 'database "%s" already exists and has' % restore_target in refused["msg"]
+    assert restored.get("failed") is not True and restored["changed"] is True, restored.get("msg")
+    assert live_table_stats(restore_target, with_content_hash=True) == load_manifest(dest)["tables"]
+
+
+def test_clean_with_parallel_jobs_is_refused_before_the_target_is_touched(tmp_path, finished_backups, restore_target):
+    backup = copy_backup(finished_backups, "source.d", tmp_path)
+    first = run_module("pg_restore", {"src": str(backup), "database": restore_target, "jobs": 2})
+    assert first.get("failed") is not True, first.get("msg")
+    before = live_table_stats(restore_target, with_content_hash=True)
+
+    for check_mode in (True, False):
+        refused = run_module("pg_restore", {"src": str(backup), "database": restore_target, "create": False,
+                                            "clean": True, "jobs": 2}, check_mode=check_mode)
+        assert refused["failed"] is True
+        assert refused["msg"].startswith("clean=true with jobs=2 is refused: pg_restore runs parallel jobs outside a"
+                                         " single transaction"), refused["msg"]
+    assert live_table_stats(restore_target, with_content_hash=True) == before
+
+
 def test_restore_without_create_into_a_missing_database_fails(tmp_path, finished_backups, restore_target):
     backup = copy_backup(finished_backups, "source.dump", tmp_path)
     result = run_module("pg_restore", {"src": str(backup), "database": restore_target, "create": False})
