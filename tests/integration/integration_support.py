@@ -66,3 +66,189 @@ def run_ansible(args: list[str], check: bool = True, env: dict | None = None) ->
     if check and result.returncode != 0:
         pytest.fail(f"{args[0]} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+# --------------------------------------------------------------------------- a slow or flapping API server
+
+class ProxyFault:
+    """What KubeApiProxy does with one request instead of (or before) forwarding it."""
+
+    def __init__(self, kind: str, status: int = 0, seconds: float = 0.0, barrier=None) -> None:
+        self.kind = kind
+        self.status_code = status
+        self.seconds = seconds
+        self.barrier = barrier
+
+    @classmethod
+    def status(cls, code: int, after: float = 0.0) -> "ProxyFault":
+        """Answer ``code`` (an API Status) without forwarding, ``after`` seconds: an overloaded
+        or restarting server."""
+        return cls("status", status=code, seconds=after)
+
+    @classmethod
+    def delay(cls, seconds: float) -> "ProxyFault":
+        """Forward after ``seconds``: a slow API server."""
+        return cls("delay", seconds=seconds)
+
+    @classmethod
+    def drop(cls) -> "ProxyFault":
+        """Close the connection without forwarding or answering: a reset."""
+        return cls("drop")
+
+    @classmethod
+    def hang(cls, seconds: float) -> "ProxyFault":
+        """Hold the request unanswered (not forwarded) for ``seconds`` or until the client
+        gives up: a server that accepted the connection and died."""
+        return cls("hang", seconds=seconds)
+
+    @classmethod
+    def wait_for(cls, barrier) -> "ProxyFault":
+        """Forward once ``barrier`` (a threading.Barrier) is full: forces concurrent requests
+        to overlap."""
+        return cls("barrier", barrier=barrier)
+
+
+class ProxiedRequest:
+    """One request the proxy received: its number (from 1), method, path, when it arrived and
+    what became of it (the upstream status, or "503 injected", "dropped", "hung")."""
+
+    def __init__(self, number: int, method: str, path: str) -> None:
+        self.number = number
+        self.method = method
+        self.path = path
+        self.arrived_at = time.monotonic()
+        self.outcome = None
+        self.answered_at = None
+        self.client_gone_at = None  # for a hung request: when the client closed its end
+
+    def __repr__(self) -> str:
+        return "#%d %s %s -> %s" % (self.number, self.method, self.path, self.outcome)
+
+
+class KubeApiProxy:
+    """A plain-HTTP address for the sandbox's kube-apiserver that can be made slow or flapping.
+
+    It forwards each request to the real API server with the credentials of ``kubeconfig``
+    (the client's own Authorization header is dropped), unless ``fault(request)`` returns a
+    :class:`ProxyFault` for it. A module reaches it with ``host=proxy.url`` and any
+    ``api_key`` (``proxy.connection_args()``). ``requests`` records every request received.
+    """
+
+    def __init__(self, kubeconfig: str, fault=None) -> None:
+        import http.server
+        import threading
+
+        from kubernetes import config
+
+        api_client = config.new_client_from_config(config_file=kubeconfig)
+        self._upstream = api_client.configuration.host.rstrip("/")
+        self._pool = api_client.rest_client.pool_manager
+        self._auth_headers = {setting["key"]: setting["value"]
+                              for setting in api_client.configuration.auth_settings().values()
+                              if setting.get("in") == "header" and setting.get("value")}
+        self.fault = fault
+        self.requests: list = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _reply(self, record: ProxiedRequest, status: int, body: bytes,
+                       content_type: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                record.answered_at = time.monotonic()
+
+            def _wait_for_the_client_to_leave(self, record: ProxiedRequest, seconds: float) -> None:
+                import select
+                import socket
+
+                until = time.monotonic() + seconds
+                while time.monotonic() < until:
+                    readable, _writable, _errors = select.select([self.connection], [], [], 0.05)
+                    if readable:
+                        try:
+                            gone = self.connection.recv(1, socket.MSG_PEEK) == b""
+                        except OSError:
+                            gone = True
+                        if gone:
+                            record.client_gone_at = time.monotonic()
+                            return
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                with proxy._lock:
+                    record = ProxiedRequest(len(proxy.requests) + 1, self.command, self.path)
+                    proxy.requests.append(record)
+                fault = proxy.fault(record) if proxy.fault else None
+                if fault is not None and fault.kind == "status":
+                    time.sleep(fault.seconds)
+                    record.outcome = "%d injected" % fault.status_code
+                    return self._reply(record, fault.status_code, json.dumps({
+                        "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": fault.status_code,
+                        "reason": "ServiceUnavailable", "message": "injected by the test proxy"}).encode())
+                if fault is not None and fault.kind == "drop":
+                    record.outcome = "dropped"
+                    self.close_connection = True
+                    return
+                if fault is not None and fault.kind == "hang":
+                    record.outcome = "hung"
+                    self._wait_for_the_client_to_leave(record, fault.seconds)
+                    self.close_connection = True
+                    return
+                if fault is not None and fault.kind == "delay":
+                    time.sleep(fault.seconds)
+                if fault is not None and fault.kind == "barrier":
+                    fault.barrier.wait()
+                headers = {name: value for name, value in self.headers.items()
+                           if name.lower() not in ("host", "authorization", "content-length", "connection",
+                                                   "accept-encoding", "keep-alive")}
+                headers.update(proxy._auth_headers)
+                response = proxy._pool.request(self.command, proxy._upstream + self.path, body=body, headers=headers,
+                                               preload_content=True, retries=False, timeout=30)
+                record.outcome = response.status
+                self._reply(record, response.status, response.data,
+                            response.headers.get("Content-Type", "application/json"))
+
+            do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
+
+            def log_message(self, *args) -> None:
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address) -> None:
+                pass  # a client that gave up closed its end: the test looks at the records
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+
+    def connection_args(self) -> dict:
+        """Module options that reach the API server through this proxy."""
+        return {"host": self.url, "api_key": "the-proxy-authenticates"}
+
+    def outcomes(self, path_fragment: str = "") -> list:
+        return [record.outcome for record in self.requests if path_fragment in record.path]
+
+    def busy_seconds(self) -> float:
+        """From the first request's arrival to the last answer (or client hang-up) the proxy saw."""
+        ends = [moment for record in self.requests for moment in (record.answered_at, record.client_gone_at)
+                if moment is not None]
+        return max(ends) - self.requests[0].arrived_at if ends and self.requests else 0.0
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "KubeApiProxy":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

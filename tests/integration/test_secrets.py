@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 from ansible.parsing.vault import VaultLib, VaultSecret
-from integration_support import run_ansible, wait_for
+from integration_support import KubeApiProxy, ProxyFault, run_ansible, wait_for
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -351,3 +351,37 @@ def test_a_secret_the_api_server_finds_invalid_fails_the_restore_after_the_other
     assert sorted(user_secrets(core, ns)) == ["a-first", "c-last"]
     for value in secret_values() + [bad_value, b64(bad_value)]:
         assert value not in output, "a secret value appeared in the -vvv output"
+
+
+def test_a_restore_against_an_api_server_that_hangs_part_way_stops_at_its_timeout(
+        tmp_path, core, seeded_namespace, vault_password_file, sandbox_env):
+    """After the first Secret is created the API server stops answering: the read of the next
+    one times out with what is left of the 8 s budget, the restore stops there and reports what
+    it did, what failed and what it did not try."""
+    dest = tmp_path / "secrets.vault"
+    run_secrets_play(tmp_path, [export_task(seeded_namespace, dest, vault_password_file)])
+    for name in ("app-api", "app-db", "tls-pins"):
+        core.delete_namespaced_secret(name, seeded_namespace)
+    creates = []
+
+    def hang_once_one_secret_is_created(request):
+        if creates:
+            return ProxyFault.hang(120)
+        if request.method == "POST":
+            creates.append(request)
+        return None
+
+    with KubeApiProxy(sandbox_env["KUBECONFIG"], fault=hang_once_one_secret_is_created) as proxy:
+        task = {**restore_task(dest, vault_password_file, timeout=8, **proxy.connection_args()), "ignore_errors": True}
+        _completed, (result,) = run_secrets_play(tmp_path, [task])
+        hung = [request for request in proxy.requests if request.outcome == "hung"]
+        busy = proxy.busy_seconds()
+    print("restore against an API server hanging part-way: stopped after %.1f s at the API (timeout 8 s)" % busy)
+    assert result["failed"] is True and result["changed"] is True
+    assert result["created"] == ["%s/app-api" % seeded_namespace]
+    (failure,) = result["failures"]
+    assert (failure["name"], failure["action"]) == ("app-db", "read")
+    assert "the timeout of 8 s leaving no time for another" in failure["reason"], failure["reason"]
+    assert result["not_attempted"] == ["%s/tls-pins" % seeded_namespace]
+    assert len(hung) == 1 and hung[0].client_gone_at is not None  # the client gave up, once
+    assert set(user_secrets(core, seeded_namespace)) == {"app-api"}

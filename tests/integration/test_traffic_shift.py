@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
-from integration_support import ROOT, SANDBOX_ENV, run_ansible
+from integration_support import ROOT, SANDBOX_ENV, KubeApiProxy, ProxyFault, run_ansible
 from kubernetes import client
 
 # The repository is the collection: .collections resolves ansible_collections.ceres.rollout.
@@ -194,22 +197,47 @@ def test_a_stable_without_subset_shifts_and_rolls_back(tmp_path, custom_objects,
     assert shift(tmp_path, scratch_namespace, stable=stable, weight=0)["changed"] is False
 
 
-def test_two_concurrent_writers_on_different_routes_both_land(tmp_path, custom_objects, virtual_service):
+def first_reads_meet(parties: int):
+    """A proxy fault holding the first ``parties`` GETs of the VirtualService until all have
+    arrived: every writer then reads the same resourceVersion before any of them writes."""
+    barrier = threading.Barrier(parties, timeout=120)
+    held = []
+    lock = threading.Lock()
+
+    def fault(request):
+        if request.method != "GET" or "/virtualservices/" not in request.path:
+            return None
+        with lock:
+            if len(held) >= parties:
+                return None
+            held.append(request)
+        return ProxyFault.wait_for(barrier)
+    return fault
+
+
+def test_two_concurrent_writers_on_different_routes_both_land(tmp_path, custom_objects, virtual_service, sandbox_env):
+    """Both writers read the same resourceVersion (the proxy holds their reads until both are
+    in), so one PUT gets a real 409 from the API server; it is re-read and re-applied."""
     before = read(custom_objects, virtual_service)
     runs = []
-    for route_name, weight in (("primary", 30), ("fallback", 60)):
-        directory = tmp_path / route_name
-        directory.mkdir()
-        playbook = write_playbook(directory, {"namespace": virtual_service, "name": "checkout", "route": route_name,
-                                              "stable": STABLE, "canary": CANARY, "weight": weight})
-        runs.append((directory, subprocess.Popen(
-            [str(Path(sys.executable).parent / "ansible-playbook"), *ansible_playbook_command(playbook)[1:]],
-            cwd=ROOT, env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
-    for directory, process in runs:
-        output, _no_stderr = process.communicate(timeout=120)
-        assert process.returncode == 0, output
-        assert json.loads((directory / "result.json").read_text())["changed"] is True
+    with KubeApiProxy(sandbox_env["KUBECONFIG"], fault=first_reads_meet(2)) as proxy:
+        for route_name, weight in (("primary", 30), ("fallback", 60)):
+            directory = tmp_path / route_name
+            directory.mkdir()
+            playbook = write_playbook(directory, {"namespace": virtual_service, "name": "checkout",
+                                                  "route": route_name, "stable": STABLE, "canary": CANARY,
+                                                  "weight": weight, **proxy.connection_args()})
+            runs.append((directory, subprocess.Popen(
+                [str(Path(sys.executable).parent / "ansible-playbook"), *ansible_playbook_command(playbook)[1:]],
+                cwd=ROOT, env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
+        for directory, process in runs:
+            output, _no_stderr = process.communicate(timeout=240)
+            assert process.returncode == 0, output
+            result = json.loads((directory / "result.json").read_text())
+            assert result["changed"] is True, result
+        outcomes = proxy.outcomes("/virtualservices/checkout")
+    assert 409 in outcomes, outcomes  # the writes did overlap
     after = read(custom_objects, virtual_service)
     assert weights(after, "primary") == {"v2-9": 70, "v3-0-0": 30}
     assert weights(after, "fallback") == {"v2-9": 40, "v3-0-0": 60}
@@ -292,3 +320,96 @@ def test_module_defaults_group_sets_the_connection(tmp_path, custom_objects, vir
     run_ansible(ansible_playbook_command(path), env={"K8S_AUTH_KUBECONFIG": "/nonexistent",
                                                      "KUBECONFIG": "/nonexistent"})
     assert weights(read(custom_objects, virtual_service), "fallback") == {"v2-9": 95, "v3-0-0": 5}
+
+
+# --------------------------------------------------------------------------- a slow or flapping API server
+
+def shift_through_proxy(tmp_path: Path, proxy: KubeApiProxy, namespace: str, guard_seconds: float,
+                        **overrides) -> tuple[dict, float]:
+    """Run traffic_shift through ``proxy`` with ansible-playbook; return (result, seconds the
+    playbook took). ``guard_seconds`` only stops a hung run from hanging the test suite."""
+    module_args = {"namespace": namespace, "name": "checkout", "route": "primary", "stable": STABLE,
+                   "canary": CANARY, **proxy.connection_args(), **overrides}
+    directory = tmp_path / f"proxied-{len(list(tmp_path.glob('proxied-*')))}"
+    directory.mkdir()
+    playbook = write_playbook(directory, module_args)
+    started = time.monotonic()
+    completed = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), *ansible_playbook_command(playbook)[1:]],
+        cwd=ROOT, env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}, capture_output=True, text=True,
+        timeout=guard_seconds, check=False)
+    seconds = time.monotonic() - started
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return json.loads((directory / "result.json").read_text()), seconds
+
+
+def reported_seconds(message: str) -> float:
+    """T of the module's 'gave up after N attempts in T s' message."""
+    return float(re.search(r"gave up after \d+ attempts? in ([0-9.]+) s", message).group(1))
+
+
+def every_other_request(first_fault: ProxyFault, second_fault: ProxyFault | None = None):
+    return lambda request: first_fault if request.number % 2 else second_fault
+
+
+def test_a_rollback_through_a_flapping_slow_api_server_lands(tmp_path, custom_objects, virtual_service, sandbox_env):
+    """Every other request is answered 503, the others take a second: each request is retried
+    once, within the timeout, and the rollback lands."""
+    shift(tmp_path, virtual_service, weight=50)
+    with KubeApiProxy(sandbox_env["KUBECONFIG"],
+                      fault=every_other_request(ProxyFault.status(503), ProxyFault.delay(1.0))) as proxy:
+        result, seconds = shift_through_proxy(tmp_path, proxy, virtual_service, guard_seconds=180, weight=0,
+                                              timeout=30)
+        outcomes = proxy.outcomes()
+        busy = proxy.busy_seconds()
+    print("rollback through the flapping API server: landed, %.1f s at the API, %.1f s for ansible-playbook "
+          "(timeout 30 s)" % (busy, seconds))
+    assert not result.get("failed"), result
+    assert (result["changed"], result["previous_weight"], result["weight"]) == (True, 50, 0)
+    assert weights(read(custom_objects, virtual_service), "primary") == {"v2-9": 100, "v3-0-0": 0}
+    # GET, PUT and the read-back: each answered 503 once, then forwarded on the retry
+    assert outcomes == ["503 injected", 200] * 3, outcomes
+
+
+def test_a_rollback_through_an_api_server_failing_slowly_fails_within_its_timeout(
+        tmp_path, custom_objects, virtual_service, sandbox_env):
+    """Every answer is a 503 after 1.5 s: five attempts per request would take longer than the
+    6 s timeout, so the task stops when the budget is spent, and says so."""
+    shift(tmp_path, virtual_service, weight=50)
+    before = read(custom_objects, virtual_service)
+    with KubeApiProxy(sandbox_env["KUBECONFIG"], fault=lambda request: ProxyFault.status(503, after=1.5)) as proxy:
+        result, seconds = shift_through_proxy(tmp_path, proxy, virtual_service, guard_seconds=180, weight=0,
+                                              timeout=6)
+        requests = list(proxy.requests)
+        busy = proxy.busy_seconds()
+    print("rollback through an API server failing slowly: failed, %.1f s at the API (%d requests), %.1f s for "
+          "ansible-playbook (timeout 6 s)" % (busy, len(requests), seconds))
+    assert result["failed"] is True and result["changed"] is False
+    assert "the timeout of 6 s leaving no time for another: GET /apis/networking.istio.io/v1/namespaces/%s/" \
+           "virtualservices/checkout: " % virtual_service in result["msg"], result["msg"]
+    attempts = int(re.search(r"gave up after (\d+) attempts?", result["msg"]).group(1))
+    assert attempts == len(requests) < 5  # the budget, not the five attempts, stopped it
+    assert reported_seconds(result["msg"]) <= 6
+    assert read(custom_objects, virtual_service) == before
+
+
+def test_a_rollback_against_a_hung_api_server_fails_at_its_timeout(tmp_path, custom_objects, virtual_service,
+                                                                    sandbox_env):
+    """The API server accepts the connection and never answers (the proxy would hold it 120 s):
+    the request's read timeout is what is left of the 5 s budget, so the client gives up on its
+    own, once, and the task fails saying so."""
+    shift(tmp_path, virtual_service, weight=50)
+    before = read(custom_objects, virtual_service)
+    with KubeApiProxy(sandbox_env["KUBECONFIG"], fault=lambda request: ProxyFault.hang(120)) as proxy:
+        result, seconds = shift_through_proxy(tmp_path, proxy, virtual_service, guard_seconds=180, weight=0,
+                                              timeout=5)
+        requests = list(proxy.requests)
+        busy = proxy.busy_seconds()
+    print("rollback against a hung API server: failed, %.1f s at the API, %.1f s for ansible-playbook (timeout 5 s)"
+          % (busy, seconds))
+    assert result["failed"] is True and result["changed"] is False
+    assert result["msg"].startswith("gave up after 1 attempt in "), result["msg"]
+    assert "the timeout of 5 s leaving no time for another" in result["msg"] and "Read timed out" in result["msg"]
+    assert len(requests) == 1 and requests[0].client_gone_at is not None  # the client left, not the proxy
+    assert reported_seconds(result["msg"]) <= 5
+    assert read(custom_objects, virtual_service) == before
