@@ -97,8 +97,21 @@ def create_app(kube, namespace: str, app: str, canary_annotations: dict, canary_
     )
     apps_api.create_namespaced_deployment(namespace, deployment(namespace, app, STABLE_VERSION, {}))
     apps_api.create_namespaced_deployment(namespace, deployment(namespace, app, CANARY_VERSION, canary_annotations))
+    # Traffic only once both versions have a pod: no start-up 503s in the first windows.
+    for version in (STABLE_VERSION, CANARY_VERSION):
+        wait_available(kube, namespace, "%s-%s" % (app, version.replace(".", "-")))
     custom_api.create_namespaced_custom_object(*ISTIO, namespace, "virtualservices",
                                                virtual_service(app, canary_weight, rps))
+
+
+def wait_available(kube, namespace: str, name: str, timeout: float = 60) -> None:
+    apps_api = client.AppsV1Api(kube)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if apps_api.read_namespaced_deployment_status(name, namespace).status.available_replicas:
+            return
+        time.sleep(0.2)
+    raise TimeoutError("Deployment %s/%s has no available replica after %ss" % (namespace, name, timeout))
 
 
 def create_namespace(kube, name: str) -> None:

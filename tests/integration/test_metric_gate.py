@@ -24,7 +24,7 @@ from canary_world import ERROR_RATIO_ANNOTATION, LATENCY_MS_ANNOTATION, canary_w
 from integration_support import ROOT, SANDBOX_ENV, prometheus_query, run_ansible, wait_for
 from kubernetes import client
 
-SIMULATOR_LATENCY_SIGMA = 0.25  # the simulator's log-normal shape (sandbox/simulator.py)
+SIMULATOR_LATENCY_SIGMA = 0.25  # the simulator's log-normal shape (sandbox/simulator/traffic.py)
 ISTIO_DURATION_BUCKETS_MS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 APP_RPS = 100
 SCRAPE_INTERVAL = SANDBOX_ENV.get("CERES_SANDBOX_SCRAPE_INTERVAL") or "1s"
