@@ -393,8 +393,8 @@ def test_a_rollback_through_an_api_server_failing_slowly_fails_within_its_timeou
     assert read(custom_objects, virtual_service) == before
 
 
-def test_a_rollback_against_a_hung_api_server_fails_at_its_timeout(tmp_path, custom_objects, virtual_service,
-                                                                    sandbox_env):
+def test_a_rollback_against_a_hung_api_server_fails_at_its_timeout(
+        tmp_path, custom_objects, virtual_service, sandbox_env):
     """The API server accepts the connection and never answers (the proxy would hold it 120 s):
     the request's read timeout is what is left of the 5 s budget, so the client gives up on its
     own, once, and the task fails saying so."""

@@ -30,7 +30,7 @@ def test_there_are_groups():
     assert {"k8s", "prometheus", "postgres"} <= set(GROUPS)
 
 
-@pytest.mark.parametrize(("group", "member"), group_members(), ids=lambda value: str(value))
+@pytest.mark.parametrize(("group", "member"), group_members(), ids=str)
 def test_every_group_member_is_a_module_of_the_collection(group, member):
     assert isinstance(member, str) and "." not in member, (
         "group %s: list short module names of this collection, not %r" % (group, member))
