@@ -111,8 +111,8 @@ class ExtraPrometheus:
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError("prometheus exited with %s; see %s/prometheus.log" % (self._process.returncode,
-                                                                                     self.work_dir))
+                raise RuntimeError("prometheus exited with %s; see %s/prometheus.log"
+                                   % (self._process.returncode, self.work_dir))
             if self._targets_up() == len(self.jobs):
                 return self
             time.sleep(0.25)

@@ -54,7 +54,6 @@ QUERY_PATH = "/api/v1/query"
 DEFAULT_TIMEOUT_SECONDS = 10
 
 
-
 class PrometheusConfigError(ValueError):
     """The connection settings cannot work (bad URL, half of a credential pair, ...)."""
 

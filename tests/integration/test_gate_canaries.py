@@ -125,8 +125,8 @@ class PlaybookRun:
                 output, unused_stderr = self.process.communicate()
                 raise AssertionError("the playbook did not end within %ss:\n%s" % (timeout, output.decode()))
             if not self.result_path.exists():
-                raise AssertionError("the playbook saved no result (%s):\n%s" % (self.process.returncode,
-                                                                              output.decode()))
+                raise AssertionError("the playbook saved no result (%s):\n%s"
+                                     % (self.process.returncode, output.decode()))
             return json.loads(self.result_path.read_text())
         finally:
             self._work_dir.cleanup()
