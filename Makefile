@@ -64,9 +64,15 @@ unit: venv
 	@echo "==> unit tests"
 	@$(BIN)/python -m pytest -q tests/unit
 
+# Test files run in parallel, each in its own namespaces and databases (one file per worker
+# at a time); the tests that stop a shared component run alone afterwards.
+INTEGRATION_WORKERS ?= 4
+
 integration: sandbox
-	@echo "==> integration tests against the sandbox"
-	@source .sandbox/env && $(BIN)/python -m pytest -q tests/integration
+	@echo "==> integration tests against the sandbox ($(INTEGRATION_WORKERS) workers, then the serial ones)"
+	@source .sandbox/env && $(BIN)/python -m pytest -q -n $(INTEGRATION_WORKERS) --dist loadfile \
+	  -m "not serial" tests/integration
+	@source .sandbox/env && $(BIN)/python -m pytest -q -m serial tests/integration
 
 molecule: sandbox
 	@source .sandbox/env; cd extensions; \

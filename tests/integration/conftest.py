@@ -7,6 +7,13 @@ import pytest
 from integration_support import SANDBOX_ENV
 
 
+def pytest_configure(config):
+    # `make integration` runs the files in parallel (pytest-xdist, one file per worker at a
+    # time), then the tests marked serial on their own: they stop or restart a sandbox
+    # component every other test relies on.
+    config.addinivalue_line("markers", "serial: stops or restarts a shared sandbox component; run alone")
+
+
 @pytest.fixture(scope="session")
 def sandbox_env() -> dict:
     return dict(SANDBOX_ENV)

@@ -268,6 +268,7 @@ def test_unreachable_prometheus_fails_within_error_limit_intervals(gate_world):
     assert result["checks"][0]["errors"] == 3  # error_limit + 1 rounds, then it gave up
 
 
+@pytest.mark.serial
 def test_prometheus_stopped_mid_rollout_fails_clearly_within_error_limit_intervals(gate_world):
     """The sandbox's own Prometheus is stopped while a gate would run, then started again."""
     sandbox_dir = Path(os.environ["CERES_SANDBOX_DIR"])
