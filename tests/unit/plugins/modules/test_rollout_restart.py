@@ -1,0 +1,168 @@
+"""rollout_restart as Ansible runs it, against the in-memory workload API served over HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from k8s_stub import Fault
+from k8s_stub import run_module as run_any_module
+from workloads_stub import FakeWorkloadApi, deployment
+
+from ansible_collections.ceres.rollout.plugins.module_utils import workloads_restart
+from ansible_collections.ceres.rollout.plugins.modules import rollout_restart
+
+TOKEN = "restart-token-0123456789"
+RESTART_ID = workloads_restart.ANNOTATION_RESTART_ID
+RESTARTED_AT = workloads_restart.ANNOTATION_RESTARTED_AT
+
+
+@pytest.fixture(autouse=True)
+def no_k8s_environment(monkeypatch):
+    for variable in ("K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "K8S_AUTH_KUBECONFIG", "K8S_AUTH_CONTEXT"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(workloads_restart, "POLL_FIRST", 0.05)
+    monkeypatch.setattr(workloads_restart, "POLL_MAX", 0.1)
+    monkeypatch.setattr(workloads_restart, "BUDGET_RESERVE", 0.2)
+
+
+@pytest.fixture
+def api():
+    fake = FakeWorkloadApi()
+    for namespace in ("ns-a", "ns-b"):
+        for name in ("web", "api"):
+            fake.add(deployment(namespace, name, labels={"app": name}))
+    fake.serve()
+    yield fake
+    fake.stop()
+
+
+def args(api, **overrides):
+    module_args = {"host": api.url, "api_key": TOKEN, "namespaces": ["ns-a", "ns-b"]}
+    module_args.update(overrides)
+    return module_args
+
+
+def run_module(capsys, module_args):
+    return run_any_module(rollout_restart, capsys, module_args)
+
+
+def test_restart_and_wait_reports_every_workload(capsys, api):
+    failed, result, output = run_module(capsys, args(api, restart_id="run-1"))
+    assert not failed, result
+    assert result["changed"] is True
+    assert result["summary"] == {"total": 4, "restarted": 4, "unchanged": 0, "ready": 4, "not_ready": 0}
+    assert result["restart_id"] == "run-1"
+    first = result["workloads"][0]
+    assert {key: first[key] for key in ("namespace", "kind", "name", "restarted", "ready", "generation")} == {
+        "namespace": "ns-a", "kind": "Deployment", "name": "api", "restarted": True, "ready": True, "generation": 2}
+    assert first["restart_id"] == "run-1" and first["restarted_at"] == result["restarted_at"]
+    assert first["message"].startswith("rolled out")
+    assert "diff" not in result
+    assert TOKEN not in output
+    assert len(api.patch_calls()) == 4
+
+
+def test_a_second_run_with_the_same_restart_id_reports_changed_false(capsys, api):
+    run_module(capsys, args(api, restart_id="run-1"))
+    failed, result, _output = run_module(capsys, args(api, restart_id="run-1"))
+    assert not failed
+    assert result["changed"] is False
+    assert result["summary"]["restarted"] == 0 and result["summary"]["ready"] == 4
+    assert len(api.patch_calls()) == 4
+
+
+def test_check_mode_changes_nothing(capsys, api):
+    failed, result, _output = run_module(capsys, args(api, restart_id="run-1", _ansible_check_mode=True))
+    assert not failed
+    assert result["changed"] is True
+    assert all(workload["restarted"] for workload in result["workloads"])
+    assert api.patch_calls() == []
+    assert RESTART_ID not in api.template_annotations("deployments", "ns-a", "web")
+
+
+def test_diff_mode_shows_the_annotations(capsys, api):
+    failed, result, _output = run_module(capsys, args(api, restart_id="run-1", names=["web"], _ansible_diff=True))
+    assert not failed
+    assert result["diff"]["before"] == {"Deployment ns-a/web": {}, "Deployment ns-b/web": {}}
+    assert result["diff"]["after"]["Deployment ns-b/web"] == {RESTARTED_AT: result["restarted_at"],
+                                                              RESTART_ID: "run-1"}
+
+
+def test_a_workload_that_never_becomes_ready_is_named(capsys, api):
+    api.never_ready.add("api")
+    started = time.monotonic()
+    failed, result, _output = run_module(capsys, args(api, restart_id="run-1", wait_timeout=1))
+    assert failed
+    assert result["msg"].startswith("2 of 4 workloads did not become ready within wait_timeout (1 s): "
+                                    "Deployment ns-a/api (")
+    assert "Deployment ns-b/api (" in result["msg"] and "ns-a/web" not in result["msg"]
+    assert result["changed"] is True
+    assert result["summary"]["not_ready"] == 2
+    assert time.monotonic() - started < 5
+
+
+def test_the_timeout_budget_bounds_the_whole_task(capsys, api):
+    api.never_ready.add("web")
+    started = time.monotonic()
+    failed, result, _output = run_module(capsys, args(api, restart_id="run-1", timeout=1.5))
+    assert failed
+    assert "did not become ready within the task's timeout (1.5 s)" in result["msg"]
+    assert time.monotonic() - started < 3
+
+
+def test_the_budget_running_out_during_the_patches(capsys, api):
+    api.fault = lambda method, path, number: Fault.delay(1.5) if method == "PATCH" else None
+    failed, result, _output = run_module(capsys, args(api, restart_id="run-1", timeout=1))
+    assert failed
+    # the patches were sent and never answered: they may have landed
+    assert result["msg"].startswith("4 of 4 restarts failed (4 sent but unanswered may have landed): "
+                                    "Deployment ns-a/api: gave up after 1 attempt")
+    assert "the timeout of 1 s leaving no time for another" in result["msg"]
+    assert result["changed"] is True
+
+
+def test_a_409_on_a_patch_is_retried(capsys, api):
+    api.conflicts["web"] = 1
+    failed, result, _output = run_module(capsys, args(api, restart_id="run-1", names=["web"]))
+    assert not failed, result
+    assert result["summary"]["restarted"] == 2
+    assert len(api.patch_calls()) == 3
+
+
+def test_conflicts_beyond_max_conflict_retries_fail_naming_the_workload(capsys, api):
+    api.conflicts["web"] = 10
+    failed, result, _output = run_module(capsys, args(api, restart_id="run-1", namespaces=["ns-a"],
+                                                      max_conflict_retries=1))
+    assert failed
+    assert "Deployment ns-a/web: 409 Conflict on every try, gave up after 2 attempts" in result["msg"]
+    assert result["changed"] is True  # ns-a/api was restarted
+    by_name = {workload["name"]: workload for workload in result["workloads"]}
+    assert by_name["web"]["message"].startswith("not restarted: ")
+
+
+def test_a_missing_namespace_fails_before_anything_changes(capsys, api):
+    failed, result, _output = run_module(capsys, args(api, namespaces=["ns-a", "nope"]))
+    assert failed
+    assert result["msg"] == "namespace nope does not exist"
+    assert result["changed"] is False
+    assert api.patch_calls() == []
+
+
+def test_a_selector_matching_nothing_fails_unless_allow_empty(capsys, api):
+    failed, result, _output = run_module(capsys, args(api, selector="app=none"))
+    assert failed and result["msg"].startswith("nothing matched: no Deployment in namespaces ns-a, ns-b with "
+                                               "selector 'app=none'")
+    failed, result, _output = run_module(capsys, args(api, selector="app=none", allow_empty=True))
+    assert not failed and result["changed"] is False and result["workloads"] == []
+
+
+def test_namespaces_or_selector_is_required(capsys, api):
+    failed, result, _output = run_module(capsys, {"host": api.url, "api_key": TOKEN})
+    assert failed and "one of the following is required: namespaces, selector" in result["msg"]
+
+
+def test_wait_timeout_longer_than_timeout_is_refused(capsys, api):
+    failed, result, _output = run_module(capsys, args(api, wait_timeout=600))
+    assert failed and "wait_timeout (600 s) is longer than timeout (120 s)" in result["msg"]
+    assert api.calls == []

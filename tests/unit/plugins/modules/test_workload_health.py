@@ -1,0 +1,134 @@
+"""workload_health as Ansible runs it, against the in-memory workload API served over HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from k8s_stub import Fault
+from k8s_stub import run_module as run_any_module
+from workloads_stub import FakeWorkloadApi, container_status, daemonset, deployment, pod_of, replicaset_of
+
+from ansible_collections.ceres.rollout.plugins.modules import workload_health
+
+TOKEN = "health-token-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def no_k8s_environment(monkeypatch):
+    for variable in ("K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "K8S_AUTH_KUBECONFIG", "K8S_AUTH_CONTEXT"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+@pytest.fixture
+def api():
+    fake = FakeWorkloadApi()
+    for name in ("web", "api"):
+        owner = fake.add(deployment("ns", name, labels={"app": name}))
+        replicaset = fake.add(replicaset_of(owner))
+        fake.add(pod_of(replicaset, "%s-5d8f9-aaaaa" % name))
+    agent = fake.add(daemonset("ns", "agent"))
+    for node in range(3):
+        fake.add(pod_of(agent, "agent-%d" % node))
+    fake.serve()
+    yield fake
+    fake.stop()
+
+
+def args(api, **overrides):
+    module_args = {"host": api.url, "api_key": TOKEN, "namespaces": ["ns"]}
+    module_args.update(overrides)
+    return module_args
+
+
+def run_module(capsys, module_args):
+    return run_any_module(workload_health, capsys, module_args)
+
+
+def set_container(api, pod, **status):
+    api.objects[("pods", "ns", pod)]["status"]["containerStatuses"] = [container_status(**status)]
+
+
+def test_healthy(capsys, api):
+    failed, result, output = run_module(capsys, args(api, kinds=["Deployment", "DaemonSet"]))
+    assert not failed, result
+    assert result["changed"] is False
+    assert result["healthy"] is True
+    assert result["unhealthy"] == []
+    assert result["summary"] == {"total": 3, "healthy": 3, "unhealthy": 0}
+    assert [workload["name"] for workload in result["workloads"]] == ["api", "web", "agent"]
+    assert len(result["workloads"][2]["pods"]) == 3
+    assert set(result["baseline"]) == {"ns/api-5d8f9-aaaaa", "ns/web-5d8f9-aaaaa", "ns/agent-0", "ns/agent-1",
+                                       "ns/agent-2"}
+    assert TOKEN not in output
+
+
+def test_crash_loop_fails_naming_the_workload_and_why(capsys, api):
+    set_container(api, "web-5d8f9-aaaaa", restarts=5, waiting="CrashLoopBackOff", message="back-off 5m0s")
+    failed, result, _output = run_module(capsys, args(api))
+    assert failed
+    assert result["msg"] == ("1 of 2 workloads unhealthy: Deployment ns/web: pod web-5d8f9-aaaaa: container app is "
+                             "CrashLoopBackOff: back-off 5m0s; pod web-5d8f9-aaaaa: 5 restarts in its life, more "
+                             "than max_restarts 0")
+    assert result["healthy"] is False and result["changed"] is False
+    web = result["workloads"][1]
+    assert web["pods"][0]["containers"][0]["waiting_reason"] == "CrashLoopBackOff"
+
+
+def test_fail_on_unhealthy_false_reports_without_failing(capsys, api):
+    set_container(api, "api-5d8f9-aaaaa", waiting="ImagePullBackOff", ready=False)
+    failed, result, _output = run_module(capsys, args(api, fail_on_unhealthy=False))
+    assert not failed
+    assert result["healthy"] is False
+    assert result["unhealthy"] == ["Deployment ns/api: pod api-5d8f9-aaaaa: container app is ImagePullBackOff"]
+
+
+def test_a_baseline_from_an_earlier_call(capsys, api):
+    set_container(api, "web-5d8f9-aaaaa", restarts=2)
+    _failed, first, _output = run_module(capsys, args(api, max_restarts=5))
+    failed, result, _output = run_module(capsys, args(api, baseline=first["baseline"]))
+    assert not failed and result["healthy"]
+    set_container(api, "web-5d8f9-aaaaa", restarts=3)
+    failed, result, _output = run_module(capsys, args(api, baseline=first["baseline"]))
+    assert failed
+    assert "1 restart since the baseline, more than max_restarts 0" in result["msg"]
+
+
+def test_since(capsys, api):
+    set_container(api, "web-5d8f9-aaaaa", restarts=2, last_finished="2026-01-31T08:00:00Z")
+    failed, result, _output = run_module(capsys, args(api, since="2026-01-31T09:00:00Z"))
+    assert not failed and result["healthy"]
+    failed, result, _output = run_module(capsys, args(api, since="2026-01-31T07:00:00Z", max_restarts=1))
+    assert failed and "2 restarts since 2026-01-31T07:00:00Z (at most" in result["msg"]
+
+
+def test_since_and_baseline_are_mutually_exclusive(capsys, api):
+    failed, result, _output = run_module(capsys, args(api, since="2026-01-31T07:00:00Z", baseline={}))
+    assert failed and "mutually exclusive" in result["msg"]
+
+
+def test_a_bad_since_is_refused(capsys, api):
+    failed, result, _output = run_module(capsys, args(api, since="an hour ago"))
+    assert failed and "since: 'an hour ago' is not an RFC 3339 timestamp" in result["msg"]
+    assert api.calls == []
+
+
+def test_check_mode_runs_the_same(capsys, api):
+    set_container(api, "web-5d8f9-aaaaa", waiting="ErrImagePull", ready=False)
+    failed, result, _output = run_module(capsys, args(api, _ansible_check_mode=True))
+    assert failed and result["changed"] is False and "ErrImagePull" in result["msg"]
+    assert api.patch_calls() == []
+
+
+def test_a_missing_namespace_is_an_error(capsys, api):
+    failed, result, _output = run_module(capsys, args(api, namespaces=["ns", "nope"]))
+    assert failed and result["msg"] == "namespace nope does not exist"
+
+
+def test_a_hung_api_server_ends_within_the_timeout(capsys, api):
+    api.fault = lambda method, path, number: Fault.delay(5) if "/pods" in path else None
+    started = time.monotonic()
+    failed, result, _output = run_module(capsys, args(api, timeout=1))
+    assert failed
+    assert "the timeout of 1 s" in result["msg"]
+    assert time.monotonic() - started < 3
