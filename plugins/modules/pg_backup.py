@@ -31,19 +31,11 @@ author:
   - CERES platform team (@ceres)
 extends_documentation_fragment:
   - ceres.rollout.attributes
+  - ceres.rollout.attributes.postgres_and_k8s_action_group
   - ceres.rollout.postgres_login
   - ceres.rollout.k8s_auth
+  - ceres.rollout.k8s_auth.timeout
 attributes:
-  action_group:
-    description:
-      - Use C(group/ceres.rollout.postgres) in C(module_defaults) to set the PostgreSQL login options once, and
-        C(group/ceres.rollout.k8s) to set the Kubernetes connection options (used with O(pod)) once.
-    support: full
-    membership:
-      - ceres.rollout.postgres
-      - postgres
-      - ceres.rollout.k8s
-      - k8s
   check_mode:
     support: full
     details:
@@ -190,6 +182,8 @@ options:
     type: bool
     default: false
 notes:
+  - With O(pod), O(timeout) bounds the Kubernetes API calls (finding the pod, opening the exec streams); the dump that
+    then streams out of the pod is not cut short by it.
   - 'The manifest C(<dest>.manifest.json) is a JSON object with: C(manifest_version) (V(1)), C(created_by), C(database),
     C(server_version), C(server_version_num), C(encoding), C(lc_collate), C(lc_ctype), C(pg_dump_version), C(format),
     C(compress), C(snapshot) (the exported snapshot id), C(started_at) and C(finished_at) (UTC, ISO 8601), C(verified)
@@ -362,7 +356,7 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_requ
 
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     HAS_KUBERNETES,
-    K8S_AUTH_ARG_SPEC,
+    K8S_CONNECTION_ARG_SPEC,
     KUBERNETES_IMPORT_TRACEBACK,
     K8sError,
     auth_options,
@@ -398,7 +392,7 @@ def argument_spec():
                  required_one_of=[("deployment", "pod")]),
     )
     spec.update(LOGIN_ARGUMENT_SPEC)
-    spec.update(K8S_AUTH_ARG_SPEC)
+    spec.update(K8S_CONNECTION_ARG_SPEC)
     return spec
 
 

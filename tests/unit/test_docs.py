@@ -70,13 +70,7 @@ def test_documented_action_groups_are_the_runtime_groups():
     assert mismatches == {}
 
 
-# Modules not yet moved to the attribute fragments (their owners will): see the issue 8 report.
-ATTRIBUTE_TEXT_PENDING = {"pg_backup"}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(reason="copies attribute text; pending its owner"))
-    if name in ATTRIBUTE_TEXT_PENDING else name for name in MODULES])
+@pytest.mark.parametrize("name", MODULES)
 def test_modules_take_attribute_text_from_the_fragments(name):
     """A module's own DOCUMENTATION sets support and details only: descriptions and action
     group memberships come from ceres.rollout.attributes and its group fragments."""

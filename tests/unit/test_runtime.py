@@ -17,9 +17,6 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())
 GROUPS = RUNTIME.get("action_groups") or {}
 MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
-# Modules that must change at their call site to take the timeout (reported, owned elsewhere).
-TIMEOUT_PENDING = {"pg_backup": "pg_backup.argument_spec() still updates with K8S_AUTH_ARG_SPEC, not "
-                                "K8S_CONNECTION_ARG_SPEC (and needs the ceres.rollout.k8s_auth.timeout fragment)"}
 
 
 def group_members() -> list[tuple[str, str]]:
@@ -55,9 +52,7 @@ def test_the_k8s_group_is_exactly_the_modules_taking_the_kubernetes_auth_options
         % (name, "takes" if takes_auth else "does not take", "is not" if takes_auth else "is"))
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(reason=TIMEOUT_PENDING[name])) if name in TIMEOUT_PENDING else name
-    for name in GROUPS["k8s"]])
+@pytest.mark.parametrize("name", GROUPS["k8s"])
 def test_every_k8s_group_member_takes_the_timeout(name):
     """module_defaults for group/ceres.rollout.k8s may set timeout: a member without it
     would fail with an unsupported parameter."""
