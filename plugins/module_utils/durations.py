@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 import re
 
+from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
+
 SECONDS_PER_UNIT = {
     "w": 7 * 24 * 3600,
     "d": 24 * 3600,
@@ -30,7 +32,7 @@ _PLAIN_SECONDS = re.compile(r"[0-9]+")
 _PROMETHEUS_DURATION = re.compile(r"([0-9]+(ms|s|m|h|d|w|y))+")
 
 
-class DurationError(ValueError):
+class DurationError(CeresError, ValueError):
     """A value that is not a valid duration; the message says what was wrong."""
 
 

@@ -47,6 +47,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     deadline_of,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.retry import STOPPED_BY_ATTEMPTS, RetryPolicy, retry_call
+from ansible_collections.ceres.rollout.plugins.module_utils.timestamps import utc_timestamp
 
 
 ISTIO_NETWORKING_API_VERSIONS = ('networking.istio.io/v1', 'networking.istio.io/v1beta1')
@@ -375,11 +376,6 @@ def shifted_route_destinations(located: RouteDestinations, stable: Destination, 
     return shifted
 
 
-def utc_timestamp(now: datetime.datetime | None = None) -> str:
-    moment = now or datetime.datetime.now(datetime.timezone.utc)
-    return moment.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
-
-
 class ShiftPlan:
     """What a shift would do to one VirtualService: the weights before and the object to write."""
 
@@ -405,7 +401,7 @@ def plan_shift(virtual_service: t.Mapping[str, t.Any], route_name: str | None, s
     annotations = metadata.get('annotations') or {}
     annotations[ANNOTATION_PREVIOUS_WEIGHT] = str(previous_weight)
     annotations[ANNOTATION_WEIGHT] = str(canary_weight)
-    annotations[ANNOTATION_UPDATED_AT] = utc_timestamp(now)
+    annotations[ANNOTATION_UPDATED_AT] = utc_timestamp(now, timespec='seconds')
     shifted_route = desired['spec']['http'][located.route_index]
     if shifted_route.get('name'):
         annotations[ANNOTATION_ROUTE] = shifted_route['name']

@@ -7,10 +7,11 @@ by the modules' main(). Every message is one a person can act on and holds no se
 
 from __future__ import annotations
 
+from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.processes import raise_on_sigterm
 
 
-class PostgresBackupError(Exception):
+class PostgresBackupError(CeresError):
     """Base of every error a person can act on; messages never contain secrets."""
 
 

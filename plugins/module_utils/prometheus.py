@@ -40,6 +40,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.redaction import redact
 
 VALUE = "value"
@@ -54,7 +55,7 @@ QUERY_PATH = "/api/v1/query"
 DEFAULT_TIMEOUT_SECONDS = 10
 
 
-class PrometheusConfigError(ValueError):
+class PrometheusConfigError(CeresError, ValueError):
     """The connection settings cannot work (bad URL, half of a credential pair, ...)."""
 
 

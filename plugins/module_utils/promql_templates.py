@@ -54,6 +54,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional
 
+from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.durations import (
     DurationError,
     prometheus_duration_seconds,
@@ -75,7 +76,7 @@ LATENCY_P95 = "istio_latency_p95"
 LATENCY_P99 = "istio_latency_p99"
 
 
-class TemplateError(ValueError):
+class TemplateError(CeresError, ValueError):
     """A template name or parameter that cannot be rendered; the message names it."""
 
 

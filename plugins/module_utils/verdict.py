@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import (
     INCONCLUSIVE,
     NO_DATA,
@@ -65,7 +66,7 @@ _DECIDING_STATUSES = (STATUS_FAIL, STATUS_INCONCLUSIVE, STATUS_ERROR)
 MAX_CONCURRENT_QUERIES = 16
 
 
-class GateConfigError(ValueError):
+class GateConfigError(CeresError, ValueError):
     """Gate settings or a check definition that cannot be used; the message names the field."""
 
 
