@@ -327,7 +327,8 @@ def test_no_op_writes_no_annotation():
 
 def test_timestamps_are_utc():
     eastern = datetime.timezone(datetime.timedelta(hours=-5))
-    assert istio.utc_timestamp(datetime.datetime(2025, 1, 31, 4, 30, tzinfo=eastern)) == '2025-01-31T09:30:00Z'
+    moment = datetime.datetime(2025, 1, 31, 4, 30, tzinfo=eastern)
+    assert istio.utc_timestamp(moment, timespec='seconds') == '2025-01-31T09:30:00Z'
 
 
 def test_diff_ignores_server_noise():
