@@ -1,0 +1,670 @@
+# Copyright (c) 2026, CERES platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The rollout lock: a ``coordination.k8s.io/v1`` Lease held by one run at a time.
+
+A run holds the Lease when ``spec.holderIdentity`` names its holder and the annotation
+``rollout.ceres.io/run-id`` its run id; it keeps it alive by renewing ``spec.renewTime``.
+The decision is pure (:func:`plan_lock`, from the Lease as read and the time); the API
+cycle (:func:`apply_lock`) GETs the Lease, decides, writes it with its resourceVersion (or
+creates it), and on a conflict (409: another run wrote in between) reads it again and decides
+again, within the client's one time budget. So two runs acquiring at once never both succeed:
+the second write is refused by the API server and, re-read, the lock is the other run's.
+
+Rules (documented in the rollout_journal module):
+
+* ``acquired``: a free lock is taken; a lock this run holds is renewed; a lock whose holder
+  stopped renewing for longer than its ``leaseDurationSeconds`` is taken over; a live lock
+  of another run is refused, naming it, unless ``force`` (what rollback uses) takes it.
+* A run that lost the lock (taken by force, or taken over once it expired) is remembered in
+  ``rollout.ceres.io/lost-runs``: it can neither renew nor acquire it again without force,
+  so a rollout that rollback interrupted stops at its next step instead of carrying on.
+* ``renewed``: only by the run holding it; anything else fails, saying who has it.
+* ``released``: only by the run holding it; releasing a free lock or another run's lock
+  changes nothing and says so.
+* A renewal of a lock the run already holds, with the same holder, phase and duration, is not
+  a change (``changed: false``): the lock's state is the same, only its ``renewTime`` moved.
+
+Expiry is judged with this machine's clock against the holder's ``renewTime``: the machines
+running rollouts must keep their clocks in sync (NTP), well within a lease duration.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import random
+import re
+import time
+import typing as t
+
+from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    Conflict,
+    DeadlineExceeded,
+    K8sConnectionError,
+    NotFound,
+    ServerError,
+    api_path,
+    deadline_of,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.retry import STOPPED_BY_ATTEMPTS, RetryPolicy, retry_call
+
+LEASE_API_VERSION = "coordination.k8s.io/v1"
+LEASE_PLURAL = "leases"
+
+ANNOTATION_RUN_ID = "rollout.ceres.io/run-id"
+ANNOTATION_PHASE = "rollout.ceres.io/phase"
+ANNOTATION_TAKEN_OVER_FROM = "rollout.ceres.io/taken-over-from"
+ANNOTATION_LOST_RUNS = "rollout.ceres.io/lost-runs"
+ANNOTATION_RELEASED = "rollout.ceres.io/released"
+MANAGED_BY_LABELS = {"app.kubernetes.io/managed-by": "ceres.rollout"}
+
+# How many runs that lost the lock are remembered (the oldest are forgotten first).
+LOST_RUNS_KEPT = 20
+
+ACQUIRED, RENEWED, RELEASED = "acquired", "renewed", "released"
+LOCK_STATES = (ACQUIRED, RENEWED, RELEASED)
+
+# What a call did to the lock (``lock_outcome``).
+OUTCOME_ACQUIRED = "acquired"  # it was free
+OUTCOME_RENEWED = "renewed"  # this run held it
+OUTCOME_TAKEN_OVER = "taken_over"  # its holder had stopped renewing it
+OUTCOME_FORCED = "forced"  # taken from a live holder with force
+OUTCOME_RELEASED = "released"
+OUTCOME_ALREADY_FREE = "already_free"
+OUTCOME_HELD_BY_ANOTHER_RUN = "held_by_another_run"
+
+HOW_FORCED = "forced"
+HOW_EXPIRED = "expired"
+
+LEASE_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class LockError(CeresError):
+    """The lock could not be acquired, renewed or released as asked. ``lock`` is the lock as
+    last seen (the ``lock`` return value), ``written`` whether a write had landed."""
+
+    def __init__(self, message: str, lock: dict[str, t.Any] | None = None, written: bool = False) -> None:
+        super().__init__(message)
+        self.lock = lock
+        self.written = written
+
+
+class InvalidLockRequest(LockError):
+    """An option is wrong; nothing was read or written."""
+
+
+class LockRefused(LockError):
+    """Another live run holds the lock."""
+
+
+class LockLost(LockError):
+    """This run does not hold the lock (any more): it was taken, released or never acquired."""
+
+
+class TooManyConflicts(LockError):
+    """Other writers changed the Lease during every attempt."""
+
+
+class _ReadAgain(CeresError):
+    """A write whose fate is unknown, or that met a deleted Lease: read it again and decide again."""
+
+
+# --------------------------------------------------------------------------- time
+
+
+def micro_time(moment: datetime.datetime) -> str:
+    """A Kubernetes MicroTime (RFC 3339, UTC, microseconds), as Lease times are written."""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: t.Any) -> datetime.datetime | None:
+    """An RFC 3339 time as the API server writes it (any fraction, ``Z`` or an offset); ``None``
+    when absent or unreadable (such a Lease is judged by its other times)."""
+    if not isinstance(text, str) or not text:
+        return None
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$", text.strip())
+    if not match:
+        return None
+    base, fraction, zone = match.groups()
+    fraction = (fraction or "0")[:6].ljust(6, "0")
+    zone = "+00:00" if zone in (None, "Z") else zone
+    try:
+        return datetime.datetime.fromisoformat("%s.%s%s" % (base, fraction, zone)).astimezone(datetime.UTC)
+    except ValueError:
+        return None
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+# --------------------------------------------------------------------------- the request
+
+
+class LockRequest:
+    """What the rollout_journal module was asked to do with the lock."""
+
+    def __init__(
+        self,
+        namespace: str,
+        name: str,
+        run_id: str,
+        holder: str,
+        lease_duration: int = 600,
+        phase: str | None = None,
+        force: bool = False,
+        max_conflict_retries: int = 5,
+    ) -> None:
+        self.namespace = namespace
+        self.name = name
+        self.run_id = run_id
+        self.holder = holder
+        self.lease_duration = lease_duration
+        self.phase = phase
+        self.force = force
+        self.max_conflict_retries = max_conflict_retries
+
+    @property
+    def reference(self) -> str:
+        return "%s/%s" % (self.namespace, self.name)
+
+
+def validate_lock_name(name: t.Any, field: str = "name") -> None:
+    if not isinstance(name, str) or len(name) > 240 or not LEASE_NAME_PATTERN.match(name):
+        raise InvalidLockRequest(
+            "%s: must be a lowercase DNS name of at most 240 characters (letters, digits, '-' "
+            "and '.'), got %r" % (field, name)
+        )
+
+
+def validate_run_id(run_id: t.Any, field: str = "run_id") -> None:
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
+        raise InvalidLockRequest(
+            "%s: must be 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or "
+            "digit, got %r" % (field, run_id)
+        )
+
+
+def validate_lock_request(request: LockRequest) -> None:
+    """The checks that need no API call."""
+    validate_lock_name(request.name)
+    validate_run_id(request.run_id)
+    if not request.holder or not isinstance(request.holder, str):
+        raise InvalidLockRequest("holder: must be a non-empty string")
+    if (
+        isinstance(request.lease_duration, bool)
+        or not isinstance(request.lease_duration, int)
+        or request.lease_duration < 1
+    ):
+        raise InvalidLockRequest(
+            "lease_duration: must be a whole number of seconds, at least 1, got %r" % (request.lease_duration,)
+        )
+    if request.max_conflict_retries < 0:
+        raise InvalidLockRequest("max_conflict_retries: must not be negative, got %d" % request.max_conflict_retries)
+
+
+# --------------------------------------------------------------------------- the Lease as read
+
+
+def _json_annotation(annotations: t.Mapping[str, str], key: str) -> t.Any:
+    try:
+        return json.loads(annotations.get(key) or "null")
+    except ValueError:
+        return None
+
+
+class LeaseState:
+    """What a Lease (a dict as the API returns it, or ``None`` when absent) says about the lock."""
+
+    def __init__(self, lease: t.Mapping[str, t.Any] | None) -> None:
+        self.lease = lease
+        metadata = (lease or {}).get("metadata") or {}
+        spec = (lease or {}).get("spec") or {}
+        annotations = metadata.get("annotations") or {}
+        self.exists = lease is not None
+        self.holder: str | None = spec.get("holderIdentity") or None
+        self.run_id: str | None = annotations.get(ANNOTATION_RUN_ID) or None
+        self.phase: str | None = annotations.get(ANNOTATION_PHASE) or None
+        self.acquired_at = parse_time(spec.get("acquireTime"))
+        self.renewed_at = parse_time(spec.get("renewTime"))
+        duration = spec.get("leaseDurationSeconds")
+        self.lease_duration: int | None = duration if isinstance(duration, int) and duration > 0 else None
+        self.transitions = spec.get("leaseTransitions") or 0
+        taken_over_from = _json_annotation(annotations, ANNOTATION_TAKEN_OVER_FROM)
+        self.taken_over_from: dict[str, t.Any] | None = taken_over_from if isinstance(taken_over_from, dict) else None
+        lost_runs = _json_annotation(annotations, ANNOTATION_LOST_RUNS)
+        self.lost_runs: dict[str, dict[str, t.Any]] = lost_runs if isinstance(lost_runs, dict) else {}
+        released = _json_annotation(annotations, ANNOTATION_RELEASED)
+        self.released: dict[str, t.Any] | None = released if isinstance(released, dict) else None
+
+    @property
+    def held(self) -> bool:
+        return bool(self.holder or self.run_id)
+
+    def held_by(self, run_id: str) -> bool:
+        return self.held and self.run_id == run_id
+
+    @property
+    def last_alive_at(self) -> datetime.datetime | None:
+        return self.renewed_at or self.acquired_at
+
+    @property
+    def expires_at(self) -> datetime.datetime | None:
+        if not self.held or self.last_alive_at is None or self.lease_duration is None:
+            return None
+        return self.last_alive_at + datetime.timedelta(seconds=self.lease_duration)
+
+    def expired(self, now: datetime.datetime) -> bool:
+        """Whether the holder stopped renewing for longer than the lease duration. A held
+        Lease without a renew time or a duration cannot prove it is alive: expired."""
+        if not self.held:
+            return False
+        expires_at = self.expires_at
+        return expires_at is None or now > expires_at
+
+    def describe_holder(self) -> str:
+        if self.run_id:
+            what = "run %s (holder %s" % (self.run_id, self.holder or "unnamed")
+        else:
+            what = "%s (not a ceres.rollout run" % (self.holder or "an unnamed holder")
+        if self.phase:
+            what += ", phase %s" % self.phase
+        return what + ")"
+
+    def summary(self, namespace: str, name: str, now: datetime.datetime) -> dict[str, t.Any]:
+        """The ``lock`` return value."""
+        expires_at = self.expires_at
+        return {
+            "namespace": namespace,
+            "name": name,
+            "exists": self.exists,
+            "held": self.held,
+            "holder": self.holder,
+            "run_id": self.run_id,
+            "phase": self.phase,
+            "acquired_at": micro_time(self.acquired_at) if self.acquired_at and self.held else None,
+            "renewed_at": micro_time(self.renewed_at) if self.renewed_at and self.held else None,
+            "lease_duration": self.lease_duration,
+            "expires_at": micro_time(expires_at) if expires_at else None,
+            "expired": self.expired(now),
+            "taken_over_from": self.taken_over_from if self.held else None,
+            "released": None if self.held else self.released,
+            "lease_transitions": self.transitions,
+        }
+
+
+def ownership(summary: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """The part of a lock summary whose change is a change of the lock (renewTime is not)."""
+    return {key: summary.get(key) for key in ("held", "holder", "run_id", "phase", "lease_duration", "acquired_at")}
+
+
+# --------------------------------------------------------------------------- the decision
+
+
+class LockPlan:
+    """What to do: ``outcome`` (one of the OUTCOME_* names) and the Lease to write (``None``: nothing)."""
+
+    def __init__(
+        self, outcome: str, desired: dict[str, t.Any] | None, taken_over_from: dict[str, t.Any] | None = None
+    ) -> None:
+        self.outcome = outcome
+        self.desired = desired
+        self.taken_over_from = taken_over_from
+
+
+def _new_lease(request: LockRequest) -> dict[str, t.Any]:
+    return {
+        "apiVersion": LEASE_API_VERSION,
+        "kind": "Lease",
+        "metadata": {
+            "name": request.name,
+            "namespace": request.namespace,
+            "labels": dict(MANAGED_BY_LABELS),
+            "annotations": {},
+        },
+        "spec": {},
+    }
+
+
+def _compact_json(value: t.Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _describe_loss(request: LockRequest, loss: t.Mapping[str, t.Any]) -> str:
+    """``lock taken by run X (rollback) at T, by force``: how this run lost the lock."""
+    how = (
+        "by force"
+        if loss.get("how") == HOW_FORCED
+        else "after run %s stopped renewing it for longer than its lease" % request.run_id
+    )
+    return "lock taken by run %s (%s) at %s, %s" % (
+        loss.get("by_run_id") or "?",
+        loss.get("by_phase") or "no phase",
+        loss.get("at") or "?",
+        how,
+    )
+
+
+def _lost_message(request: LockRequest, loss: t.Mapping[str, t.Any]) -> str:
+    return "%s: %s; run %s no longer holds it and must stop (start a new run to go on)" % (
+        request.reference,
+        _describe_loss(request, loss),
+        request.run_id,
+    )
+
+
+def _refusal_message(request: LockRequest, state: LeaseState, now: datetime.datetime) -> str:
+    parts = ["%s is held by %s" % (request.reference, state.describe_holder())]
+    if state.acquired_at:
+        parts.append("since %s" % micro_time(state.acquired_at))
+    if state.renewed_at:
+        parts.append("last renewed %s" % micro_time(state.renewed_at))
+    expires_at = state.expires_at
+    if expires_at is not None:
+        parts.append(
+            "lease %d s, expiring at %s (in %d s)"
+            % (state.lease_duration or 0, micro_time(expires_at), max(0, round((expires_at - now).total_seconds())))
+        )
+    return (
+        "%s; run %s refuses to start: wait for that run to end (or for its lease to expire), or take the lock "
+        "with force=true as a rollback does" % (", ".join(parts), request.run_id)
+    )
+
+
+def _held_by_this_run(
+    desired: dict[str, t.Any], request: LockRequest, now: datetime.datetime, new_holding: bool
+) -> None:
+    metadata = desired.setdefault("metadata", {})
+    annotations = metadata.get("annotations") or {}
+    labels = metadata.get("labels") or {}
+    labels.update(MANAGED_BY_LABELS)
+    metadata["labels"] = labels
+    annotations[ANNOTATION_RUN_ID] = request.run_id
+    if request.phase:
+        annotations[ANNOTATION_PHASE] = request.phase
+    elif new_holding:
+        annotations.pop(ANNOTATION_PHASE, None)
+    spec = desired.setdefault("spec", {})
+    spec["holderIdentity"] = request.holder
+    spec["leaseDurationSeconds"] = request.lease_duration
+    spec["renewTime"] = micro_time(now)
+    if new_holding:
+        # Like client-go's leader election: a Lease's first holder is transition 0, each new holder one more.
+        had_holders = bool(metadata.get("resourceVersion"))
+        spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + (1 if had_holders else 0)
+        spec["acquireTime"] = micro_time(now)
+        annotations.pop(ANNOTATION_TAKEN_OVER_FROM, None)
+        annotations.pop(ANNOTATION_RELEASED, None)
+    metadata["annotations"] = annotations
+
+
+def _take_from(
+    desired: dict[str, t.Any], state: LeaseState, request: LockRequest, now: datetime.datetime, how: str
+) -> dict[str, t.Any]:
+    """Record on ``desired`` whom the lock is taken from; return that record."""
+    taken_over_from = {
+        "run_id": state.run_id,
+        "holder": state.holder,
+        "phase": state.phase,
+        "acquired_at": micro_time(state.acquired_at) if state.acquired_at else None,
+        "renewed_at": micro_time(state.renewed_at) if state.renewed_at else None,
+        "lease_duration": state.lease_duration,
+        "how": how,
+        "at": micro_time(now),
+    }
+    annotations = desired["metadata"]["annotations"]
+    annotations[ANNOTATION_TAKEN_OVER_FROM] = _compact_json(taken_over_from)
+    if state.run_id:
+        lost_runs = {run_id: loss for run_id, loss in state.lost_runs.items() if run_id != state.run_id}
+        lost_runs[state.run_id] = {
+            "by_run_id": request.run_id,
+            "by_phase": request.phase,
+            "by_holder": request.holder,
+            "at": micro_time(now),
+            "how": how,
+        }
+        kept = list(lost_runs.items())[-LOST_RUNS_KEPT:]
+        annotations[ANNOTATION_LOST_RUNS] = _compact_json(dict(kept))
+    return taken_over_from
+
+
+def plan_lock(
+    lease: t.Mapping[str, t.Any] | None, request: LockRequest, action: str, now: datetime.datetime
+) -> LockPlan:
+    """Decide what ``action`` (acquired, renewed, released) does to the Lease as read.
+    Raises :class:`LockRefused` or :class:`LockLost` when it must not be done."""
+    state = LeaseState(lease)
+    summary = state.summary(request.namespace, request.name, now)
+    if action == RELEASED:
+        return _plan_release(lease, state, request, now)
+    desired = copy.deepcopy(dict(lease)) if lease is not None else _new_lease(request)
+
+    if state.held_by(request.run_id):
+        _held_by_this_run(desired, request, now, new_holding=False)
+        return LockPlan(OUTCOME_RENEWED, desired)
+
+    loss = state.lost_runs.get(request.run_id)
+    if action == RENEWED:
+        if loss is not None:
+            raise LockLost(_lost_message(request, loss), lock=summary)
+        if not state.held:
+            released = state.released or {}
+            why = (
+                "it was released by this run at %s" % released.get("at")
+                if released.get("run_id") == request.run_id
+                else "it is free"
+            )
+            raise LockLost(
+                "%s: run %s does not hold the lock (%s); acquire it first" % (request.reference, request.run_id, why),
+                lock=summary,
+            )
+        raise LockLost(
+            "%s: run %s does not hold the lock, %s does; this run must stop"
+            % (request.reference, request.run_id, state.describe_holder()),
+            lock=summary,
+        )
+
+    if loss is not None and not request.force:
+        raise LockLost(_lost_message(request, loss), lock=summary)
+    if not state.held:
+        _held_by_this_run(desired, request, now, new_holding=True)
+        return LockPlan(OUTCOME_ACQUIRED, desired)
+    if state.expired(now):
+        _held_by_this_run(desired, request, now, new_holding=True)
+        return LockPlan(OUTCOME_TAKEN_OVER, desired, _take_from(desired, state, request, now, HOW_EXPIRED))
+    if request.force:
+        _held_by_this_run(desired, request, now, new_holding=True)
+        return LockPlan(OUTCOME_FORCED, desired, _take_from(desired, state, request, now, HOW_FORCED))
+    raise LockRefused(_refusal_message(request, state, now), lock=summary)
+
+
+def _plan_release(
+    lease: t.Mapping[str, t.Any] | None, state: LeaseState, request: LockRequest, now: datetime.datetime
+) -> LockPlan:
+    if not state.held:
+        return LockPlan(OUTCOME_ALREADY_FREE, None)
+    if not state.held_by(request.run_id):
+        return LockPlan(OUTCOME_HELD_BY_ANOTHER_RUN, None)
+    desired = copy.deepcopy(dict(lease or {}))
+    annotations = desired["metadata"].get("annotations") or {}
+    for key in (ANNOTATION_RUN_ID, ANNOTATION_PHASE, ANNOTATION_TAKEN_OVER_FROM):
+        annotations.pop(key, None)
+    annotations[ANNOTATION_RELEASED] = _compact_json(
+        {"run_id": request.run_id, "holder": state.holder, "phase": state.phase, "at": micro_time(now)}
+    )
+    desired["metadata"]["annotations"] = annotations
+    for key in ("holderIdentity", "acquireTime", "renewTime"):
+        desired["spec"].pop(key, None)
+    return LockPlan(OUTCOME_RELEASED, desired)
+
+
+def release_note(outcome: str, state: LeaseState, request: LockRequest) -> str | None:
+    """What a release that changed nothing should tell the user."""
+    if outcome == OUTCOME_ALREADY_FREE:
+        return "%s was already free; nothing released" % request.reference
+    if outcome == OUTCOME_HELD_BY_ANOTHER_RUN:
+        loss = state.lost_runs.get(request.run_id)
+        why = "; %s" % _describe_loss(request, loss) if loss else ""
+        return "%s is held by %s, not by run %s: left as it is%s" % (
+            request.reference,
+            state.describe_holder(),
+            request.run_id,
+            why,
+        )
+    return None
+
+
+# --------------------------------------------------------------------------- the API cycle
+
+
+class LockResult:
+    def __init__(
+        self,
+        changed: bool,
+        outcome: str,
+        before: dict[str, t.Any],
+        after: dict[str, t.Any],
+        lease: dict[str, t.Any] | None,
+        note: str | None = None,
+        conflicts: int = 0,
+    ) -> None:
+        self.changed = changed
+        self.outcome = outcome
+        self.before = before  # lock summaries
+        self.after = after
+        self.lease = lease
+        self.note = note
+        self.conflicts = conflicts
+
+
+def lease_path(namespace: str, name: str | None = None) -> str:
+    return api_path(LEASE_API_VERSION, LEASE_PLURAL, namespace, name)
+
+
+def read_lease(client: t.Any, namespace: str, name: str) -> dict[str, t.Any] | None:
+    """GET the Lease; ``None`` when it does not exist."""
+    try:
+        return client.get(lease_path(namespace, name))
+    except NotFound as error:
+        if error.resource_type_missing:
+            raise LockError("the API server does not serve %s Leases" % LEASE_API_VERSION)
+        return None
+
+
+def read_lock(
+    client: t.Any, namespace: str, name: str, clock: t.Callable[[], datetime.datetime] = utc_now
+) -> dict[str, t.Any]:
+    """The lock as it is (the ``lock`` return value), read-only."""
+    validate_lock_name(name)
+    return LeaseState(read_lease(client, namespace, name)).summary(namespace, name, clock())
+
+
+def _write(client: t.Any, request: LockRequest, desired: dict[str, t.Any], exists: bool) -> t.Any:
+    try:
+        if exists:
+            return client.put(lease_path(request.namespace, request.name), desired)
+        return client.post(lease_path(request.namespace), desired)
+    except NotFound as error:
+        if exists and (error.details or {}).get("kind") != "namespaces":
+            raise _ReadAgain("the Lease was deleted while being written")
+        raise LockError(
+            "%s: namespace %s does not exist; create it first (the lock never creates namespaces)"
+            % (request.reference, request.namespace)
+        )
+    except (K8sConnectionError, ServerError) as error:
+        # The client retries neither for a POST once sent: it may have landed, so read again and
+        # decide again (a Lease or record that is already ours is then left as it is).
+        if exists or isinstance(error, DeadlineExceeded):
+            raise  # PUTs are retried by the client itself; a spent budget ends the call
+        raise _ReadAgain("the create's answer was lost: %s" % error)
+
+
+def apply_lock(
+    client: t.Any,
+    request: LockRequest,
+    action: str,
+    check_mode: bool = False,
+    clock: t.Callable[[], datetime.datetime] = utc_now,
+    sleep: t.Callable[[float], None] = time.sleep,
+    rng: t.Callable[[], float] = random.random,
+) -> LockResult:
+    """GET the Lease, decide, write it with its resourceVersion (POST when absent); on a
+    conflict re-read and decide again (at most ``max_conflict_retries`` times, within the
+    client's deadline); then read it back. In check mode nothing is written and ``after`` is
+    the lock as it would be."""
+    if action not in LOCK_STATES:
+        raise InvalidLockRequest("state: %r is not a lock state" % (action,))
+    validate_lock_request(request)
+    initial_now = clock()
+    first_read: list[dict[str, t.Any] | None] = []
+    conflicts: list[BaseException] = []
+
+    def attempt() -> tuple[dict[str, t.Any] | None, LockPlan, datetime.datetime]:
+        lease = read_lease(client, request.namespace, request.name)
+        if not first_read:
+            first_read.append(lease)
+        now = clock()
+        plan = plan_lock(lease, request, action, now)
+        if plan.desired is not None and not check_mode:
+            _write(client, request, plan.desired, exists=lease is not None)
+        return lease, plan, now
+
+    def too_many_conflicts(error: BaseException, backoff: t.Any) -> TooManyConflicts:
+        if backoff.stopped_by == STOPPED_BY_ATTEMPTS:
+            return TooManyConflicts(
+                "max_conflict_retries: the Lease %s was changed by another writer during each of "
+                "%d attempts; giving up" % (request.reference, backoff.attempts_made)
+            )
+        return TooManyConflicts(
+            "timeout: %s: the Lease %s was changed by another writer during each attempt: %s"
+            % (backoff.give_up_note(), request.reference, error)
+        )
+
+    policy = RetryPolicy(attempts=request.max_conflict_retries + 1, base_delay=0.05, max_delay=1.0, deadline=None)
+    lease, plan, now = retry_call(
+        attempt,
+        policy,
+        lambda error: isinstance(error, (Conflict, _ReadAgain)),
+        on_retry=lambda error, number, delay: conflicts.append(error),
+        on_give_up=too_many_conflicts,
+        sleep=sleep,
+        rng=rng,
+        deadline=deadline_of(client),
+    )
+    before = LeaseState(first_read[0]).summary(request.namespace, request.name, initial_now)
+    note = release_note(plan.outcome, LeaseState(lease), request)
+
+    if plan.desired is None or check_mode:
+        after_lease = plan.desired if plan.desired is not None else lease
+        after = LeaseState(after_lease).summary(request.namespace, request.name, now)
+        return LockResult(
+            ownership(before) != ownership(after), plan.outcome, before, after, after_lease, note, len(conflicts)
+        )
+
+    try:
+        read_back = read_lease(client, request.namespace, request.name)
+    except CeresError as error:
+        error.written = True  # the write landed: whatever fails now, the lock was changed
+        raise
+    after = LeaseState(read_back).summary(request.namespace, request.name, clock())
+    expected_run = None if action == RELEASED else request.run_id
+    if after["run_id"] != expected_run or after["held"] != (action != RELEASED):
+        raise LockLost(
+            "%s: written, but the Lease reads back %s (changed by another run right after the write?)"
+            % (request.reference, LeaseState(read_back).describe_holder() if after["held"] else "free"),
+            lock=after,
+            written=True,
+        )
+    if plan.taken_over_from is not None:
+        after["taken_over_from"] = plan.taken_over_from
+    return LockResult(
+        ownership(before) != ownership(after), plan.outcome, before, after, read_back, note, len(conflicts)
+    )
