@@ -89,7 +89,10 @@ is exported twice with the same numbers: ``reporter="destination"``
 request that reached no workload (``UH``) has no destination proxy to report it: it is
 exported with ``reporter="source"`` only.
 Histogram buckets are Istio's defaults (``DURATION_BUCKETS_MS``). Counters only grow while
-the process lives.
+the process lives, except that the series of a namespace left without any VirtualService
+for ``NAMESPACE_GONE_SECONDS`` (2 minutes) are dropped, as those of proxies that went away
+drop out of a real mesh; so ``/metrics`` stays the size of the live world however many
+test namespaces came and went.
 
 Design: the pure logic (route selection, resolution, accumulators, latency, metrics
 registry, exposition) is importable and tested without a cluster; the watch threads, the

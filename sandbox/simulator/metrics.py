@@ -102,6 +102,8 @@ class MetricsRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._series: Dict[Tuple[Labels, str, str], SeriesStats] = {}
+        # destination_service_namespace -> keys of its series, to drop a namespace's series at once
+        self._by_namespace: Dict[str, set] = {}
 
     def observe(self, labels: Labels, response_code: str, response_flags: str,
                 durations_ms: Sequence[float], reporters: Sequence[Tuple[str, str]] = REPORTERS) -> None:
@@ -115,11 +117,25 @@ class MetricsRegistry:
             stats = self._series.get(key)
             if stats is None:
                 stats = self._series[key] = SeriesStats(_series_label_texts(*key))
+                self._by_namespace.setdefault(dict(labels).get("destination_service_namespace", ""), set()).add(key)
             stats.requests += len(durations_ms)
             stats.duration_sum += total
             for index, count in enumerate(counts):
                 if count:
                     stats.buckets[index] += count
+
+    def namespaces(self) -> List[str]:
+        """The destination service namespaces that have series."""
+        with self._lock:
+            return list(self._by_namespace)
+
+    def forget_namespace(self, namespace: str) -> int:
+        """Drop every series of a destination service namespace (its proxies are gone); return how many."""
+        with self._lock:
+            keys = self._by_namespace.pop(namespace, set())
+            for key in keys:
+                del self._series[key]
+        return len(keys)
 
     def requests(self, **label_filter: str) -> int:
         """Total requests of the series whose labels match ``label_filter`` (for tests and tools)."""

@@ -29,6 +29,9 @@ LATENCY_SIGMA = 0.25
 """Shape of the log-normal latency: the standard deviation of ``ln(duration)``."""
 NO_HEALTHY_UPSTREAM_LATENCY_MS = 0.2
 MAX_TICK_GAP_SECONDS = 10
+NAMESPACE_GONE_SECONDS = 120
+"""Series of a namespace without any VirtualService for this long are dropped, as the series of
+proxies that went away drop out of a real mesh: /metrics stays the size of the live world."""
 """A longer pause of the traffic loop (a suspended machine) is not made up for."""
 
 
@@ -112,18 +115,36 @@ def expected_latency_quantile(median_ms: float, z_score: float, sigma: float = L
 class TrafficGenerator:
     """Sends the planned steady load for a stretch of time into a MetricsRegistry."""
 
-    def __init__(self, registry: MetricsRegistry, rng: Optional[random.Random] = None):
+    def __init__(self, registry: MetricsRegistry, rng: Optional[random.Random] = None,
+                 namespace_gone_seconds: float = NAMESPACE_GONE_SECONDS):
         self.registry = registry
         self._latency = LatencySampler(rng or random.Random(0))
         self._arrivals: Dict[Tuple[str, str], FractionalCounter] = {}
         self._splitter = WeightedSplitter()
         self._errors: Dict[Labels, FractionalCounter] = {}
+        self._namespace_gone_seconds = Fraction(namespace_gone_seconds)
+        self._namespaces_absent_for: Dict[str, Fraction] = {}
 
     def advance(self, plans: Sequence[VirtualServicePlan], elapsed_seconds: Fraction) -> None:
         """Generate ``elapsed_seconds`` worth of requests for every plan."""
         for plan in plans:
             self._serve(plan, elapsed_seconds)
         self._forget_gone(plans)
+        self._forget_gone_namespaces(plans, elapsed_seconds)
+
+    def _forget_gone_namespaces(self, plans: Sequence[VirtualServicePlan], elapsed_seconds: Fraction) -> None:
+        present = {plan.namespace for plan in plans}
+        absent_for = {}
+        for namespace in self.registry.namespaces():
+            if namespace in present:
+                continue
+            absent_for[namespace] = self._namespaces_absent_for.get(namespace, Fraction(0)) + elapsed_seconds
+            if absent_for[namespace] >= self._namespace_gone_seconds:
+                dropped = self.registry.forget_namespace(namespace)
+                del absent_for[namespace]
+                LOG.info("namespace %s has had no VirtualService for %gs: dropped its %d series",
+                         namespace, float(self._namespace_gone_seconds), dropped)
+        self._namespaces_absent_for = absent_for
 
     def _serve(self, plan: VirtualServicePlan, elapsed_seconds: Fraction) -> None:
         arrivals = self._arrivals.setdefault(plan.key, FractionalCounter())

@@ -98,3 +98,19 @@ def test_counters_keep_growing():
     generator.advance([], Fraction(1))  # the VirtualService is gone: its counters stay
     seen.append(registry.requests())
     assert seen == [50, 100, 150, 150]
+
+
+def test_a_namespace_without_virtual_services_loses_its_series_after_the_grace_period():
+    plan = plan_for([route([destination("v2-9")])])
+    registry = sim.MetricsRegistry()
+    generator = sim.TrafficGenerator(registry, namespace_gone_seconds=60)
+    generator.advance([plan], Fraction(1))
+    assert registry.requests() == 50 and registry.namespaces() == ["pilot-apps"]
+    generator.advance([], Fraction(59))  # not yet: a VirtualService may be re-created
+    assert registry.requests() == 50
+    generator.advance([plan], Fraction(1))  # back again: the grace period starts over
+    generator.advance([], Fraction(59))
+    assert registry.requests() == 100
+    generator.advance([], Fraction(1))  # 60 s without any VirtualService: the proxies are gone
+    assert registry.requests() == 0 and registry.namespaces() == []
+    assert "pilot-apps" not in registry.render()
