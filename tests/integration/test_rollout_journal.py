@@ -1,0 +1,335 @@
+"""ceres.rollout.rollout_journal against the sandbox's real kube-apiserver.
+
+Each test works in its own scratch namespace (never the demo world's ceres-system), runs the
+module the way users do (ansible-playbook) and asserts on the Lease and the ConfigMap the API
+server holds afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from integration_support import ROOT, KubeApiProxy, ProxyFault, run_ansible, wait_for
+from kubernetes import client
+
+LOCK = "ceres-rollout-checkout"
+
+
+@pytest.fixture()
+def coordination(kube):
+    return client.CoordinationV1Api(kube)
+
+
+@pytest.fixture()
+def core(kube):
+    return client.CoreV1Api(kube)
+
+
+def read_lease(coordination, namespace: str) -> dict:
+    return coordination.api_client.sanitize_for_serialization(coordination.read_namespaced_lease(LOCK, namespace))
+
+
+def write_playbook(directory: Path, tasks: list[dict]) -> Path:
+    """A playbook running rollout_journal tasks (each registered as r0, r1...; failures kept)
+    and saving every result to results.json."""
+    steps = []
+    for number, task in enumerate(tasks):
+        if "pause" in task:
+            steps.append({"name": "Wait", "ansible.builtin.pause": {"seconds": task["pause"]}})
+            continue
+        steps.append(
+            {
+                "name": "Journal %d" % number,
+                "ceres.rollout.rollout_journal": task,
+                "register": "r%d" % number,
+                "ignore_errors": True,
+            }
+        )
+    registered = ["r%d" % number for number, task in enumerate(tasks) if "pause" not in task]
+    steps.append(
+        {
+            "name": "Save the results",
+            "ansible.builtin.copy": {
+                "content": "{{ [%s] | to_json }}" % ", ".join(registered),
+                "dest": str(directory / "results.json"),
+            },
+            "check_mode": False,
+            "diff": False,
+        }
+    )
+    path = directory / "playbook.yml"
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "rollout_journal",
+                    "hosts": "localhost",
+                    "connection": "local",
+                    "gather_facts": False,
+                    "tasks": steps,
+                }
+            ],
+            indent=1,
+        )
+    )
+    return path
+
+
+def command(playbook: Path, *options: str) -> list[str]:
+    return [
+        "ansible-playbook",
+        "-i",
+        "localhost,",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+        *options,
+        str(playbook),
+    ]
+
+
+def run_tasks(tmp_path: Path, tasks: list[dict], *options: str) -> list[dict]:
+    directory = tmp_path / f"run-{len(list(tmp_path.glob('run-*')))}"
+    directory.mkdir()
+    run_ansible(command(write_playbook(directory, tasks), *options))
+    return json.loads((directory / "results.json").read_text())
+
+
+def lock_task(namespace: str, state: str, run_id: str, **options) -> dict:
+    return {"state": state, "namespace": namespace, "name": LOCK, "run_id": run_id, "holder": run_id + "@ci", **options}
+
+
+def test_acquire_refuse_take_over_force_and_release(tmp_path, coordination, scratch_namespace):
+    ns = scratch_namespace
+    results = run_tasks(
+        tmp_path,
+        [
+            lock_task(ns, "acquired", "pilot-1", phase="pilot", lease_duration=5),
+            lock_task(ns, "acquired", "pilot-2", phase="pilot", lease_duration=30),
+            {"pause": 6},  # pilot-1 stops renewing for longer than its 5 s
+            lock_task(ns, "acquired", "pilot-2", phase="pilot", lease_duration=30),
+            lock_task(ns, "renewed", "pilot-1"),
+            lock_task(ns, "acquired", "rollback-1", phase="rollback", force=True),
+            lock_task(ns, "renewed", "pilot-2"),
+            lock_task(ns, "released", "pilot-2"),
+            lock_task(ns, "released", "rollback-1"),
+        ],
+    )
+    first, refused, taken_over, old_renewal, forced, lost_renewal, foreign_release, release = results
+
+    assert (first["changed"], first["lock_outcome"]) == (True, "acquired"), first
+    assert refused["failed"] is True and refused["changed"] is False
+    assert refused["msg"].startswith(f"{ns}/{LOCK} is held by run pilot-1 (holder pilot-1@ci, phase pilot), since ")
+    assert refused["lock"]["run_id"] == "pilot-1"
+
+    assert taken_over["lock_outcome"] == "taken_over", taken_over
+    assert taken_over["lock"]["taken_over_from"]["run_id"] == "pilot-1"
+    assert taken_over["lock"]["taken_over_from"]["how"] == "expired"
+    assert old_renewal["failed"] is True
+    assert "lock taken by run pilot-2 (pilot) at " in old_renewal["msg"]
+
+    assert forced["lock_outcome"] == "forced", forced
+    assert forced["lock"]["taken_over_from"]["run_id"] == "pilot-2"
+    assert lost_renewal["failed"] is True
+    assert "lock taken by run rollback-1 (rollback) at " in lost_renewal["msg"]
+    assert "by force; run pilot-2 no longer holds it and must stop" in lost_renewal["msg"]
+    assert (foreign_release["changed"], foreign_release["lock_outcome"]) == (False, "held_by_another_run")
+
+    assert (release["changed"], release["lock_outcome"]) == (True, "released")
+    lease = read_lease(coordination, ns)
+    assert "holderIdentity" not in lease["spec"]
+    assert "rollout.ceres.io/run-id" not in lease["metadata"]["annotations"]
+    assert json.loads(lease["metadata"]["annotations"]["rollout.ceres.io/released"])["run_id"] == "rollback-1"
+    assert sorted(json.loads(lease["metadata"]["annotations"]["rollout.ceres.io/lost-runs"])) == ["pilot-1", "pilot-2"]
+    assert lease["spec"]["leaseTransitions"] == 2
+
+
+def first_lease_reads_meet(parties: int):
+    """A proxy fault holding the first ``parties`` GETs of the Lease until all have arrived."""
+    barrier = threading.Barrier(parties, timeout=120)
+    held = []
+    lock = threading.Lock()
+
+    def fault(request):
+        if request.method != "GET" or f"/leases/{LOCK}" not in request.path:
+            return None
+        with lock:
+            if len(held) >= parties:
+                return None
+            held.append(request)
+        return ProxyFault.wait_for(barrier)
+
+    return fault
+
+
+def test_two_concurrent_runs_exactly_one_acquires(tmp_path, coordination, scratch_namespace, sandbox_env):
+    runs = []
+    with KubeApiProxy(sandbox_env["KUBECONFIG"], fault=first_lease_reads_meet(2)) as proxy:
+        for run_id in ("wave1-a", "wave1-b"):
+            directory = tmp_path / run_id
+            directory.mkdir()
+            playbook = write_playbook(
+                directory, [lock_task(scratch_namespace, "acquired", run_id, **proxy.connection_args())]
+            )
+            runs.append(
+                (
+                    run_id,
+                    directory,
+                    subprocess.Popen(
+                        [str(Path(sys.executable).parent / "ansible-playbook"), *command(playbook)[1:]],
+                        cwd=ROOT,
+                        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT,
+                        text=True,
+                    ),
+                )
+            )
+        results = {}
+        for run_id, directory, process in runs:
+            output, _no_stderr = process.communicate(timeout=240)
+            assert process.returncode == 0, output
+            results[run_id] = json.loads((directory / "results.json").read_text())[0]
+        outcomes = proxy.outcomes("/leases")
+    winners = [run_id for run_id, result in results.items() if not result.get("failed")]
+    losers = [result for result in results.values() if result.get("failed")]
+    assert len(winners) == 1 and len(losers) == 1, results
+    assert f"is held by run {winners[0]}" in losers[0]["msg"]
+    assert 409 in outcomes, outcomes  # both creates were sent: the API server refused the second
+    lease = read_lease(coordination, scratch_namespace)
+    assert lease["metadata"]["annotations"]["rollout.ceres.io/run-id"] == winners[0]
+
+
+def test_record_and_read_round_trip(tmp_path, core, scratch_namespace):
+    ns = scratch_namespace
+    gate = {
+        "step_id": "pilot/10/gate",
+        "phase": "pilot",
+        "cluster": "local",
+        "namespace": "pilot-apps",
+        "app": "checkout",
+        "weight": 10,
+        "outcome": "started",
+        "data": {"canary_pod_template_hash": "7c9f6d5b8", "virtual_service_resource_version": "4711"},
+    }
+    passed = dict(gate, outcome="passed", verdict="pass", gate={"error-rate": {"max": 0.001, "values": [0, 0]}})
+    backup = {"step_id": "backup", "phase": "backup", "outcome": "passed", "backup_id": "bk-20260302"}
+    results = run_tasks(
+        tmp_path,
+        [
+            lock_task(ns, "recorded", "pilot-1", record=backup),
+            lock_task(ns, "recorded", "pilot-1", record=gate),
+            lock_task(ns, "recorded", "pilot-1", record=gate),
+            lock_task(ns, "recorded", "pilot-1", record=passed),
+            lock_task(ns, "recorded", "rollback-1", record={"phase": "rollback", "outcome": "rolled_back"}),
+            {"state": "read", "namespace": ns, "name": LOCK},
+            {"state": "read", "namespace": ns, "name": LOCK, "run_id": "pilot-1"},
+        ],
+    )
+    first, started, again, updated, other_run, everything, pilot_only = results
+    assert [result["step"] for result in (first, started, again, updated, other_run)] == [
+        "appended",
+        "appended",
+        "unchanged",
+        "updated",
+        "appended",
+    ]
+    assert again["changed"] is False and updated["changed"] is True
+    assert [(record["run_id"], record["step_id"]) for record in everything["records"]][:2] == [
+        ("pilot-1", "backup"),
+        ("pilot-1", "pilot/10/gate"),
+    ]
+    assert len(everything["records"]) == 3 and everything["last"]["run_id"] == "rollback-1"
+    assert [run["run_id"] for run in everything["runs"]] == ["pilot-1", "rollback-1"]
+    assert everything["runs"][0]["backup_ids"] == ["bk-20260302"]
+    assert pilot_only["last"]["verdict"] == "pass"
+    assert pilot_only["last"]["data"]["canary_pod_template_hash"] == "7c9f6d5b8"
+    assert everything["lock"]["exists"] is False
+
+    configmap = core.read_namespaced_config_map(LOCK + "-journal", ns)
+    assert sorted(configmap.data) == ["run.pilot-1", "run.rollback-1"]
+    lines = [json.loads(line) for line in configmap.data["run.pilot-1"].splitlines()]
+    assert [(line["seq"], line["step_id"], line["outcome"]) for line in lines] == [
+        (1, "backup", "passed"),
+        (2, "pilot/10/gate", "passed"),
+    ]
+    assert lines[1]["recorded_at"].endswith("Z") and lines[1]["updated_at"].endswith("Z")
+
+
+def test_check_mode_writes_nothing(tmp_path, core, coordination, scratch_namespace):
+    ns = scratch_namespace
+    acquire, record = run_tasks(
+        tmp_path,
+        [
+            lock_task(ns, "acquired", "pilot-1"),
+            lock_task(ns, "recorded", "pilot-1", record={"phase": "pilot", "outcome": "started"}),
+        ],
+        "--check",
+        "--diff",
+    )
+    assert (acquire["changed"], acquire["lock_outcome"]) == (True, "acquired")
+    assert acquire["diff"]["after"]["run_id"] == "pilot-1"
+    assert (record["changed"], record["step"]) == (True, "appended")
+    assert record["diff"]["after"]["record"]["outcome"] == "started"
+    for read in (
+        lambda: coordination.read_namespaced_lease(LOCK, ns),
+        lambda: core.read_namespaced_config_map(LOCK + "-journal", ns),
+    ):
+        with pytest.raises(client.ApiException) as missing:
+            read()
+        assert missing.value.status == 404
+
+
+def test_a_killed_run_is_taken_over_after_its_lease_duration(tmp_path, coordination, scratch_namespace):
+    """A run acquires the lock (10 s lease) and is SIGKILLed before it can renew or release it:
+    a new run is refused while the lease lives, and takes it over once it has expired."""
+    ns = scratch_namespace
+    directory = tmp_path / "killed"
+    directory.mkdir()
+    playbook = write_playbook(
+        directory, [lock_task(ns, "acquired", "pilot-killed", phase="pilot", lease_duration=10), {"pause": 120}]
+    )
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ansible-playbook"), *command(playbook)[1:]],
+        cwd=ROOT,
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+
+        def held_by_the_run():
+            try:
+                lease = read_lease(coordination, ns)
+            except client.ApiException:
+                return None
+            annotations = lease["metadata"].get("annotations") or {}
+            return lease if annotations.get("rollout.ceres.io/run-id") == "pilot-killed" else None
+
+        lease = wait_for(held_by_the_run, timeout=60, interval=0.2, message="the first run to acquire the lock")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    renewed_at = datetime.datetime.fromisoformat(lease["spec"]["renewTime"].replace("Z", "+00:00"))
+    expires_at = renewed_at + datetime.timedelta(seconds=10)
+
+    (refused,) = run_tasks(tmp_path, [lock_task(ns, "acquired", "pilot-next", phase="pilot")])
+    assert datetime.datetime.now(datetime.UTC) < expires_at, "the refusal came too late to prove anything"
+    assert refused["failed"] is True
+    assert "is held by run pilot-killed (holder pilot-killed@ci, phase pilot)" in refused["msg"]
+
+    time.sleep(max(0.0, (expires_at - datetime.datetime.now(datetime.UTC)).total_seconds()) + 0.5)
+    (taken_over,) = run_tasks(tmp_path, [lock_task(ns, "acquired", "pilot-next", phase="pilot")])
+    assert taken_over["lock_outcome"] == "taken_over", taken_over
+    assert taken_over["lock"]["taken_over_from"]["run_id"] == "pilot-killed"
+    assert taken_over["lock"]["taken_over_from"]["how"] == "expired"
+    assert read_lease(coordination, ns)["metadata"]["annotations"]["rollout.ceres.io/run-id"] == "pilot-next"
