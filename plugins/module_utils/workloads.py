@@ -95,8 +95,10 @@ def name_list(labels: t.Sequence[str], limit: int = MESSAGE_NAME_LIMIT) -> str:
 
 # --------------------------------------------------------------------------- concurrency
 
-def run_concurrently(function: t.Callable[[t.Any], t.Any], items: t.Sequence[t.Any],
-                     parallelism: int = DEFAULT_PARALLELISM) -> list[tuple[t.Any, BaseException | None]]:
+
+def run_concurrently(
+    function: t.Callable[[t.Any], t.Any], items: t.Sequence[t.Any], parallelism: int = DEFAULT_PARALLELISM
+) -> list[tuple[t.Any, BaseException | None]]:
     """``function(item)`` for every item, at most ``parallelism`` at a time; returns, in the
     order of ``items``, ``(result, None)`` or ``(None, exception)`` for each (an exception
     never stops the others)."""
@@ -124,6 +126,7 @@ def first_error(outcomes: t.Sequence[tuple[t.Any, BaseException | None]]) -> Non
 
 # --------------------------------------------------------------------------- selection
 
+
 class Selection:
     """Which workloads a task means.
 
@@ -133,9 +136,14 @@ class Selection:
     namespaces); ``kinds``: among ``KINDS``.
     """
 
-    def __init__(self, namespaces: t.Sequence[str] | None = None, selector: str | t.Sequence[str] | None = None,
-                 names: t.Sequence[str] | None = None, kinds: t.Sequence[str] | None = None,
-                 allow_empty: bool = False) -> None:
+    def __init__(
+        self,
+        namespaces: t.Sequence[str] | None = None,
+        selector: str | t.Sequence[str] | None = None,
+        names: t.Sequence[str] | None = None,
+        kinds: t.Sequence[str] | None = None,
+        allow_empty: bool = False,
+    ) -> None:
         self.namespaces = list(dict.fromkeys(namespaces or []))
         if isinstance(selector, (list, tuple)):
             selector = ",".join(part.strip() for part in selector if part and part.strip())
@@ -149,8 +157,9 @@ class Selection:
         if unknown:
             raise SelectionError("kinds: unknown kind %s; use %s" % (", ".join(unknown), ", ".join(KINDS)))
         if not self.namespaces and not self.selector:
-            raise SelectionError("give namespaces, a selector or both: without either every workload "
-                                 "of the cluster would be meant")
+            raise SelectionError(
+                "give namespaces, a selector or both: without either every workload of the cluster would be meant"
+            )
         if any(not namespace for namespace in self.namespaces):
             raise SelectionError("namespaces: an empty namespace name")
 
@@ -166,8 +175,7 @@ class Selection:
         return "%s%s in %s" % (" or ".join(self.kinds), names, self.where())
 
 
-def check_namespaces(client: t.Any, namespaces: t.Sequence[str],
-                     parallelism: int = DEFAULT_PARALLELISM) -> None:
+def check_namespaces(client: t.Any, namespaces: t.Sequence[str], parallelism: int = DEFAULT_PARALLELISM) -> None:
     """Raise :class:`SelectionError` naming every namespace that does not exist. A caller
     not allowed to read namespaces (403) is not stopped here: its lists will tell."""
 
@@ -184,16 +192,17 @@ def check_namespaces(client: t.Any, namespaces: t.Sequence[str],
     first_error(outcomes)
     missing = [namespace for namespace, (found, _error) in zip(namespaces, outcomes) if not found]
     if missing:
-        raise SelectionError("namespace%s %s do%s not exist" % (
-            "s" if len(missing) > 1 else "", ", ".join(missing), "" if len(missing) > 1 else "es"))
+        raise SelectionError(
+            "namespace%s %s do%s not exist"
+            % ("s" if len(missing) > 1 else "", ", ".join(missing), "" if len(missing) > 1 else "es")
+        )
 
 
 def list_path(kind: str, namespace: str | None) -> str:
     return api_path(APPS_API_VERSION, KIND_PLURALS[kind], namespace or None)
 
 
-def list_workloads(client: t.Any, selection: Selection,
-                   parallelism: int = DEFAULT_PARALLELISM) -> list[Workload]:
+def list_workloads(client: t.Any, selection: Selection, parallelism: int = DEFAULT_PARALLELISM) -> list[Workload]:
     """The selected workloads as they are now: one list per namespace and kind, concurrently,
     sorted by namespace, kind and name."""
     groups = [(namespace, kind) for namespace in (selection.namespaces or [None]) for kind in selection.kinds]
@@ -214,8 +223,7 @@ def list_workloads(client: t.Any, selection: Selection,
     return found
 
 
-def select_workloads(client: t.Any, selection: Selection,
-                     parallelism: int = DEFAULT_PARALLELISM) -> list[Workload]:
+def select_workloads(client: t.Any, selection: Selection, parallelism: int = DEFAULT_PARALLELISM) -> list[Workload]:
     """The selected workloads, after checking the selection: raises :class:`SelectionError`
     for a namespace that does not exist, a name found nowhere, or nothing at all matched
     (unless ``allow_empty``)."""
@@ -227,15 +235,18 @@ def select_workloads(client: t.Any, selection: Selection,
         seen = {workload.name for workload in workloads}
         missing = [name for name in selection.names if name not in seen]
         if missing:
-            raise SelectionError("no %s named %s in %s" % (
-                " or ".join(selection.kinds), ", ".join(missing), selection.where()))
+            raise SelectionError(
+                "no %s named %s in %s" % (" or ".join(selection.kinds), ", ".join(missing), selection.where())
+            )
     if not workloads and not selection.allow_empty:
-        raise SelectionError("nothing matched: no %s (set allow_empty to accept an empty selection)"
-                             % selection.describe())
+        raise SelectionError(
+            "nothing matched: no %s (set allow_empty to accept an empty selection)" % selection.describe()
+        )
     return workloads
 
 
 # --------------------------------------------------------------------------- readiness
+
 
 class RolloutStatus:
     """Whether one workload has rolled out: ``ready``; ``failed`` when it never will without
@@ -263,13 +274,15 @@ def _generation_message(obj: t.Mapping[str, t.Any]) -> str | None:
     observed = _int((obj.get("status") or {}).get("observedGeneration"), -1)
     if observed < generation:
         return "waiting for the controller to observe generation %d (observed %s)" % (
-            generation, observed if observed >= 0 else "none")
+            generation,
+            observed if observed >= 0 else "none",
+        )
     return None
 
 
 def update_strategy(kind: str, obj: t.Mapping[str, t.Any]) -> str:
     """``RollingUpdate``, ``Recreate`` or ``OnDelete`` (the API's default when unset)."""
-    strategy = ((obj.get("spec") or {}).get("updateStrategy" if kind != "Deployment" else "strategy") or {})
+    strategy = (obj.get("spec") or {}).get("updateStrategy" if kind != "Deployment" else "strategy") or {}
     return strategy.get("type") or "RollingUpdate"
 
 
@@ -279,27 +292,38 @@ def _deployment_status(obj: t.Mapping[str, t.Any]) -> RolloutStatus:
     replicas = _int(status.get("replicas"))
     updated = _int(status.get("updatedReplicas"))
     available = _int(status.get("availableReplicas"))
-    counts = {"replicas": wanted, "updated_replicas": updated, "available_replicas": available,
-              "current_replicas": replicas}
+    counts = {
+        "replicas": wanted,
+        "updated_replicas": updated,
+        "available_replicas": available,
+        "current_replicas": replicas,
+    }
     waiting = _generation_message(obj)
     if waiting:
         return RolloutStatus(False, waiting, counts=counts)
     for condition in status.get("conditions") or []:
         if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
-            return RolloutStatus(False, "exceeded its progress deadline: %s" % (condition.get("message") or ""),
-                                 failed=True, counts=counts)
+            return RolloutStatus(
+                False,
+                "exceeded its progress deadline: %s" % (condition.get("message") or ""),
+                failed=True,
+                counts=counts,
+            )
     if spec.get("paused"):
-        return RolloutStatus(False, "paused (spec.paused): its rollout does not progress", failed=True,
-                             counts=counts)
+        return RolloutStatus(False, "paused (spec.paused): its rollout does not progress", failed=True, counts=counts)
     if updated < wanted:
         return RolloutStatus(False, "%d of %d replicas updated" % (updated, wanted), counts=counts)
     if replicas > updated:
-        return RolloutStatus(False, "%d old replica%s pending termination" % (
-            replicas - updated, "s" if replicas - updated != 1 else ""), counts=counts)
+        return RolloutStatus(
+            False,
+            "%d old replica%s pending termination" % (replicas - updated, "s" if replicas - updated != 1 else ""),
+            counts=counts,
+        )
     if available < wanted:
         return RolloutStatus(False, "%d of %d updated replicas available" % (available, wanted), counts=counts)
-    return RolloutStatus(True, "rolled out: %d of %d replicas updated and available" % (available, wanted),
-                         counts=counts)
+    return RolloutStatus(
+        True, "rolled out: %d of %d replicas updated and available" % (available, wanted), counts=counts
+    )
 
 
 def _statefulset_status(obj: t.Mapping[str, t.Any]) -> RolloutStatus:
@@ -309,31 +333,49 @@ def _statefulset_status(obj: t.Mapping[str, t.Any]) -> RolloutStatus:
     updated = _int(status.get("updatedReplicas"))
     ready = _int(status.get("readyReplicas"))
     available = _int(status.get("availableReplicas"), ready) if "availableReplicas" in status else ready
-    counts = {"replicas": wanted, "updated_replicas": updated, "available_replicas": available,
-              "current_replicas": replicas}
+    counts = {
+        "replicas": wanted,
+        "updated_replicas": updated,
+        "available_replicas": available,
+        "current_replicas": replicas,
+    }
     waiting = _generation_message(obj)
     if waiting:
         return RolloutStatus(False, waiting, counts=counts)
     if update_strategy("StatefulSet", obj) == "OnDelete":
         if available < wanted:
             return RolloutStatus(False, "%d of %d replicas available" % (available, wanted), counts=counts)
-        return RolloutStatus(True, "%d of %d replicas available (OnDelete: pods change only when deleted)"
-                             % (available, wanted), counts=counts)
+        return RolloutStatus(
+            True,
+            "%d of %d replicas available (OnDelete: pods change only when deleted)" % (available, wanted),
+            counts=counts,
+        )
     partition = _int((((spec.get("updateStrategy") or {}).get("rollingUpdate")) or {}).get("partition"))
     expected_updated = max(0, wanted - partition)
     if updated < expected_updated:
         return RolloutStatus(False, "%d of %d replicas updated" % (updated, expected_updated), counts=counts)
     if replicas > wanted:
-        return RolloutStatus(False, "%d replica%s pending termination" % (
-            replicas - wanted, "s" if replicas - wanted != 1 else ""), counts=counts)
+        return RolloutStatus(
+            False,
+            "%d replica%s pending termination" % (replicas - wanted, "s" if replicas - wanted != 1 else ""),
+            counts=counts,
+        )
     if available < wanted:
         return RolloutStatus(False, "%d of %d replicas available" % (available, wanted), counts=counts)
-    if partition == 0 and status.get("updateRevision") and status.get("currentRevision") != status.get(
-            "updateRevision"):
-        return RolloutStatus(False, "pods of revision %s still to be replaced by %s" % (
-            status.get("currentRevision"), status.get("updateRevision")), counts=counts)
-    return RolloutStatus(True, "rolled out: %d of %d replicas updated and available" % (available, wanted),
-                         counts=counts)
+    if (
+        partition == 0
+        and status.get("updateRevision")
+        and status.get("currentRevision") != status.get("updateRevision")
+    ):
+        return RolloutStatus(
+            False,
+            "pods of revision %s still to be replaced by %s"
+            % (status.get("currentRevision"), status.get("updateRevision")),
+            counts=counts,
+        )
+    return RolloutStatus(
+        True, "rolled out: %d of %d replicas updated and available" % (available, wanted), counts=counts
+    )
 
 
 def _daemonset_status(obj: t.Mapping[str, t.Any]) -> RolloutStatus:
@@ -342,8 +384,12 @@ def _daemonset_status(obj: t.Mapping[str, t.Any]) -> RolloutStatus:
     updated = _int(status.get("updatedNumberScheduled"))
     available = _int(status.get("numberAvailable"))
     current = _int(status.get("currentNumberScheduled"))
-    counts = {"replicas": wanted, "updated_replicas": updated, "available_replicas": available,
-              "current_replicas": current}
+    counts = {
+        "replicas": wanted,
+        "updated_replicas": updated,
+        "available_replicas": available,
+        "current_replicas": current,
+    }
     waiting = _generation_message(obj)
     if waiting:
         return RolloutStatus(False, waiting, counts=counts)
@@ -351,12 +397,12 @@ def _daemonset_status(obj: t.Mapping[str, t.Any]) -> RolloutStatus:
         return RolloutStatus(False, "%d of %d nodes run the updated pod" % (updated, wanted), counts=counts)
     if available < wanted:
         return RolloutStatus(False, "%d of %d scheduled pods available" % (available, wanted), counts=counts)
-    return RolloutStatus(True, "rolled out: %d of %d nodes run the updated pod, available" % (available, wanted),
-                         counts=counts)
+    return RolloutStatus(
+        True, "rolled out: %d of %d nodes run the updated pod, available" % (available, wanted), counts=counts
+    )
 
 
-_STATUS_BY_KIND = {"Deployment": _deployment_status, "StatefulSet": _statefulset_status,
-                   "DaemonSet": _daemonset_status}
+_STATUS_BY_KIND = {"Deployment": _deployment_status, "StatefulSet": _statefulset_status, "DaemonSet": _daemonset_status}
 
 
 def rollout_status(kind: str, obj: t.Mapping[str, t.Any]) -> RolloutStatus:

@@ -41,8 +41,14 @@ from ansible_collections.ceres.rollout.plugins.module_utils.workloads import (
     select_workloads,
 )
 
-DEFAULT_UNHEALTHY_REASONS = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
-                             "CreateContainerError", "InvalidImageName")
+DEFAULT_UNHEALTHY_REASONS = (
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "InvalidImageName",
+)
 
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})$")
 
@@ -79,10 +85,15 @@ def _maybe_time(text: t.Any) -> datetime.datetime | None:
 
 
 class HealthRequest:
-    def __init__(self, selection: Selection, max_restarts: int = 0, since: str | None = None,
-                 baseline: t.Mapping[str, t.Any] | None = None,
-                 unhealthy_reasons: t.Sequence[str] | None = None,
-                 parallelism: int = DEFAULT_PARALLELISM) -> None:
+    def __init__(
+        self,
+        selection: Selection,
+        max_restarts: int = 0,
+        since: str | None = None,
+        baseline: t.Mapping[str, t.Any] | None = None,
+        unhealthy_reasons: t.Sequence[str] | None = None,
+        parallelism: int = DEFAULT_PARALLELISM,
+    ) -> None:
         self.selection = selection
         self.max_restarts = max_restarts
         self.since_text = since or None
@@ -106,10 +117,14 @@ def validate_baseline(baseline: t.Mapping[str, t.Any]) -> dict[str, dict[str, t.
         raise HealthError("baseline: expected the baseline an earlier workload_health call returned (a dict)")
     checked: dict[str, dict[str, t.Any]] = {}
     for key, entry in baseline.items():
-        if "/" not in str(key) or not isinstance(entry, t.Mapping) or not isinstance(
-                entry.get("containers"), t.Mapping):
-            raise HealthError("baseline: %r is not a 'namespace/pod' entry with its containers' restart counts"
-                              % (key,))
+        if (
+            "/" not in str(key)
+            or not isinstance(entry, t.Mapping)
+            or not isinstance(entry.get("containers"), t.Mapping)
+        ):
+            raise HealthError(
+                "baseline: %r is not a 'namespace/pod' entry with its containers' restart counts" % (key,)
+            )
         try:
             containers = {str(name): int(count) for name, count in entry["containers"].items()}
         except (TypeError, ValueError):
@@ -120,9 +135,13 @@ def validate_baseline(baseline: t.Mapping[str, t.Any]) -> dict[str, dict[str, t.
 
 # --------------------------------------------------------------------------- counting
 
-def counted_restarts(pod: t.Mapping[str, t.Any], container_status: t.Mapping[str, t.Any],
-                     since: datetime.datetime | None = None,
-                     baseline: t.Mapping[str, dict[str, t.Any]] | None = None) -> tuple[int, bool]:
+
+def counted_restarts(
+    pod: t.Mapping[str, t.Any],
+    container_status: t.Mapping[str, t.Any],
+    since: datetime.datetime | None = None,
+    baseline: t.Mapping[str, dict[str, t.Any]] | None = None,
+) -> tuple[int, bool]:
     """(restarts counted for this container, whether that count is exact); see the module docstring."""
     total = int(container_status.get("restartCount") or 0)
     metadata = pod.get("metadata") or {}
@@ -151,8 +170,9 @@ def counted_restarts(pod: t.Mapping[str, t.Any], container_status: t.Mapping[str
 
 def container_statuses(pod: t.Mapping[str, t.Any]) -> list[tuple[dict[str, t.Any], bool]]:
     status = pod.get("status") or {}
-    return ([(entry, True) for entry in status.get("initContainerStatuses") or []]
-            + [(entry, False) for entry in status.get("containerStatuses") or []])
+    return [(entry, True) for entry in status.get("initContainerStatuses") or []] + [
+        (entry, False) for entry in status.get("containerStatuses") or []
+    ]
 
 
 def pod_health(pod: t.Mapping[str, t.Any], request: HealthRequest) -> dict[str, t.Any]:
@@ -166,37 +186,46 @@ def pod_health(pod: t.Mapping[str, t.Any], request: HealthRequest) -> dict[str, 
         exact = exact and is_exact
         waiting = (entry.get("state") or {}).get("waiting") or {}
         last = (entry.get("lastState") or {}).get("terminated") or {}
-        containers.append({
-            "name": entry.get("name"),
-            "init": init,
-            "ready": bool(entry.get("ready")),
-            "restart_count": int(entry.get("restartCount") or 0),
-            "restarts": counted,
-            "exact": is_exact,
-            "waiting_reason": waiting.get("reason"),
-            "waiting_message": waiting.get("message"),
-            "last_termination_reason": last.get("reason"),
-        })
+        containers.append(
+            {
+                "name": entry.get("name"),
+                "init": init,
+                "ready": bool(entry.get("ready")),
+                "restart_count": int(entry.get("restartCount") or 0),
+                "restarts": counted,
+                "exact": is_exact,
+                "waiting_reason": waiting.get("reason"),
+                "waiting_message": waiting.get("message"),
+                "last_termination_reason": last.get("reason"),
+            }
+        )
         if waiting.get("reason") in request.unhealthy_reasons:
             detail = waiting.get("message")
-            reasons.append("container %s is %s%s" % (entry.get("name"), waiting.get("reason"),
-                                                       ": %s" % detail if detail else ""))
+            reasons.append(
+                "container %s is %s%s" % (entry.get("name"), waiting.get("reason"), ": %s" % detail if detail else "")
+            )
     if restarts > request.max_restarts:
         if request.baseline is not None:
             counted_how = "since the baseline"
         elif request.since is not None:
-            counted_how = "since %s%s" % (request.since_text, "" if exact else " (at most; the exact count is "
-                                          "unknown: use a baseline)")
+            counted_how = "since %s%s" % (
+                request.since_text,
+                "" if exact else " (at most; the exact count is unknown: use a baseline)",
+            )
         else:
             counted_how = "in its life"
-        reasons.append("%d restart%s %s, more than max_restarts %d" % (
-            restarts, "s" if restarts != 1 else "", counted_how, request.max_restarts))
+        reasons.append(
+            "%d restart%s %s, more than max_restarts %d"
+            % (restarts, "s" if restarts != 1 else "", counted_how, request.max_restarts)
+        )
     return {
         "name": metadata.get("name"),
         "uid": metadata.get("uid"),
         "phase": status.get("phase"),
-        "ready": any(condition.get("type") == "Ready" and condition.get("status") == "True"
-                     for condition in status.get("conditions") or []),
+        "ready": any(
+            condition.get("type") == "Ready" and condition.get("status") == "True"
+            for condition in status.get("conditions") or []
+        ),
         "restarts": restarts,
         "restart_count": sum(container["restart_count"] for container in containers),
         "exact": exact,
@@ -208,6 +237,7 @@ def pod_health(pod: t.Mapping[str, t.Any], request: HealthRequest) -> dict[str, 
 
 # --------------------------------------------------------------------------- ownership
 
+
 def _controller_uid(obj: t.Mapping[str, t.Any]) -> tuple[str | None, str | None]:
     references = (obj.get("metadata") or {}).get("ownerReferences") or []
     for reference in references:
@@ -218,8 +248,9 @@ def _controller_uid(obj: t.Mapping[str, t.Any]) -> tuple[str | None, str | None]
     return None, None
 
 
-def pods_by_workload(pods: t.Sequence[dict[str, t.Any]],
-                     replicasets: t.Sequence[dict[str, t.Any]]) -> dict[str, list[dict[str, t.Any]]]:
+def pods_by_workload(
+    pods: t.Sequence[dict[str, t.Any]], replicasets: t.Sequence[dict[str, t.Any]]
+) -> dict[str, list[dict[str, t.Any]]]:
     """Pods grouped by the uid of the workload controlling them (a Deployment through its ReplicaSet)."""
     deployment_of = {}
     for replicaset in replicasets:
@@ -238,6 +269,7 @@ def pods_by_workload(pods: t.Sequence[dict[str, t.Any]],
 
 # --------------------------------------------------------------------------- the check
 
+
 class HealthResult:
     def __init__(self, workloads: list[dict[str, t.Any]], baseline: dict[str, dict[str, t.Any]]) -> None:
         self.workloads = workloads
@@ -248,9 +280,11 @@ class HealthResult:
         return all(workload["healthy"] for workload in self.workloads)
 
     def unhealthy(self) -> list[str]:
-        return ["%s %s/%s: %s" % (workload["kind"], workload["namespace"], workload["name"],
-                                  "; ".join(workload["reasons"]))
-                for workload in self.workloads if not workload["healthy"]]
+        return [
+            "%s %s/%s: %s" % (workload["kind"], workload["namespace"], workload["name"], "; ".join(workload["reasons"]))
+            for workload in self.workloads
+            if not workload["healthy"]
+        ]
 
     def summary(self) -> dict[str, int]:
         healthy = sum(1 for workload in self.workloads if workload["healthy"])
@@ -292,8 +326,9 @@ def baseline_of(pods: t.Iterable[dict[str, t.Any]]) -> dict[str, dict[str, t.Any
         metadata = pod.get("metadata") or {}
         baseline["%s/%s" % (metadata.get("namespace"), metadata.get("name"))] = {
             "uid": metadata.get("uid"),
-            "containers": {entry.get("name"): int(entry.get("restartCount") or 0)
-                           for entry, _init in container_statuses(pod)},
+            "containers": {
+                entry.get("name"): int(entry.get("restartCount") or 0) for entry, _init in container_statuses(pod)
+            },
         }
     return baseline
 
@@ -315,10 +350,10 @@ def check_health(client: t.Any, request: HealthRequest) -> HealthResult:
 
     outcomes = run_concurrently(read, reads, request.parallelism)
     first_error(outcomes)
-    pods = [pod for (_namespace, plural), (items, _error) in zip(reads, outcomes) if plural == "pods"
-            for pod in items]
-    replicasets = [rs for (_namespace, plural), (items, _error) in zip(reads, outcomes) if plural == "replicasets"
-                   for rs in items]
+    pods = [pod for (_namespace, plural), (items, _error) in zip(reads, outcomes) if plural == "pods" for pod in items]
+    replicasets = [
+        rs for (_namespace, plural), (items, _error) in zip(reads, outcomes) if plural == "replicasets" for rs in items
+    ]
     grouped = pods_by_workload(pods, replicasets)
     results, owned = [], []
     for workload in workloads:

@@ -80,9 +80,15 @@ class RestartError(WorkloadError):
 
 
 class RestartRequest:
-    def __init__(self, selection: Selection, restart_id: str | None = None, wait: bool = True,
-                 wait_timeout: float | None = None, max_conflict_retries: int = 5,
-                 parallelism: int = DEFAULT_PARALLELISM) -> None:
+    def __init__(
+        self,
+        selection: Selection,
+        restart_id: str | None = None,
+        wait: bool = True,
+        wait_timeout: float | None = None,
+        max_conflict_retries: int = 5,
+        parallelism: int = DEFAULT_PARALLELISM,
+    ) -> None:
         self.selection = selection
         self.restart_id = restart_id or None
         self.wait = wait
@@ -97,7 +103,8 @@ class RestartRequest:
         if self.wait_timeout is not None and client_timeout is not None and self.wait_timeout > client_timeout:
             raise RestartError(
                 "wait_timeout (%g s) is longer than timeout (%g s), the whole task's time budget, which the wait "
-                "is part of: raise timeout as well, or lower wait_timeout" % (self.wait_timeout, client_timeout))
+                "is part of: raise timeout as well, or lower wait_timeout" % (self.wait_timeout, client_timeout)
+            )
         if self.max_conflict_retries < 0:
             raise RestartError("max_conflict_retries must not be negative")
 
@@ -177,10 +184,18 @@ def needs_restart(workload: Workload, restart_id: str | None) -> bool:
 def restart_patch(restarted_at: str, restart_id: str | None) -> dict[str, t.Any]:
     """The strategic-merge patch of a restart: the template's two annotations, nothing else
     (``None`` removes a restart id left by an earlier run)."""
-    return {"spec": {"template": {"metadata": {"annotations": {
-        ANNOTATION_RESTARTED_AT: restarted_at,
-        ANNOTATION_RESTART_ID: restart_id,
-    }}}}}
+    return {
+        "spec": {
+            "template": {
+                "metadata": {
+                    "annotations": {
+                        ANNOTATION_RESTARTED_AT: restarted_at,
+                        ANNOTATION_RESTART_ID: restart_id,
+                    }
+                }
+            }
+        }
+    }
 
 
 def refuse_unrestartable(workloads: t.Sequence[Workload]) -> None:
@@ -192,14 +207,16 @@ def refuse_unrestartable(workloads: t.Sequence[Workload]) -> None:
         if workload.kind == "Deployment" and (workload.obj.get("spec") or {}).get("paused"):
             problems.append("%s is paused (resume it first)" % workload.label)
         elif workload.kind != "Deployment" and update_strategy(workload.kind, workload.obj) == "OnDelete":
-            problems.append("%s has the OnDelete update strategy: a restart would not replace its pods"
-                            % workload.label)
+            problems.append(
+                "%s has the OnDelete update strategy: a restart would not replace its pods" % workload.label
+            )
     if problems:
         raise RestartError("cannot restart: %s; nothing was restarted" % "; ".join(problems))
 
 
-def patch_workload(client: t.Any, workload: Workload, patch: dict[str, t.Any], restart_id: str | None,
-                   max_conflict_retries: int = 5) -> tuple[dict[str, t.Any], bool]:
+def patch_workload(
+    client: t.Any, workload: Workload, patch: dict[str, t.Any], restart_id: str | None, max_conflict_retries: int = 5
+) -> tuple[dict[str, t.Any], bool]:
     """Send the restart patch; on a 409 re-read and patch again. Returns the object and
     whether this call's patch landed (``False`` when a concurrent run of the same restart id
     got there first)."""
@@ -208,8 +225,10 @@ def patch_workload(client: t.Any, workload: Workload, patch: dict[str, t.Any], r
     def attempt() -> tuple[dict[str, t.Any], bool]:
         if state["raced"]:
             current = client.get(workload.path)
-            if restart_id is not None and Workload(workload.kind, current).template_annotations().get(
-                    ANNOTATION_RESTART_ID) == restart_id:
+            if (
+                restart_id is not None
+                and Workload(workload.kind, current).template_annotations().get(ANNOTATION_RESTART_ID) == restart_id
+            ):
                 return current, False
         try:
             return client.patch(workload.path, patch, patch_type="strategic", idempotent=True), True
@@ -220,18 +239,28 @@ def patch_workload(client: t.Any, workload: Workload, patch: dict[str, t.Any], r
     policy = RetryPolicy(attempts=max_conflict_retries + 1, base_delay=0.2, max_delay=2.0, deadline=None)
     sleep = getattr(client, "_sleep", None) or time.sleep
     try:
-        return retry_call(attempt, policy, lambda error: isinstance(error, Conflict), sleep=sleep,
-                          deadline=deadline_of(client),
-                          on_give_up=lambda error, backoff: error.add_context(
-                              "409 Conflict on every try, %s" % backoff.give_up_note()))
+        return retry_call(
+            attempt,
+            policy,
+            lambda error: isinstance(error, Conflict),
+            sleep=sleep,
+            deadline=deadline_of(client),
+            on_give_up=lambda error, backoff: error.add_context(
+                "409 Conflict on every try, %s" % backoff.give_up_note()
+            ),
+        )
     except K8sError as error:
         raise error.add_context(workload.label) if workload.label not in str(error) else error
 
 
-def restart_workloads(client: t.Any, request: RestartRequest, check_mode: bool = False,
-                      sleep: t.Callable[[float], None] = time.sleep,
-                      clock: t.Callable[[], float] = time.monotonic,
-                      now: t.Callable[[], str] | None = None) -> RestartResult:
+def restart_workloads(
+    client: t.Any,
+    request: RestartRequest,
+    check_mode: bool = False,
+    sleep: t.Callable[[float], None] = time.sleep,
+    clock: t.Callable[[], float] = time.monotonic,
+    now: t.Callable[[], str] | None = None,
+) -> RestartResult:
     """Select, refuse what cannot be restarted, patch everything at once, then wait for all.
 
     Raises :class:`RestartError` (with ``changed`` and ``outcomes``) when a patch failed or a
@@ -251,9 +280,12 @@ def restart_workloads(client: t.Any, request: RestartRequest, check_mode: bool =
     to_patch = [outcome for outcome in outcomes if outcome.restart]
     patch = restart_patch(restarted_at, request.restart_id)
     patched = run_concurrently(
-        lambda outcome: patch_workload(client, outcome.workload, patch, request.restart_id,
-                                       request.max_conflict_retries),
-        to_patch, request.parallelism)
+        lambda outcome: patch_workload(
+            client, outcome.workload, patch, request.restart_id, request.max_conflict_retries
+        ),
+        to_patch,
+        request.parallelism,
+    )
     failures, unanswered = [], 0
     for outcome, (answer, error) in zip(to_patch, patched):
         if error is not None:
@@ -274,10 +306,18 @@ def restart_workloads(client: t.Any, request: RestartRequest, check_mode: bool =
             notes.append("the others were restarted")
         if unanswered:
             notes.append("%d sent but unanswered may have landed" % unanswered)
-        raise RestartError("%d of %d restart%s failed%s: %s" % (
-            len(failures), len(to_patch), "s" if len(to_patch) != 1 else "",
-            " (%s)" % "; ".join(notes) if notes else "", "; ".join(failures[:10])),
-            changed=restarted or bool(unanswered), outcomes=outcomes)
+        raise RestartError(
+            "%d of %d restart%s failed%s: %s"
+            % (
+                len(failures),
+                len(to_patch),
+                "s" if len(to_patch) != 1 else "",
+                " (%s)" % "; ".join(notes) if notes else "",
+                "; ".join(failures[:10]),
+            ),
+            changed=restarted or bool(unanswered),
+            outcomes=outcomes,
+        )
 
     result = RestartResult(outcomes, restarted_at, waited=request.wait)
     if request.wait and outcomes:
@@ -285,9 +325,13 @@ def restart_workloads(client: t.Any, request: RestartRequest, check_mode: bool =
     return result
 
 
-def wait_for_rollouts(client: t.Any, outcomes: t.Sequence[Outcome], request: RestartRequest,
-                      sleep: t.Callable[[float], None] = time.sleep,
-                      clock: t.Callable[[], float] = time.monotonic) -> None:
+def wait_for_rollouts(
+    client: t.Any,
+    outcomes: t.Sequence[Outcome],
+    request: RestartRequest,
+    sleep: t.Callable[[float], None] = time.sleep,
+    clock: t.Callable[[], float] = time.monotonic,
+) -> None:
     """One wait for all: poll every pending workload (one list per namespace and kind) until
     each is ready or failed, or time runs out; raise :class:`RestartError` naming the ones
     that are not ready."""
@@ -299,8 +343,11 @@ def wait_for_rollouts(client: t.Any, outcomes: t.Sequence[Outcome], request: Res
     stopped_by = None
     started = clock()
     while True:
-        pending = [outcome for outcome in outcomes if not outcome.status.ready and not outcome.status.failed
-                   and outcome.error is None]
+        pending = [
+            outcome
+            for outcome in outcomes
+            if not outcome.status.ready and not outcome.status.failed and outcome.error is None
+        ]
         if not pending:
             break
         left_wait = wait_deadline.remaining() if wait_deadline is not None else None
@@ -329,9 +376,11 @@ def wait_for_rollouts(client: t.Any, outcomes: t.Sequence[Outcome], request: Res
             if budget.expired() or any(isinstance(error, DeadlineExceeded) for error in errors):
                 stopped_by = "timeout"
                 break
-            raise RestartError("an API error while waiting for the rollouts (the restarts were sent): %s"
-                               % errors[0], changed=any(outcome.restarted for outcome in outcomes),
-                               outcomes=list(outcomes))
+            raise RestartError(
+                "an API error while waiting for the rollouts (the restarts were sent): %s" % errors[0],
+                changed=any(outcome.restarted for outcome in outcomes),
+                outcomes=list(outcomes),
+            )
         seen = set()
         for (namespace, kind), (items, _error) in zip(groups, listed):
             for item in items:
@@ -354,9 +403,11 @@ def wait_for_rollouts(client: t.Any, outcomes: t.Sequence[Outcome], request: Res
     else:
         why = "after %.0f s of waiting" % elapsed
     details = ["%s (%s)" % (outcome.workload.label, outcome.error or outcome.status.message) for outcome in not_ready]
-    raise RestartError("%d of %d workloads did not become ready %s: %s" % (
-        len(not_ready), len(outcomes), why, name_list(details)),
-        changed=any(outcome.restarted for outcome in outcomes), outcomes=list(outcomes))
+    raise RestartError(
+        "%d of %d workloads did not become ready %s: %s" % (len(not_ready), len(outcomes), why, name_list(details)),
+        changed=any(outcome.restarted for outcome in outcomes),
+        outcomes=list(outcomes),
+    )
 
 
 def diff_of(outcomes: t.Sequence[Outcome]) -> dict[str, t.Any]:

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-
 DOCUMENTATION = r"""
 module: rollout_restart
 short_description: Restart Deployments, StatefulSets and DaemonSets all at once and wait for all of them
@@ -308,17 +307,26 @@ def argument_spec() -> dict:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_one_of=[("namespaces", "selector")])
+    module = AnsibleModule(
+        argument_spec=argument_spec(), supports_check_mode=True, required_one_of=[("namespaces", "selector")]
+    )
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_TRACEBACK)
 
     params = module.params
     request = RestartRequest(
-        Selection(namespaces=params["namespaces"], selector=params["selector"], names=params["names"],
-                  kinds=params["kinds"], allow_empty=params["allow_empty"]),
-        restart_id=params["restart_id"], wait=params["wait"], wait_timeout=params["wait_timeout"],
-        max_conflict_retries=params["max_conflict_retries"])
+        Selection(
+            namespaces=params["namespaces"],
+            selector=params["selector"],
+            names=params["names"],
+            kinds=params["kinds"],
+            allow_empty=params["allow_empty"],
+        ),
+        restart_id=params["restart_id"],
+        wait=params["wait"],
+        wait_timeout=params["wait_timeout"],
+        max_conflict_retries=params["max_conflict_retries"],
+    )
     try:
         auth = auth_options(params)
         request.validate(client_timeout=auth.get("timeout"))
@@ -326,8 +334,12 @@ def main() -> None:
         result = restart_workloads(client, request, check_mode=module.check_mode)
     except CeresError as error:  # RestartError, SelectionError, K8sError
         outcomes = getattr(error, "outcomes", [])
-        module.fail_json(msg=str(error), changed=getattr(error, "changed", False),
-                         workloads=[outcome.as_result() for outcome in outcomes], summary=summarize(outcomes))
+        module.fail_json(
+            msg=str(error),
+            changed=getattr(error, "changed", False),
+            workloads=[outcome.as_result() for outcome in outcomes],
+            summary=summarize(outcomes),
+        )
 
     output = {
         "changed": result.changed,

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-
 DOCUMENTATION = r"""
 module: workload_health
 short_description: Check that Deployments, StatefulSets and DaemonSets are rolled out and their pods healthy
@@ -309,19 +308,30 @@ def argument_spec() -> dict:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_one_of=[("namespaces", "selector")],
-                           mutually_exclusive=[("since", "baseline")])
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        required_one_of=[("namespaces", "selector")],
+        mutually_exclusive=[("since", "baseline")],
+    )
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_TRACEBACK)
 
     params = module.params
     try:
         request = HealthRequest(
-            Selection(namespaces=params["namespaces"], selector=params["selector"], names=params["names"],
-                      kinds=params["kinds"], allow_empty=params["allow_empty"]),
-            max_restarts=params["max_restarts"], since=params["since"], baseline=params["baseline"],
-            unhealthy_reasons=params["unhealthy_reasons"])
+            Selection(
+                namespaces=params["namespaces"],
+                selector=params["selector"],
+                names=params["names"],
+                kinds=params["kinds"],
+                allow_empty=params["allow_empty"],
+            ),
+            max_restarts=params["max_restarts"],
+            since=params["since"],
+            baseline=params["baseline"],
+            unhealthy_reasons=params["unhealthy_reasons"],
+        )
         request.validate()
         client = K8sClient.from_auth(auth_options(params))
         result = check_health(client, request)

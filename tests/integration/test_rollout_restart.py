@@ -5,6 +5,7 @@ run in parallel with others), runs the module the way users do (ansible-playbook
 asserts on what the API server holds afterwards: kwok marks the new pods Ready, so the real
 Deployment, StatefulSet and DaemonSet controllers roll the restarts out.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,35 +39,54 @@ def namespaces(kube):
 
 
 def pod_template(app: str) -> dict:
-    return {"metadata": {"labels": {"app": app}},
-            "spec": {"containers": [{"name": "app", "image": "registry.invalid/%s:1" % app}]}}
+    return {
+        "metadata": {"labels": {"app": app}},
+        "spec": {"containers": [{"name": "app", "image": "registry.invalid/%s:1" % app}]},
+    }
 
 
 def create_deployment(apps, namespace: str, name: str, replicas: int = 1, labels: dict | None = None) -> None:
-    apps.create_namespaced_deployment(namespace, {
-        "metadata": {"name": name, "labels": labels or {"app": name}},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}}, "template": pod_template(name)}})
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": name, "labels": labels or {"app": name}},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}}, "template": pod_template(name)},
+        },
+    )
 
 
 def available(apps, namespace: str, name: str) -> bool:
     deployment = apps.read_namespaced_deployment(name, namespace)
     status = deployment.status
     return (status.observed_generation or 0) >= deployment.metadata.generation and (
-        status.available_replicas or 0) == deployment.spec.replicas == (status.updated_replicas or 0)
+        status.available_replicas or 0
+    ) == deployment.spec.replicas == (status.updated_replicas or 0)
 
 
 def write_playbook(directory: Path, module_args: dict) -> Path:
     result_file = directory / "result.json"
-    playbook = [{
-        "name": "rollout_restart", "hosts": "localhost", "connection": "local", "gather_facts": False,
-        "tasks": [
-            {"name": "Restart", "ceres.rollout.rollout_restart": module_args, "register": "restart",
-             "ignore_errors": True},
-            {"name": "Save the result", "ansible.builtin.copy": {"content": "{{ restart | to_json }}",
-                                                                  "dest": str(result_file)},
-             "check_mode": False, "diff": False},
-        ],
-    }]
+    playbook = [
+        {
+            "name": "rollout_restart",
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "Restart",
+                    "ceres.rollout.rollout_restart": module_args,
+                    "register": "restart",
+                    "ignore_errors": True,
+                },
+                {
+                    "name": "Save the result",
+                    "ansible.builtin.copy": {"content": "{{ restart | to_json }}", "dest": str(result_file)},
+                    "check_mode": False,
+                    "diff": False,
+                },
+            ],
+        }
+    ]
     path = directory / "playbook.yml"
     path.write_text(json.dumps(playbook, indent=1))  # JSON is YAML
     return path
@@ -77,8 +97,17 @@ def restart(tmp_path: Path, *options: str, **module_args) -> dict:
     directory = tmp_path / f"run-{len(list(tmp_path.glob('run-*')))}"
     directory.mkdir()
     playbook = write_playbook(directory, module_args)
-    run_ansible(["ansible-playbook", "-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}",
-                 *options, str(playbook)])
+    run_ansible(
+        [
+            "ansible-playbook",
+            "-i",
+            "localhost,",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            *options,
+            str(playbook),
+        ]
+    )
     return json.loads((directory / "result.json").read_text())
 
 
@@ -98,8 +127,9 @@ def test_restart_of_several_deployments_in_two_namespaces(tmp_path, apps, namesp
     planned = restart(tmp_path, "--check", "--diff", namespaces=namespaces, restart_id=run_id)
     assert planned["changed"] is True, planned
     assert planned["summary"]["restarted"] == 6
-    assert set(planned["diff"]["after"]) == {f"Deployment {ns}/{name}" for ns in namespaces
-                                             for name in ("web", "api", "worker")}
+    assert set(planned["diff"]["after"]) == {
+        f"Deployment {ns}/{name}" for ns in namespaces for name in ("web", "api", "worker")
+    }
     assert apps.read_namespaced_deployment("web", namespaces[0]).metadata.generation == 1  # check mode: nothing
 
     result = restart(tmp_path, namespaces=namespaces, restart_id=run_id, wait_timeout=90)
@@ -147,26 +177,44 @@ def test_selector_and_names_restrict_what_is_restarted(tmp_path, apps, namespace
 
 def test_statefulset_and_daemonset_restart(tmp_path, apps, namespaces):
     namespace = namespaces[0]
-    apps.create_namespaced_stateful_set(namespace, {
-        "metadata": {"name": "db", "labels": {"app": "db"}},
-        "spec": {"replicas": 2, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
-                 "template": pod_template("db")}})
-    apps.create_namespaced_daemon_set(namespace, {
-        "metadata": {"name": "agent", "labels": {"app": "agent"}},
-        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": pod_template("agent")}})
+    apps.create_namespaced_stateful_set(
+        namespace,
+        {
+            "metadata": {"name": "db", "labels": {"app": "db"}},
+            "spec": {
+                "replicas": 2,
+                "serviceName": "db",
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": pod_template("db"),
+            },
+        },
+    )
+    apps.create_namespaced_daemon_set(
+        namespace,
+        {
+            "metadata": {"name": "agent", "labels": {"app": "agent"}},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": pod_template("agent")},
+        },
+    )
     create_deployment(apps, namespace, "web")
     run_id = "run-" + uuid.uuid4().hex[:8]
-    result = restart(tmp_path, namespaces=[namespace], kinds=["StatefulSet", "DaemonSet"], restart_id=run_id,
-                     wait_timeout=90)
+    result = restart(
+        tmp_path, namespaces=[namespace], kinds=["StatefulSet", "DaemonSet"], restart_id=run_id, wait_timeout=90
+    )
     assert not result.get("failed"), result.get("msg")
     assert [(workload["kind"], workload["name"], workload["ready"]) for workload in result["workloads"]] == [
-        ("StatefulSet", "db", True), ("DaemonSet", "agent", True)]
+        ("StatefulSet", "db", True),
+        ("DaemonSet", "agent", True),
+    ]
     statefulset = apps.read_namespaced_stateful_set("db", namespace)
     assert template_annotations(statefulset)[RESTART_ID] == run_id
     assert statefulset.status.current_revision == statefulset.status.update_revision
     assert statefulset.status.updated_replicas == statefulset.status.ready_replicas == 2
     daemonset = apps.read_namespaced_daemon_set("agent", namespace)
     assert template_annotations(daemonset)[RESTART_ID] == run_id
-    assert daemonset.status.updated_number_scheduled == daemonset.status.number_available == (
-        daemonset.status.desired_number_scheduled)
+    assert (
+        daemonset.status.updated_number_scheduled
+        == daemonset.status.number_available
+        == (daemonset.status.desired_number_scheduled)
+    )
     assert RESTARTED_AT not in template_annotations(apps.read_namespaced_deployment("web", namespace))

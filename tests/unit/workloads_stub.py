@@ -26,25 +26,52 @@ from k8s_stub import QuietHTTPServer
 
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import Conflict, K8sError, NotFound
 
-PLURAL_KINDS = {"deployments": "Deployment", "statefulsets": "StatefulSet", "daemonsets": "DaemonSet",
-                "replicasets": "ReplicaSet", "pods": "Pod"}
+PLURAL_KINDS = {
+    "deployments": "Deployment",
+    "statefulsets": "StatefulSet",
+    "daemonsets": "DaemonSet",
+    "replicasets": "ReplicaSet",
+    "pods": "Pod",
+}
 WORKLOAD_PLURALS = ("deployments", "statefulsets", "daemonsets")
 
 
 def _metadata(namespace, name, labels=None, owner=None):
-    metadata = {"namespace": namespace, "name": name, "uid": str(uuid.uuid4()), "labels": dict(labels or {}),
-                "generation": 1, "resourceVersion": "1", "creationTimestamp": "2026-01-01T00:00:00Z"}
+    metadata = {
+        "namespace": namespace,
+        "name": name,
+        "uid": str(uuid.uuid4()),
+        "labels": dict(labels or {}),
+        "generation": 1,
+        "resourceVersion": "1",
+        "creationTimestamp": "2026-01-01T00:00:00Z",
+    }
     if owner is not None:
-        metadata["ownerReferences"] = [{"kind": owner["kind"], "name": owner["metadata"]["name"],
-                                        "uid": owner["metadata"]["uid"], "controller": True}]
+        metadata["ownerReferences"] = [
+            {
+                "kind": owner["kind"],
+                "name": owner["metadata"]["name"],
+                "uid": owner["metadata"]["uid"],
+                "controller": True,
+            }
+        ]
     return metadata
 
 
 def deployment(namespace, name, replicas=1, labels=None, paused=False, annotations=None):
-    obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(namespace, name, labels),
-           "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                    "template": {"metadata": {"labels": {"app": name}, "annotations": dict(annotations or {})},
-                                 "spec": {"containers": [{"name": "app", "image": "app:1"}]}}}}
+    obj = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(namespace, name, labels),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": dict(annotations or {})},
+                "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+            },
+        },
+    }
     if paused:
         obj["spec"]["paused"] = True
     return obj
@@ -70,14 +97,27 @@ def rolled_out_status(obj):
     generation = obj["metadata"]["generation"]
     if obj["kind"] == "DaemonSet":
         nodes = obj.get("_nodes", 3)
-        return {"observedGeneration": generation, "desiredNumberScheduled": nodes, "currentNumberScheduled": nodes,
-                "updatedNumberScheduled": nodes, "numberAvailable": nodes, "numberReady": nodes}
+        return {
+            "observedGeneration": generation,
+            "desiredNumberScheduled": nodes,
+            "currentNumberScheduled": nodes,
+            "updatedNumberScheduled": nodes,
+            "numberAvailable": nodes,
+            "numberReady": nodes,
+        }
     replicas = obj["spec"].get("replicas", 1)
-    status = {"observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
-              "readyReplicas": replicas, "availableReplicas": replicas}
+    status = {
+        "observedGeneration": generation,
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+    }
     if obj["kind"] == "StatefulSet":
-        status.update(currentRevision="%s-%d" % (obj["metadata"]["name"], generation),
-                      updateRevision="%s-%d" % (obj["metadata"]["name"], generation))
+        status.update(
+            currentRevision="%s-%d" % (obj["metadata"]["name"], generation),
+            updateRevision="%s-%d" % (obj["metadata"]["name"], generation),
+        )
     return status
 
 
@@ -86,26 +126,42 @@ def in_progress_status(obj):
     generation = obj["metadata"]["generation"]
     if obj["kind"] == "DaemonSet":
         nodes = obj.get("_nodes", 3)
-        return {"observedGeneration": generation, "desiredNumberScheduled": nodes, "currentNumberScheduled": nodes,
-                "updatedNumberScheduled": 0, "numberAvailable": nodes - 1, "numberReady": nodes - 1}
+        return {
+            "observedGeneration": generation,
+            "desiredNumberScheduled": nodes,
+            "currentNumberScheduled": nodes,
+            "updatedNumberScheduled": 0,
+            "numberAvailable": nodes - 1,
+            "numberReady": nodes - 1,
+        }
     replicas = obj["spec"].get("replicas", 1)
-    status = {"observedGeneration": generation, "replicas": replicas + 1, "updatedReplicas": 1,
-              "readyReplicas": replicas, "availableReplicas": replicas}
+    status = {
+        "observedGeneration": generation,
+        "replicas": replicas + 1,
+        "updatedReplicas": 1,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+    }
     if obj["kind"] == "StatefulSet":
-        status.update(currentRevision="%s-%d" % (obj["metadata"]["name"], generation - 1),
-                      updateRevision="%s-%d" % (obj["metadata"]["name"], generation))
+        status.update(
+            currentRevision="%s-%d" % (obj["metadata"]["name"], generation - 1),
+            updateRevision="%s-%d" % (obj["metadata"]["name"], generation),
+        )
     return status
 
 
 def replicaset_of(owner, suffix="5d8f9"):
-    obj = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-           "metadata": _metadata(owner["metadata"]["namespace"], "%s-%s" % (owner["metadata"]["name"], suffix),
-                                 owner=owner)}
+    obj = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": _metadata(
+            owner["metadata"]["namespace"], "%s-%s" % (owner["metadata"]["name"], suffix), owner=owner
+        ),
+    }
     return obj
 
 
-def container_status(name="app", restarts=0, waiting=None, ready=True, last_finished=None, started=None,
-                     message=None):
+def container_status(name="app", restarts=0, waiting=None, ready=True, last_finished=None, started=None, message=None):
     entry = {"name": name, "image": "app:1", "ready": ready, "restartCount": restarts}
     if waiting:
         entry["state"] = {"waiting": {"reason": waiting}}
@@ -119,10 +175,16 @@ def container_status(name="app", restarts=0, waiting=None, ready=True, last_fini
 
 
 def pod_of(owner, name, containers=None, init_containers=None, created="2026-01-01T00:00:00Z", ready=True):
-    obj = {"apiVersion": "v1", "kind": "Pod", "metadata": _metadata(owner["metadata"]["namespace"], name, owner=owner),
-           "status": {"phase": "Running",
-                      "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-                      "containerStatuses": list(containers if containers is not None else [container_status()])}}
+    obj = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": _metadata(owner["metadata"]["namespace"], name, owner=owner),
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            "containerStatuses": list(containers if containers is not None else [container_status()]),
+        },
+    }
     obj["metadata"]["creationTimestamp"] = created
     if init_containers:
         obj["status"]["initContainerStatuses"] = list(init_containers)
@@ -219,8 +281,12 @@ class FakeWorkloadApi:
         if parts[0] == "namespaces" and len(parts) >= 3:
             namespace, parts = parts[1], parts[2:]
             if namespace not in self.namespaces:
-                raise NotFound('%s %s: 404 NotFound: namespaces "%s" not found' % (method, path, namespace),
-                               status=404, reason="NotFound", details={"name": namespace, "kind": "namespaces"})
+                raise NotFound(
+                    '%s %s: 404 NotFound: namespaces "%s" not found' % (method, path, namespace),
+                    status=404,
+                    reason="NotFound",
+                    details={"name": namespace, "kind": "namespaces"},
+                )
         plural = parts[0]
         name = parts[1] if len(parts) > 1 else None
         return plural, namespace, name
@@ -231,20 +297,32 @@ class FakeWorkloadApi:
             plural, namespace, name = self._parse("GET", path)
             if plural == "namespaces":
                 if name not in self.namespaces:
-                    raise NotFound('GET %s: 404 NotFound: namespaces "%s" not found' % (path, name), status=404,
-                                   reason="NotFound", details={"name": name, "kind": "namespaces"})
+                    raise NotFound(
+                        'GET %s: 404 NotFound: namespaces "%s" not found' % (path, name),
+                        status=404,
+                        reason="NotFound",
+                        details={"name": name, "kind": "namespaces"},
+                    )
                 return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
             if name is not None:
                 obj = self.objects.get((plural, namespace, name))
                 if obj is None:
-                    raise NotFound('GET %s: 404 NotFound: %s "%s" not found' % (path, plural, name), status=404,
-                                   reason="NotFound", details={"name": name, "kind": plural})
+                    raise NotFound(
+                        'GET %s: 404 NotFound: %s "%s" not found' % (path, plural, name),
+                        status=404,
+                        reason="NotFound",
+                        details={"name": name, "kind": plural},
+                    )
                 return self._public(obj)
             self._progress(plural, namespace)
             selector = (query or {}).get("labelSelector")
-            items = [self._public(obj) for (kind, item_namespace, _name), obj in sorted(self.objects.items())
-                     if kind == plural and (namespace is None or item_namespace == namespace)
-                     and matches(obj["metadata"].get("labels") or {}, selector)]
+            items = [
+                self._public(obj)
+                for (kind, item_namespace, _name), obj in sorted(self.objects.items())
+                if kind == plural
+                and (namespace is None or item_namespace == namespace)
+                and matches(obj["metadata"].get("labels") or {}, selector)
+            ]
             return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}
 
     def patch(self, path, body, patch_type="json", query=None, idempotent=False):
@@ -255,12 +333,20 @@ class FakeWorkloadApi:
             plural, namespace, name = self._parse("PATCH", path)
             obj = self.objects.get((plural, namespace, name))
             if obj is None:
-                raise NotFound('PATCH %s: 404 NotFound' % path, status=404, reason="NotFound",
-                               details={"name": name, "kind": plural})
+                raise NotFound(
+                    "PATCH %s: 404 NotFound" % path,
+                    status=404,
+                    reason="NotFound",
+                    details={"name": name, "kind": plural},
+                )
             if self.conflicts.get(name):
                 self.conflicts[name] -= 1
-                raise Conflict("PATCH %s: 409 Conflict: the object has been modified; please apply your changes "
-                               "to the latest version and try again" % path, status=409, reason="Conflict")
+                raise Conflict(
+                    "PATCH %s: 409 Conflict: the object has been modified; please apply your changes "
+                    "to the latest version and try again" % path,
+                    status=409,
+                    reason="Conflict",
+                )
             assert set(body) == {"spec"} and set(body["spec"]) == {"template"}, body
             assert set(body["spec"]["template"]) == {"metadata"}, body
             assert set(body["spec"]["template"]["metadata"]) == {"annotations"}, body
@@ -318,10 +404,16 @@ class FakeWorkloadApi:
                     return None
                 elif fault is not None and fault.kind == "status":
                     fake.calls.append((self.command, self.path))
-                    return self._send(fault.status_code, {
-                        "kind": "Status", "status": "Failure", "code": fault.status_code,
-                        "reason": "ServiceUnavailable" if fault.status_code == 503 else "InternalError",
-                        "message": "injected fault"})
+                    return self._send(
+                        fault.status_code,
+                        {
+                            "kind": "Status",
+                            "status": "Failure",
+                            "code": fault.status_code,
+                            "reason": "ServiceUnavailable" if fault.status_code == 503 else "InternalError",
+                            "message": "injected fault",
+                        },
+                    )
                 query = {key: values[0] for key, values in parse_qs(urlsplit(self.path).query).items()}
                 path = urlsplit(self.path).path
                 try:
@@ -331,9 +423,17 @@ class FakeWorkloadApi:
                         kinds = {"application/strategic-merge-patch+json": "strategic"}
                         answer = fake.patch(path, body, kinds.get(self.headers.get("Content-Type"), "other"))
                 except K8sError as error:
-                    return self._send(error.status, {"kind": "Status", "status": "Failure", "code": error.status,
-                                                     "reason": error.reason, "message": str(error),
-                                                     "details": error.details})
+                    return self._send(
+                        error.status,
+                        {
+                            "kind": "Status",
+                            "status": "Failure",
+                            "code": error.status,
+                            "reason": error.reason,
+                            "message": str(error),
+                            "details": error.details,
+                        },
+                    )
                 return self._send(200, answer)
 
             do_GET = do_PATCH = _handle

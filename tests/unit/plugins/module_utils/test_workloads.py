@@ -30,10 +30,16 @@ def test_namespaces_select_every_deployment_sorted(api):
 
 
 def test_kinds_and_selector(api):
-    found = workloads.select_workloads(api, Selection(namespaces=["ns-a", "ns-b"], selector="app!=db",
-                                                      kinds=["Deployment", "StatefulSet", "DaemonSet"]))
-    assert keys(found) == [("ns-a", "Deployment", "web"), ("ns-a", "StatefulSet", "cache"),
-                           ("ns-b", "Deployment", "web"), ("ns-b", "DaemonSet", "agent")]
+    found = workloads.select_workloads(
+        api,
+        Selection(namespaces=["ns-a", "ns-b"], selector="app!=db", kinds=["Deployment", "StatefulSet", "DaemonSet"]),
+    )
+    assert keys(found) == [
+        ("ns-a", "Deployment", "web"),
+        ("ns-a", "StatefulSet", "cache"),
+        ("ns-b", "Deployment", "web"),
+        ("ns-b", "DaemonSet", "agent"),
+    ]
     assert ("GET", "/apis/apps/v1/namespaces/ns-a/statefulsets") in api.calls
 
 
@@ -113,8 +119,9 @@ def test_name_list_is_bounded():
 
 def ready_deployment(**status):
     obj = deployment("ns", "web", replicas=2)
-    obj["status"] = dict({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2},
-                         **status)
+    obj["status"] = dict(
+        {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}, **status
+    )
     return obj
 
 
@@ -124,12 +131,15 @@ def test_a_rolled_out_deployment_is_ready():
     assert status.counts == {"replicas": 2, "updated_replicas": 2, "available_replicas": 2, "current_replicas": 2}
 
 
-@pytest.mark.parametrize(("status", "message"), [
-    ({"observedGeneration": 0}, "waiting for the controller to observe generation 1 (observed 0)"),
-    ({"updatedReplicas": 1}, "1 of 2 replicas updated"),
-    ({"replicas": 3}, "1 old replica pending termination"),
-    ({"availableReplicas": 1}, "1 of 2 updated replicas available"),
-])
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        ({"observedGeneration": 0}, "waiting for the controller to observe generation 1 (observed 0)"),
+        ({"updatedReplicas": 1}, "1 of 2 replicas updated"),
+        ({"replicas": 3}, "1 old replica pending termination"),
+        ({"availableReplicas": 1}, "1 of 2 updated replicas available"),
+    ],
+)
 def test_deployment_not_ready(status, message):
     result = workloads.rollout_status("Deployment", ready_deployment(**status))
     assert not result.ready and not result.failed
@@ -142,9 +152,17 @@ def test_deployment_without_status_waits_for_the_controller():
 
 
 def test_a_deployment_past_its_progress_deadline_has_failed():
-    obj = ready_deployment(updatedReplicas=1, conditions=[
-        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-         "message": 'ReplicaSet "web-1" has timed out progressing.'}])
+    obj = ready_deployment(
+        updatedReplicas=1,
+        conditions=[
+            {
+                "type": "Progressing",
+                "status": "False",
+                "reason": "ProgressDeadlineExceeded",
+                "message": 'ReplicaSet "web-1" has timed out progressing.',
+            }
+        ],
+    )
     result = workloads.rollout_status("Deployment", obj)
     assert result.failed and not result.ready
     assert "progress deadline" in result.message
@@ -158,8 +176,15 @@ def test_a_deployment_scaled_to_zero_is_ready():
 
 def test_statefulset_rules():
     obj = statefulset("ns", "db", replicas=2)
-    obj["status"] = {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2,
-                     "availableReplicas": 2, "currentRevision": "db-1", "updateRevision": "db-1"}
+    obj["status"] = {
+        "observedGeneration": 1,
+        "replicas": 2,
+        "updatedReplicas": 2,
+        "readyReplicas": 2,
+        "availableReplicas": 2,
+        "currentRevision": "db-1",
+        "updateRevision": "db-1",
+    }
     assert workloads.rollout_status("StatefulSet", obj).ready
     obj["status"]["currentRevision"] = "db-0"
     assert "still to be replaced" in workloads.rollout_status("StatefulSet", obj).message
@@ -174,8 +199,13 @@ def test_statefulset_rules():
 
 def test_daemonset_rules():
     obj = daemonset("ns", "agent")
-    obj["status"] = {"observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3,
-                     "numberAvailable": 3, "currentNumberScheduled": 3}
+    obj["status"] = {
+        "observedGeneration": 1,
+        "desiredNumberScheduled": 3,
+        "updatedNumberScheduled": 3,
+        "numberAvailable": 3,
+        "currentNumberScheduled": 3,
+    }
     assert workloads.rollout_status("DaemonSet", obj).ready
     obj["status"]["updatedNumberScheduled"] = 2
     assert workloads.rollout_status("DaemonSet", obj).message == "2 of 3 nodes run the updated pod"

@@ -63,8 +63,7 @@ def test_each_waiting_reason_is_unhealthy(reason):
     api = world(containers=[container_status(waiting=reason, ready=False, message="back-off 5m0s")])
     result = check(api, max_restarts=10)
     assert not result.healthy
-    assert result.unhealthy() == ["Deployment ns/web: pod web-5d8f9-aaaaa: container app is %s: back-off 5m0s"
-                                  % reason]
+    assert result.unhealthy() == ["Deployment ns/web: pod web-5d8f9-aaaaa: container app is %s: back-off 5m0s" % reason]
     assert by_name(result)["other"]["healthy"]
     assert result.message().startswith("1 of 2 workloads unhealthy: Deployment ns/web: ")
 
@@ -83,7 +82,8 @@ def test_restarts_in_a_pods_life_beyond_max_restarts():
     api = world(containers=[container_status("app", restarts=2), container_status("sidecar", restarts=1)])
     result = check(api, max_restarts=2)
     assert by_name(result)["web"]["reasons"] == [
-        "pod web-5d8f9-aaaaa: 3 restarts in its life, more than max_restarts 2"]
+        "pod web-5d8f9-aaaaa: 3 restarts in its life, more than max_restarts 2"
+    ]
     assert check(api, max_restarts=3).healthy
 
 
@@ -104,7 +104,8 @@ def test_restarts_against_a_baseline():
     api.objects[("pods", "ns", "web-5d8f9-aaaaa")]["status"]["containerStatuses"][0]["restartCount"] = 6
     later = check(api, baseline=first.baseline, max_restarts=1)
     assert by_name(later)["web"]["reasons"] == [
-        "pod web-5d8f9-aaaaa: 2 restarts since the baseline, more than max_restarts 1"]
+        "pod web-5d8f9-aaaaa: 2 restarts since the baseline, more than max_restarts 1"
+    ]
     assert by_name(later)["web"]["pods"][0]["containers"][0]["restarts"] == 2
 
 
@@ -119,19 +120,22 @@ def test_a_pod_new_since_the_baseline_counts_all_its_restarts():
     assert by_name(check(api, baseline=baseline))["web"]["restarts"] == 1
 
 
-@pytest.mark.parametrize(("container", "created", "counted", "exact"), [
-    # a pod created after `since`: all its restarts
-    (container_status(restarts=3), "2026-01-31T10:00:00Z", 3, True),
-    # the last termination before `since`: none since
-    (container_status(restarts=3, last_finished="2026-01-31T08:00:00Z"), "2026-01-01T00:00:00Z", 0, True),
-    # the last termination after `since`: at least one, how many unknown -> all (fail-closed)
-    (container_status(restarts=3, last_finished="2026-01-31T09:45:00Z"), "2026-01-01T00:00:00Z", 3, False),
-    # no termination recorded, running since before `since`: none
-    (container_status(restarts=3, started="2026-01-31T09:00:00Z"), "2026-01-01T00:00:00Z", 0, True),
-    # no termination recorded, started after `since`: unknown -> all
-    (container_status(restarts=3, started="2026-01-31T09:40:00Z"), "2026-01-01T00:00:00Z", 3, False),
-    (container_status(restarts=0), "2026-01-01T00:00:00Z", 0, True),
-])
+@pytest.mark.parametrize(
+    ("container", "created", "counted", "exact"),
+    [
+        # a pod created after `since`: all its restarts
+        (container_status(restarts=3), "2026-01-31T10:00:00Z", 3, True),
+        # the last termination before `since`: none since
+        (container_status(restarts=3, last_finished="2026-01-31T08:00:00Z"), "2026-01-01T00:00:00Z", 0, True),
+        # the last termination after `since`: at least one, how many unknown -> all (fail-closed)
+        (container_status(restarts=3, last_finished="2026-01-31T09:45:00Z"), "2026-01-01T00:00:00Z", 3, False),
+        # no termination recorded, running since before `since`: none
+        (container_status(restarts=3, started="2026-01-31T09:00:00Z"), "2026-01-01T00:00:00Z", 0, True),
+        # no termination recorded, started after `since`: unknown -> all
+        (container_status(restarts=3, started="2026-01-31T09:40:00Z"), "2026-01-01T00:00:00Z", 3, False),
+        (container_status(restarts=0), "2026-01-01T00:00:00Z", 0, True),
+    ],
+)
 def test_restarts_since_a_time(container, created, counted, exact):
     api = world(containers=[container], created=created)
     result = check(api, since="2026-01-31T09:30:00Z", max_restarts=10)
@@ -142,8 +146,10 @@ def test_restarts_since_a_time(container, created, counted, exact):
 def test_an_inexact_count_since_says_so():
     api = world(containers=[container_status(restarts=3, last_finished="2026-01-31T09:45:00+01:00")])
     result = check(api, since="2026-01-31T07:30:00.25Z")
-    assert "3 restarts since 2026-01-31T07:30:00.25Z (at most; the exact count is unknown: use a baseline)" in (
-        by_name(result)["web"]["reasons"][0])
+    assert (
+        "3 restarts since 2026-01-31T07:30:00.25Z (at most; the exact count is unknown: use a baseline)"
+        in (by_name(result)["web"]["reasons"][0])
+    )
 
 
 def test_a_deployment_not_rolled_out_is_unhealthy():
@@ -168,7 +174,9 @@ def test_only_one_list_of_pods_and_replicasets_per_namespace():
     api = world()
     check(api)
     assert sorted(call[1] for call in api.calls if "pods" in call[1] or "replicasets" in call[1]) == [
-        "/api/v1/namespaces/ns/pods", "/apis/apps/v1/namespaces/ns/replicasets"]
+        "/api/v1/namespaces/ns/pods",
+        "/apis/apps/v1/namespaces/ns/replicasets",
+    ]
 
 
 def test_options_are_checked():
@@ -184,5 +192,5 @@ def test_options_are_checked():
 
 def test_parse_time():
     parsed = workloads_health.parse_time("2026-01-31T10:30:00.5+01:00")
-    assert parsed == datetime.datetime(2026, 1, 31, 9, 30, 0, 500000, tzinfo=datetime.timezone.utc)
+    assert parsed == datetime.datetime(2026, 1, 31, 9, 30, 0, 500000, tzinfo=datetime.UTC)
     assert workloads_health.parse_time("2026-01-31T09:30:00Z").utcoffset() == datetime.timedelta(0)

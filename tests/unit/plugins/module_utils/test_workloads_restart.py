@@ -49,8 +49,9 @@ def api():
 def run(api, clock, check_mode=False, **options):
     selection = options.pop("selection", None) or Selection(namespaces=["ns-a", "ns-b"])
     request = RestartRequest(selection, **options)
-    return workloads_restart.restart_workloads(api, request, check_mode=check_mode, sleep=clock.sleep,
-                                               clock=clock, now=lambda: NOW)
+    return workloads_restart.restart_workloads(
+        api, request, check_mode=check_mode, sleep=clock.sleep, clock=clock, now=lambda: NOW
+    )
 
 
 def test_every_workload_is_patched_with_only_the_annotations_then_waited_for(api, clock):
@@ -59,8 +60,13 @@ def test_every_workload_is_patched_with_only_the_annotations_then_waited_for(api
     assert result.changed
     assert len(api.patch_calls()) == 6
     for _path, body in api.patches:
-        assert body == {"spec": {"template": {"metadata": {"annotations": {
-            ANNOTATION_RESTARTED_AT: NOW, ANNOTATION_RESTART_ID: "run-1"}}}}}
+        assert body == {
+            "spec": {
+                "template": {
+                    "metadata": {"annotations": {ANNOTATION_RESTARTED_AT: NOW, ANNOTATION_RESTART_ID: "run-1"}}
+                }
+            }
+        }
     assert all(outcome.restarted and outcome.status.ready for outcome in result.outcomes)
     assert result.summary() == {"total": 6, "restarted": 6, "unchanged": 0, "ready": 6, "not_ready": 0}
     assert api.template_annotations("deployments", "ns-b", "worker")[ANNOTATION_RESTART_ID] == "run-1"
@@ -141,8 +147,11 @@ def test_a_workload_that_never_becomes_ready_is_named_when_the_wait_times_out(ap
 def test_the_clients_budget_ends_the_wait(api, clock):
     api.never_ready.add("web")
     api.deadline = Deadline(20, clock=clock)
-    with pytest.raises(RestartError, match=r"did not become ready within the task's timeout \(20 s\): "
-                                           r"Deployment ns-a/web \(.*\), Deployment ns-b/web"):
+    with pytest.raises(
+        RestartError,
+        match=r"did not become ready within the task's timeout \(20 s\): "
+        r"Deployment ns-a/web \(.*\), Deployment ns-b/web",
+    ):
         run(api, clock, restart_id="run-1")
     assert clock.now <= 20
 
@@ -177,7 +186,8 @@ def test_a_409_re_reads_and_patches_again(api, clock):
     result = run(api, clock, restart_id="run-1", selection=Selection(namespaces=["ns-a"], names=["api"]))
     assert result.changed
     assert [call for call in api.calls if call[0] == "PATCH"] == [
-        ("PATCH", "/apis/apps/v1/namespaces/ns-a/deployments/api")] * 3
+        ("PATCH", "/apis/apps/v1/namespaces/ns-a/deployments/api")
+    ] * 3
     assert ("GET", "/apis/apps/v1/namespaces/ns-a/deployments/api") in api.calls
 
 
@@ -242,7 +252,9 @@ def test_statefulsets_and_daemonsets_roll_out(clock):
     api.rollout_reads = 2
     result = run(api, clock, restart_id="r", selection=Selection(namespaces=["ns"], kinds=["StatefulSet", "DaemonSet"]))
     assert [(outcome.workload.kind, outcome.status.ready) for outcome in result.outcomes] == [
-        ("StatefulSet", True), ("DaemonSet", True)]
+        ("StatefulSet", True),
+        ("DaemonSet", True),
+    ]
 
 
 def test_a_missing_namespace_changes_nothing(api, clock):

@@ -55,7 +55,13 @@ def test_restart_and_wait_reports_every_workload(capsys, api):
     assert result["restart_id"] == "run-1"
     first = result["workloads"][0]
     assert {key: first[key] for key in ("namespace", "kind", "name", "restarted", "ready", "generation")} == {
-        "namespace": "ns-a", "kind": "Deployment", "name": "api", "restarted": True, "ready": True, "generation": 2}
+        "namespace": "ns-a",
+        "kind": "Deployment",
+        "name": "api",
+        "restarted": True,
+        "ready": True,
+        "generation": 2,
+    }
     assert first["restart_id"] == "run-1" and first["restarted_at"] == result["restarted_at"]
     assert first["message"].startswith("rolled out")
     assert "diff" not in result
@@ -85,8 +91,7 @@ def test_diff_mode_shows_the_annotations(capsys, api):
     failed, result, _output = run_module(capsys, args(api, restart_id="run-1", names=["web"], _ansible_diff=True))
     assert not failed
     assert result["diff"]["before"] == {"Deployment ns-a/web": {}, "Deployment ns-b/web": {}}
-    assert result["diff"]["after"]["Deployment ns-b/web"] == {RESTARTED_AT: result["restarted_at"],
-                                                              RESTART_ID: "run-1"}
+    assert result["diff"]["after"]["Deployment ns-b/web"] == {RESTARTED_AT: result["restarted_at"], RESTART_ID: "run-1"}
 
 
 def test_a_workload_that_never_becomes_ready_is_named(capsys, api):
@@ -94,8 +99,9 @@ def test_a_workload_that_never_becomes_ready_is_named(capsys, api):
     started = time.monotonic()
     failed, result, _output = run_module(capsys, args(api, restart_id="run-1", wait_timeout=1))
     assert failed
-    assert result["msg"].startswith("2 of 4 workloads did not become ready within wait_timeout (1 s): "
-                                    "Deployment ns-a/api (")
+    assert result["msg"].startswith(
+        "2 of 4 workloads did not become ready within wait_timeout (1 s): Deployment ns-a/api ("
+    )
     assert "Deployment ns-b/api (" in result["msg"] and "ns-a/web" not in result["msg"]
     assert result["changed"] is True
     assert result["summary"]["not_ready"] == 2
@@ -116,8 +122,9 @@ def test_the_budget_running_out_during_the_patches(capsys, api):
     failed, result, _output = run_module(capsys, args(api, restart_id="run-1", timeout=1))
     assert failed
     # the patches were sent and never answered: they may have landed
-    assert result["msg"].startswith("4 of 4 restarts failed (4 sent but unanswered may have landed): "
-                                    "Deployment ns-a/api: gave up after 1 attempt")
+    assert result["msg"].startswith(
+        "4 of 4 restarts failed (4 sent but unanswered may have landed): Deployment ns-a/api: gave up after 1 attempt"
+    )
     assert "the timeout of 1 s leaving no time for another" in result["msg"]
     assert result["changed"] is True
 
@@ -132,8 +139,9 @@ def test_a_409_on_a_patch_is_retried(capsys, api):
 
 def test_conflicts_beyond_max_conflict_retries_fail_naming_the_workload(capsys, api):
     api.conflicts["web"] = 10
-    failed, result, _output = run_module(capsys, args(api, restart_id="run-1", namespaces=["ns-a"],
-                                                      max_conflict_retries=1))
+    failed, result, _output = run_module(
+        capsys, args(api, restart_id="run-1", namespaces=["ns-a"], max_conflict_retries=1)
+    )
     assert failed
     assert "Deployment ns-a/web: 409 Conflict on every try, gave up after 2 attempts" in result["msg"]
     assert result["changed"] is True  # ns-a/api was restarted
@@ -151,8 +159,9 @@ def test_a_missing_namespace_fails_before_anything_changes(capsys, api):
 
 def test_a_selector_matching_nothing_fails_unless_allow_empty(capsys, api):
     failed, result, _output = run_module(capsys, args(api, selector="app=none"))
-    assert failed and result["msg"].startswith("nothing matched: no Deployment in namespaces ns-a, ns-b with "
-                                               "selector 'app=none'")
+    assert failed and result["msg"].startswith(
+        "nothing matched: no Deployment in namespaces ns-a, ns-b with selector 'app=none'"
+    )
     failed, result, _output = run_module(capsys, args(api, selector="app=none", allow_empty=True))
     assert not failed and result["changed"] is False and result["workloads"] == []
 

@@ -58,8 +58,13 @@ def test_healthy(capsys, api):
     assert result["summary"] == {"total": 3, "healthy": 3, "unhealthy": 0}
     assert [workload["name"] for workload in result["workloads"]] == ["api", "web", "agent"]
     assert len(result["workloads"][2]["pods"]) == 3
-    assert set(result["baseline"]) == {"ns/api-5d8f9-aaaaa", "ns/web-5d8f9-aaaaa", "ns/agent-0", "ns/agent-1",
-                                       "ns/agent-2"}
+    assert set(result["baseline"]) == {
+        "ns/api-5d8f9-aaaaa",
+        "ns/web-5d8f9-aaaaa",
+        "ns/agent-0",
+        "ns/agent-1",
+        "ns/agent-2",
+    }
     assert TOKEN not in output
 
 
@@ -67,9 +72,11 @@ def test_crash_loop_fails_naming_the_workload_and_why(capsys, api):
     set_container(api, "web-5d8f9-aaaaa", restarts=5, waiting="CrashLoopBackOff", message="back-off 5m0s")
     failed, result, _output = run_module(capsys, args(api))
     assert failed
-    assert result["msg"] == ("1 of 2 workloads unhealthy: Deployment ns/web: pod web-5d8f9-aaaaa: container app is "
-                             "CrashLoopBackOff: back-off 5m0s; pod web-5d8f9-aaaaa: 5 restarts in its life, more "
-                             "than max_restarts 0")
+    assert result["msg"] == (
+        "1 of 2 workloads unhealthy: Deployment ns/web: pod web-5d8f9-aaaaa: container app is "
+        "CrashLoopBackOff: back-off 5m0s; pod web-5d8f9-aaaaa: 5 restarts in its life, more "
+        "than max_restarts 0"
+    )
     assert result["healthy"] is False and result["changed"] is False
     web = result["workloads"][1]
     assert web["pods"][0]["containers"][0]["waiting_reason"] == "CrashLoopBackOff"
