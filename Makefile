@@ -54,6 +54,8 @@ demo: sandbox
 	@source .sandbox/env && $(BIN)/ansible-playbook playbooks/pilot.yml -i inventories/local
 
 lint: venv
+	@echo "==> ruff (format and lint, ruff.toml)"
+	@$(BIN)/ruff format --check --quiet . && $(BIN)/ruff check --quiet .
 	@echo "==> ansible-lint (production profile)"
 	@$(BIN)/ansible-lint --profile production
 

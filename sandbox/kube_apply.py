@@ -3,6 +3,7 @@
 The sandbox uses plain HTTPS with the admin client certificate so that it does not
 depend on the collection's own code (which it exists to test).
 """
+
 from __future__ import annotations
 
 import json
@@ -46,12 +47,14 @@ class Client:
         self.context = ssl.create_default_context(cafile=str(ca_file))
         self.context.load_cert_chain(str(cert_file), str(key_file))
 
-    def request(self, method: str, path: str, body: dict | None = None,
-                content_type: str = "application/json") -> dict:
+    def request(self, method: str, path: str, body: dict | None = None, content_type: str = "application/json") -> dict:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.api_url + path, data=data, method=method,
-                                         headers={"Content-Type": content_type,
-                                                  "Accept": "application/json"})
+        request = urllib.request.Request(
+            self.api_url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": content_type, "Accept": "application/json"},
+        )
         try:
             with urllib.request.urlopen(request, context=self.context, timeout=30) as response:
                 return json.loads(response.read() or b"{}")
@@ -68,12 +71,20 @@ class Client:
         """Server-side apply; then, for kinds whose status the sandbox sets (Node), patch it."""
         path = self.object_path(obj)
         applied = self._retry_transient(
-            obj, timeout, lambda: self.request("PATCH", f"{path}?fieldManager={FIELD_MANAGER}&force=true",
-                                               obj, "application/apply-patch+yaml"))
+            obj,
+            timeout,
+            lambda: self.request(
+                "PATCH", f"{path}?fieldManager={FIELD_MANAGER}&force=true", obj, "application/apply-patch+yaml"
+            ),
+        )
         if obj["kind"] == "Node" and obj.get("status"):
             self._retry_transient(
-                obj, timeout, lambda: self.request("PATCH", f"{path}/status", {"status": obj["status"]},
-                                                   "application/merge-patch+json"))
+                obj,
+                timeout,
+                lambda: self.request(
+                    "PATCH", f"{path}/status", {"status": obj["status"]}, "application/merge-patch+json"
+                ),
+            )
         return applied
 
     def _retry_transient(self, obj: dict, timeout: float, call):
@@ -82,11 +93,9 @@ class Client:
             try:
                 return call()
             except ApiError as error:
-                transient = error.status in TRANSIENT_STATUSES or (
-                    error.status == 404 and obj["kind"] in CUSTOM_KINDS)
+                transient = error.status in TRANSIENT_STATUSES or (error.status == 404 and obj["kind"] in CUSTOM_KINDS)
                 if not transient or time.monotonic() >= deadline:
-                    raise ApiError(error.status, f"applying {obj['kind']} "
-                                   f"{obj['metadata']['name']}: {error}") from None
+                    raise ApiError(error.status, f"applying {obj['kind']} {obj['metadata']['name']}: {error}") from None
             except OSError as error:
                 if time.monotonic() >= deadline:
                     raise OSError(f"applying {obj['kind']} {obj['metadata']['name']}: {error}") from None
@@ -112,17 +121,18 @@ class Client:
     def wait_crd_established(self, name: str, timeout: float) -> None:
         def established() -> bool:
             crd = self.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-            return any(c["type"] == "Established" and c["status"] == "True"
-                       for c in self.conditions(crd))
+            return any(c["type"] == "Established" and c["status"] == "True" for c in self.conditions(crd))
+
         self._wait(f"CRD {name} to be established", established, timeout)
 
     def wait_nodes_ready(self, count: int, timeout: float) -> None:
         def ready() -> bool:
             nodes = self.request("GET", "/api/v1/nodes")["items"]
-            ready_nodes = [n for n in nodes if any(
-                c["type"] == "Ready" and c["status"] == "True"
-                for c in self.conditions(n))]
+            ready_nodes = [
+                n for n in nodes if any(c["type"] == "Ready" and c["status"] == "True" for c in self.conditions(n))
+            ]
             return len(ready_nodes) >= count
+
         self._wait(f"{count} kwok nodes to be Ready", ready, timeout)
 
     def wait_deployments_available(self, timeout: float) -> None:
@@ -131,5 +141,7 @@ class Client:
             return bool(items) and all(
                 (d.get("status") or {}).get("availableReplicas", 0) == d["spec"]["replicas"]
                 and (d.get("status") or {}).get("observedGeneration", 0) >= d["metadata"]["generation"]
-                for d in items)
+                for d in items
+            )
+
         self._wait("every Deployment to become Available", available, timeout)

@@ -4,6 +4,7 @@ One CA signs the API server's serving certificate and a client certificate per i
 (admin, controller-manager, scheduler, kwok, traffic simulator). Keys never leave
 ``.sandbox/pki`` (mode 0600).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -63,7 +64,7 @@ def _name(common_name: str, organisations: list[str] | None = None) -> x509.Name
 
 
 def _sign(subject: x509.Name, public_key, issuer_cert, issuer_key, extensions) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -87,57 +88,91 @@ def ensure_pki(pki_dir: Path, api_url: str) -> None:
 
     ca_key = _new_key()
     ca_cert = _sign(
-        _name("ceres-sandbox-ca"), ca_key.public_key(), None, ca_key,
-        [(x509.BasicConstraints(ca=True, path_length=None), True),
-         (x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                        content_commitment=False, key_encipherment=False, data_encipherment=False,
-                        key_agreement=False, encipher_only=False, decipher_only=False), True)],
+        _name("ceres-sandbox-ca"),
+        ca_key.public_key(),
+        None,
+        ca_key,
+        [
+            (x509.BasicConstraints(ca=True, path_length=None), True),
+            (
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                True,
+            ),
+        ],
     )
     _write_private(pki_dir / "ca.key", _key_pem(ca_key))
     (pki_dir / "ca.crt").write_bytes(_cert_pem(ca_cert))
 
     serving_key = _new_key()
-    alt_names = [x509.DNSName(n) for n in (
-        "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-        "kubernetes.default.svc.cluster.local")]
+    alt_names = [
+        x509.DNSName(n)
+        for n in (
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        )
+    ]
     alt_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "10.96.0.1")]
     serving_cert = _sign(
-        _name("kube-apiserver"), serving_key.public_key(), ca_cert, ca_key,
-        [(x509.SubjectAlternativeName(alt_names), False),
-         (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)],
+        _name("kube-apiserver"),
+        serving_key.public_key(),
+        ca_cert,
+        ca_key,
+        [
+            (x509.SubjectAlternativeName(alt_names), False),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+        ],
     )
     _write_private(pki_dir / "apiserver.key", _key_pem(serving_key))
     (pki_dir / "apiserver.crt").write_bytes(_cert_pem(serving_cert))
 
     sa_key = _new_key()
     _write_private(pki_dir / "sa.key", _key_pem(sa_key))
-    (pki_dir / "sa.pub").write_bytes(sa_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (pki_dir / "sa.pub").write_bytes(
+        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
 
     for identity, (common_name, organisations) in CLIENT_IDENTITIES.items():
         key = _new_key()
         cert = _sign(
-            _name(common_name, organisations), key.public_key(), ca_cert, ca_key,
+            _name(common_name, organisations),
+            key.public_key(),
+            ca_cert,
+            ca_key,
             [(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)],
         )
         _write_private(pki_dir / f"{identity}.key", _key_pem(key))
         (pki_dir / f"{identity}.crt").write_bytes(_cert_pem(cert))
-        write_kubeconfig(pki_dir / f"{identity}.kubeconfig", api_url, pki_dir / "ca.crt",
-                         pki_dir / f"{identity}.crt", pki_dir / f"{identity}.key", identity)
+        write_kubeconfig(
+            pki_dir / f"{identity}.kubeconfig",
+            api_url,
+            pki_dir / "ca.crt",
+            pki_dir / f"{identity}.crt",
+            pki_dir / f"{identity}.key",
+            identity,
+        )
     (pki_dir / "complete").write_text("ok\n")
 
 
-def write_kubeconfig(path: Path, api_url: str, ca_file: Path, cert_file: Path, key_file: Path,
-                     user: str) -> None:
+def write_kubeconfig(path: Path, api_url: str, ca_file: Path, cert_file: Path, key_file: Path, user: str) -> None:
     kubeconfig = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "ceres-sandbox", "cluster": {
-            "server": api_url, "certificate-authority": str(ca_file)}}],
-        "users": [{"name": user, "user": {
-            "client-certificate": str(cert_file), "client-key": str(key_file)}}],
-        "contexts": [{"name": "ceres-sandbox", "context": {
-            "cluster": "ceres-sandbox", "user": user}}],
+        "clusters": [{"name": "ceres-sandbox", "cluster": {"server": api_url, "certificate-authority": str(ca_file)}}],
+        "users": [{"name": user, "user": {"client-certificate": str(cert_file), "client-key": str(key_file)}}],
+        "contexts": [{"name": "ceres-sandbox", "context": {"cluster": "ceres-sandbox", "user": user}}],
         "current-context": "ceres-sandbox",
         "preferences": {},
     }

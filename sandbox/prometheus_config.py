@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Sequence, Tuple
+from collections.abc import Sequence
 
 SCRAPE_INTERVAL_ENV = "CERES_SANDBOX_SCRAPE_INTERVAL"
 DEFAULT_SCRAPE_INTERVAL = "1s"
@@ -42,7 +42,7 @@ def parse_scrape_interval(text: str) -> float:
     return seconds
 
 
-def scrape_interval_from_env() -> Tuple[str, float]:
+def scrape_interval_from_env() -> tuple[str, float]:
     """The configured scrape interval as (text, seconds)."""
     text = os.environ.get(SCRAPE_INTERVAL_ENV, "").strip() or DEFAULT_SCRAPE_INTERVAL
     return text, parse_scrape_interval(text)
@@ -52,7 +52,7 @@ def _milliseconds(seconds: float) -> str:
     return "%dms" % max(int(round(seconds * 1000)), 1)
 
 
-def render_config(scrape_interval_seconds: float, jobs: Sequence[Tuple[str, str]]) -> str:
+def render_config(scrape_interval_seconds: float, jobs: Sequence[tuple[str, str]]) -> str:
     """prometheus.yml scraping each ``(job name, host:port)`` every ``scrape_interval_seconds``.
 
     The scrape timeout is 90% of the interval (at most 10 s), so a slow scrape never
@@ -83,8 +83,14 @@ class ExtraPrometheus:
     until every target is up, and stops the whole process group on exit.
     """
 
-    def __init__(self, scrape_interval_seconds: float, jobs: Sequence[Tuple[str, str]], work_dir: str,
-                 binary: str = "prometheus", ready_timeout: float = 60.0):
+    def __init__(
+        self,
+        scrape_interval_seconds: float,
+        jobs: Sequence[tuple[str, str]],
+        work_dir: str,
+        binary: str = "prometheus",
+        ready_timeout: float = 60.0,
+    ):
         self.scrape_interval_seconds = scrape_interval_seconds
         self.jobs = list(jobs)
         self.work_dir = work_dir
@@ -93,7 +99,7 @@ class ExtraPrometheus:
         self.url = ""
         self._process = None
 
-    def __enter__(self) -> "ExtraPrometheus":
+    def __enter__(self) -> ExtraPrometheus:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
@@ -102,17 +108,26 @@ class ExtraPrometheus:
             config.write(render_config(self.scrape_interval_seconds, self.jobs))
         log = open(os.path.join(self.work_dir, "prometheus.log"), "wb")  # noqa: SIM115 - lives as long as the process
         self._process = subprocess.Popen(  # noqa: S603
-            [self.binary, "--config.file=%s" % config_path,
-             "--storage.tsdb.path=%s" % os.path.join(self.work_dir, "data"),
-             "--web.listen-address=127.0.0.1:%d" % port, "--storage.tsdb.retention.time=1d", "--log.level=warn"],
-            stdout=log, stderr=log, start_new_session=True)
+            [
+                self.binary,
+                "--config.file=%s" % config_path,
+                "--storage.tsdb.path=%s" % os.path.join(self.work_dir, "data"),
+                "--web.listen-address=127.0.0.1:%d" % port,
+                "--storage.tsdb.retention.time=1d",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
         log.close()
         self.url = "http://127.0.0.1:%d" % port
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError("prometheus exited with %s; see %s/prometheus.log"
-                                   % (self._process.returncode, self.work_dir))
+                raise RuntimeError(
+                    "prometheus exited with %s; see %s/prometheus.log" % (self._process.returncode, self.work_dir)
+                )
             if self._targets_up() == len(self.jobs):
                 return self
             time.sleep(0.25)

@@ -9,6 +9,7 @@ listens on 127.0.0.1 only, logs to ``.sandbox/logs/<component>.log`` and is wait
 with a timeout. ``up`` while everything runs is a no-op. ``down`` stops every process
 and removes the state, so the next ``up`` starts from a clean world.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prometheus_config import SCRAPE_INTERVAL_ENV, render_config, scrape_interval_from_env  # noqa: E402
@@ -70,6 +71,7 @@ def log(message: str) -> None:
 
 # --------------------------------------------------------------------------- helpers
 
+
 def port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.2)
@@ -99,12 +101,12 @@ def log_tail(name: str, lines: int = 15) -> str:
     return "\n".join("    " + line for line in content)
 
 
-def http_get(url: str, *, cert: tuple[Path, Path] | None = None, timeout: float = 2.0,
-             verify: bool = True) -> tuple[int, bytes]:
+def http_get(
+    url: str, *, cert: tuple[Path, Path] | None = None, timeout: float = 2.0, verify: bool = True
+) -> tuple[int, bytes]:
     context = None
     if url.startswith("https"):
-        context = ssl.create_default_context(cafile=str(PKI / "ca.crt")) if verify else \
-            ssl._create_unverified_context()  # noqa: SLF001 - self-signed component ports
+        context = ssl.create_default_context(cafile=str(PKI / "ca.crt")) if verify else ssl._create_unverified_context()  # noqa: SLF001 - self-signed component ports
         if cert:
             context.load_cert_chain(str(cert[0]), str(cert[1]))
     request = urllib.request.Request(url)
@@ -115,22 +117,23 @@ def http_get(url: str, *, cert: tuple[Path, Path] | None = None, timeout: float 
         return error.code, error.read()
 
 
-def wait_until(name: str, predicate: Callable[[], bool], timeout: float = READY_TIMEOUT,
-               process: subprocess.Popen | None = None) -> None:
+def wait_until(
+    name: str, predicate: Callable[[], bool], timeout: float = READY_TIMEOUT, process: subprocess.Popen | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise SandboxError(
                 f"{name} exited with code {process.returncode} while starting; "
-                f"see {LOGS / (name + '.log')}:\n{log_tail(name)}")
+                f"see {LOGS / (name + '.log')}:\n{log_tail(name)}"
+            )
         try:
             if predicate():
                 return
         except (OSError, ValueError):
             pass
         time.sleep(0.25)
-    raise SandboxError(f"{name} was not ready after {timeout:.0f}s; "
-                       f"see {LOGS / (name + '.log')}:\n{log_tail(name)}")
+    raise SandboxError(f"{name} was not ready after {timeout:.0f}s; see {LOGS / (name + '.log')}:\n{log_tail(name)}")
 
 
 def admin_cert() -> tuple[Path, Path]:
@@ -164,17 +167,18 @@ def load_secrets() -> dict:
 
 # --------------------------------------------------------------------------- components
 
+
 @dataclass
 class Component:
     """A long-running process of the sandbox."""
 
     name: str
     ports: list[str]
-    command: Callable[["Context"], list[str]]
-    ready: Callable[["Context"], bool]
-    env: Callable[["Context"], dict] = field(default=lambda ctx: {})
+    command: Callable[[Context], list[str]]
+    ready: Callable[[Context], bool]
+    env: Callable[[Context], dict] = field(default=lambda ctx: {})
     as_postgres_user: bool = False
-    after_start: Callable[["Context"], None] | None = None
+    after_start: Callable[[Context], None] | None = None
 
     @property
     def pid_file(self) -> Path:
@@ -190,14 +194,15 @@ class Component:
         pid = self.pid()
         return pid is not None and pid_alive(pid)
 
-    def start(self, ctx: "Context") -> None:
+    def start(self, ctx: Context) -> None:
         for port_name in self.ports:
             port = PORTS[port_name]
             if port_in_use(port):
                 raise SandboxError(
                     f"{self.name} cannot start: port 127.0.0.1:{port} is already in use by another "
                     f"process (find it with `ss -ltnp 'sport = :{port}'`, or set "
-                    f"CERES_SANDBOX_PORT_BASE to move every sandbox port)")
+                    f"CERES_SANDBOX_PORT_BASE to move every sandbox port)"
+                )
         started = time.monotonic()
         log_file = open(LOGS / f"{self.name}.log", "ab")  # noqa: SIM115 - owned by the child
         env = {**os.environ, **self.env(ctx)}
@@ -205,15 +210,21 @@ class Component:
         if self.as_postgres_user and os.geteuid() == 0:
             kwargs = {"user": "postgres", "group": "postgres", "extra_groups": []}
         process = subprocess.Popen(  # noqa: S603 - argv list, no shell
-            self.command(ctx), stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, cwd=STATE, start_new_session=True, **kwargs)
+            self.command(ctx),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=STATE,
+            start_new_session=True,
+            **kwargs,
+        )
         log_file.close()
         self.pid_file.write_text(f"{process.pid}\n")
         wait_until(self.name, lambda: self.ready(ctx), process=process)
         if self.after_start:
             self.after_start(ctx)
-        log(f"{self.name} ready on 127.0.0.1:{PORTS[self.ports[0]]} "
-            f"({time.monotonic() - started:.1f}s)")
+        log(f"{self.name} ready on 127.0.0.1:{PORTS[self.ports[0]]} ({time.monotonic() - started:.1f}s)")
 
     def stop(self) -> None:
         pid = self.pid()
@@ -246,17 +257,22 @@ class Context:
 
 def _kube_ready(url_path: str, port_name: str, verify: bool = True):
     def ready(_ctx: Context) -> bool:
-        status, body = http_get(f"https://127.0.0.1:{PORTS[port_name]}{url_path}",
-                                cert=admin_cert(), verify=verify)
+        status, body = http_get(f"https://127.0.0.1:{PORTS[port_name]}{url_path}", cert=admin_cert(), verify=verify)
         return status == 200 and body.strip() == b"ok"
+
     return ready
 
 
 def _kube_auth_flags(identity: str) -> list[str]:
     kubeconfig = str(PKI / f"{identity}.kubeconfig")
-    return [f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}", "--bind-address=127.0.0.1",
-            "--leader-elect=false", f"--cert-dir={STATE / ('certs-' + identity)}"]
+    return [
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        "--leader-elect=false",
+        f"--cert-dir={STATE / ('certs-' + identity)}",
+    ]
 
 
 def _kwok_exec_config(ctx: Context) -> Path:
@@ -271,8 +287,10 @@ def _kwok_exec_config(ctx: Context) -> Path:
         "apiVersion": "kwok.x-k8s.io/v1alpha1",
         "kind": "ClusterExec",
         "metadata": {"name": "postgres-main"},
-        "spec": {"selector": {"matchNamespaces": ["ceres-system"]},
-                 "execs": [{"local": {"workDir": str(STATE), "envs": envs}}]},
+        "spec": {
+            "selector": {"matchNamespaces": ["ceres-system"]},
+            "execs": [{"local": {"workDir": str(STATE), "envs": envs}}],
+        },
     }
     path = STATE / "kwok-exec.yaml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -282,8 +300,9 @@ def _kwok_exec_config(ctx: Context) -> Path:
 
 
 def _postgres_bin(tool: str) -> str:
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{tool}"),
-                        key=lambda path: int(path.parent.parent.name), reverse=True)
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{tool}"), key=lambda path: int(path.parent.parent.name), reverse=True
+    )
     if candidates:
         return str(candidates[0])
     found = shutil.which(tool)
@@ -315,8 +334,13 @@ PG_SOCKET = PG_ROOT / "socket"
 
 
 def _postgres_env(ctx: Context) -> dict:
-    return {"PGHOST": "127.0.0.1", "PGPORT": str(PORTS["postgres"]), "PGUSER": "postgres",
-            "PGPASSWORD": ctx.secrets["postgres_password"], "PGDATABASE": "postgres"}
+    return {
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(PORTS["postgres"]),
+        "PGUSER": "postgres",
+        "PGPASSWORD": ctx.secrets["postgres_password"],
+        "PGDATABASE": "postgres",
+    }
 
 
 def _postgres_init(ctx: Context) -> None:
@@ -336,29 +360,58 @@ def _postgres_init(ctx: Context) -> None:
         kwargs = {"user": "postgres", "group": "postgres", "extra_groups": []}
     with open(LOGS / "postgres.log", "ab") as log_file:
         result = subprocess.run(  # noqa: S603
-            [_postgres_bin("initdb"), "-D", str(PG_DATA), "-U", "postgres",
-             f"--pwfile={password_file}", "--auth=scram-sha-256", "--encoding=UTF8",
-             "--locale=C.UTF-8"],
-            stdout=log_file, stderr=subprocess.STDOUT, check=False, **kwargs)
+            [
+                _postgres_bin("initdb"),
+                "-D",
+                str(PG_DATA),
+                "-U",
+                "postgres",
+                f"--pwfile={password_file}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            check=False,
+            **kwargs,
+        )
     password_file.unlink(missing_ok=True)
     if result.returncode != 0:
-        raise SandboxError(f"postgres: initdb failed; see {LOGS / 'postgres.log'}:\n"
-                           f"{log_tail('postgres')}")
+        raise SandboxError(f"postgres: initdb failed; see {LOGS / 'postgres.log'}:\n{log_tail('postgres')}")
 
 
 def _postgres_command(ctx: Context) -> list[str]:
     _postgres_init(ctx)
-    return [_postgres_bin("postgres"), "-D", str(PG_DATA),
-            "-c", "listen_addresses=127.0.0.1", "-c", f"port={PORTS['postgres']}",
-            "-c", f"unix_socket_directories={PG_SOCKET}",
-            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-            "-c", "max_connections=100", "-c", "logging_collector=off"]
+    return [
+        _postgres_bin("postgres"),
+        "-D",
+        str(PG_DATA),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        f"port={PORTS['postgres']}",
+        "-c",
+        f"unix_socket_directories={PG_SOCKET}",
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+        "-c",
+        "max_connections=100",
+        "-c",
+        "logging_collector=off",
+    ]
 
 
 def _postgres_ready(ctx: Context) -> bool:
     result = subprocess.run(  # noqa: S603
         [_postgres_bin("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(PORTS["postgres"])],
-        check=False, env={**os.environ, **_postgres_env(ctx)})
+        check=False,
+        env={**os.environ, **_postgres_env(ctx)},
+    )
     return result.returncode == 0
 
 
@@ -366,18 +419,27 @@ def _postgres_seed(ctx: Context) -> None:
     env = {**os.environ, **_postgres_env(ctx)}
     exists = subprocess.run(  # noqa: S603
         [_postgres_bin("psql"), "-tAc", "SELECT 1 FROM pg_database WHERE datname = 'ceres_db'"],
-        env=env, capture_output=True, text=True, check=False)
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if exists.stdout.strip() == "1":
         return
     with open(LOGS / "postgres-seed.log", "ab") as log_file:
-        for argv in ([_postgres_bin("createdb"), "ceres_db"],
-                     [_postgres_bin("psql"), "-q", "-d", "ceres_db", "-f",
-                      str(SANDBOX_SRC / "manifests" / "ceres_db.sql")]):
-            result = subprocess.run(argv, env=env, stdout=log_file,  # noqa: S603
-                                    stderr=subprocess.STDOUT, check=False)
+        for argv in (
+            [_postgres_bin("createdb"), "ceres_db"],
+            [_postgres_bin("psql"), "-q", "-d", "ceres_db", "-f", str(SANDBOX_SRC / "manifests" / "ceres_db.sql")],
+        ):
+            result = subprocess.run(
+                argv,
+                env=env,
+                stdout=log_file,  # noqa: S603
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
             if result.returncode != 0:
-                raise SandboxError(f"postgres: seeding ceres_db failed; see "
-                                   f"{LOGS / 'postgres-seed.log'}")
+                raise SandboxError(f"postgres: seeding ceres_db failed; see {LOGS / 'postgres-seed.log'}")
 
 
 def _s3_ready(_ctx: Context) -> bool:
@@ -388,9 +450,12 @@ def _s3_bucket(ctx: Context) -> None:
     import boto3  # noqa: PLC0415 - only the sandbox venv has it
 
     client = boto3.client(
-        "s3", endpoint_url=f"http://127.0.0.1:{PORTS['s3']}", region_name="us-east-1",
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{PORTS['s3']}",
+        region_name="us-east-1",
         aws_access_key_id=ctx.secrets["aws_access_key_id"],
-        aws_secret_access_key=ctx.secrets["aws_secret_access_key"])
+        aws_secret_access_key=ctx.secrets["aws_secret_access_key"],
+    )
     if BACKUP_BUCKET not in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
         client.create_bucket(Bucket=BACKUP_BUCKET)
 
@@ -399,120 +464,168 @@ def _prometheus_config() -> Path:
     config = STATE / "prometheus" / "prometheus.yml"
     config.parent.mkdir(parents=True, exist_ok=True)
     unused_text, interval_seconds = scrape_interval_from_env()
-    config.write_text(render_config(interval_seconds, [
-        ("ceres-traffic-simulator", f"127.0.0.1:{PORTS['simulator']}"),
-        ("prometheus", f"127.0.0.1:{PORTS['prometheus']}"),
-    ]))
+    config.write_text(
+        render_config(
+            interval_seconds,
+            [
+                ("ceres-traffic-simulator", f"127.0.0.1:{PORTS['simulator']}"),
+                ("prometheus", f"127.0.0.1:{PORTS['prometheus']}"),
+            ],
+        )
+    )
     return config
 
 
 def _prometheus_ready(_ctx: Context) -> bool:
     query = urllib.parse.quote('up{job="ceres-traffic-simulator"} == 1')
-    status, body = http_get(
-        f"http://127.0.0.1:{PORTS['prometheus']}/api/v1/query?query={query}", timeout=1)
+    status, body = http_get(f"http://127.0.0.1:{PORTS['prometheus']}/api/v1/query?query={query}", timeout=1)
     return status == 200 and len(json.loads(body)["data"]["result"]) == 1
 
 
 COMPONENTS = [
     Component(
-        "etcd", ["etcd", "etcd-peer"],
-        lambda ctx: [ctx.kube("ceres-kube"), "etcd", "--name=sandbox",
-                     f"--data-dir={STATE / 'etcd'}",
-                     f"--listen-client-urls=http://127.0.0.1:{PORTS['etcd']}",
-                     f"--advertise-client-urls=http://127.0.0.1:{PORTS['etcd']}",
-                     f"--listen-peer-urls=http://127.0.0.1:{PORTS['etcd-peer']}",
-                     f"--initial-advertise-peer-urls=http://127.0.0.1:{PORTS['etcd-peer']}",
-                     f"--initial-cluster=sandbox=http://127.0.0.1:{PORTS['etcd-peer']}",
-                     "--listen-metrics-urls=", "--log-level=warn",
-                     "--quota-backend-bytes=2147483648", "--unsafe-no-fsync"],
+        "etcd",
+        ["etcd", "etcd-peer"],
+        lambda ctx: [
+            ctx.kube("ceres-kube"),
+            "etcd",
+            "--name=sandbox",
+            f"--data-dir={STATE / 'etcd'}",
+            f"--listen-client-urls=http://127.0.0.1:{PORTS['etcd']}",
+            f"--advertise-client-urls=http://127.0.0.1:{PORTS['etcd']}",
+            f"--listen-peer-urls=http://127.0.0.1:{PORTS['etcd-peer']}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{PORTS['etcd-peer']}",
+            f"--initial-cluster=sandbox=http://127.0.0.1:{PORTS['etcd-peer']}",
+            "--listen-metrics-urls=",
+            "--log-level=warn",
+            "--quota-backend-bytes=2147483648",
+            "--unsafe-no-fsync",
+        ],
         lambda ctx: http_get(f"http://127.0.0.1:{PORTS['etcd']}/health")[0] == 200,
     ),
     Component(
-        "kube-apiserver", ["apiserver"],
-        lambda ctx: [ctx.kube("ceres-kube"), "kube-apiserver",
-                     f"--etcd-servers=http://127.0.0.1:{PORTS['etcd']}",
-                     "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-                     f"--secure-port={PORTS['apiserver']}",
-                     f"--tls-cert-file={PKI / 'apiserver.crt'}",
-                     f"--tls-private-key-file={PKI / 'apiserver.key'}",
-                     f"--client-ca-file={PKI / 'ca.crt'}",
-                     "--authorization-mode=Node,RBAC",
-                     "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
-                     "NodeRestriction,ResourceQuota,DefaultTolerationSeconds,"
-                     "MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
-                     "--anonymous-auth=true",
-                     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                     f"--service-account-key-file={PKI / 'sa.pub'}",
-                     f"--service-account-signing-key-file={PKI / 'sa.key'}",
-                     "--service-cluster-ip-range=10.96.0.0/16",
-                     "--endpoint-reconciler-type=none", "--allow-privileged=true",
-                     f"--kubelet-client-certificate={PKI / 'apiserver-kubelet-client.crt'}",
-                     f"--kubelet-client-key={PKI / 'apiserver-kubelet-client.key'}",
-                     "--kubelet-preferred-address-types=InternalIP",
-                     "--profiling=false", f"--cert-dir={STATE / 'certs-apiserver'}", "--v=1"],
+        "kube-apiserver",
+        ["apiserver"],
+        lambda ctx: [
+            ctx.kube("ceres-kube"),
+            "kube-apiserver",
+            f"--etcd-servers=http://127.0.0.1:{PORTS['etcd']}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={PORTS['apiserver']}",
+            f"--tls-cert-file={PKI / 'apiserver.crt'}",
+            f"--tls-private-key-file={PKI / 'apiserver.key'}",
+            f"--client-ca-file={PKI / 'ca.crt'}",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
+            "NodeRestriction,ResourceQuota,DefaultTolerationSeconds,"
+            "MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+            "--anonymous-auth=true",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={PKI / 'sa.pub'}",
+            f"--service-account-signing-key-file={PKI / 'sa.key'}",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true",
+            f"--kubelet-client-certificate={PKI / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={PKI / 'apiserver-kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP",
+            "--profiling=false",
+            f"--cert-dir={STATE / 'certs-apiserver'}",
+            "--v=1",
+        ],
         _kube_ready("/readyz", "apiserver"),
     ),
     Component(
-        "kube-controller-manager", ["controller-manager"],
-        lambda ctx: [ctx.kube("ceres-kube"), "kube-controller-manager",
-                     *_kube_auth_flags("controller-manager"),
-                     f"--secure-port={PORTS['controller-manager']}",
-                     f"--service-account-private-key-file={PKI / 'sa.key'}",
-                     f"--root-ca-file={PKI / 'ca.crt'}",
-                     "--use-service-account-credentials=true",
-                     "--controllers=*,-nodeipam,-ttl",
-                     "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
-                     "--v=1"],
+        "kube-controller-manager",
+        ["controller-manager"],
+        lambda ctx: [
+            ctx.kube("ceres-kube"),
+            "kube-controller-manager",
+            *_kube_auth_flags("controller-manager"),
+            f"--secure-port={PORTS['controller-manager']}",
+            f"--service-account-private-key-file={PKI / 'sa.key'}",
+            f"--root-ca-file={PKI / 'ca.crt'}",
+            "--use-service-account-credentials=true",
+            "--controllers=*,-nodeipam,-ttl",
+            "--concurrent-deployment-syncs=10",
+            "--concurrent-replicaset-syncs=10",
+            "--v=1",
+        ],
         _kube_ready("/healthz", "controller-manager", verify=False),
     ),
     Component(
-        "kube-scheduler", ["scheduler"],
-        lambda ctx: [ctx.kube("ceres-kube"), "kube-scheduler", *_kube_auth_flags("scheduler"),
-                     f"--secure-port={PORTS['scheduler']}", "--v=1"],
+        "kube-scheduler",
+        ["scheduler"],
+        lambda ctx: [
+            ctx.kube("ceres-kube"),
+            "kube-scheduler",
+            *_kube_auth_flags("scheduler"),
+            f"--secure-port={PORTS['scheduler']}",
+            "--v=1",
+        ],
         _kube_ready("/healthz", "scheduler", verify=False),
     ),
     Component(
-        "kwok", ["kwok"],
-        lambda ctx: [ctx.kube("kwok"), f"--kubeconfig={PKI / 'kwok.kubeconfig'}",
-                     "--manage-all-nodes=false",
-                     "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                     "--cidr=10.244.0.0/16", "--node-ip=127.0.0.1",
-                     f"--node-port={PORTS['kwok']}",
-                     f"--server-address=127.0.0.1:{PORTS['kwok']}",
-                     f"--tls-cert-file={PKI / 'apiserver.crt'}",
-                     f"--tls-private-key-file={PKI / 'apiserver.key'}",
-                     f"--config={SANDBOX_SRC / 'manifests' / 'kwok.yaml'}",
-                     f"--config={ctx.bin_dir / 'kwok-stages.yaml'}",
-                     f"--config={SANDBOX_SRC / 'manifests' / 'kwok-stage-pod-ready-again.yaml'}",
-                     f"--config={_kwok_exec_config(ctx)}"],
+        "kwok",
+        ["kwok"],
+        lambda ctx: [
+            ctx.kube("kwok"),
+            f"--kubeconfig={PKI / 'kwok.kubeconfig'}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--cidr=10.244.0.0/16",
+            "--node-ip=127.0.0.1",
+            f"--node-port={PORTS['kwok']}",
+            f"--server-address=127.0.0.1:{PORTS['kwok']}",
+            f"--tls-cert-file={PKI / 'apiserver.crt'}",
+            f"--tls-private-key-file={PKI / 'apiserver.key'}",
+            f"--config={SANDBOX_SRC / 'manifests' / 'kwok.yaml'}",
+            f"--config={ctx.bin_dir / 'kwok-stages.yaml'}",
+            f"--config={SANDBOX_SRC / 'manifests' / 'kwok-stage-pod-ready-again.yaml'}",
+            f"--config={_kwok_exec_config(ctx)}",
+        ],
         lambda ctx: port_in_use(PORTS["kwok"]),
     ),
     Component(
-        "postgres", ["postgres"], _postgres_command, _postgres_ready,
-        as_postgres_user=True, after_start=_postgres_seed,
+        "postgres",
+        ["postgres"],
+        _postgres_command,
+        _postgres_ready,
+        as_postgres_user=True,
+        after_start=_postgres_seed,
     ),
     Component(
-        "s3", ["s3"],
-        lambda ctx: [str(Path(ctx.python).parent / "moto_server"), "-H", "127.0.0.1",
-                     "-p", str(PORTS["s3"])],
+        "s3",
+        ["s3"],
+        lambda ctx: [str(Path(ctx.python).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(PORTS["s3"])],
         _s3_ready,
         env=lambda ctx: {"MOTO_ALLOW_NONEXISTENT_REGION": "true"},
         after_start=_s3_bucket,
     ),
     Component(
-        "simulator", ["simulator"],
-        lambda ctx: [ctx.python, str(SANDBOX_SRC / "simulator"),
-                     f"--kubeconfig={PKI / 'simulator.kubeconfig'}",
-                     f"--listen=127.0.0.1:{PORTS['simulator']}"],
+        "simulator",
+        ["simulator"],
+        lambda ctx: [
+            ctx.python,
+            str(SANDBOX_SRC / "simulator"),
+            f"--kubeconfig={PKI / 'simulator.kubeconfig'}",
+            f"--listen=127.0.0.1:{PORTS['simulator']}",
+        ],
         lambda ctx: http_get(f"http://127.0.0.1:{PORTS['simulator']}/healthz", timeout=1)[0] == 200,
     ),
     Component(
-        "prometheus", ["prometheus"],
-        lambda ctx: ["prometheus", f"--config.file={_prometheus_config()}",
-                     f"--storage.tsdb.path={STATE / 'prometheus' / 'data'}",
-                     f"--web.listen-address=127.0.0.1:{PORTS['prometheus']}",
-                     "--storage.tsdb.retention.time=1d", "--web.enable-lifecycle",
-                     "--log.level=warn"],
+        "prometheus",
+        ["prometheus"],
+        lambda ctx: [
+            "prometheus",
+            f"--config.file={_prometheus_config()}",
+            f"--storage.tsdb.path={STATE / 'prometheus' / 'data'}",
+            f"--web.listen-address=127.0.0.1:{PORTS['prometheus']}",
+            "--storage.tsdb.retention.time=1d",
+            "--web.enable-lifecycle",
+            "--log.level=warn",
+        ],
         _prometheus_ready,
     ),
 ]
@@ -520,6 +633,7 @@ BY_NAME = {component.name: component for component in COMPONENTS}
 
 
 # --------------------------------------------------------------------------- world
+
 
 def apply_world(ctx: Context) -> None:
     """Install the Istio CRDs, RBAC, fake nodes and the demo world (once per sandbox)."""
@@ -533,8 +647,7 @@ def apply_world(ctx: Context) -> None:
 
     started = time.monotonic()
     client = kube_apply.Client(API_URL, PKI / "ca.crt", *admin_cert())
-    crds = [yaml.safe_load(path.read_text())
-            for path in sorted((SANDBOX_SRC / "manifests").glob("istio-crd-*.yaml"))]
+    crds = [yaml.safe_load(path.read_text()) for path in sorted((SANDBOX_SRC / "manifests").glob("istio-crd-*.yaml"))]
     for crd in crds:
         client.apply(crd)
     for crd in crds:
@@ -550,6 +663,7 @@ def apply_world(ctx: Context) -> None:
 
 
 # --------------------------------------------------------------------------- env file
+
 
 def write_env(ctx: Context) -> None:
     values = {
@@ -583,9 +697,14 @@ def write_env(ctx: Context) -> None:
 
 # --------------------------------------------------------------------------- commands
 
+
 def find_binaries() -> Path:
-    result = subprocess.run([str(SANDBOX_SRC / "build.sh")], capture_output=True,  # noqa: S603
-                            text=True, check=False)
+    result = subprocess.run(
+        [str(SANDBOX_SRC / "build.sh")],
+        capture_output=True,  # noqa: S603
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         raise SandboxError(f"building the Go binaries failed:\n{result.stderr}")
     return Path(result.stdout.strip().splitlines()[-1])

@@ -5,6 +5,7 @@ app has a Service, a DestinationRule with the subsets ``v2-9`` and ``v3-0-0``, a
 VirtualService sending 100% to ``v2-9`` and one Deployment per version. ``ceres-system``
 holds ``postgres-main`` and the application Secrets.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -30,25 +31,34 @@ def subset_name(version: str) -> str:
 
 def nodes(kubelet_port: int) -> list[dict]:
     """Fake nodes managed by kwok; their kubelet endpoint (exec, logs) is kwok's server."""
-    return [{
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": f"kwok-node-{index}",
-            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-            "labels": {"type": "kwok", "kubernetes.io/hostname": f"kwok-node-{index}",
-                       "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                       "topology.kubernetes.io/zone": f"sandbox-{index % 3}"},
-        },
-        "spec": {},
-        "status": {
-            "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-            "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
-                          {"type": "Hostname", "address": f"kwok-node-{index}"}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
-        },
-    } for index in range(NODE_COUNT)]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": f"kwok-node-{index}",
+                "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                "labels": {
+                    "type": "kwok",
+                    "kubernetes.io/hostname": f"kwok-node-{index}",
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "topology.kubernetes.io/zone": f"sandbox-{index % 3}",
+                },
+            },
+            "spec": {},
+            "status": {
+                "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                "addresses": [
+                    {"type": "InternalIP", "address": "127.0.0.1"},
+                    {"type": "Hostname", "address": f"kwok-node-{index}"},
+                ],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
+            },
+        }
+        for index in range(NODE_COUNT)
+    ]
 
 
 def _deployment(namespace: str, app: str, version: str, image: str, extra_labels=None) -> dict:
@@ -56,21 +66,24 @@ def _deployment(namespace: str, app: str, version: str, image: str, extra_labels
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": f"{app}-{subset_name(version)}", "namespace": namespace,
-                     "labels": dict(labels)},
+        "metadata": {"name": f"{app}-{subset_name(version)}", "namespace": namespace, "labels": dict(labels)},
         "spec": {
             "replicas": REPLICAS,
             "selector": {"matchLabels": {"app": app, "version": version}},
             "template": {
                 "metadata": {"labels": dict(labels)},
                 "spec": {
-                    "containers": [{
-                        "name": app,
-                        "image": image,
-                        "ports": [{"containerPort": 8080, "name": "http"}],
-                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                                      "limits": {"cpu": "500m", "memory": "256Mi"}},
-                    }],
+                    "containers": [
+                        {
+                            "name": app,
+                            "image": image,
+                            "ports": [{"containerPort": 8080, "name": "http"}],
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "128Mi"},
+                                "limits": {"cpu": "500m", "memory": "256Mi"},
+                            },
+                        }
+                    ],
                 },
             },
         },
@@ -80,20 +93,35 @@ def _deployment(namespace: str, app: str, version: str, image: str, extra_labels
 def _app_objects(namespace: str, app: str) -> list[dict]:
     stable, canary = subset_name(STABLE_VERSION), subset_name(CANARY_VERSION)
     return [
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": app, "namespace": namespace, "labels": {"app": app}},
-         "spec": {"selector": {"app": app},
-                  "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
-        {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
-         "metadata": {"name": app, "namespace": namespace},
-         "spec": {"host": app, "subsets": [
-             {"name": stable, "labels": {"version": STABLE_VERSION}},
-             {"name": canary, "labels": {"version": CANARY_VERSION}}]}},
-        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-         "metadata": {"name": app, "namespace": namespace},
-         "spec": {"hosts": [app], "http": [{
-             "name": "primary",
-             "route": [{"destination": {"host": app, "subset": stable}, "weight": 100}]}]}},
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": app, "namespace": namespace, "labels": {"app": app}},
+            "spec": {"selector": {"app": app}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+        },
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "DestinationRule",
+            "metadata": {"name": app, "namespace": namespace},
+            "spec": {
+                "host": app,
+                "subsets": [
+                    {"name": stable, "labels": {"version": STABLE_VERSION}},
+                    {"name": canary, "labels": {"version": CANARY_VERSION}},
+                ],
+            },
+        },
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": app, "namespace": namespace},
+            "spec": {
+                "hosts": [app],
+                "http": [
+                    {"name": "primary", "route": [{"destination": {"host": app, "subset": stable}, "weight": 100}]}
+                ],
+            },
+        },
         _deployment(namespace, app, STABLE_VERSION, f"registry.ceres.local/{app}:{STABLE_VERSION}"),
         _deployment(namespace, app, CANARY_VERSION, f"registry.ceres.local/{app}:{CANARY_VERSION}"),
     ]
@@ -102,12 +130,13 @@ def _app_objects(namespace: str, app: str) -> list[dict]:
 def demo_objects(database_password: str) -> list[dict]:
     objects: list[dict] = []
     for namespace, (wave, share, apps) in NAMESPACES.items():
-        labels = {"rollout.ceres.io/phase": "pilot" if wave is None else "wave",
-                  "rollout.ceres.io/user-share": str(share)}
+        labels = {
+            "rollout.ceres.io/phase": "pilot" if wave is None else "wave",
+            "rollout.ceres.io/user-share": str(share),
+        }
         if wave is not None:
             labels["rollout.ceres.io/wave"] = str(wave)
-        objects.append({"apiVersion": "v1", "kind": "Namespace",
-                        "metadata": {"name": namespace, "labels": labels}})
+        objects.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}})
         for app in apps:
             objects.extend(_app_objects(namespace, app))
 
@@ -116,39 +145,56 @@ def demo_objects(database_password: str) -> list[dict]:
     postgres["spec"]["replicas"] = 1
     postgres["metadata"]["name"] = "postgres-main"
     objects.append(postgres)
-    objects.append({"apiVersion": "v1", "kind": "Service",
-                    "metadata": {"name": "postgres-main", "namespace": "ceres-system"},
-                    "spec": {"selector": {"app": "postgres-main"},
-                             "ports": [{"name": "postgres", "port": 5432}]}})
+    objects.append(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "postgres-main", "namespace": "ceres-system"},
+            "spec": {"selector": {"app": "postgres-main"}, "ports": [{"name": "postgres", "port": 5432}]},
+        }
+    )
     secret_data = {
-        "ceres-db-credentials": {"username": "postgres", "password": database_password,
-                                 "database": "ceres_db"},
-        "ceres-api-keys": {"payments-api-key": secrets.token_hex(24),
-                           "maps-api-key": secrets.token_hex(24)},
+        "ceres-db-credentials": {"username": "postgres", "password": database_password, "database": "ceres_db"},
+        "ceres-api-keys": {"payments-api-key": secrets.token_hex(24), "maps-api-key": secrets.token_hex(24)},
         "ceres-jwt-signing": {"signing-key": secrets.token_urlsafe(48)},
     }
     for name, data in secret_data.items():
-        objects.append({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                        "metadata": {"name": name, "namespace": "ceres-system",
-                                     "labels": {"app.kubernetes.io/part-of": "ceres"}},
-                        "stringData": data})
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": {
+                    "name": name,
+                    "namespace": "ceres-system",
+                    "labels": {"app.kubernetes.io/part-of": "ceres"},
+                },
+                "stringData": data,
+            }
+        )
     return objects
 
 
 SIMULATOR_RBAC = [
-    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-     "metadata": {"name": "ceres-traffic-simulator"},
-     "rules": [
-         {"apiGroups": ["networking.istio.io"],
-          "resources": ["virtualservices", "destinationrules"],
-          "verbs": ["get", "list", "watch"]},
-         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
-         {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]},
-     ]},
-    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-     "metadata": {"name": "ceres-traffic-simulator"},
-     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                 "name": "ceres-traffic-simulator"},
-     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                   "name": "ceres-traffic-simulator"}]},
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "ceres-traffic-simulator"},
+        "rules": [
+            {
+                "apiGroups": ["networking.istio.io"],
+                "resources": ["virtualservices", "destinationrules"],
+                "verbs": ["get", "list", "watch"],
+            },
+            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]},
+        ],
+    },
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "ceres-traffic-simulator"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ceres-traffic-simulator"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "ceres-traffic-simulator"}],
+    },
 ]

@@ -15,14 +15,18 @@ from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_transfer imp
 
 
 class ActionModule(SecretsTransferAction):
-    MODULE_NAME = 'secrets_export'
+    MODULE_NAME = "secrets_export"
 
     def argument_spec(self):
         return argument_spec(), MUTUALLY_EXCLUSIVE
 
     def build_request(self, args):
-        return ExportRequest(namespaces=list(args['namespaces']), dest=args['dest'],
-                             label_selector=args['label_selector'], force=args['force'])
+        return ExportRequest(
+            namespaces=list(args["namespaces"]),
+            dest=args["dest"],
+            label_selector=args["label_selector"],
+            force=args["force"],
+        )
 
     def transfer(self, client, codec, request, check_mode, diff, redactor):
         return export_secrets(client, codec, request, check_mode=check_mode, diff=diff, redactor=redactor)

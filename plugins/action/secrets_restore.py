@@ -15,14 +15,14 @@ from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_transfer imp
 
 
 class ActionModule(SecretsTransferAction):
-    MODULE_NAME = 'secrets_restore'
+    MODULE_NAME = "secrets_restore"
 
     def argument_spec(self):
         return argument_spec(), MUTUALLY_EXCLUSIVE
 
     def build_request(self, args):
-        namespaces = list(args['namespaces']) if args['namespaces'] is not None else None
-        return RestoreRequest(src=args['src'], namespaces=namespaces)
+        namespaces = list(args["namespaces"]) if args["namespaces"] is not None else None
+        return RestoreRequest(src=args["src"], namespaces=namespaces)
 
     def transfer(self, client, codec, request, check_mode, diff, redactor):
         return restore_secrets(client, codec, request, check_mode=check_mode, diff=diff, redactor=redactor)

@@ -124,7 +124,8 @@ class StagedOutput:
     def stage_manifest(self, document):
         """Write the manifest to a temporary sibling of its final path, fsynced, mode 0600."""
         descriptor, self.manifest_temp_path = tempfile.mkstemp(
-            prefix=".%s%s" % (os.path.basename(self.manifest_path), PARTIAL_MARKER), dir=self.directory)
+            prefix=".%s%s" % (os.path.basename(self.manifest_path), PARTIAL_MARKER), dir=self.directory
+        )
         write_json(descriptor, document)
 
     def commit(self):

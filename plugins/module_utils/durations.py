@@ -100,7 +100,15 @@ def is_prometheus_duration(text: object) -> bool:
     return isinstance(text, str) and _PROMETHEUS_DURATION.fullmatch(text) is not None
 
 
-_PROMETHEUS_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 24 * 3600, "w": 7 * 24 * 3600, "y": 365 * 24 * 3600}
+_PROMETHEUS_UNIT_SECONDS = {
+    "ms": 0.001,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 24 * 3600,
+    "w": 7 * 24 * 3600,
+    "y": 365 * 24 * 3600,
+}
 _PROMETHEUS_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
 
 

@@ -17,7 +17,7 @@ class CeresError(Exception):
     """An error of ceres.rollout. ``message`` is what ``str()`` shows; it never holds a
     credential or a Secret's value."""
 
-    def __init__(self, message: str = '') -> None:
+    def __init__(self, message: str = "") -> None:
         super().__init__(message)
         self.message = message
 
@@ -27,6 +27,6 @@ class CeresError(Exception):
     def add_context(self, context: str) -> CeresError:
         """Put ``context`` in front of the message (``"<context>: <message>"``), keeping the
         exception's type and attributes, so a caller can still tell what failed; returns self."""
-        self.message = '%s: %s' % (context, self.message)
+        self.message = "%s: %s" % (context, self.message)
         self.args = (self.message,)
         return self

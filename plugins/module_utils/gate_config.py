@@ -14,7 +14,8 @@ about ``3 / n`` with 95% confidence, so backing ``max: 0.001`` takes 3,000 reque
 from __future__ import annotations
 
 import math
-from typing import Any, List, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from ansible_collections.ceres.rollout.plugins.module_utils.durations import (
     DurationError,
@@ -38,7 +39,7 @@ NO_DATA_POLICIES = ("fail", "inconclusive", "pass")
 RULE_OF_THREE = 3
 
 
-def build_checks(raw_checks: Any) -> List[GateCheck]:
+def build_checks(raw_checks: Any) -> list[GateCheck]:
     """Validate check definitions and resolve templates into :class:`GateCheck` objects.
 
     Each entry needs ``name``, exactly one of ``query`` or ``template`` (with ``params``),
@@ -87,13 +88,16 @@ def _build_check(index: int, raw_check: Any) -> GateCheck:
     if lower is None and upper is None:
         raise GateConfigError("%s: set min and/or max" % where)
     if lower is not None and upper is not None and lower > upper:
-        raise GateConfigError("%s.min (%s) is greater than max (%s)" % (where, format_number(lower), format_number(upper)))
+        raise GateConfigError(
+            "%s.min (%s) is greater than max (%s)" % (where, format_number(lower), format_number(upper))
+        )
     requests_query, min_requests = _evidence(raw_check, template, params, lower, upper, where)
-    return GateCheck(name=name, query=query, min=lower, max=upper, requests_query=requests_query,
-                     min_requests=min_requests)
+    return GateCheck(
+        name=name, query=query, min=lower, max=upper, requests_query=requests_query, min_requests=min_requests
+    )
 
 
-def _render(template: Any, params: Optional[Mapping[str, Any]], where: str) -> str:
+def _render(template: Any, params: Mapping[str, Any] | None, where: str) -> str:
     try:
         return render_template(template, params)
     except TemplateError as template_error:
@@ -106,8 +110,14 @@ def _promql(value: Any, field_name: str) -> str:
     return value
 
 
-def _evidence(raw_check: Mapping[str, Any], template: Optional[str], params: Optional[Mapping[str, Any]],
-              lower: Optional[float], upper: Optional[float], where: str):
+def _evidence(
+    raw_check: Mapping[str, Any],
+    template: str | None,
+    params: Mapping[str, Any] | None,
+    lower: float | None,
+    upper: float | None,
+    where: str,
+):
     """The request-count query and the floor of requests a sample needs, or (None, None)."""
     raw_floor = raw_check.get("min_requests")
     raw_requests_query = raw_check.get("requests_query")
@@ -131,7 +141,7 @@ def _evidence(raw_check: Mapping[str, Any], template: Optional[str], params: Opt
     return _render(REQUEST_COUNT, request_params, where), min_requests
 
 
-def default_min_requests(template: Optional[str], lower: Optional[float], upper: Optional[float]) -> Optional[float]:
+def default_min_requests(template: str | None, lower: float | None, upper: float | None) -> float | None:
     """The rule-of-three floor for an error or success rate template, or None.
 
     ``istio_error_rate`` with ``max: m`` needs ``ceil(3 / m)`` requests; ``istio_success_rate``
@@ -148,7 +158,7 @@ def default_min_requests(template: Optional[str], lower: Optional[float], upper:
     return float(math.ceil(round(RULE_OF_THREE / tolerated, 6)))
 
 
-def _bound(raw_bound: Any, field_name: str) -> Optional[float]:
+def _bound(raw_bound: Any, field_name: str) -> float | None:
     if raw_bound is None:
         return None
     if isinstance(raw_bound, bool):
@@ -162,8 +172,14 @@ def _bound(raw_bound: Any, field_name: str) -> Optional[float]:
     return bound
 
 
-def build_policy(samples: Any = 1, interval: Any = 30, failure_limit: Any = 0, error_limit: Any = 2,
-                 no_data: str = "fail", warmup: Any = 0) -> GatePolicy:
+def build_policy(
+    samples: Any = 1,
+    interval: Any = 30,
+    failure_limit: Any = 0,
+    error_limit: Any = 2,
+    no_data: str = "fail",
+    warmup: Any = 0,
+) -> GatePolicy:
     """Validate the sampling settings; ``interval`` and ``warmup`` are seconds or duration strings (``30s``, ``2m``)."""
     interval_seconds = _duration(interval, "interval")
     warmup_seconds = _duration(warmup, "warmup")
@@ -184,8 +200,10 @@ def build_policy(samples: Any = 1, interval: Any = 30, failure_limit: Any = 0, e
             "milliseconds and every sample would see the same data" % samples
         )
     if interval_seconds == 0 and warmup_seconds > 0:
-        raise GateConfigError("interval must be more than 0 with a warmup (warmup %ds): the gate would query "
-                              "in a busy loop until the warm-up ends" % warmup_seconds)
+        raise GateConfigError(
+            "interval must be more than 0 with a warmup (warmup %ds): the gate would query "
+            "in a busy loop until the warm-up ends" % warmup_seconds
+        )
     return GatePolicy(
         samples=samples,
         interval_seconds=interval_seconds,

@@ -49,26 +49,26 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
 from ansible_collections.ceres.rollout.plugins.module_utils.retry import STOPPED_BY_ATTEMPTS, RetryPolicy, retry_call
 from ansible_collections.ceres.rollout.plugins.module_utils.timestamps import utc_timestamp
 
+ISTIO_NETWORKING_API_VERSIONS = ("networking.istio.io/v1", "networking.istio.io/v1beta1")
+VIRTUAL_SERVICE_PLURAL = "virtualservices"
 
-ISTIO_NETWORKING_API_VERSIONS = ('networking.istio.io/v1', 'networking.istio.io/v1beta1')
-VIRTUAL_SERVICE_PLURAL = 'virtualservices'
-
-ANNOTATION_PREVIOUS_WEIGHT = 'rollout.ceres.io/previous-weight'
-ANNOTATION_WEIGHT = 'rollout.ceres.io/weight'
-ANNOTATION_UPDATED_AT = 'rollout.ceres.io/updated-at'
-ANNOTATION_ROUTE = 'rollout.ceres.io/route'
+ANNOTATION_PREVIOUS_WEIGHT = "rollout.ceres.io/previous-weight"
+ANNOTATION_WEIGHT = "rollout.ceres.io/weight"
+ANNOTATION_UPDATED_AT = "rollout.ceres.io/updated-at"
+ANNOTATION_ROUTE = "rollout.ceres.io/route"
 
 # Fields the API server changes on every write: never part of a diff.
-SERVER_NOISE_METADATA = ('resourceVersion', 'generation', 'managedFields')
+SERVER_NOISE_METADATA = ("resourceVersion", "generation", "managedFields")
 
 
 # --------------------------------------------------------------------------- errors
+
 
 class TrafficShiftError(CeresError):
     """A traffic shift cannot be done as asked. ``field`` names the option at fault."""
 
     def __init__(self, field: str, problem: str) -> None:
-        super().__init__('%s: %s' % (field, problem))
+        super().__init__("%s: %s" % (field, problem))
         self.field = field
         self.problem = problem
 
@@ -113,6 +113,7 @@ class TooManyConflicts(TrafficShiftError):
 
 # --------------------------------------------------------------------------- destinations
 
+
 def hosts_equivalent(first: str, second: str, namespace: str | None) -> bool:
     """Whether two destination hosts name the same service, as Istio resolves them.
 
@@ -120,14 +121,14 @@ def hosts_equivalent(first: str, second: str, namespace: str | None) -> bool:
     the FQDN it expands to in ``namespace``: ``checkout`` ~ ``checkout.<namespace>.svc.<domain>``.
     Wildcards and other partial names only match themselves.
     """
-    first_normal, second_normal = first.lower().rstrip('.'), second.lower().rstrip('.')
+    first_normal, second_normal = first.lower().rstrip("."), second.lower().rstrip(".")
     if first_normal == second_normal:
         return True
-    if not namespace or ('.' in first_normal) == ('.' in second_normal):
+    if not namespace or ("." in first_normal) == ("." in second_normal):
         return False
-    short, fqdn = (first_normal, second_normal) if '.' not in first_normal else (second_normal, first_normal)
-    prefix = '%s.%s.svc.' % (short, namespace.lower())
-    return fqdn.startswith(prefix) and len(fqdn) > len(prefix) and '*' not in fqdn
+    short, fqdn = (first_normal, second_normal) if "." not in first_normal else (second_normal, first_normal)
+    prefix = "%s.%s.svc." % (short, namespace.lower())
+    return fqdn.startswith(prefix) and len(fqdn) > len(prefix) and "*" not in fqdn
 
 
 class Destination:
@@ -141,85 +142,93 @@ class Destination:
     @classmethod
     def from_option(cls, field: str, option: t.Mapping[str, t.Any] | None) -> Destination:
         """Build from a module option dict, naming ``field`` in any error."""
-        if not option or not option.get('host'):
-            raise InvalidRequest(field, 'host is required')
-        port = option.get('port')
+        if not option or not option.get("host"):
+            raise InvalidRequest(field, "host is required")
+        port = option.get("port")
         if port is not None:
             try:
                 port = int(port)
             except (TypeError, ValueError):
-                raise InvalidRequest(field, 'port must be an integer, got %r' % (port,))
+                raise InvalidRequest(field, "port must be an integer, got %r" % (port,))
             if not 1 <= port <= 65535:
-                raise InvalidRequest(field, 'port must be between 1 and 65535, got %d' % port)
-        return cls(str(option['host']), option.get('subset') or None, port)
+                raise InvalidRequest(field, "port must be between 1 and 65535, got %d" % port)
+        return cls(str(option["host"]), option.get("subset") or None, port)
 
     def describe(self) -> str:
-        text = 'host %s' % self.host
+        text = "host %s" % self.host
         if self.subset:
-            text += ' subset %s' % self.subset
+            text += " subset %s" % self.subset
         if self.port:
-            text += ' port %d' % self.port
+            text += " port %d" % self.port
         return text
 
     def same_as(self, other: Destination, namespace: str | None) -> bool:
-        return (hosts_equivalent(self.host, other.host, namespace)
-                and self.subset == other.subset and self.port == other.port)
+        return (
+            hosts_equivalent(self.host, other.host, namespace)
+            and self.subset == other.subset
+            and self.port == other.port
+        )
 
-    def matches(self, route_destination: t.Mapping[str, t.Any], namespace: str | None,
-                exact_host: bool) -> bool:
+    def matches(self, route_destination: t.Mapping[str, t.Any], namespace: str | None, exact_host: bool) -> bool:
         """Whether an ``HTTPRouteDestination`` entry is this selector's destination."""
-        destination = route_destination.get('destination') or {}
-        host = destination.get('host') or ''
+        destination = route_destination.get("destination") or {}
+        host = destination.get("host") or ""
         if exact_host:
             if host != self.host:
                 return False
         elif not hosts_equivalent(host, self.host, namespace):
             return False
-        if self.subset is not None and destination.get('subset') != self.subset:
+        if self.subset is not None and destination.get("subset") != self.subset:
             return False
-        if self.port is not None and (destination.get('port') or {}).get('number') != self.port:
+        if self.port is not None and (destination.get("port") or {}).get("number") != self.port:
             return False
         return True
 
     def names_exactly(self, route_destination: t.Mapping[str, t.Any]) -> bool:
         """Whether the entry's subset and port are exactly this selector's (absent when it has none)."""
-        destination = route_destination.get('destination') or {}
-        return ((destination.get('subset') or None) == self.subset
-                and ((destination.get('port') or {}).get('number') or None) == self.port)
+        destination = route_destination.get("destination") or {}
+        return (destination.get("subset") or None) == self.subset and (
+            (destination.get("port") or {}).get("number") or None
+        ) == self.port
 
     def as_route_destination(self, host: str, weight: int) -> dict[str, t.Any]:
-        destination: dict[str, t.Any] = {'host': host}
+        destination: dict[str, t.Any] = {"host": host}
         if self.subset:
-            destination['subset'] = self.subset
+            destination["subset"] = self.subset
         if self.port:
-            destination['port'] = {'number': self.port}
-        return {'destination': destination, 'weight': weight}
+            destination["port"] = {"number": self.port}
+        return {"destination": destination, "weight": weight}
 
 
 def describe_route_destination(route_destination: t.Mapping[str, t.Any]) -> str:
-    destination = route_destination.get('destination') or {}
-    text = str(destination.get('host'))
-    if destination.get('subset'):
-        text += '/%s' % destination['subset']
-    if (destination.get('port') or {}).get('number'):
-        text += ':%s' % destination['port']['number']
-    if 'weight' in route_destination:
-        text += ' (weight %s)' % route_destination['weight']
+    destination = route_destination.get("destination") or {}
+    text = str(destination.get("host"))
+    if destination.get("subset"):
+        text += "/%s" % destination["subset"]
+    if (destination.get("port") or {}).get("number"):
+        text += ":%s" % destination["port"]["number"]
+    if "weight" in route_destination:
+        text += " (weight %s)" % route_destination["weight"]
     return text
 
 
-def find_destinations(route_destinations: t.Sequence[t.Mapping[str, t.Any]], selector: Destination,
-                      namespace: str | None) -> list[int]:
+def find_destinations(
+    route_destinations: t.Sequence[t.Mapping[str, t.Any]], selector: Destination, namespace: str | None
+) -> list[int]:
     """Indexes of the entries ``selector`` matches: exact host matches when there are any,
     else short-name/FQDN equivalent matches. A selector without subset (or port) matches every
     subset (port) of its host; when several entries match, the one entry whose subset and port
     are exactly the selector's is meant: stable ``{host: h}`` once the canary ``h/v2`` has been
     added beside it."""
-    matches = [index for index, entry in enumerate(route_destinations)
-               if selector.matches(entry, namespace, exact_host=True)]
+    matches = [
+        index for index, entry in enumerate(route_destinations) if selector.matches(entry, namespace, exact_host=True)
+    ]
     if not matches:
-        matches = [index for index, entry in enumerate(route_destinations)
-                   if selector.matches(entry, namespace, exact_host=False)]
+        matches = [
+            index
+            for index, entry in enumerate(route_destinations)
+            if selector.matches(entry, namespace, exact_host=False)
+        ]
     if len(matches) > 1:
         named_exactly = [index for index in matches if selector.names_exactly(route_destinations[index])]
         if len(named_exactly) == 1:
@@ -229,17 +238,18 @@ def find_destinations(route_destinations: t.Sequence[t.Mapping[str, t.Any]], sel
 
 # --------------------------------------------------------------------------- routes
 
+
 def route_label(index: int, route: t.Mapping[str, t.Any]) -> str:
-    return "'%s'" % route['name'] if route.get('name') else '#%d (unnamed)' % (index + 1)
+    return "'%s'" % route["name"] if route.get("name") else "#%d (unnamed)" % (index + 1)
 
 
 def http_routes(virtual_service: t.Mapping[str, t.Any]) -> list[dict[str, t.Any]]:
-    return list((virtual_service.get('spec') or {}).get('http') or [])
+    return list((virtual_service.get("spec") or {}).get("http") or [])
 
 
 def object_reference(virtual_service: t.Mapping[str, t.Any]) -> str:
-    metadata = virtual_service.get('metadata') or {}
-    return '%s/%s' % (metadata.get('namespace'), metadata.get('name'))
+    metadata = virtual_service.get("metadata") or {}
+    return "%s/%s" % (metadata.get("namespace"), metadata.get("name"))
 
 
 def select_http_route(virtual_service: t.Mapping[str, t.Any], route_name: str | None) -> int:
@@ -247,32 +257,38 @@ def select_http_route(virtual_service: t.Mapping[str, t.Any], route_name: str | 
     only HTTP route."""
     routes = http_routes(virtual_service)
     reference = object_reference(virtual_service)
-    labels = ', '.join(route_label(index, route) for index, route in enumerate(routes))
+    labels = ", ".join(route_label(index, route) for index, route in enumerate(routes))
     if not routes:
-        raise RouteNotFound('route', 'VirtualService %s has no http routes' % reference)
+        raise RouteNotFound("route", "VirtualService %s has no http routes" % reference)
     if route_name is None:
         if len(routes) > 1:
-            raise AmbiguousRoute('route', 'VirtualService %s has %d http routes (%s); set route to the '
-                                 'name of the one to shift' % (reference, len(routes), labels))
+            raise AmbiguousRoute(
+                "route",
+                "VirtualService %s has %d http routes (%s); set route to the "
+                "name of the one to shift" % (reference, len(routes), labels),
+            )
         return 0
-    matches = [index for index, route in enumerate(routes) if route.get('name') == route_name]
+    matches = [index for index, route in enumerate(routes) if route.get("name") == route_name]
     if not matches:
-        raise RouteNotFound('route', "no http route named '%s' in VirtualService %s (routes: %s)"
-                            % (route_name, reference, labels))
+        raise RouteNotFound(
+            "route", "no http route named '%s' in VirtualService %s (routes: %s)" % (route_name, reference, labels)
+        )
     if len(matches) > 1:
-        raise AmbiguousRoute('route', "%d http routes are named '%s' in VirtualService %s"
-                             % (len(matches), route_name, reference))
+        raise AmbiguousRoute(
+            "route", "%d http routes are named '%s' in VirtualService %s" % (len(matches), route_name, reference)
+        )
     return matches[0]
 
 
 # --------------------------------------------------------------------------- weights
+
 
 def traffic_shares(route_destinations: t.Sequence[t.Mapping[str, t.Any]]) -> list[int]:
     """The percentage of traffic each entry receives, as Istio routes it: a lone destination
     gets everything; otherwise ``weight / sum(weights)`` with an unset weight counting 0."""
     if len(route_destinations) == 1:
         return [100]
-    weights = [int(entry.get('weight') or 0) for entry in route_destinations]
+    weights = [int(entry.get("weight") or 0) for entry in route_destinations]
     total = sum(weights)
     if total == 0:
         return [0 for _weight in weights]
@@ -284,8 +300,9 @@ def traffic_shares(route_destinations: t.Sequence[t.Mapping[str, t.Any]]) -> lis
 class RouteDestinations:
     """Where the stable and canary destinations sit in one HTTP route."""
 
-    def __init__(self, route_index: int, route_destinations: list[dict[str, t.Any]],
-                 stable_index: int, canary_index: int | None) -> None:
+    def __init__(
+        self, route_index: int, route_destinations: list[dict[str, t.Any]], stable_index: int, canary_index: int | None
+    ) -> None:
         self.route_index = route_index
         self.route_destinations = route_destinations
         self.stable_index = stable_index
@@ -298,75 +315,98 @@ class RouteDestinations:
         return shares[self.stable_index], canary_share
 
 
-def locate_destinations(virtual_service: t.Mapping[str, t.Any], route_name: str | None,
-                        stable: Destination, canary: Destination) -> RouteDestinations:
+def locate_destinations(
+    virtual_service: t.Mapping[str, t.Any], route_name: str | None, stable: Destination, canary: Destination
+) -> RouteDestinations:
     """Find the route and, in it, the stable destination (required) and the canary (optional)."""
-    namespace = (virtual_service.get('metadata') or {}).get('namespace')
+    namespace = (virtual_service.get("metadata") or {}).get("namespace")
     route_index = select_http_route(virtual_service, route_name)
     route = http_routes(virtual_service)[route_index]
     label = route_label(route_index, route)
-    route_destinations = list(route.get('route') or [])
+    route_destinations = list(route.get("route") or [])
     if not route_destinations:
-        raise DestinationNotFound('stable', 'http route %s of VirtualService %s has no destinations '
-                                  '(a redirect or direct response?)' % (label, object_reference(virtual_service)))
-    listed = ', '.join(describe_route_destination(entry) for entry in route_destinations)
+        raise DestinationNotFound(
+            "stable",
+            "http route %s of VirtualService %s has no destinations "
+            "(a redirect or direct response?)" % (label, object_reference(virtual_service)),
+        )
+    listed = ", ".join(describe_route_destination(entry) for entry in route_destinations)
 
     stable_matches = find_destinations(route_destinations, stable, namespace)
     if not stable_matches:
-        raise DestinationNotFound('stable', 'destination %s is not in http route %s of VirtualService %s '
-                                  '(destinations: %s)' % (stable.describe(), label,
-                                                          object_reference(virtual_service), listed))
+        raise DestinationNotFound(
+            "stable",
+            "destination %s is not in http route %s of VirtualService %s "
+            "(destinations: %s)" % (stable.describe(), label, object_reference(virtual_service), listed),
+        )
     if len(stable_matches) > 1:
-        raise AmbiguousDestination('stable', '%s matches %d destinations of http route %s (%s); add subset '
-                                   'or port to pick one' % (stable.describe(), len(stable_matches), label, listed))
+        raise AmbiguousDestination(
+            "stable",
+            "%s matches %d destinations of http route %s (%s); add subset "
+            "or port to pick one" % (stable.describe(), len(stable_matches), label, listed),
+        )
     stable_index = stable_matches[0]
 
     canary_matches = find_destinations(route_destinations, canary, namespace)
     if stable_index in canary_matches:
-        raise AmbiguousDestination('canary', '%s also matches the stable destination %s of http route %s; add '
-                                   'the subset or port that tells them apart'
-                                   % (canary.describe(), describe_route_destination(route_destinations[stable_index]),
-                                      label))
+        raise AmbiguousDestination(
+            "canary",
+            "%s also matches the stable destination %s of http route %s; add "
+            "the subset or port that tells them apart"
+            % (canary.describe(), describe_route_destination(route_destinations[stable_index]), label),
+        )
     if len(canary_matches) > 1:
-        raise AmbiguousDestination('canary', '%s matches %d destinations of http route %s (%s); add subset '
-                                   'or port to pick one' % (canary.describe(), len(canary_matches), label, listed))
+        raise AmbiguousDestination(
+            "canary",
+            "%s matches %d destinations of http route %s (%s); add subset "
+            "or port to pick one" % (canary.describe(), len(canary_matches), label, listed),
+        )
     canary_index = canary_matches[0] if canary_matches else None
 
     shares = traffic_shares(route_destinations)
-    carrying_others = [describe_route_destination(entry) for index, entry in enumerate(route_destinations)
-                       if index not in (stable_index, canary_index) and shares[index] > 0]
+    carrying_others = [
+        describe_route_destination(entry)
+        for index, entry in enumerate(route_destinations)
+        if index not in (stable_index, canary_index) and shares[index] > 0
+    ]
     if carrying_others:
-        raise UnmanagedTraffic('route', 'http route %s also sends traffic to %s, which is neither stable nor '
-                               'canary; set its weight to 0 or remove it first' % (label, ', '.join(carrying_others)))
+        raise UnmanagedTraffic(
+            "route",
+            "http route %s also sends traffic to %s, which is neither stable nor "
+            "canary; set its weight to 0 or remove it first" % (label, ", ".join(carrying_others)),
+        )
     return RouteDestinations(route_index, route_destinations, stable_index, canary_index)
 
 
 def _with_weight(route_destination: dict[str, t.Any], weight: int) -> dict[str, t.Any]:
     """A copy of the entry carrying ``weight``; an unset weight already means 0."""
-    current = route_destination.get('weight')
+    current = route_destination.get("weight")
     if current == weight or (current is None and weight == 0):
         return copy.deepcopy(route_destination)
     updated = copy.deepcopy(route_destination)
-    updated['weight'] = weight
+    updated["weight"] = weight
     return updated
 
 
-def shifted_route_destinations(located: RouteDestinations, stable: Destination, canary: Destination,
-                               canary_weight: int, namespace: str | None) -> list[dict[str, t.Any]]:
+def shifted_route_destinations(
+    located: RouteDestinations, stable: Destination, canary: Destination, canary_weight: int, namespace: str | None
+) -> list[dict[str, t.Any]]:
     """The route's destinations list with the canary at ``canary_weight`` and the stable at the rest."""
     entries = located.route_destinations
     stable_entry = entries[located.stable_index]
     if located.canary_index is None and canary_weight == 0:
         if len(entries) == 1:
             return copy.deepcopy(entries)  # a lone destination receives everything
-        return [_with_weight(entry, 100) if index == located.stable_index else copy.deepcopy(entry)
-                for index, entry in enumerate(entries)]
+        return [
+            _with_weight(entry, 100) if index == located.stable_index else copy.deepcopy(entry)
+            for index, entry in enumerate(entries)
+        ]
     shifted: list[dict[str, t.Any]] = []
     for index, entry in enumerate(entries):
         if index == located.stable_index:
             shifted.append(_with_weight(entry, 100 - canary_weight))
             if located.canary_index is None:
-                stable_host = (stable_entry.get('destination') or {}).get('host') or canary.host
+                stable_host = (stable_entry.get("destination") or {}).get("host") or canary.host
                 host = stable_host if hosts_equivalent(stable_host, canary.host, namespace) else canary.host
                 shifted.append(canary.as_route_destination(host, canary_weight))
         elif index == located.canary_index:
@@ -385,61 +425,83 @@ class ShiftPlan:
         self.desired = desired
 
 
-def plan_shift(virtual_service: t.Mapping[str, t.Any], route_name: str | None, stable: Destination,
-               canary: Destination, canary_weight: int, now: datetime.datetime | None = None) -> ShiftPlan:
+def plan_shift(
+    virtual_service: t.Mapping[str, t.Any],
+    route_name: str | None,
+    stable: Destination,
+    canary: Destination,
+    canary_weight: int,
+    now: datetime.datetime | None = None,
+) -> ShiftPlan:
     """The object to write (a deep copy of ``virtual_service`` with only the selected
     route's destinations and the journal annotations changed), or the object unchanged."""
-    namespace = (virtual_service.get('metadata') or {}).get('namespace')
+    namespace = (virtual_service.get("metadata") or {}).get("namespace")
     located = locate_destinations(virtual_service, route_name, stable, canary)
     previous_weight = located.shares()[1]
     new_destinations = shifted_route_destinations(located, stable, canary, canary_weight, namespace)
     desired = copy.deepcopy(dict(virtual_service))
     if new_destinations == located.route_destinations:
         return ShiftPlan(previous_weight, False, desired)
-    desired['spec']['http'][located.route_index]['route'] = new_destinations
-    metadata = desired.setdefault('metadata', {})
-    annotations = metadata.get('annotations') or {}
+    desired["spec"]["http"][located.route_index]["route"] = new_destinations
+    metadata = desired.setdefault("metadata", {})
+    annotations = metadata.get("annotations") or {}
     annotations[ANNOTATION_PREVIOUS_WEIGHT] = str(previous_weight)
     annotations[ANNOTATION_WEIGHT] = str(canary_weight)
-    annotations[ANNOTATION_UPDATED_AT] = utc_timestamp(now, timespec='seconds')
-    shifted_route = desired['spec']['http'][located.route_index]
-    if shifted_route.get('name'):
-        annotations[ANNOTATION_ROUTE] = shifted_route['name']
+    annotations[ANNOTATION_UPDATED_AT] = utc_timestamp(now, timespec="seconds")
+    shifted_route = desired["spec"]["http"][located.route_index]
+    if shifted_route.get("name"):
+        annotations[ANNOTATION_ROUTE] = shifted_route["name"]
     else:
         annotations.pop(ANNOTATION_ROUTE, None)
-    metadata['annotations'] = annotations
+    metadata["annotations"] = annotations
     # Never write an object whose weights could not be read back as asked (the read-back
     # after the write, and every later run, rollback included, locate them the same way).
     try:
         check_weights(desired, route_name, stable, canary, canary_weight, before_write=True)
     except WeightsNotApplied as error:
-        raise InvalidRequest(error.field, 'refusing to write VirtualService %s: %s'
-                             % (object_reference(virtual_service), error.problem))
+        raise InvalidRequest(
+            error.field, "refusing to write VirtualService %s: %s" % (object_reference(virtual_service), error.problem)
+        )
     return ShiftPlan(previous_weight, True, desired)
 
 
-def check_weights(virtual_service: t.Mapping[str, t.Any], route_name: str | None, stable: Destination,
-                  canary: Destination, canary_weight: int, before_write: bool = False) -> None:
+def check_weights(
+    virtual_service: t.Mapping[str, t.Any],
+    route_name: str | None,
+    stable: Destination,
+    canary: Destination,
+    canary_weight: int,
+    before_write: bool = False,
+) -> None:
     """Raise :class:`WeightsNotApplied` unless the route sends ``canary_weight`` percent to
     the canary and the rest to the stable destination (in the object read back after the
     write, or, with ``before_write``, in the object about to be written)."""
     try:
         stable_share, canary_share = locate_destinations(virtual_service, route_name, stable, canary).shares()
     except TrafficShiftError as error:
-        phase = 'once shifted' if before_write else 'after the write'
-        raise WeightsNotApplied(error.field, '%s, %s' % (phase, error.problem))
+        phase = "once shifted" if before_write else "after the write"
+        raise WeightsNotApplied(error.field, "%s, %s" % (phase, error.problem))
     if (stable_share, canary_share) != (100 - canary_weight, canary_weight):
-        raise WeightsNotApplied('weight', 'VirtualService %s %s canary %d%% and stable %d%%, not the %d%%/%d%% '
-                                '%s' % (object_reference(virtual_service),
-                                        'would read with' if before_write else 'reads back with',
-                                        canary_share, stable_share, canary_weight, 100 - canary_weight,
-                                        'asked' if before_write else 'written (changed by someone else?)'))
+        raise WeightsNotApplied(
+            "weight",
+            "VirtualService %s %s canary %d%% and stable %d%%, not the %d%%/%d%% "
+            "%s"
+            % (
+                object_reference(virtual_service),
+                "would read with" if before_write else "reads back with",
+                canary_share,
+                stable_share,
+                canary_weight,
+                100 - canary_weight,
+                "asked" if before_write else "written (changed by someone else?)",
+            ),
+        )
 
 
 def without_server_noise(resource: t.Mapping[str, t.Any] | None) -> dict[str, t.Any]:
     """A deep copy without the metadata the API server rewrites on every write."""
     cleaned = copy.deepcopy(dict(resource or {}))
-    metadata = cleaned.get('metadata')
+    metadata = cleaned.get("metadata")
     if isinstance(metadata, dict):
         for key in SERVER_NOISE_METADATA:
             metadata.pop(key, None)
@@ -449,24 +511,33 @@ def without_server_noise(resource: t.Mapping[str, t.Any] | None) -> dict[str, t.
 def without_managed_fields(resource: t.Mapping[str, t.Any] | None) -> dict[str, t.Any]:
     """A deep copy without ``metadata.managedFields`` (bulky, and of no use in a task result)."""
     cleaned = copy.deepcopy(dict(resource or {}))
-    if isinstance(cleaned.get('metadata'), dict):
-        cleaned['metadata'].pop('managedFields', None)
+    if isinstance(cleaned.get("metadata"), dict):
+        cleaned["metadata"].pop("managedFields", None)
     return cleaned
 
 
 def diff_objects(before: t.Mapping[str, t.Any], after: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     """Ansible's ``diff`` (before/after), ignoring resourceVersion/generation/managedFields."""
-    return {'before': without_server_noise(before), 'after': without_server_noise(after)}
+    return {"before": without_server_noise(before), "after": without_server_noise(after)}
 
 
 # --------------------------------------------------------------------------- the API cycle
 
+
 class TrafficShiftRequest:
     """What the traffic_shift module was asked to do."""
 
-    def __init__(self, namespace: str, name: str, route: str | None, stable: Destination,
-                 canary: Destination, weight: int, api_version: str | None = None,
-                 max_conflict_retries: int = 5) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        name: str,
+        route: str | None,
+        stable: Destination,
+        canary: Destination,
+        weight: int,
+        api_version: str | None = None,
+        max_conflict_retries: int = 5,
+    ) -> None:
         self.namespace = namespace
         self.name = name
         self.route = route
@@ -478,8 +549,16 @@ class TrafficShiftRequest:
 
 
 class TrafficShiftResult:
-    def __init__(self, changed: bool, previous_weight: int, weight: int, before: dict[str, t.Any],
-                 after: dict[str, t.Any], api_version: str, conflicts: int) -> None:
+    def __init__(
+        self,
+        changed: bool,
+        previous_weight: int,
+        weight: int,
+        before: dict[str, t.Any],
+        after: dict[str, t.Any],
+        api_version: str,
+        conflicts: int,
+    ) -> None:
         self.changed = changed
         self.previous_weight = previous_weight
         self.weight = weight
@@ -492,16 +571,19 @@ class TrafficShiftResult:
 def validate_request(request: TrafficShiftRequest) -> None:
     """The checks that need no API call; run before anything else."""
     if isinstance(request.weight, bool) or not isinstance(request.weight, int):
-        raise InvalidRequest('weight', 'must be an integer between 0 and 100, got %r' % (request.weight,))
+        raise InvalidRequest("weight", "must be an integer between 0 and 100, got %r" % (request.weight,))
     if not 0 <= request.weight <= 100:
-        raise InvalidRequest('weight', 'must be between 0 and 100, got %d' % request.weight)
+        raise InvalidRequest("weight", "must be between 0 and 100, got %d" % request.weight)
     if request.canary.same_as(request.stable, request.namespace):
-        raise InvalidRequest('canary', 'is the same destination as stable (%s); they must differ by host, '
-                             'subset or port' % request.stable.describe())
+        raise InvalidRequest(
+            "canary",
+            "is the same destination as stable (%s); they must differ by host, "
+            "subset or port" % request.stable.describe(),
+        )
     if request.max_conflict_retries < 0:
-        raise InvalidRequest('max_conflict_retries', 'must not be negative, got %d' % request.max_conflict_retries)
+        raise InvalidRequest("max_conflict_retries", "must not be negative, got %d" % request.max_conflict_retries)
     if request.route is not None and not request.route:
-        raise InvalidRequest('route', 'must not be empty; omit it to select the only http route')
+        raise InvalidRequest("route", "must not be empty; omit it to select the only http route")
 
 
 def read_virtual_service(client: t.Any, request: TrafficShiftRequest) -> tuple[str, dict[str, t.Any]]:
@@ -514,24 +596,39 @@ def read_virtual_service(client: t.Any, request: TrafficShiftRequest) -> tuple[s
             return api_version, client.get(path)
         except NotFound as error:
             if not error.resource_type_missing:
-                raise VirtualServiceNotFound('name', 'VirtualService %s/%s not found'
-                                             % (request.namespace, request.name))
-    raise VirtualServiceNotFound('api_version', 'the API server does not serve VirtualServices as %s; are the '
-                                 'Istio CRDs installed?' % ' or '.join(api_versions))
+                raise VirtualServiceNotFound(
+                    "name", "VirtualService %s/%s not found" % (request.namespace, request.name)
+                )
+    raise VirtualServiceNotFound(
+        "api_version",
+        "the API server does not serve VirtualServices as %s; are the "
+        "Istio CRDs installed?" % " or ".join(api_versions),
+    )
 
 
 def _carries_write(live: t.Mapping[str, t.Any], written: t.Mapping[str, t.Any]) -> bool:
     """Whether ``live`` is the result of writing ``written`` (same spec, same journal annotations)."""
-    written_journal = {key: value for key, value in ((written.get('metadata') or {}).get('annotations') or {}).items()
-                       if key.startswith('rollout.ceres.io/')}
-    live_annotations = (live.get('metadata') or {}).get('annotations') or {}
-    return (bool(written_journal) and live.get('spec') == written.get('spec')
-            and all(live_annotations.get(key) == value for key, value in written_journal.items()))
+    written_journal = {
+        key: value
+        for key, value in ((written.get("metadata") or {}).get("annotations") or {}).items()
+        if key.startswith("rollout.ceres.io/")
+    }
+    live_annotations = (live.get("metadata") or {}).get("annotations") or {}
+    return (
+        bool(written_journal)
+        and live.get("spec") == written.get("spec")
+        and all(live_annotations.get(key) == value for key, value in written_journal.items())
+    )
 
 
-def shift_traffic(client: t.Any, request: TrafficShiftRequest, check_mode: bool = False,
-                  now: datetime.datetime | None = None, sleep: t.Callable[[float], None] = time.sleep,
-                  rng: t.Callable[[], float] = random.random) -> TrafficShiftResult:
+def shift_traffic(
+    client: t.Any,
+    request: TrafficShiftRequest,
+    check_mode: bool = False,
+    now: datetime.datetime | None = None,
+    sleep: t.Callable[[float], None] = time.sleep,
+    rng: t.Callable[[], float] = random.random,
+) -> TrafficShiftResult:
     """GET, modify, PUT with the object's resourceVersion; on 409 re-read and re-apply
     (at most ``max_conflict_retries`` times, jittered); then GET again and check the weights.
 
@@ -541,7 +638,7 @@ def shift_traffic(client: t.Any, request: TrafficShiftRequest, check_mode: bool 
     In check mode nothing is written and ``after`` is the object that would be written.
     """
     validate_request(request)
-    now = now or datetime.datetime.now(datetime.timezone.utc)  # one timestamp for every attempt
+    now = now or datetime.datetime.now(datetime.UTC)  # one timestamp for every attempt
     api_version, initial = read_virtual_service(client, request)
     path = api_path(api_version, VIRTUAL_SERVICE_PLURAL, request.namespace, request.name)
     reads = [initial]
@@ -560,34 +657,52 @@ def shift_traffic(client: t.Any, request: TrafficShiftRequest, check_mode: bool 
         conflicts.append(error)
 
     def too_many_conflicts(error: BaseException, backoff: t.Any) -> TooManyConflicts:
-        reference = '%s/%s' % (request.namespace, request.name)
+        reference = "%s/%s" % (request.namespace, request.name)
         if backoff.stopped_by == STOPPED_BY_ATTEMPTS:
-            return TooManyConflicts('max_conflict_retries', 'VirtualService %s was changed by another writer '
-                                    'during each of %d attempts; giving up' % (reference, backoff.attempts_made))
-        return TooManyConflicts('timeout', '%s: VirtualService %s was changed by another writer during each '
-                                'attempt: %s' % (backoff.give_up_note(), reference, error))
+            return TooManyConflicts(
+                "max_conflict_retries",
+                "VirtualService %s was changed by another writer "
+                "during each of %d attempts; giving up" % (reference, backoff.attempts_made),
+            )
+        return TooManyConflicts(
+            "timeout",
+            "%s: VirtualService %s was changed by another writer during each "
+            "attempt: %s" % (backoff.give_up_note(), reference, error),
+        )
 
-    conflict_policy = RetryPolicy(attempts=request.max_conflict_retries + 1, base_delay=0.05,
-                                  max_delay=1.0, deadline=None)
+    conflict_policy = RetryPolicy(
+        attempts=request.max_conflict_retries + 1, base_delay=0.05, max_delay=1.0, deadline=None
+    )
     try:
-        live, plan = retry_call(attempt, conflict_policy, lambda error: isinstance(error, Conflict),
-                                on_retry=count_conflict, on_give_up=too_many_conflicts, sleep=sleep, rng=rng,
-                                deadline=deadline_of(client))
+        live, plan = retry_call(
+            attempt,
+            conflict_policy,
+            lambda error: isinstance(error, Conflict),
+            on_retry=count_conflict,
+            on_give_up=too_many_conflicts,
+            sleep=sleep,
+            rng=rng,
+            deadline=deadline_of(client),
+        )
     except NotFound:
-        raise VirtualServiceNotFound('name', 'VirtualService %s/%s was deleted while shifting traffic'
-                                     % (request.namespace, request.name))
+        raise VirtualServiceNotFound(
+            "name", "VirtualService %s/%s was deleted while shifting traffic" % (request.namespace, request.name)
+        )
 
     if check_mode:
-        return TrafficShiftResult(plan.changed, plan.previous_weight, request.weight, live, plan.desired,
-                                  api_version, len(conflicts))
+        return TrafficShiftResult(
+            plan.changed, plan.previous_weight, request.weight, live, plan.desired, api_version, len(conflicts)
+        )
     if not plan.changed:
         # A PUT whose answer was lost (5xx or reset, retried by the client, then 409) may still
         # have landed: if the object is exactly what an earlier attempt wrote, that write was ours.
         if any(_carries_write(live, earlier.desired) for earlier in plans[:-1] if earlier.changed):
-            return TrafficShiftResult(True, plans[0].previous_weight, request.weight, initial, live,
-                                      api_version, len(conflicts))
-        return TrafficShiftResult(False, plan.previous_weight, request.weight, live, plan.desired,
-                                  api_version, len(conflicts))
+            return TrafficShiftResult(
+                True, plans[0].previous_weight, request.weight, initial, live, api_version, len(conflicts)
+            )
+        return TrafficShiftResult(
+            False, plan.previous_weight, request.weight, live, plan.desired, api_version, len(conflicts)
+        )
 
     try:
         read_back = client.get(path)
@@ -595,5 +710,4 @@ def shift_traffic(client: t.Any, request: TrafficShiftRequest, check_mode: bool 
     except Exception as error:
         error.written = True  # the PUT landed: whatever fails now, the object was changed
         raise
-    return TrafficShiftResult(True, plan.previous_weight, request.weight, live, read_back,
-                              api_version, len(conflicts))
+    return TrafficShiftResult(True, plan.previous_weight, request.weight, live, read_back, api_version, len(conflicts))

@@ -58,46 +58,63 @@ else:
 
 
 K8S_AUTH_PROXY_HEADERS_SPEC: dict[str, dict[str, t.Any]] = {
-    'proxy_basic_auth': {'type': 'str', 'no_log': True,
-                         'fallback': (env_fallback, ['K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH'])},
-    'basic_auth': {'type': 'str', 'no_log': True,
-                   'fallback': (env_fallback, ['K8S_AUTH_PROXY_HEADERS_BASIC_AUTH'])},
-    'user_agent': {'type': 'str',
-                   'fallback': (env_fallback, ['K8S_AUTH_PROXY_HEADERS_USER_AGENT'])},
+    "proxy_basic_auth": {
+        "type": "str",
+        "no_log": True,
+        "fallback": (env_fallback, ["K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH"]),
+    },
+    "basic_auth": {"type": "str", "no_log": True, "fallback": (env_fallback, ["K8S_AUTH_PROXY_HEADERS_BASIC_AUTH"])},
+    "user_agent": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_PROXY_HEADERS_USER_AGENT"])},
 }
 
 # The names, aliases and environment variables are kubernetes.core's, so module_defaults
 # and AWX credential types written for kubernetes.core work unchanged.
 K8S_AUTH_ARG_SPEC: dict[str, dict[str, t.Any]] = {
-    'kubeconfig': {'type': 'raw', 'no_log': True, 'fallback': (env_fallback, ['K8S_AUTH_KUBECONFIG'])},
-    'context': {'type': 'str', 'fallback': (env_fallback, ['K8S_AUTH_CONTEXT'])},
-    'host': {'type': 'str', 'fallback': (env_fallback, ['K8S_AUTH_HOST'])},
-    'api_key': {'type': 'str', 'no_log': True, 'fallback': (env_fallback, ['K8S_AUTH_API_KEY'])},
-    'username': {'type': 'str', 'fallback': (env_fallback, ['K8S_AUTH_USERNAME'])},
-    'password': {'type': 'str', 'no_log': True, 'fallback': (env_fallback, ['K8S_AUTH_PASSWORD'])},
-    'validate_certs': {'type': 'bool', 'aliases': ['verify_ssl'],
-                       'fallback': (env_fallback, ['K8S_AUTH_VERIFY_SSL', 'K8S_AUTH_VALIDATE_CERTS'])},
-    'ca_cert': {'type': 'path', 'aliases': ['ssl_ca_cert'],
-                'fallback': (env_fallback, ['K8S_AUTH_SSL_CA_CERT', 'K8S_AUTH_CA_CERT'])},
-    'client_cert': {'type': 'path', 'aliases': ['cert_file'],
-                    'fallback': (env_fallback, ['K8S_AUTH_CERT_FILE', 'K8S_AUTH_CLIENT_CERT'])},
-    'client_key': {'type': 'path', 'aliases': ['key_file'], 'no_log': False,
-                   'fallback': (env_fallback, ['K8S_AUTH_KEY_FILE', 'K8S_AUTH_CLIENT_KEY'])},
-    'proxy': {'type': 'str', 'fallback': (env_fallback, ['K8S_AUTH_PROXY'])},
-    'no_proxy': {'type': 'str', 'fallback': (env_fallback, ['K8S_AUTH_NO_PROXY'])},
+    "kubeconfig": {"type": "raw", "no_log": True, "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"])},
+    "context": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
+    "host": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_HOST"])},
+    "api_key": {"type": "str", "no_log": True, "fallback": (env_fallback, ["K8S_AUTH_API_KEY"])},
+    "username": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_USERNAME"])},
+    "password": {"type": "str", "no_log": True, "fallback": (env_fallback, ["K8S_AUTH_PASSWORD"])},
+    "validate_certs": {
+        "type": "bool",
+        "aliases": ["verify_ssl"],
+        "fallback": (env_fallback, ["K8S_AUTH_VERIFY_SSL", "K8S_AUTH_VALIDATE_CERTS"]),
+    },
+    "ca_cert": {
+        "type": "path",
+        "aliases": ["ssl_ca_cert"],
+        "fallback": (env_fallback, ["K8S_AUTH_SSL_CA_CERT", "K8S_AUTH_CA_CERT"]),
+    },
+    "client_cert": {
+        "type": "path",
+        "aliases": ["cert_file"],
+        "fallback": (env_fallback, ["K8S_AUTH_CERT_FILE", "K8S_AUTH_CLIENT_CERT"]),
+    },
+    "client_key": {
+        "type": "path",
+        "aliases": ["key_file"],
+        "no_log": False,
+        "fallback": (env_fallback, ["K8S_AUTH_KEY_FILE", "K8S_AUTH_CLIENT_KEY"]),
+    },
+    "proxy": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_PROXY"])},
+    "no_proxy": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_NO_PROXY"])},
     # apply_defaults: the K8S_AUTH_PROXY_HEADERS_* fallbacks apply even when proxy_headers is not given.
-    'proxy_headers': {'type': 'dict', 'options': K8S_AUTH_PROXY_HEADERS_SPEC, 'apply_defaults': True},
-    'persist_config': {'type': 'bool', 'fallback': (env_fallback, ['K8S_AUTH_PERSIST_CONFIG'])},
-    'impersonate_user': {'type': 'str', 'fallback': (env_fallback, ['K8S_AUTH_IMPERSONATE_USER'])},
-    'impersonate_groups': {'type': 'list', 'elements': 'str',
-                           'fallback': (env_fallback, ['K8S_AUTH_IMPERSONATE_GROUPS'])},
+    "proxy_headers": {"type": "dict", "options": K8S_AUTH_PROXY_HEADERS_SPEC, "apply_defaults": True},
+    "persist_config": {"type": "bool", "fallback": (env_fallback, ["K8S_AUTH_PERSIST_CONFIG"])},
+    "impersonate_user": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_IMPERSONATE_USER"])},
+    "impersonate_groups": {
+        "type": "list",
+        "elements": "str",
+        "fallback": (env_fallback, ["K8S_AUTH_IMPERSONATE_GROUPS"]),
+    },
 }
 
 # The one total time budget of a task, in seconds: every request, retry and backoff sleep of
 # the task fits in it, so a rollback step cannot hang for minutes on a flapping API server.
 DEFAULT_TIMEOUT = 120.0
 K8S_TIMEOUT_ARG_SPEC: dict[str, dict[str, t.Any]] = {
-    'timeout': {'type': 'float', 'default': DEFAULT_TIMEOUT},
+    "timeout": {"type": "float", "default": DEFAULT_TIMEOUT},
 }
 # What every Kubernetes-facing module takes: the auth options and the time budget. Paired with
 # the ceres.rollout.k8s_auth and ceres.rollout.k8s_auth.timeout doc fragments.
@@ -111,24 +128,31 @@ DEFAULT_REQUEST_RETRY_POLICY = RetryPolicy(attempts=5, base_delay=0.5, max_delay
 # urllib3 refuses a zero timeout; a request started with this little time left fails at once.
 MIN_SOCKET_TIMEOUT = 0.001
 
-IDEMPOTENT_METHODS = frozenset(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS'])
+IDEMPOTENT_METHODS = frozenset(["GET", "HEAD", "PUT", "DELETE", "OPTIONS"])
 PATCH_CONTENT_TYPES = {
-    'json': 'application/json-patch+json',
-    'merge': 'application/merge-patch+json',
-    'strategic': 'application/strategic-merge-patch+json',
-    'apply': 'application/apply-patch+yaml',
+    "json": "application/json-patch+json",
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "apply": "application/apply-patch+yaml",
 }
 
 
 # --------------------------------------------------------------------------- exceptions
+
 
 class K8sError(CeresError):
     """A Kubernetes API call failed. ``status`` is the HTTP status (``None`` when no answer
     arrived); ``reason`` the API ``Status`` reason (``NotFound``, ``Conflict``...) or the
     HTTP reason phrase; ``details`` the ``Status`` details dict when there was one."""
 
-    def __init__(self, message: str, status: int | None = None, reason: str | None = None,
-                 details: dict | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        reason: str | None = None,
+        details: dict | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
@@ -176,7 +200,7 @@ class NotFound(K8sError):
         """True when the API server does not serve the path's resource type (or group/version)
         at all, rather than the object being absent: a 404 without an API ``Status`` naming
         an object."""
-        return not self.details.get('name')
+        return not self.details.get("name")
 
 
 class Conflict(K8sError):
@@ -206,8 +230,9 @@ _ERROR_BY_STATUS: dict[int, type[K8sError]] = {
 }
 
 
-def error_for_status(status: int, message: str, reason: str | None = None,
-                     details: dict | None = None, retry_after: float | None = None) -> K8sError:
+def error_for_status(
+    status: int, message: str, reason: str | None = None, details: dict | None = None, retry_after: float | None = None
+) -> K8sError:
     """The domain exception for an HTTP error status."""
     if status >= 500:
         error_class: type[K8sError] = ServerError
@@ -237,10 +262,11 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 # --------------------------------------------------------------------------- configuration
 
+
 def _auth_option_names() -> set[str]:
     names = set(K8S_CONNECTION_ARG_SPEC)
     for spec in K8S_CONNECTION_ARG_SPEC.values():
-        names.update(spec.get('aliases', ()))
+        names.update(spec.get("aliases", ()))
     return names
 
 
@@ -256,31 +282,32 @@ def auth_options(params: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     if result.error_messages:
         secrets = list(result._no_log_values)  # pylint: disable=protected-access
         # ... and these even when their own type check failed (so no no_log value was recorded)
-        secrets += [given[name] for name in ('api_key', 'password', 'kubeconfig') if isinstance(given.get(name), str)]
-        raise K8sConfigError('invalid Kubernetes connection options: %s'
-                             % redact('; '.join(result.error_messages), secrets))
+        secrets += [given[name] for name in ("api_key", "password", "kubeconfig") if isinstance(given.get(name), str)]
+        raise K8sConfigError(
+            "invalid Kubernetes connection options: %s" % redact("; ".join(result.error_messages), secrets)
+        )
     return {name: result.validated_parameters.get(name) for name in K8S_CONNECTION_ARG_SPEC}
 
 
 def _require_kubernetes() -> None:
     if not HAS_KUBERNETES:
-        raise K8sConfigError('the Python kubernetes client is required (pip install kubernetes): %s'
-                             % (KUBERNETES_IMPORT_ERROR,))
+        raise K8sConfigError(
+            "the Python kubernetes client is required (pip install kubernetes): %s" % (KUBERNETES_IMPORT_ERROR,)
+        )
 
 
-def _load_kubeconfig(configuration: t.Any, kubeconfig: t.Any, context: str | None,
-                     persist_config: bool) -> None:
+def _load_kubeconfig(configuration: t.Any, kubeconfig: t.Any, context: str | None, persist_config: bool) -> None:
     if isinstance(kubeconfig, dict):
         kubernetes_config.load_kube_config_from_dict(
-            config_dict=kubeconfig, context=context, client_configuration=configuration,
-            persist_config=persist_config)
+            config_dict=kubeconfig, context=context, client_configuration=configuration, persist_config=persist_config
+        )
     else:
         # The default is read now, not when the kubernetes package was imported:
         # $KUBECONFIG (several files joined by ':'), then ~/.kube/config.
-        config_file = kubeconfig or os.environ.get('KUBECONFIG') or '~/.kube/config'
+        config_file = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
         kubernetes_config.load_kube_config(
-            config_file=config_file, context=context, client_configuration=configuration,
-            persist_config=persist_config)
+            config_file=config_file, context=context, client_configuration=configuration, persist_config=persist_config
+        )
 
 
 def build_configuration(auth: t.Mapping[str, t.Any]) -> t.Any:
@@ -293,15 +320,15 @@ def build_configuration(auth: t.Mapping[str, t.Any]) -> t.Any:
     was loaded. The process-wide default configuration is never modified.
     """
     _require_kubernetes()
-    host = (auth.get('host') or '').rstrip('/') or None
-    api_key = auth.get('api_key')
-    username, password = auth.get('username'), auth.get('password')
-    client_cert, client_key = auth.get('client_cert'), auth.get('client_key')
-    kubeconfig, context = auth.get('kubeconfig'), auth.get('context')
-    persist_config = bool(auth.get('persist_config'))
+    host = (auth.get("host") or "").rstrip("/") or None
+    api_key = auth.get("api_key")
+    username, password = auth.get("username"), auth.get("password")
+    client_cert, client_key = auth.get("client_cert"), auth.get("client_key")
+    kubeconfig, context = auth.get("kubeconfig"), auth.get("context")
+    persist_config = bool(auth.get("persist_config"))
 
     if kubeconfig is not None and not isinstance(kubeconfig, (str, dict)):
-        raise K8sConfigError('kubeconfig must be a path or a dict, got %s' % type(kubeconfig).__name__)
+        raise K8sConfigError("kubeconfig must be a path or a dict, got %s" % type(kubeconfig).__name__)
 
     configuration = kubernetes_client.Configuration()
     has_direct_credentials = bool(host) and bool(api_key or (username and password) or (client_cert and client_key))
@@ -316,39 +343,41 @@ def build_configuration(auth: t.Mapping[str, t.Any]) -> t.Any:
             except kubernetes_config.ConfigException:
                 _load_kubeconfig(configuration, None, None, persist_config)
     except kubernetes_config.ConfigException as error:
-        raise K8sConfigError('could not load the Kubernetes client configuration: %s' % (error,))
+        raise K8sConfigError("could not load the Kubernetes client configuration: %s" % (error,))
     except (OSError, ValueError, TypeError, KeyError) as error:
-        raise K8sConfigError('could not read the kubeconfig: %s: %s' % (type(error).__name__, error))
+        raise K8sConfigError("could not read the kubeconfig: %s: %s" % (type(error).__name__, error))
 
     if host:
         configuration.host = host
     if api_key:
-        configuration.api_key = {'authorization': 'Bearer %s' % api_key}
+        configuration.api_key = {"authorization": "Bearer %s" % api_key}
         configuration.api_key_prefix = {}
         configuration.refresh_api_key_hook = None
     elif username and password:
-        basic = base64.b64encode(('%s:%s' % (username, password)).encode('utf-8')).decode('ascii')
-        configuration.api_key = {'authorization': 'Basic %s' % basic}
+        basic = base64.b64encode(("%s:%s" % (username, password)).encode("utf-8")).decode("ascii")
+        configuration.api_key = {"authorization": "Basic %s" % basic}
         configuration.api_key_prefix = {}
         configuration.refresh_api_key_hook = None
-    if auth.get('validate_certs') is not None:
-        configuration.verify_ssl = bool(auth['validate_certs'])
-    if auth.get('ca_cert'):
-        configuration.ssl_ca_cert = auth['ca_cert']
+    if auth.get("validate_certs") is not None:
+        configuration.verify_ssl = bool(auth["validate_certs"])
+    if auth.get("ca_cert"):
+        configuration.ssl_ca_cert = auth["ca_cert"]
     if client_cert:
         configuration.cert_file = client_cert
     if client_key:
         configuration.key_file = client_key
-    if auth.get('proxy'):
-        configuration.proxy = auth['proxy']
-    if auth.get('no_proxy'):
-        configuration.no_proxy = auth['no_proxy']
-    proxy_headers = {name: value for name, value in (auth.get('proxy_headers') or {}).items() if value is not None}
+    if auth.get("proxy"):
+        configuration.proxy = auth["proxy"]
+    if auth.get("no_proxy"):
+        configuration.no_proxy = auth["no_proxy"]
+    proxy_headers = {name: value for name, value in (auth.get("proxy_headers") or {}).items() if value is not None}
     if proxy_headers:
         configuration.proxy_headers = urllib3.util.make_headers(**proxy_headers)
     if not configuration.host:
-        raise K8sConfigError('no Kubernetes API server: set host, or kubeconfig/context, '
-                             'or run where a kubeconfig or a service account is available')
+        raise K8sConfigError(
+            "no Kubernetes API server: set host, or kubeconfig/context, "
+            "or run where a kubeconfig or a service account is available"
+        )
     if not configuration.verify_ssl:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     return configuration
@@ -361,31 +390,34 @@ def build_api_client(auth: t.Mapping[str, t.Any]) -> t.Any:
 
 # --------------------------------------------------------------------------- paths
 
-def api_path(api_version: str, plural: str, namespace: str | None = None, name: str | None = None,
-             subresource: str | None = None) -> str:
+
+def api_path(
+    api_version: str, plural: str, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+) -> str:
     """The REST path of a resource collection or object.
 
     ``api_path('v1', 'pods', 'ns')`` is ``/api/v1/namespaces/ns/pods``;
     ``api_path('apps/v1', 'deployments', 'ns', 'web', 'scale')`` is
     ``/apis/apps/v1/namespaces/ns/deployments/web/scale``.
     """
-    base = '/api/%s' % api_version if '/' not in api_version else '/apis/%s' % api_version
+    base = "/api/%s" % api_version if "/" not in api_version else "/apis/%s" % api_version
     parts = [base]
     if namespace:
-        parts.append('namespaces/%s' % quote(namespace, safe=''))
+        parts.append("namespaces/%s" % quote(namespace, safe=""))
     parts.append(plural)
     if name:
-        parts.append(quote(name, safe=''))
+        parts.append(quote(name, safe=""))
         if subresource:
             parts.append(subresource)
-    return '/'.join(parts)
+    return "/".join(parts)
 
 
 # --------------------------------------------------------------------------- requests
 
+
 def deadline_of(client: t.Any) -> Deadline:
     """The time budget a client's calls share; an unbounded one for a stand-in that has none."""
-    return getattr(client, 'deadline', None) or UNBOUNDED
+    return getattr(client, "deadline", None) or UNBOUNDED
 
 
 class K8sClient:
@@ -403,13 +435,19 @@ class K8sClient:
     (429), unless the caller passes ``idempotent=True``.
     """
 
-    def __init__(self, api_client: t.Any, retry_policy: RetryPolicy | None = None,
-                 request_timeout: t.Any = None, impersonate_user: str | None = None,
-                 impersonate_groups: t.Sequence[str] | None = None,
-                 sleep: t.Callable[[float], None] | None = None,
-                 clock: t.Callable[[], float] | None = None,
-                 timeout: float | None = DEFAULT_TIMEOUT, deadline: Deadline | None = None,
-                 rng: t.Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        api_client: t.Any,
+        retry_policy: RetryPolicy | None = None,
+        request_timeout: t.Any = None,
+        impersonate_user: str | None = None,
+        impersonate_groups: t.Sequence[str] | None = None,
+        sleep: t.Callable[[float], None] | None = None,
+        clock: t.Callable[[], float] | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        deadline: Deadline | None = None,
+        rng: t.Callable[[], float] | None = None,
+    ) -> None:
         self.api_client = api_client
         self.configuration = api_client.configuration
         self.retry_policy = retry_policy or DEFAULT_REQUEST_RETRY_POLICY
@@ -423,7 +461,7 @@ class K8sClient:
             try:
                 deadline = Deadline(timeout, clock=self._clock)
             except ValueError:
-                raise K8sConfigError('timeout must be more than 0 seconds, got %r' % (timeout,)) from None
+                raise K8sConfigError("timeout must be more than 0 seconds, got %r" % (timeout,)) from None
         self.deadline = deadline
 
     @classmethod
@@ -431,10 +469,14 @@ class K8sClient:
         """A client from the connection options (e.g. ``auth_options(module.params)``); its
         time budget starts now and lasts ``auth['timeout']`` seconds (``DEFAULT_TIMEOUT``
         when absent)."""
-        if auth.get('timeout') is not None:
-            kwargs.setdefault('timeout', auth['timeout'])
-        return cls(build_api_client(auth), impersonate_user=auth.get('impersonate_user'),
-                   impersonate_groups=auth.get('impersonate_groups'), **kwargs)
+        if auth.get("timeout") is not None:
+            kwargs.setdefault("timeout", auth["timeout"])
+        return cls(
+            build_api_client(auth),
+            impersonate_user=auth.get("impersonate_user"),
+            impersonate_groups=auth.get("impersonate_groups"),
+            **kwargs,
+        )
 
     def close(self) -> None:
         self.api_client.rest_client.pool_manager.clear()
@@ -442,49 +484,71 @@ class K8sClient:
     # -- convenience verbs
 
     def get(self, path: str, query: t.Mapping[str, t.Any] | None = None) -> t.Any:
-        return self.request('GET', path, query=query)
+        return self.request("GET", path, query=query)
 
     def put(self, path: str, body: t.Any, query: t.Mapping[str, t.Any] | None = None) -> t.Any:
-        return self.request('PUT', path, body=body, query=query)
+        return self.request("PUT", path, body=body, query=query)
 
-    def post(self, path: str, body: t.Any, query: t.Mapping[str, t.Any] | None = None,
-             idempotent: bool = False) -> t.Any:
-        return self.request('POST', path, body=body, query=query, idempotent=idempotent)
+    def post(
+        self, path: str, body: t.Any, query: t.Mapping[str, t.Any] | None = None, idempotent: bool = False
+    ) -> t.Any:
+        return self.request("POST", path, body=body, query=query, idempotent=idempotent)
 
-    def patch(self, path: str, body: t.Any, patch_type: str = 'json',
-              query: t.Mapping[str, t.Any] | None = None, idempotent: bool = False) -> t.Any:
+    def patch(
+        self,
+        path: str,
+        body: t.Any,
+        patch_type: str = "json",
+        query: t.Mapping[str, t.Any] | None = None,
+        idempotent: bool = False,
+    ) -> t.Any:
         """PATCH with ``patch_type`` one of ``json`` (RFC 6902, the default), ``merge``,
         ``strategic`` or ``apply`` (server-side apply; pass ``fieldManager`` in ``query``)."""
         if patch_type not in PATCH_CONTENT_TYPES:
-            raise ValueError('patch_type must be one of %s' % ', '.join(sorted(PATCH_CONTENT_TYPES)))
-        return self.request('PATCH', path, body=body, query=query,
-                            content_type=PATCH_CONTENT_TYPES[patch_type], idempotent=idempotent)
+            raise ValueError("patch_type must be one of %s" % ", ".join(sorted(PATCH_CONTENT_TYPES)))
+        return self.request(
+            "PATCH", path, body=body, query=query, content_type=PATCH_CONTENT_TYPES[patch_type], idempotent=idempotent
+        )
 
     def delete(self, path: str, body: t.Any = None, query: t.Mapping[str, t.Any] | None = None) -> t.Any:
-        return self.request('DELETE', path, body=body, query=query)
+        return self.request("DELETE", path, body=body, query=query)
 
     # -- the request layer
 
-    def request(self, method: str, path: str, body: t.Any = None, query: t.Mapping[str, t.Any] | None = None,
-                content_type: str = 'application/json', idempotent: bool | None = None) -> t.Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: t.Any = None,
+        query: t.Mapping[str, t.Any] | None = None,
+        content_type: str = "application/json",
+        idempotent: bool | None = None,
+    ) -> t.Any:
         """Send one API call (retrying transient failures) and return the decoded JSON answer
         (``None`` for an empty body). Raises a :class:`K8sError` subclass on failure."""
         method = method.upper()
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         url = self._url(path, query)
-        what = '%s %s' % (method, path)
+        what = "%s %s" % (method, path)
 
         def send() -> t.Any:
             remaining = self.deadline.remaining()
             if remaining is not None and remaining <= 0:
-                raise DeadlineExceeded('%s: not sent, the timeout of %g s is spent' % (what, self.deadline.seconds))
+                raise DeadlineExceeded("%s: not sent, the timeout of %g s is spent" % (what, self.deadline.seconds))
             return self._send_once(method, path, url, body, content_type, remaining)
 
-        return retry_call(send, self.retry_policy, lambda error: self._may_retry(error, idempotent),
-                          minimum_delay=lambda error: getattr(error, 'retry_after', None),
-                          on_give_up=lambda error, backoff: error.add_context(backoff.give_up_note()),
-                          sleep=self._sleep, clock=self._clock, rng=self._rng, deadline=self.deadline)
+        return retry_call(
+            send,
+            self.retry_policy,
+            lambda error: self._may_retry(error, idempotent),
+            minimum_delay=lambda error: getattr(error, "retry_after", None),
+            on_give_up=lambda error, backoff: error.add_context(backoff.give_up_note()),
+            sleep=self._sleep,
+            clock=self._clock,
+            rng=self._rng,
+            deadline=self.deadline,
+        )
 
     @staticmethod
     def _may_retry(error: BaseException, idempotent: bool) -> bool:
@@ -499,99 +563,119 @@ class K8sClient:
         return False
 
     def _url(self, path: str, query: t.Mapping[str, t.Any] | None) -> str:
-        if not path.startswith('/'):
-            path = '/' + path
-        url = self.configuration.host.rstrip('/') + path
+        if not path.startswith("/"):
+            path = "/" + path
+        url = self.configuration.host.rstrip("/") + path
         if query:
             pairs = []
             for key, value in query.items():
                 if value is None:
                     continue
                 if isinstance(value, bool):
-                    value = 'true' if value else 'false'
+                    value = "true" if value else "false"
                 pairs.append((key, value))
             if pairs:
-                url += '?' + urlencode(pairs)
+                url += "?" + urlencode(pairs)
         return url
 
     def _headers(self, body: t.Any, content_type: str) -> t.Any:
         headers = urllib3.HTTPHeaderDict()
-        headers['Accept'] = 'application/json'
-        headers['User-Agent'] = 'ceres.rollout'
-        for name, value in (getattr(self.api_client, 'default_headers', None) or {}).items():
+        headers["Accept"] = "application/json"
+        headers["User-Agent"] = "ceres.rollout"
+        for name, value in (getattr(self.api_client, "default_headers", None) or {}).items():
             headers[name] = value
         for setting in self.configuration.auth_settings().values():
-            if setting.get('in') == 'header' and setting.get('value'):
-                headers[setting['key']] = setting['value']
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
         if body is not None:
-            headers['Content-Type'] = content_type
+            headers["Content-Type"] = content_type
         if self.impersonate_user:
-            headers['Impersonate-User'] = self.impersonate_user
+            headers["Impersonate-User"] = self.impersonate_user
         for group in self.impersonate_groups:
-            headers.add('Impersonate-Group', group)
+            headers.add("Impersonate-Group", group)
         return headers
 
     def _timeout(self, remaining: float | None) -> t.Any:
-        connect, read = (self.request_timeout if isinstance(self.request_timeout, tuple)
-                         else (self.request_timeout, self.request_timeout))
+        connect, read = (
+            self.request_timeout
+            if isinstance(self.request_timeout, tuple)
+            else (self.request_timeout, self.request_timeout)
+        )
         if remaining is not None:
             # Never wait on one request past the deadline.
             connect, read = min(connect, remaining), min(read, remaining)
         return urllib3.Timeout(connect=max(connect, MIN_SOCKET_TIMEOUT), read=max(read, MIN_SOCKET_TIMEOUT))
 
-    def _send_once(self, method: str, path: str, url: str, body: t.Any, content_type: str,
-                   remaining: float | None) -> t.Any:
+    def _send_once(
+        self, method: str, path: str, url: str, body: t.Any, content_type: str, remaining: float | None
+    ) -> t.Any:
         if body is None:
             encoded_body = None
         elif isinstance(body, (bytes, str)):
             encoded_body = body
         else:
             encoded_body = json.dumps(body)
-        what = '%s %s' % (method, path)
+        what = "%s %s" % (method, path)
         try:
             response = self.api_client.rest_client.pool_manager.request(
-                method, url, body=encoded_body, headers=self._headers(body, content_type),
-                timeout=self._timeout(remaining), retries=False, preload_content=True)
+                method,
+                url,
+                body=encoded_body,
+                headers=self._headers(body, content_type),
+                timeout=self._timeout(remaining),
+                retries=False,
+                preload_content=True,
+            )
         except urllib3.exceptions.SSLError as error:
-            raise K8sConnectionError('%s: TLS error talking to the API server: %s' % (what, error),
-                                     request_sent=False)
-        except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
-                urllib3.exceptions.ProxyError) as error:
-            raise K8sConnectionError('%s: cannot connect to the API server: %s' % (what, error),
-                                     request_sent=False)
+            raise K8sConnectionError("%s: TLS error talking to the API server: %s" % (what, error), request_sent=False)
+        except (
+            urllib3.exceptions.NewConnectionError,
+            urllib3.exceptions.ConnectTimeoutError,
+            urllib3.exceptions.ProxyError,
+        ) as error:
+            raise K8sConnectionError("%s: cannot connect to the API server: %s" % (what, error), request_sent=False)
         except urllib3.exceptions.HTTPError as error:
-            raise K8sConnectionError('%s: no answer from the API server: %s' % (what, error))
+            raise K8sConnectionError("%s: no answer from the API server: %s" % (what, error))
         except OSError as error:
-            raise K8sConnectionError('%s: connection error: %s' % (what, error))
+            raise K8sConnectionError("%s: connection error: %s" % (what, error))
 
-        data = response.data or b''
+        data = response.data or b""
         if 200 <= response.status < 300:
             if not data:
                 return None
             try:
-                return json.loads(data.decode('utf-8'))
+                return json.loads(data.decode("utf-8"))
             except ValueError:
-                raise K8sError('%s: the API server answered %s with a body that is not JSON'
-                               % (what, response.status), status=response.status)
-        raise self._error_from_response(what, response.status, response.reason, data,
-                                        response.headers.get('Retry-After'))
+                raise K8sError(
+                    "%s: the API server answered %s with a body that is not JSON" % (what, response.status),
+                    status=response.status,
+                )
+        raise self._error_from_response(
+            what, response.status, response.reason, data, response.headers.get("Retry-After")
+        )
 
     @staticmethod
-    def _error_from_response(what: str, status: int, http_reason: str | None, data: bytes,
-                             retry_after_header: str | None) -> K8sError:
+    def _error_from_response(
+        what: str, status: int, http_reason: str | None, data: bytes, retry_after_header: str | None
+    ) -> K8sError:
         api_status: dict[str, t.Any] = {}
         try:
-            decoded = json.loads(data.decode('utf-8')) if data else None
-            if isinstance(decoded, dict) and decoded.get('kind') == 'Status':
+            decoded = json.loads(data.decode("utf-8")) if data else None
+            if isinstance(decoded, dict) and decoded.get("kind") == "Status":
                 api_status = decoded
         except ValueError:
             pass
-        reason = api_status.get('reason') or http_reason
-        detail = api_status.get('message')
+        reason = api_status.get("reason") or http_reason
+        detail = api_status.get("message")
         if not detail:
-            detail = data[:200].decode('utf-8', 'replace').strip() if data else ''
-        message = '%s: %s %s' % (what, status, reason or '')
+            detail = data[:200].decode("utf-8", "replace").strip() if data else ""
+        message = "%s: %s %s" % (what, status, reason or "")
         if detail:
-            message = '%s: %s' % (message.rstrip(), detail)
-        return error_for_status(status, message, reason=reason, details=api_status.get('details'),
-                                retry_after=parse_retry_after(retry_after_header))
+            message = "%s: %s" % (message.rstrip(), detail)
+        return error_for_status(
+            status,
+            message,
+            reason=reason,
+            details=api_status.get("details"),
+            retry_after=parse_retry_after(retry_after_header),
+        )

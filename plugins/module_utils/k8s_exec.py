@@ -68,6 +68,7 @@ DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 
 # --------------------------------------------------------------------------- errors
 
+
 class ExecError(K8sError):
     """Running a command in a pod failed."""
 
@@ -92,6 +93,7 @@ class CommandFailed(ExecError):
 
 
 # --------------------------------------------------------------------------- status
+
 
 @dataclass(frozen=True)
 class ExecStatus:
@@ -142,6 +144,7 @@ def parse_exec_status(payload: bytes) -> ExecStatus:
 
 # --------------------------------------------------------------------------- demultiplexing
 
+
 class StderrTail:
     """The last ``limit`` bytes written to stderr (a failing tool says why at the end)."""
 
@@ -153,7 +156,7 @@ class StderrTail:
     def append(self, data: t.Any) -> None:
         self.buffer += data
         if len(self.buffer) > self.limit:
-            del self.buffer[:len(self.buffer) - self.limit]
+            del self.buffer[: len(self.buffer) - self.limit]
             self.truncated = True
 
     def text(self) -> str:
@@ -202,6 +205,7 @@ class ChannelDemux:
 
 
 # --------------------------------------------------------------------------- the target pod
+
 
 @dataclass(frozen=True)
 class ExecTarget:
@@ -270,11 +274,14 @@ def choose_ready_pod(pods: t.Sequence[t.Mapping[str, t.Any]]) -> t.Mapping[str, 
     ready = [pod for pod in pods if pod_is_running_and_ready(pod)]
     if not ready:
         return None
-    return sorted(ready, key=lambda pod: (
-        pod_condition(pod, "Ready").get("lastTransitionTime") or "",
-        (pod.get("metadata") or {}).get("creationTimestamp") or "",
-        (pod.get("metadata") or {}).get("name") or "",
-    ))[0]
+    return sorted(
+        ready,
+        key=lambda pod: (
+            pod_condition(pod, "Ready").get("lastTransitionTime") or "",
+            (pod.get("metadata") or {}).get("creationTimestamp") or "",
+            (pod.get("metadata") or {}).get("name") or "",
+        ),
+    )[0]
 
 
 def choose_container(pod: t.Mapping[str, t.Any], container: str | None) -> str:
@@ -286,15 +293,17 @@ def choose_container(pod: t.Mapping[str, t.Any], container: str | None) -> str:
         raise ExecTargetError('pod "%s" has no containers' % metadata.get("name"))
     if container is not None:
         if container not in names:
-            raise ExecTargetError('pod "%s" has no container "%s" (it has: %s)'
-                                  % (metadata.get("name"), container, ", ".join(names)))
+            raise ExecTargetError(
+                'pod "%s" has no container "%s" (it has: %s)' % (metadata.get("name"), container, ", ".join(names))
+            )
         return container
     annotated = (metadata.get("annotations") or {}).get(DEFAULT_CONTAINER_ANNOTATION)
     return annotated if annotated in names else names[0]
 
 
-def resolve_exec_target(client: t.Any, namespace: str, deployment: str | None = None, pod: str | None = None,
-                        container: str | None = None) -> ExecTarget:
+def resolve_exec_target(
+    client: t.Any, namespace: str, deployment: str | None = None, pod: str | None = None, container: str | None = None
+) -> ExecTarget:
     """The pod and container to run in: the named pod, which must be Running and Ready, or
     a Running and Ready pod selected by the Deployment's ``spec.selector``."""
     if (deployment is None) == (pod is None):
@@ -305,29 +314,37 @@ def resolve_exec_target(client: t.Any, namespace: str, deployment: str | None = 
         except NotFound:
             raise ExecTargetError('pod "%s" was not found in namespace "%s"' % (pod, namespace), status=404)
         if not pod_is_running_and_ready(pod_object):
-            raise ExecTargetError('pod %s in namespace "%s" is not Running and Ready'
-                                  % (describe_pod_state(pod_object), namespace))
+            raise ExecTargetError(
+                'pod %s in namespace "%s" is not Running and Ready' % (describe_pod_state(pod_object), namespace)
+            )
     else:
         try:
             deployment_object = client.get(api_path("apps/v1", "deployments", namespace, deployment))
         except NotFound:
-            raise ExecTargetError('deployment "%s" was not found in namespace "%s"' % (deployment, namespace),
-                                  status=404)
+            raise ExecTargetError(
+                'deployment "%s" was not found in namespace "%s"' % (deployment, namespace), status=404
+            )
         try:
             selector = label_selector((deployment_object.get("spec") or {}).get("selector"))
         except ExecTargetError as error:
             raise ExecTargetError('deployment "%s" in namespace "%s": %s' % (deployment, namespace, error))
-        pods = (client.get(api_path("v1", "pods", namespace), query={"labelSelector": selector}) or {}).get("items") or []
+        pods = (client.get(api_path("v1", "pods", namespace), query={"labelSelector": selector}) or {}).get(
+            "items"
+        ) or []
         pod_object = choose_ready_pod(pods)
         if pod_object is None:
             found = ", ".join(describe_pod_state(candidate) for candidate in pods) or "none"
-            raise ExecTargetError('deployment "%s" in namespace "%s" has no Running and Ready pod (pods matching'
-                                  ' its selector %s: %s)' % (deployment, namespace, selector, found))
-    return ExecTarget(namespace=namespace, pod=pod_object["metadata"]["name"],
-                      container=choose_container(pod_object, container))
+            raise ExecTargetError(
+                'deployment "%s" in namespace "%s" has no Running and Ready pod (pods matching'
+                " its selector %s: %s)" % (deployment, namespace, selector, found)
+            )
+    return ExecTarget(
+        namespace=namespace, pod=pod_object["metadata"]["name"], container=choose_container(pod_object, container)
+    )
 
 
 # --------------------------------------------------------------------------- the websocket
+
 
 def exec_url(host: str, target: ExecTarget, command: t.Sequence[str], stdin: bool = False) -> str:
     """The websocket URL of ``POST /api/v1/namespaces/{ns}/pods/{pod}/exec`` (one ``command``
@@ -335,8 +352,13 @@ def exec_url(host: str, target: ExecTarget, command: t.Sequence[str], stdin: boo
     parsed = urlparse(host.rstrip("/"))
     scheme = {"https": "wss", "http": "ws"}.get(parsed.scheme, parsed.scheme)
     query = [("command", argument) for argument in command]
-    query += [("container", target.container), ("stdin", "true" if stdin else "false"),
-              ("stdout", "true"), ("stderr", "true"), ("tty", "false")]
+    query += [
+        ("container", target.container),
+        ("stdin", "true" if stdin else "false"),
+        ("stdout", "true"),
+        ("stderr", "true"),
+        ("tty", "false"),
+    ]
     path = api_path("v1", "pods", target.namespace, target.pod, "exec")
     return "%s://%s%s%s?%s" % (scheme, parsed.netloc, parsed.path, path, urlencode(query))
 
@@ -377,8 +399,11 @@ def proxy_options(configuration: t.Any) -> dict:
     if not configuration.proxy:
         return {}
     proxy = urlparse(configuration.proxy)
-    options = {"http_proxy_host": proxy.hostname, "http_proxy_port": proxy.port,
-               "proxy_type": proxy.scheme if proxy.scheme in ("socks4", "socks4a", "socks5", "socks5h") else "http"}
+    options = {
+        "http_proxy_host": proxy.hostname,
+        "http_proxy_port": proxy.port,
+        "proxy_type": proxy.scheme if proxy.scheme in ("socks4", "socks4a", "socks5", "socks5h") else "http",
+    }
     if proxy.username:
         options["http_proxy_auth"] = (proxy.username, proxy.password or "")
     if configuration.no_proxy:
@@ -411,8 +436,15 @@ class ExecSession:
         self.protocol = connection.getsubprotocol()
 
     @classmethod
-    def open(cls, client: t.Any, target: ExecTarget, command: t.Sequence[str], stdin: bool = False,
-             what: str | None = None, connect_timeout: float = CONNECT_TIMEOUT_SECONDS) -> ExecSession:
+    def open(
+        cls,
+        client: t.Any,
+        target: ExecTarget,
+        command: t.Sequence[str],
+        stdin: bool = False,
+        what: str | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+    ) -> ExecSession:
         """Start ``command`` in the target container. ``client`` is a K8sClient (its
         configuration and impersonation are used). The handshake waits at most
         ``connect_timeout`` seconds, and never past the client's deadline; the command's
@@ -424,20 +456,29 @@ class ExecSession:
         remaining = deadline.remaining()
         if remaining is not None:
             if remaining <= 0:
-                raise DeadlineExceeded("exec of %s: not started, the timeout of %g s is spent" % (what, deadline.seconds))
+                raise DeadlineExceeded(
+                    "exec of %s: not started, the timeout of %g s is spent" % (what, deadline.seconds)
+                )
             connect_timeout = min(connect_timeout, remaining)
-        connection = websocket.WebSocket(sslopt=ssl_options(client.configuration), skip_utf8_validation=True,
-                                         sockopt=((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),))
+        connection = websocket.WebSocket(
+            sslopt=ssl_options(client.configuration),
+            skip_utf8_validation=True,
+            sockopt=((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),),
+        )
         connection.settimeout(connect_timeout)
         try:
-            connection.connect(exec_url(client.configuration.host, target, command, stdin=stdin),
-                               header=handshake_headers(client), subprotocols=list(SUBPROTOCOLS),
-                               **proxy_options(client.configuration))
+            connection.connect(
+                exec_url(client.configuration.host, target, command, stdin=stdin),
+                header=handshake_headers(client),
+                subprotocols=list(SUBPROTOCOLS),
+                **proxy_options(client.configuration),
+            )
         except websocket.WebSocketBadStatusException as error:
             raise _handshake_error("exec of %s" % what, error)
-        except (ssl.SSLError, ConnectionError, socket.timeout, socket.gaierror) as error:
-            raise K8sConnectionError("exec of %s: cannot connect to the API server: %s" % (what, error),
-                                     request_sent=False)
+        except (TimeoutError, ssl.SSLError, ConnectionError, socket.gaierror) as error:
+            raise K8sConnectionError(
+                "exec of %s: cannot connect to the API server: %s" % (what, error), request_sent=False
+            )
         except (websocket.WebSocketException, OSError) as error:
             raise ExecStreamError("exec of %s: the API server did not start a v4/v5 exec stream: %s" % (what, error))
         # Output may pause for long (a dump waiting for a lock): no read timeout; TCP
@@ -503,8 +544,9 @@ class ExecResult:
         raise CommandFailed(redact(message), exit_code=self.status.exit_code, stderr=redact(self.stderr))
 
 
-def run_command(session: ExecSession, on_stdout: t.Callable[[t.Any], t.Any],
-                stderr_limit: int = STDERR_TAIL_BYTES) -> ExecResult:
+def run_command(
+    session: ExecSession, on_stdout: t.Callable[[t.Any], t.Any], stderr_limit: int = STDERR_TAIL_BYTES
+) -> ExecResult:
     """Stream a command to its end: stdout chunks to ``on_stdout``, the tail of stderr kept.
     Raises ExecStreamError when the stream drops or ends without a status."""
     stderr = StderrTail(stderr_limit)
@@ -522,8 +564,9 @@ def run_command(session: ExecSession, on_stdout: t.Callable[[t.Any], t.Any],
     return ExecResult(status=status, stderr=stderr.text(), stdout_bytes=demux.stdout_bytes)
 
 
-def capture_command(client: t.Any, target: ExecTarget, command: t.Sequence[str], what: str | None = None,
-                    limit: int = 1024 * 1024) -> tuple[bytes, ExecResult]:
+def capture_command(
+    client: t.Any, target: ExecTarget, command: t.Sequence[str], what: str | None = None, limit: int = 1024 * 1024
+) -> tuple[bytes, ExecResult]:
     """Run a short command and return (its stdout, its result); stdout beyond ``limit``
     bytes is an error."""
     output = bytearray()

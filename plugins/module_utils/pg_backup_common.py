@@ -133,14 +133,20 @@ def verify_staged(staged, request, server, tables, table_stats, on_scratch_resto
     # created them so, through the umask; only what differs is changed).
     restrict_to_owner(staged.temp_path)
     verifier = BackupVerifier(
-        params=request.connection, server=server, backup_format=request.backup_format, tables=tables,
-        table_stats=table_stats, jobs=request.jobs, on_scratch_restored=on_scratch_restored,
+        params=request.connection,
+        server=server,
+        backup_format=request.backup_format,
+        tables=tables,
+        table_stats=table_stats,
+        jobs=request.jobs,
+        on_scratch_restored=on_scratch_restored,
     )
     # Hashing (and fsyncing) the files and verifying them read the same output: run
     # them side by side. Leaving this block waits for both, before any clean-up.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
-        digesting = executor.submit(digest_backup, staged.temp_path, request.backup_format, True,
-                                    os.path.basename(staged.dest))
+        digesting = executor.submit(
+            digest_backup, staged.temp_path, request.backup_format, True, os.path.basename(staged.dest)
+        )
         verifier.verify(staged.temp_path, request.verify)
         files = digesting.result()
     return files
@@ -157,8 +163,14 @@ def publish(staged, request, manifest, clock):
         staged.stage_manifest(manifest)
     except OSError as error:
         kept = "; the backup already at dest was left as it was" if os.path.lexists(staged.dest) else ""
-        raise DestinationError("could not write the manifest %s (%s); nothing was written to dest%s"
-                               % (staged.manifest_path, error.strerror or error, kept))
+        raise DestinationError(
+            "could not write the manifest %s (%s); nothing was written to dest%s"
+            % (staged.manifest_path, error.strerror or error, kept)
+        )
     staged.commit()
-    return BackupResult(path=staged.dest, manifest_path=staged.manifest_path, manifest=manifest,
-                        duration_s=round(time.monotonic() - clock, 3))
+    return BackupResult(
+        path=staged.dest,
+        manifest_path=staged.manifest_path,
+        manifest=manifest,
+        duration_s=round(time.monotonic() - clock, 3),
+    )

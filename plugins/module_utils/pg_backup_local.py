@@ -79,8 +79,12 @@ class SnapshotSession:
             self.server_major = major_version(self.connection.server_version)
         except DatabaseError as error:
             self.connection.close()
-            raise ConnectionFailed(redact("could not start the snapshot transaction on %s: %s"
-                                          % (self.params.describe(), str(error).strip()), self.params.secrets()))
+            raise ConnectionFailed(
+                redact(
+                    "could not start the snapshot transaction on %s: %s" % (self.params.describe(), str(error).strip()),
+                    self.params.secrets(),
+                )
+            )
         return self
 
     def __exit__(self, *exc_info):
@@ -104,7 +108,11 @@ class DumpProcess:
         try:
             # In a process group of its own: with --jobs, its workers are stopped with it.
             self.process = start_in_own_group(
-                argv, env=environment, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr_file,
+                argv,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self.stderr_file,
             )
         finally:
             os.umask(previous_umask)
@@ -189,8 +197,15 @@ def run_backup(request, on_scratch_restored=None):
             if request.verify == "restore":
                 with database_errors_as(ConnectionFailed, params, "reading the login role's privileges"):
                     check_can_create_scratch_database(session.cursor)
-            argv = pg_dump_argv(pg_dump.path, staged.temp_path, request.backup_format, session.snapshot_id,
-                                session.database, jobs=request.jobs, compress=request.compress)
+            argv = pg_dump_argv(
+                pg_dump.path,
+                staged.temp_path,
+                request.backup_format,
+                session.snapshot_id,
+                session.database,
+                jobs=request.jobs,
+                compress=request.compress,
+            )
             dump = DumpProcess(argv, params.libpq_environment(), params.secrets())
             try:
                 prefetch_tool_version(pg_dump.path)  # for the manifest, read while pg_dump works
@@ -200,7 +215,9 @@ def run_backup(request, on_scratch_restored=None):
                 tables, table_stats = count_tables_while_dumping(session.cursor, dump, with_content_hash)
             except DatabaseError as error:
                 dump.stop()
-                raise DumpFailed(redact("counting rows in the dump's snapshot failed: %s" % str(error).strip(), params.secrets()))
+                raise DumpFailed(
+                    redact("counting rows in the dump's snapshot failed: %s" % str(error).strip(), params.secrets())
+                )
             except BaseException:
                 # Also when interrupted while waiting: pg_dump must not outlive its temporary output.
                 dump.stop()
@@ -208,8 +225,16 @@ def run_backup(request, on_scratch_restored=None):
 
         files = verify_staged(staged, request, server, tables, table_stats, on_scratch_restored)
         manifest = build_manifest(
-            server, pg_dump, request.backup_format, request.compress, session.snapshot_id, files, table_stats,
-            request.verify, started_at, utc_timestamp(),
+            server,
+            pg_dump,
+            request.backup_format,
+            request.compress,
+            session.snapshot_id,
+            files,
+            table_stats,
+            request.verify,
+            started_at,
+            utc_timestamp(),
         )
         return publish(staged, request, manifest, clock)
 

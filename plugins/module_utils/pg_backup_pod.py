@@ -90,8 +90,12 @@ class PodSource:
 
     def secrets(self):
         proxy_headers = self.auth.get("proxy_headers") or {}
-        values = (self.auth.get("api_key"), self.auth.get("password"),
-                  proxy_headers.get("proxy_basic_auth"), proxy_headers.get("basic_auth"))
+        values = (
+            self.auth.get("api_key"),
+            self.auth.get("password"),
+            proxy_headers.get("proxy_basic_auth"),
+            proxy_headers.get("basic_auth"),
+        )
         return [value for value in values if isinstance(value, str) and value]
 
 
@@ -114,16 +118,19 @@ def check_pod_request(request):
     if request.backup_format not in POD_FORMATS:
         raise InvalidRequest(
             "format=%s cannot be used with pod: pg_dump in the pod would write the directory into the pod's own"
-            " filesystem; use format custom, tar or plain, which stream out" % request.backup_format)
+            " filesystem; use format custom, tar or plain, which stream out" % request.backup_format
+        )
     if password_given_for_pod(request.connection):
         raise InvalidRequest(
             "login_password cannot be used with pod: pg_dump in the pod would need it as an argument or environment"
             " variable of the exec request, which the Kubernetes API server logs; the pod's own environment or its"
-            " server's local authentication logs pg_dump in (login_user is passed as --username)")
+            " server's local authentication logs pg_dump in (login_user is passed as --username)"
+        )
     if request.verify == "restore" and not request.connection.effective_host:
         raise InvalidRequest(
             "verify=restore with pod restores the dump into a scratch database on a server this host reaches: set"
-            " login_host (or PGHOST) and the login options for that server, or use verify=list")
+            " login_host (or PGHOST) and the login options for that server, or use verify=list"
+        )
 
 
 @contextlib.contextmanager
@@ -136,8 +143,15 @@ def kubernetes_errors_as(error_class, secrets):
 
 
 def pod_psql_argv(psql_path, database, username):
-    argv = [psql_path, "--no-psqlrc", "--quiet", "--no-align", "--tuples-only", "--no-password",
-            "--set=ON_ERROR_STOP=1"]
+    argv = [
+        psql_path,
+        "--no-psqlrc",
+        "--quiet",
+        "--no-align",
+        "--tuples-only",
+        "--no-password",
+        "--set=ON_ERROR_STOP=1",
+    ]
     if database:
         argv.append("--dbname=%s" % conninfo_for_database(database))
     if username:
@@ -202,8 +216,7 @@ class PodSqlSession:
 
     def __enter__(self):
         try:
-            self.exec_session = ExecSession.open(
-                self.client, self.target, self.argv, stdin=True, what=self.what)
+            self.exec_session = ExecSession.open(self.client, self.target, self.argv, stdin=True, what=self.what)
         except K8sError as error:
             raise PodUnavailable(redact(str(error), self.secrets))
         try:
@@ -250,7 +263,7 @@ class PodSqlSession:
             index = self.stdout.find(terminator)
             if index >= 0:
                 output = bytes(self.stdout[:index])
-                del self.stdout[:index + len(terminator)]
+                del self.stdout[: index + len(terminator)]
                 return output.decode("utf-8", "replace")
             if not self._receive():
                 raise self._failure(self._status())
@@ -310,7 +323,9 @@ class PodDumpStream:
         try:
             self.exec_session = ExecSession.open(client, target, argv, what=self.what)
         except K8sError as error:
-            raise DumpFailed(redact("%s could not start: %s; nothing was written to dest" % (self.what, error), secrets))
+            raise DumpFailed(
+                redact("%s could not start: %s; nothing was written to dest" % (self.what, error), secrets)
+            )
         self.result = None
         self.error = None
         self.thread = threading.Thread(target=self._stream, name="ceres pg_dump stream", daemon=True)
@@ -410,19 +425,27 @@ def run_pod_backup(request, on_scratch_restored=None):
         client = K8sClient.from_auth(source.auth)
     try:
         with kubernetes_errors_as(PodUnavailable, secrets):
-            target = resolve_exec_target(client, source.namespace, source.deployment, source.pod,
-                                         source.container)
+            target = resolve_exec_target(client, source.namespace, source.deployment, source.pod, source.container)
         pg_dump = pod_pg_dump(client, target, source.pg_dump_path, secrets)
         with StagedBackup(dest) as staged:
             with PodSqlSession(client, target, source.psql_path, params.database, params.user, secrets) as session:
                 server = read_server_info(session.cursor)
                 tool_major = parse_tool_major(pg_dump.version)
                 if tool_major is not None and tool_major < server.major:
-                    raise ClientToolError("%s in %s is version %s; a PostgreSQL %s server needs pg_dump %s or newer"
-                                          % (pg_dump.path, target.describe(), tool_major, server.major, server.major))
+                    raise ClientToolError(
+                        "%s in %s is version %s; a PostgreSQL %s server needs pg_dump %s or newer"
+                        % (pg_dump.path, target.describe(), tool_major, server.major, server.major)
+                    )
                 find_verification_tools(request.backup_format, request.verify, server.major)
-                argv = pg_dump_argv(pg_dump.path, None, request.backup_format, session.snapshot_id, server.database,
-                                    compress=request.compress, username=params.user)
+                argv = pg_dump_argv(
+                    pg_dump.path,
+                    None,
+                    request.backup_format,
+                    session.snapshot_id,
+                    server.database,
+                    compress=request.compress,
+                    username=params.user,
+                )
                 dump = PodDumpStream(client, target, argv, staged.temp_path, secrets)
                 try:
                     # pg_dump is streaming; the tables are listed and counted meanwhile, in
@@ -434,8 +457,17 @@ def run_pod_backup(request, on_scratch_restored=None):
                 session.finish()
             files = verify_staged(staged, request, server, tables, table_stats, on_scratch_restored)
             manifest = build_manifest(
-                server, pg_dump, request.backup_format, request.compress, session.snapshot_id, files, table_stats,
-                request.verify, started_at, utc_timestamp(), source=pod_source_record(target),
+                server,
+                pg_dump,
+                request.backup_format,
+                request.compress,
+                session.snapshot_id,
+                files,
+                table_stats,
+                request.verify,
+                started_at,
+                utc_timestamp(),
+                source=pod_source_record(target),
             )
             return publish(staged, request, manifest, clock)
     finally:

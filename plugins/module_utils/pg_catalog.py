@@ -111,7 +111,7 @@ def list_user_tables(cursor):
 
 
 def content_hash_from_sums(sum_seed0, sum_seed1):
-    return "%016x%016x" % (int(sum_seed0) % 2 ** 64, int(sum_seed1) % 2 ** 64)
+    return "%016x%016x" % (int(sum_seed0) % 2**64, int(sum_seed1) % 2**64)
 
 
 def quote_identifier(name):
@@ -131,8 +131,10 @@ def table_stats_query(table, with_content_hash):
     relation = "ONLY %s.%s" % (quote_identifier(table.schema), quote_identifier(table.name))
     if with_content_hash:
         # ROW(t.*) is the whole row even when a column happens to be called t.
-        return ("SELECT count(*), coalesce(sum(hashtextextended(ROW(t.*)::text, 0)), 0),"
-                " coalesce(sum(hashtextextended(ROW(t.*)::text, 1)), 0) FROM %s AS t" % relation)
+        return (
+            "SELECT count(*), coalesce(sum(hashtextextended(ROW(t.*)::text, 0)), 0),"
+            " coalesce(sum(hashtextextended(ROW(t.*)::text, 1)), 0) FROM %s AS t" % relation
+        )
     return "SELECT count(*) FROM %s" % relation
 
 

@@ -95,8 +95,13 @@ class ConnectionParams:
 
     def with_database(self, database):
         return ConnectionParams(
-            database=database, host=self.host, port=self.port, user=self.user,
-            password=self.password, unix_socket=self.unix_socket, ssl_mode=self.ssl_mode,
+            database=database,
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            unix_socket=self.unix_socket,
+            ssl_mode=self.ssl_mode,
         )
 
     def secrets(self):

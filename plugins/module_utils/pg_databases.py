@@ -59,4 +59,6 @@ def drop_database(maintenance, name, server_version_num, params):
         with maintenance.cursor() as cursor:
             cursor.execute(statement)
     except DatabaseError as error:
-        raise PostgresBackupError(redact('could not drop database "%s"; drop it by hand: %s' % (name, str(error).strip()), params.secrets()))
+        raise PostgresBackupError(
+            redact('could not drop database "%s"; drop it by hand: %s' % (name, str(error).strip()), params.secrets())
+        )

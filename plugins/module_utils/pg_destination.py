@@ -36,27 +36,35 @@ def replacement_problem(dest, backup_format):
     archive (toc.dat) with its manifest, holding only files that manifest lists."""
     manifest_path = manifest_path_for(dest)
     if os.path.lexists(manifest_path) and not stat.S_ISREG(os.lstat(manifest_path).st_mode):
-        return ("the manifest path of dest, %s, exists and is not a regular file; remove it or give another dest"
-                % manifest_path)
+        return (
+            "the manifest path of dest, %s, exists and is not a regular file; remove it or give another dest"
+            % manifest_path
+        )
     if not os.path.lexists(dest):
         return None
     mode = os.lstat(dest).st_mode
     if stat.S_ISDIR(mode):
         reason = _not_a_directory_backup(dest)
         if reason is not None:
-            return ("dest %s is an existing directory that is not a previous directory-format backup; give the"
-                    " backup's own path (%s; nothing was changed)" % (dest, reason))
+            return (
+                "dest %s is an existing directory that is not a previous directory-format backup; give the"
+                " backup's own path (%s; nothing was changed)" % (dest, reason)
+            )
         if backup_format != "directory":
-            return ("dest %s is a previous directory-format backup; a %s-format backup cannot replace it (a"
-                    " file-format backup replaces only a file); give another dest" % (dest, backup_format))
+            return (
+                "dest %s is a previous directory-format backup; a %s-format backup cannot replace it (a"
+                " file-format backup replaces only a file); give another dest" % (dest, backup_format)
+            )
         return None
     if stat.S_ISLNK(mode):
         return "dest %s is a symbolic link; give the backup's own path" % dest
     if not stat.S_ISREG(mode):
         return "dest %s exists and is not a regular file; give the backup's own path" % dest
     if backup_format == "directory":
-        return ("dest %s is an existing file; a directory-format backup cannot replace it (it replaces only a"
-                " previous directory-format backup); give another dest" % dest)
+        return (
+            "dest %s is an existing file; a directory-format backup cannot replace it (it replaces only a"
+            " previous directory-format backup); give another dest" % dest
+        )
     return None
 
 
@@ -85,7 +93,8 @@ def _not_a_directory_backup(path):
             unlisted.append(name)
     if unlisted:
         return "it also holds %s, which its manifest does not list and a replacement would delete" % ", ".join(
-            sorted(unlisted))
+            sorted(unlisted)
+        )
     return None
 
 
@@ -109,7 +118,9 @@ def check_replaceable(dest, force, backup_format):
     if not force:
         for existing in (dest, manifest_path_for(dest)):
             if os.path.lexists(existing):
-                raise DestinationError("%s already exists; set force=true to replace it (it was left untouched)" % existing)
+                raise DestinationError(
+                    "%s already exists; set force=true to replace it (it was left untouched)" % existing
+                )
 
 
 class StagedBackup(StagedOutput):

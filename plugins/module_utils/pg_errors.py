@@ -59,4 +59,5 @@ def terminate_raises():
     """Context manager: SIGTERM raises Interrupted so finally blocks clean up (temporary
     output, child processes, scratch databases) before the process exits."""
     return raise_on_sigterm(
-        lambda: Interrupted("interrupted by SIGTERM; temporary output and scratch databases were removed"))
+        lambda: Interrupted("interrupted by SIGTERM; temporary output and scratch databases were removed")
+    )

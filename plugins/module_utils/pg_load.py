@@ -66,11 +66,15 @@ def open_sql_dump(path):
     if magic[:2] == b"\x1f\x8b":
         return gzip.open(path, "rb")
     if magic in (b"\x04\x22\x4d\x18", b"\x28\xb5\x2f\xfd"):
-        raise VerificationFailed("%s is lz4/zstd-compressed SQL, which cannot be checked here; use format custom or directory" % path)
+        raise VerificationFailed(
+            "%s is lz4/zstd-compressed SQL, which cannot be checked here; use format custom or directory" % path
+        )
     return open(path, "rb")
 
 
-def restore_into(path, backup_format, target_params, server_major, jobs, no_owner, error_class, what_prefix="", clean=False):
+def restore_into(
+    path, backup_format, target_params, server_major, jobs, no_owner, error_class, what_prefix="", clean=False
+):
     """Run pg_restore (or psql for a plain dump) into target_params.database."""
     environment = target_params.libpq_environment()
     secrets = target_params.secrets()
@@ -89,6 +93,11 @@ def restore_into(path, backup_format, target_params, server_major, jobs, no_owne
         return
     pg_restore = find_client_tool("pg_restore", server_major)
     run_captured(
-        pg_restore_argv(pg_restore.path, path, backup_format, target_params.database, jobs=jobs, clean=clean, no_owner=no_owner),
-        environment, secrets, error_class, what_prefix + "pg_restore",
+        pg_restore_argv(
+            pg_restore.path, path, backup_format, target_params.database, jobs=jobs, clean=clean, no_owner=no_owner
+        ),
+        environment,
+        secrets,
+        error_class,
+        what_prefix + "pg_restore",
     )

@@ -67,8 +67,9 @@ def backup_sha256(files, backup_format):
     return listing_sha256(files)
 
 
-def build_manifest(server, pg_dump, backup_format, compress, snapshot_id, files, tables, verified, started_at, finished_at,
-                   source=None):
+def build_manifest(
+    server, pg_dump, backup_format, compress, snapshot_id, files, tables, verified, started_at, finished_at, source=None
+):
     """The manifest document; source says where pg_dump ran ({"mode": "local"}, or for pod mode
     {"mode": "pod", "namespace", "pod", "container"})."""
     return {
@@ -101,7 +102,7 @@ def build_manifest(server, pg_dump, backup_format, compress, snapshot_id, files,
 
 def load_manifest(path):
     try:
-        with open(path, "r", encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             manifest = json.load(handle)
     except FileNotFoundError:
         raise ManifestError("the manifest %s is missing; a backup without a manifest is incomplete" % path)
@@ -113,8 +114,10 @@ def load_manifest(path):
     if missing:
         raise ManifestError("the manifest %s lacks %s" % (path, ", ".join(missing)))
     if manifest["manifest_version"] != MANIFEST_VERSION:
-        raise ManifestError("the manifest %s has version %r; this collection reads version %d"
-                            % (path, manifest["manifest_version"], MANIFEST_VERSION))
+        raise ManifestError(
+            "the manifest %s has version %r; this collection reads version %d"
+            % (path, manifest["manifest_version"], MANIFEST_VERSION)
+        )
     if manifest["format"] not in BACKUP_FORMATS:
         raise ManifestError("the manifest %s names an unknown format %r" % (path, manifest["format"]))
     return manifest
@@ -128,7 +131,10 @@ def backup_integrity_problems(path, manifest):
     if not os.path.lexists(path):
         return ["the backup %s does not exist" % path]
     if is_directory != (backup_format == "directory"):
-        return ["the manifest says format %s but %s is %s" % (backup_format, path, "a directory" if is_directory else "a file")]
+        return [
+            "the manifest says format %s but %s is %s"
+            % (backup_format, path, "a directory" if is_directory else "a file")
+        ]
     expected = manifest["files"]
     if backup_format == "directory":
         actual_names = backup_file_names(path, backup_format)
@@ -147,9 +153,13 @@ def backup_integrity_problems(path, manifest):
         digest = digest_file(actual_names[name])
         digests[name] = digest
         if digest.size_bytes != expected[name]["size_bytes"]:
-            problems.append("file %s has %d bytes, the manifest says %d" % (name, digest.size_bytes, expected[name]["size_bytes"]))
+            problems.append(
+                "file %s has %d bytes, the manifest says %d" % (name, digest.size_bytes, expected[name]["size_bytes"])
+            )
         elif digest.sha256 != expected[name]["sha256"]:
-            problems.append("file %s has sha256 %s, the manifest says %s" % (name, digest.sha256, expected[name]["sha256"]))
+            problems.append(
+                "file %s has sha256 %s, the manifest says %s" % (name, digest.sha256, expected[name]["sha256"])
+            )
     if not problems and backup_sha256(digests, backup_format) != manifest["sha256"]:
         problems.append("the backup's sha256 does not match the manifest")
     return problems

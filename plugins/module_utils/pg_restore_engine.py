@@ -66,7 +66,8 @@ class RestoreRequest:
                 "clean=true with jobs=%d is refused: pg_restore runs parallel jobs outside a single transaction, so a"
                 " failure after it dropped the old objects would leave the database without them; use jobs=1 (one"
                 " transaction: a failure leaves the database as it was), or restore into a new database with parallel"
-                " jobs (nothing was changed)" % self.jobs)
+                " jobs (nothing was changed)" % self.jobs
+            )
 
 
 @dataclass
@@ -124,13 +125,18 @@ def check_restore(request):
                     raise InsufficientPrivilege(
                         'database "%s" does not exist and the login role "%s" may not create it (it has neither'
                         " CREATEDB nor SUPERUSER); create the database first, or grant the role CREATEDB"
-                        % (target, role))
+                        % (target, role)
+                    )
     finally:
         maintenance.close()
     if not target_exists and not request.create:
         raise RestoreFailed('database "%s" does not exist and create is false' % target)
-    plan = RestorePlan(manifest=manifest, server_version_num=version_num,
-                       server_major=major_version(version_num), target_exists=target_exists)
+    plan = RestorePlan(
+        manifest=manifest,
+        server_version_num=version_num,
+        server_major=major_version(version_num),
+        target_exists=target_exists,
+    )
     if target_exists:
         plan.up_to_date_tables = tables_if_up_to_date(request.connection, manifest)
         if plan.up_to_date:
@@ -141,7 +147,8 @@ def check_restore(request):
             # pg_restore would stop at the first object that exists ("schema ... already exists").
             raise RestoreFailed(
                 'database "%s" already exists and has %d table%s; set clean=true to replace its objects, or restore'
-                " into a new database (nothing was restored)" % (target, table_count, "" if table_count == 1 else "s"))
+                " into a new database (nothing was restored)" % (target, table_count, "" if table_count == 1 else "s")
+            )
     find_client_tool("psql" if manifest["format"] == "plain" else "pg_restore", plan.server_major)
     return plan
 
@@ -173,25 +180,47 @@ def run_restore(request):
     params = request.connection
     target = params.database
     if plan.up_to_date:
-        return RestoreResult(database=target, tables=plan.up_to_date_tables, created=False,
-                             duration_s=round(time.monotonic() - clock, 3), changed=False)
+        return RestoreResult(
+            database=target,
+            tables=plan.up_to_date_tables,
+            created=False,
+            duration_s=round(time.monotonic() - clock, 3),
+            changed=False,
+        )
     manifest = plan.manifest
     src = os.path.abspath(request.src)
     maintenance = connect_maintenance(params, "ceres.rollout.pg_restore")
     created = False
     try:
         if not plan.target_exists:
-            create_database(maintenance, target, manifest.get("encoding"), manifest.get("lc_collate"),
-                            manifest.get("lc_ctype"), params)
+            create_database(
+                maintenance,
+                target,
+                manifest.get("encoding"),
+                manifest.get("lc_collate"),
+                manifest.get("lc_ctype"),
+                params,
+            )
             created = True
-        restore_into(src, manifest["format"], params, plan.server_major, request.jobs, no_owner=False,
-                     error_class=RestoreFailed, clean=request.clean)
+        restore_into(
+            src,
+            manifest["format"],
+            params,
+            plan.server_major,
+            request.jobs,
+            no_owner=False,
+            error_class=RestoreFailed,
+            clean=request.clean,
+        )
         with_content_hash = any(stats.get("content_hash") for stats in manifest["tables"].values())
-        restored = read_database_table_stats(params, with_content_hash, "ceres.rollout.pg_restore",
-                                             only_keys=set(manifest["tables"]))
+        restored = read_database_table_stats(
+            params, with_content_hash, "ceres.rollout.pg_restore", only_keys=set(manifest["tables"])
+        )
         differences = compare_table_stats(manifest["tables"], restored, allow_extra_tables=True)
         if differences:
-            raise RestoreFailed('database "%s" differs from the backup after the restore: %s' % (target, "; ".join(differences)))
+            raise RestoreFailed(
+                'database "%s" differs from the backup after the restore: %s' % (target, "; ".join(differences))
+            )
     except PostgresBackupError as error:
         if created:
             try:
@@ -205,7 +234,9 @@ def run_restore(request):
         raise
     finally:
         maintenance.close()
-    return RestoreResult(database=target, tables=restored, created=created, duration_s=round(time.monotonic() - clock, 3))
+    return RestoreResult(
+        database=target, tables=restored, created=created, duration_s=round(time.monotonic() - clock, 3)
+    )
 
 
 def check_mode_restore_result(request):

@@ -72,7 +72,10 @@ def prefetch_tool_version(path):
     """Start `path --version` in the background; tool_version(path) collects it."""
     if path not in _tool_versions:
         _tool_versions[path] = subprocess.Popen(
-            [path, "--version"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            [path, "--version"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
 
 

@@ -43,13 +43,38 @@ TOC_TABLE_DATA_PATTERN = re.compile(r"^\d+; 0 (\d+) TABLE DATA (.*)$")
 # Server encodings -> Python codecs. Object names in a dump (in `pg_restore --list` output
 # and in a plain dump's COPY lines) are in the database's encoding, not UTF-8.
 PYTHON_CODECS = {
-    "UTF8": "utf-8", "LATIN1": "latin-1", "LATIN2": "iso8859-2", "LATIN3": "iso8859-3", "LATIN4": "iso8859-4",
-    "LATIN5": "iso8859-9", "LATIN6": "iso8859-10", "LATIN7": "iso8859-13", "LATIN8": "iso8859-14",
-    "LATIN9": "iso8859-15", "LATIN10": "iso8859-16", "ISO_8859_5": "iso8859-5", "ISO_8859_6": "iso8859-6",
-    "ISO_8859_7": "iso8859-7", "ISO_8859_8": "iso8859-8", "WIN866": "cp866", "WIN874": "cp874",
-    "WIN1250": "cp1250", "WIN1251": "cp1251", "WIN1252": "cp1252", "WIN1253": "cp1253", "WIN1254": "cp1254",
-    "WIN1255": "cp1255", "WIN1256": "cp1256", "WIN1257": "cp1257", "WIN1258": "cp1258", "KOI8R": "koi8-r",
-    "KOI8U": "koi8-u", "EUC_JP": "euc-jp", "EUC_JIS_2004": "euc-jis-2004", "EUC_KR": "euc-kr", "EUC_CN": "gb2312",
+    "UTF8": "utf-8",
+    "LATIN1": "latin-1",
+    "LATIN2": "iso8859-2",
+    "LATIN3": "iso8859-3",
+    "LATIN4": "iso8859-4",
+    "LATIN5": "iso8859-9",
+    "LATIN6": "iso8859-10",
+    "LATIN7": "iso8859-13",
+    "LATIN8": "iso8859-14",
+    "LATIN9": "iso8859-15",
+    "LATIN10": "iso8859-16",
+    "ISO_8859_5": "iso8859-5",
+    "ISO_8859_6": "iso8859-6",
+    "ISO_8859_7": "iso8859-7",
+    "ISO_8859_8": "iso8859-8",
+    "WIN866": "cp866",
+    "WIN874": "cp874",
+    "WIN1250": "cp1250",
+    "WIN1251": "cp1251",
+    "WIN1252": "cp1252",
+    "WIN1253": "cp1253",
+    "WIN1254": "cp1254",
+    "WIN1255": "cp1255",
+    "WIN1256": "cp1256",
+    "WIN1257": "cp1257",
+    "WIN1258": "cp1258",
+    "KOI8R": "koi8-r",
+    "KOI8U": "koi8-u",
+    "EUC_JP": "euc-jp",
+    "EUC_JIS_2004": "euc-jis-2004",
+    "EUC_KR": "euc-kr",
+    "EUC_CN": "gb2312",
 }
 
 
@@ -109,7 +134,7 @@ def copy_targets_in_sql_dump(lines, encoding="utf-8"):
             continue
         if line.startswith(b"COPY ") and line.endswith(b" FROM stdin;"):
             in_copy_data = True
-            targets.add(_leading_qualified_name(line[len(b"COPY "):]).decode(encoding, "replace"))
+            targets.add(_leading_qualified_name(line[len(b"COPY ") :]).decode(encoding, "replace"))
     return targets
 
 
@@ -117,7 +142,7 @@ def _leading_qualified_name(text):
     """The possibly quoted schema.table at the start of text: up to the first unquoted space."""
     in_quotes = False
     for index in range(len(text)):
-        character = text[index:index + 1]
+        character = text[index : index + 1]
         if character == b'"':
             in_quotes = not in_quotes
         elif character == b" " and not in_quotes:
@@ -143,7 +168,8 @@ def check_can_create_scratch_database(cursor):
     if not can_create:
         raise InsufficientPrivilege(
             'verify=restore restores the dump into a scratch database, but the login role "%s" may not create'
-            " databases (it has neither CREATEDB nor SUPERUSER); grant it CREATEDB or use verify=list" % role)
+            " databases (it has neither CREATEDB nor SUPERUSER); grant it CREATEDB or use verify=list" % role
+        )
 
 
 def scratch_database_name():
@@ -183,7 +209,10 @@ class BackupVerifier:
             pg_restore = find_client_tool("pg_restore", self.server.major, must_not_be_older=True)
             listing = run_captured(
                 pg_restore_list_argv(pg_restore.path, path, self.backup_format),
-                self.params.libpq_environment(), self.params.secrets(), VerificationFailed, "pg_restore --list",
+                self.params.libpq_environment(),
+                self.params.secrets(),
+                VerificationFailed,
+                "pg_restore --list",
                 output_encoding=codec or "utf-8",
             )
             missing = tables_missing_from_toc(listing, self.tables, check_names=codec is not None)
@@ -213,10 +242,20 @@ class BackupVerifier:
             maintenance.close()
 
     def _restore_and_compare(self, maintenance, scratch, path):
-        create_database(maintenance, scratch, self.server.encoding, self.server.lc_collate, self.server.lc_ctype, self.params)
+        create_database(
+            maintenance, scratch, self.server.encoding, self.server.lc_collate, self.server.lc_ctype, self.params
+        )
         scratch_params = self.params.with_database(scratch)
-        restore_into(path, self.backup_format, scratch_params, self.server.major, self.jobs, no_owner=True,
-                     error_class=VerificationFailed, what_prefix="restore into scratch database %s: " % scratch)
+        restore_into(
+            path,
+            self.backup_format,
+            scratch_params,
+            self.server.major,
+            self.jobs,
+            no_owner=True,
+            error_class=VerificationFailed,
+            what_prefix="restore into scratch database %s: " % scratch,
+        )
         if self.on_scratch_restored is not None:
             self.on_scratch_restored(scratch_params)
         restored = read_database_table_stats(scratch_params, True, "ceres.rollout.pg_backup verify")

@@ -54,7 +54,7 @@ class raise_on_sigterm:
 
 
 def describe_exit(what, returncode):
-    """"<what> exited with status N" or "<what> was killed by SIGNAME"."""
+    """ "<what> exited with status N" or "<what> was killed by SIGNAME"."""
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name
@@ -78,8 +78,11 @@ def run_captured(argv, environment, secrets, error_class, what, stdin_chunks=Non
     its stdin (its stdout is then discarded)."""
     with tempfile.TemporaryFile() as stdout_file, tempfile.TemporaryFile() as stderr_file:
         process = start_in_own_group(
-            argv, env=environment, stdout=stdout_file if stdin_chunks is None else subprocess.DEVNULL,
-            stderr=stderr_file, stdin=subprocess.PIPE if stdin_chunks is not None else subprocess.DEVNULL,
+            argv,
+            env=environment,
+            stdout=stdout_file if stdin_chunks is None else subprocess.DEVNULL,
+            stderr=stderr_file,
+            stdin=subprocess.PIPE if stdin_chunks is not None else subprocess.DEVNULL,
         )
         try:
             if stdin_chunks is not None:

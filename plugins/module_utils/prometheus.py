@@ -32,8 +32,9 @@ import json
 import math
 import socket
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -64,7 +65,7 @@ class QueryResult:
     """One classified answer to one instant query."""
 
     kind: str
-    value: Optional[float] = None
+    value: float | None = None
     message: str = ""
 
     @property
@@ -84,28 +85,32 @@ class PrometheusClient:
     def __init__(
         self,
         prometheus_url: str,
-        bearer_token: Optional[str] = None,
-        username: Optional[str] = None,
-        password: Optional[str] = None,
-        ca_cert: Optional[str] = None,
+        bearer_token: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        ca_cert: str | None = None,
         validate_certs: bool = True,
-        headers: Optional[Mapping[str, Any]] = None,
+        headers: Mapping[str, Any] | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         opener=open_url,
-        public_headers: Optional[Mapping[str, Any]] = None,
+        public_headers: Mapping[str, Any] | None = None,
     ):
         # `headers` values are secrets (redacted from every message); `public_headers` values,
         # such as a tenant id, are not.
         self._secrets = [secret for secret in (bearer_token, password) if secret]
         self._secrets.extend(str(header_value) for header_value in (headers or {}).values() if header_value)
-        clashing = sorted({str(name).lower() for name in public_headers or {}}
-                          & {str(name).lower() for name in headers or {}})
+        clashing = sorted(
+            {str(name).lower() for name in public_headers or {}} & {str(name).lower() for name in headers or {}}
+        )
         if clashing:
-            raise PrometheusConfigError("public_headers and headers both set %s; give each header once"
-                                        % ", ".join(clashing))
+            raise PrometheusConfigError(
+                "public_headers and headers both set %s; give each header once" % ", ".join(clashing)
+            )
         if any(str(name).lower() in ("authorization", "proxy-authorization") for name in public_headers or {}):
-            raise PrometheusConfigError("public_headers must not carry Authorization; use bearer_token, "
-                                        "username/password or headers, whose values are kept secret")
+            raise PrometheusConfigError(
+                "public_headers must not carry Authorization; use bearer_token, "
+                "username/password or headers, whose values are kept secret"
+            )
         self.query_url = _query_url(prometheus_url)
         self.display_url = _display_url(self.query_url)
         if bearer_token and (username or password):
@@ -117,15 +122,16 @@ class PrometheusClient:
         self.timeout = timeout
         self.ca_cert = ca_cert
         self.validate_certs = validate_certs
-        self._headers = _request_headers(dict(public_headers or {}, **dict(headers or {})), bearer_token, username,
-                                         password)
+        self._headers = _request_headers(
+            dict(public_headers or {}, **dict(headers or {})), bearer_token, username, password
+        )
         authorization = self._headers.get("Authorization", "")
         self._secrets.extend([authorization, authorization.partition(" ")[2]])
         self._secrets = [secret for secret in self._secrets if secret]
         self._opener = opener
 
     @classmethod
-    def from_module_params(cls, params: Mapping[str, Any]) -> "PrometheusClient":
+    def from_module_params(cls, params: Mapping[str, Any]) -> PrometheusClient:
         """Build a client from the options of ``prometheus_args.PROMETHEUS_CONNECTION_ARGSPEC``."""
         return cls(
             prometheus_url=params["prometheus_url"],
@@ -176,7 +182,7 @@ class PrometheusClient:
             except Exception:  # pylint: disable=broad-except
                 error_body = b""
             return http_error.code, error_body or b""
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise _TransportError("%s did not answer within %s seconds (timeout)" % (where, self.timeout))
         except URLError as url_error:
             raise _TransportError("cannot reach %s: %s" % (where, _describe_reason(url_error.reason, self.timeout)))
@@ -192,7 +198,7 @@ class _TransportError(Exception):
     """The request never produced an HTTP response."""
 
 
-def classify_response(status_code: Optional[int], body: Any, redact=lambda text: text) -> QueryResult:
+def classify_response(status_code: int | None, body: Any, redact=lambda text: text) -> QueryResult:
     """Classify one HTTP answer from ``/api/v1/query`` into a :class:`QueryResult`."""
     http_status = "HTTP %s" % status_code
     try:
@@ -220,7 +226,9 @@ def classify_response(status_code: Optional[int], body: Any, redact=lambda text:
         return QueryResult(
             INCONCLUSIVE,
             value=outcome.value,
-            message=redact("Prometheus returned warnings, the answer may be partial: %s" % "; ".join(map(str, warnings))),
+            message=redact(
+                "Prometheus returned warnings, the answer may be partial: %s" % "; ".join(map(str, warnings))
+            ),
         )
     return outcome
 
@@ -260,7 +268,9 @@ def _classify_sample(sample: Any, result_type: str) -> QueryResult:
     try:
         number = float(sample[1])
     except (TypeError, ValueError):
-        return QueryResult(QUERY_ERROR, message="Prometheus returned a %s value that is not a number: %r" % (result_type, sample[1]))
+        return QueryResult(
+            QUERY_ERROR, message="Prometheus returned a %s value that is not a number: %r" % (result_type, sample[1])
+        )
     if math.isnan(number):
         return QueryResult(NO_DATA, message="the value is NaN (for example 0/0: no traffic in the window)")
     if math.isinf(number):
@@ -287,7 +297,7 @@ def _describe_reason(reason: Any, timeout: float) -> str:
     return str(reason)
 
 
-def _query_url(prometheus_url: Optional[str]) -> str:
+def _query_url(prometheus_url: str | None) -> str:
     if not prometheus_url or not str(prometheus_url).strip():
         raise PrometheusConfigError(
             "prometheus_url is required (set it, or the CERES_PROMETHEUS_URL environment variable)"
@@ -299,7 +309,9 @@ def _query_url(prometheus_url: Optional[str]) -> str:
             % _display_url(str(prometheus_url))
         )
     if parts.username or parts.password:
-        raise PrometheusConfigError("prometheus_url must not contain credentials; use username/password or bearer_token")
+        raise PrometheusConfigError(
+            "prometheus_url must not contain credentials; use username/password or bearer_token"
+        )
     base_path = parts.path.rstrip("/")
     if base_path.endswith(QUERY_PATH):
         base_path = base_path[: -len(QUERY_PATH)]

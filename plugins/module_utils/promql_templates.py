@@ -51,15 +51,16 @@ So:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any
 
-from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.durations import (
     DurationError,
     prometheus_duration_seconds,
     prometheus_duration_text,
 )
+from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 
 DEFAULT_WINDOW = "1m"
 DEFAULT_SCRAPE_INTERVAL = "15s"
@@ -86,7 +87,7 @@ class TemplateParams:
 
     namespace: str
     workload: str
-    service: Optional[str]
+    service: str | None
     window: str
     freshness: str
 
@@ -107,7 +108,7 @@ def _canary_selector(params: TemplateParams, *extra: str) -> str:
         'reporter="destination"',
         "destination_workload_namespace=%s" % _promql_string(params.namespace),
         "destination_workload=%s" % _promql_string(params.workload),
-        *extra
+        *extra,
     )
 
 
@@ -179,7 +180,7 @@ def _latency_quantile(quantile: float) -> Callable[[TemplateParams], str]:
     return render
 
 
-TEMPLATES: Dict[str, Callable[[TemplateParams], str]] = {
+TEMPLATES: dict[str, Callable[[TemplateParams], str]] = {
     # Share of requests answered without a 5xx, 0..1.
     SUCCESS_RATE: _istio_success_rate,
     # Share of requests answered with a 5xx or not answered by any pod, 0..1.
@@ -195,7 +196,7 @@ NEEDS_SERVICE = (ERROR_RATE, SUCCESS_RATE)
 TEMPLATE_NAMES = tuple(sorted(TEMPLATES))
 
 
-def render_template(name: str, params: Optional[Mapping[str, Any]] = None) -> str:
+def render_template(name: str, params: Mapping[str, Any] | None = None) -> str:
     """Return the PromQL of built-in template ``name`` for ``params``.
 
     Raises :class:`TemplateError` naming the template or parameter that is wrong.
@@ -204,7 +205,7 @@ def render_template(name: str, params: Optional[Mapping[str, Any]] = None) -> st
     return TEMPLATES[name](validated)
 
 
-def template_params(name: str, params: Optional[Mapping[str, Any]]) -> TemplateParams:
+def template_params(name: str, params: Mapping[str, Any] | None) -> TemplateParams:
     """Validate ``params`` for template ``name`` and fill in the defaults."""
     if name not in TEMPLATES:
         raise TemplateError("unknown template %r; known templates: %s" % (name, ", ".join(TEMPLATE_NAMES)))
@@ -251,7 +252,7 @@ def _name_parameter(template: str, parameter: str, value: Any) -> None:
         raise TemplateError("template %s needs parameter %s (a non-empty string)" % (template, parameter))
 
 
-def _range_seconds(template: str, parameter: str, value: Any, default: Optional[str]) -> float:
+def _range_seconds(template: str, parameter: str, value: Any, default: str | None) -> float:
     if value is None:
         value = default
     try:

@@ -20,9 +20,9 @@ import random
 import time
 import typing as t
 
-STOPPED_BY_ATTEMPTS = 'attempts'
-STOPPED_BY_DEADLINE = 'deadline'  # the shared Deadline
-STOPPED_BY_RETRY_DEADLINE = 'retry deadline'  # the policy's own
+STOPPED_BY_ATTEMPTS = "attempts"
+STOPPED_BY_DEADLINE = "deadline"  # the shared Deadline
+STOPPED_BY_RETRY_DEADLINE = "retry deadline"  # the policy's own
 
 
 class Deadline:
@@ -34,13 +34,13 @@ class Deadline:
 
     def __init__(self, seconds: float | None, clock: t.Callable[[], float] = time.monotonic) -> None:
         if seconds is not None and not seconds > 0:
-            raise ValueError('a time budget must be more than 0 seconds, got %r' % (seconds,))
+            raise ValueError("a time budget must be more than 0 seconds, got %r" % (seconds,))
         self.seconds = seconds
         self.clock = clock
         self.started_at = clock()
 
     def __repr__(self) -> str:
-        return 'Deadline(seconds=%r, remaining=%r)' % (self.seconds, self.remaining())
+        return "Deadline(seconds=%r, remaining=%r)" % (self.seconds, self.remaining())
 
     def elapsed(self) -> float:
         return self.clock() - self.started_at
@@ -67,22 +67,27 @@ class RetryPolicy:
     caller's :class:`Deadline`, if any) alone bound it.
     """
 
-    def __init__(self, attempts: int = 5, base_delay: float = 0.25, max_delay: float = 8.0,
-                 deadline: float | None = 60.0) -> None:
+    def __init__(
+        self, attempts: int = 5, base_delay: float = 0.25, max_delay: float = 8.0, deadline: float | None = 60.0
+    ) -> None:
         if attempts < 1:
-            raise ValueError('attempts must be at least 1, got %r' % (attempts,))
+            raise ValueError("attempts must be at least 1, got %r" % (attempts,))
         if base_delay < 0 or max_delay < 0:
-            raise ValueError('delays must not be negative')
+            raise ValueError("delays must not be negative")
         if deadline is not None and deadline <= 0:
-            raise ValueError('deadline must be positive, got %r' % (deadline,))
+            raise ValueError("deadline must be positive, got %r" % (deadline,))
         self.attempts = attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.deadline = deadline
 
     def __repr__(self) -> str:
-        return 'RetryPolicy(attempts=%r, base_delay=%r, max_delay=%r, deadline=%r)' % (
-            self.attempts, self.base_delay, self.max_delay, self.deadline)
+        return "RetryPolicy(attempts=%r, base_delay=%r, max_delay=%r, deadline=%r)" % (
+            self.attempts,
+            self.base_delay,
+            self.max_delay,
+            self.deadline,
+        )
 
 
 class Backoff:
@@ -94,8 +99,13 @@ class Backoff:
     amazon.aws' ``BackoffIterator``.
     """
 
-    def __init__(self, policy: RetryPolicy, clock: t.Callable[[], float] = time.monotonic,
-                 rng: t.Callable[[], float] = random.random, deadline: Deadline | None = None) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        clock: t.Callable[[], float] = time.monotonic,
+        rng: t.Callable[[], float] = random.random,
+        deadline: Deadline | None = None,
+    ) -> None:
         self.policy = policy
         self.deadline = deadline
         self._clock = clock
@@ -151,12 +161,15 @@ class Backoff:
     def give_up_note(self) -> str:
         """``gave up after N attempts in T s`` (T: since this loop's first attempt), and which
         time limit left no room for another attempt when one did."""
-        note = 'gave up after %d attempt%s in %.1f s' % (
-            self.attempts_made, '' if self.attempts_made == 1 else 's', self.elapsed())
+        note = "gave up after %d attempt%s in %.1f s" % (
+            self.attempts_made,
+            "" if self.attempts_made == 1 else "s",
+            self.elapsed(),
+        )
         if self.stopped_by == STOPPED_BY_DEADLINE and self.deadline is not None:
-            note += ', the timeout of %g s leaving no time for another' % self.deadline.seconds
+            note += ", the timeout of %g s leaving no time for another" % self.deadline.seconds
         elif self.stopped_by == STOPPED_BY_RETRY_DEADLINE:
-            note += ', the retry deadline of %g s leaving no time for another' % self.policy.deadline
+            note += ", the retry deadline of %g s leaving no time for another" % self.policy.deadline
         return note
 
     def __iter__(self) -> t.Iterator[float]:
@@ -169,15 +182,18 @@ class Backoff:
         return delay
 
 
-def retry_call(operation: t.Callable[[], t.Any], policy: RetryPolicy,
-               is_retryable: t.Callable[[BaseException], bool],
-               minimum_delay: t.Callable[[BaseException], float | None] | None = None,
-               on_retry: t.Callable[[BaseException, int, float], None] | None = None,
-               on_give_up: t.Callable[[BaseException, Backoff], BaseException | None] | None = None,
-               sleep: t.Callable[[float], None] = time.sleep,
-               clock: t.Callable[[], float] | None = None,
-               rng: t.Callable[[], float] = random.random,
-               deadline: Deadline | None = None) -> t.Any:
+def retry_call(
+    operation: t.Callable[[], t.Any],
+    policy: RetryPolicy,
+    is_retryable: t.Callable[[BaseException], bool],
+    minimum_delay: t.Callable[[BaseException], float | None] | None = None,
+    on_retry: t.Callable[[BaseException, int, float], None] | None = None,
+    on_give_up: t.Callable[[BaseException, Backoff], BaseException | None] | None = None,
+    sleep: t.Callable[[float], None] = time.sleep,
+    clock: t.Callable[[], float] | None = None,
+    rng: t.Callable[[], float] = random.random,
+    deadline: Deadline | None = None,
+) -> t.Any:
     """Call ``operation()`` until it succeeds, retrying only what ``is_retryable`` accepts.
 
     A non-retryable exception propagates at once. When the budget is spent (attempts, the

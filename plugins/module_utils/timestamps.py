@@ -12,5 +12,5 @@ import datetime
 def utc_timestamp(moment=None, timespec="milliseconds"):
     """moment (default: now) in UTC as ISO 8601 ending in Z, e.g. 2026-11-26T12:18:11.402Z
     (timespec as datetime.isoformat's: "seconds" drops the fraction)."""
-    moment = moment or datetime.datetime.now(datetime.timezone.utc)
-    return moment.astimezone(datetime.timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
+    moment = moment or datetime.datetime.now(datetime.UTC)
+    return moment.astimezone(datetime.UTC).isoformat(timespec=timespec).replace("+00:00", "Z")

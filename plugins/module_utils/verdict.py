@@ -36,9 +36,10 @@ Turning module options into checks and a policy is :mod:`gate_config`'s job.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any
 
 from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import (
@@ -80,16 +81,16 @@ class GateCheck:
 
     name: str
     query: str
-    min: Optional[float] = None
-    max: Optional[float] = None
-    requests_query: Optional[str] = None
-    min_requests: Optional[float] = None
+    min: float | None = None
+    max: float | None = None
+    requests_query: str | None = None
+    min_requests: float | None = None
 
     @property
     def needs_evidence(self) -> bool:
         return self.min_requests is not None and self.requests_query is not None
 
-    def breach_of(self, value: float) -> Optional[str]:
+    def breach_of(self, value: float) -> str | None:
         """Describe how ``value`` breaks the bounds, or None when it is inside them."""
         if self.min is not None and value < self.min:
             return "%s is below min %s" % (format_number(value), format_number(self.min))
@@ -115,7 +116,7 @@ class Sample:
     """One round's answers for one check: its value and, when it needs evidence, the request count."""
 
     outcome: QueryResult
-    requests: Optional[QueryResult] = None
+    requests: QueryResult | None = None
     at: float = 0.0
     in_warmup: bool = False
 
@@ -130,7 +131,7 @@ class Sample:
         return "request count: %s" % self.requests.message
 
     @property
-    def request_count(self) -> Optional[float]:
+    def request_count(self) -> float | None:
         if self.requests is None:
             return None
         return self.requests.value if self.requests.kind == VALUE else 0.0
@@ -141,9 +142,9 @@ class CheckProgress:
     """What one check has seen so far; becomes the check's entry in the result."""
 
     check: GateCheck
-    values: List[Optional[float]] = field(default_factory=list)
-    requests: List[Optional[float]] = field(default_factory=list)
-    times: List[float] = field(default_factory=list)
+    values: list[float | None] = field(default_factory=list)
+    requests: list[float | None] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
     accepted: int = 0
     breaches: int = 0
     short_of_evidence: int = 0
@@ -186,7 +187,11 @@ class CheckProgress:
         breach = self.check.breach_of(value)
         if breach:
             self.breaches += 1
-            self.message = "%s (%d breaching sample(s), failure_limit %d)" % (breach, self.breaches, policy.failure_limit)
+            self.message = "%s (%d breaching sample(s), failure_limit %d)" % (
+                breach,
+                self.breaches,
+                policy.failure_limit,
+            )
             return
         if self.check.needs_evidence and sample.request_count < self.check.min_requests:
             shortfall = "not enough evidence: %s request(s) behind %s, at least %s needed (min_requests)" % (
@@ -256,7 +261,7 @@ class CheckProgress:
                 message,
             )
 
-    def as_result(self) -> Dict[str, Any]:
+    def as_result(self) -> dict[str, Any]:
         result = {
             "name": self.check.name,
             "query": self.check.query,
@@ -280,7 +285,7 @@ class CheckProgress:
 @dataclass
 class GateResult:
     verdict: str
-    checks: List[Dict[str, Any]]
+    checks: list[dict[str, Any]]
     elapsed: float
     reason: str
     rounds: int
@@ -289,7 +294,7 @@ class GateResult:
     def passed(self) -> bool:
         return self.verdict == VERDICT_PASS
 
-    def as_dict(self) -> Dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
             "passed": self.passed,
@@ -306,7 +311,7 @@ def run_gate(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     wall_clock: Callable[[], float] = time.time,
-    on_round: Optional[Callable[[int, Sequence[CheckProgress]], None]] = None,
+    on_round: Callable[[int, Sequence[CheckProgress]], None] | None = None,
 ) -> GateResult:
     """Sample ``checks`` with ``query`` under ``policy`` and return the verdict.
 
@@ -345,8 +350,14 @@ def run_gate(
     )
 
 
-def _sample_round(executor: ThreadPoolExecutor, query, progress: Sequence[CheckProgress], policy: GatePolicy,
-                  sampled_at: float, in_warmup: bool) -> None:
+def _sample_round(
+    executor: ThreadPoolExecutor,
+    query,
+    progress: Sequence[CheckProgress],
+    policy: GatePolicy,
+    sampled_at: float,
+    in_warmup: bool,
+) -> None:
     """Query every check still sampling (and its request count), all at once, and record the answers."""
     due = [check_progress for check_progress in progress if check_progress.sampling]
     futures = []

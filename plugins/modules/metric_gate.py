@@ -363,6 +363,11 @@ checks:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import (
+    NO_DATA_POLICIES,
+    build_checks,
+    build_policy,
+)
 from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import PrometheusClient, PrometheusConfigError
 from ansible_collections.ceres.rollout.plugins.module_utils.prometheus_args import (
     PROMETHEUS_CONNECTION_ARGSPEC,
@@ -370,11 +375,6 @@ from ansible_collections.ceres.rollout.plugins.module_utils.prometheus_args impo
     PROMETHEUS_CONNECTION_REQUIRED_TOGETHER,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.promql_templates import TEMPLATE_NAMES
-from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import (
-    NO_DATA_POLICIES,
-    build_checks,
-    build_policy,
-)
 from ansible_collections.ceres.rollout.plugins.module_utils.verdict import GateConfigError, run_gate
 
 
@@ -433,7 +433,11 @@ def main():
 
     gate_result = run_gate(checks, policy, client.query).as_dict()
     if params["fail_on_breach"] and not gate_result["passed"]:
-        module.fail_json(msg="metric gate verdict %s: %s" % (gate_result["verdict"], gate_result["reason"]), changed=False, **gate_result)
+        module.fail_json(
+            msg="metric gate verdict %s: %s" % (gate_result["verdict"], gate_result["reason"]),
+            changed=False,
+            **gate_result,
+        )
     module.exit_json(changed=False, **gate_result)
 
 

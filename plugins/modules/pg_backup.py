@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-
 DOCUMENTATION = r"""
 module: pg_backup
 short_description: Take a verified logical backup of a PostgreSQL database
@@ -388,8 +387,12 @@ def argument_spec():
         compress=dict(type="str"),
         verify=dict(type="str", choices=list(VERIFY_MODES), default="list"),
         force=dict(type="bool", default=False),
-        pod=dict(type="dict", options=POD_SOURCE_ARGUMENT_SPEC, mutually_exclusive=[("deployment", "pod")],
-                 required_one_of=[("deployment", "pod")]),
+        pod=dict(
+            type="dict",
+            options=POD_SOURCE_ARGUMENT_SPEC,
+            mutually_exclusive=[("deployment", "pod")],
+            required_one_of=[("deployment", "pod")],
+        ),
     )
     spec.update(LOGIN_ARGUMENT_SPEC)
     spec.update(K8S_CONNECTION_ARG_SPEC)
@@ -426,8 +429,11 @@ def main():
             if pod is None:
                 result = check_mode_backup_result(request) if module.check_mode else run_backup(request).module_result()
             else:
-                result = (check_mode_pod_backup_result(request) if module.check_mode
-                          else run_pod_backup(request).module_result())
+                result = (
+                    check_mode_pod_backup_result(request)
+                    if module.check_mode
+                    else run_pod_backup(request).module_result()
+                )
     except PostgresBackupError as error:
         module.fail_json(msg=redact(str(error), secrets))
     module.exit_json(**result)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-
 DOCUMENTATION = r"""
 module: pg_restore
 short_description: Restore a backup taken by ceres.rollout.pg_backup, after checking it

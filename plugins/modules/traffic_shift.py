@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-
 DOCUMENTATION = r"""
 module: traffic_shift
 short_description: Set the canary share of one HTTP route of an Istio VirtualService
@@ -241,24 +240,23 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     auth_options,
 )
 
-
 DESTINATION_OPTIONS = {
-    'host': {'type': 'str', 'required': True},
-    'subset': {'type': 'str'},
-    'port': {'type': 'int'},
+    "host": {"type": "str", "required": True},
+    "subset": {"type": "str"},
+    "port": {"type": "int"},
 }
 
 
 def argument_spec() -> dict:
     spec = {
-        'namespace': {'type': 'str', 'required': True},
-        'name': {'type': 'str', 'required': True},
-        'route': {'type': 'str'},
-        'stable': {'type': 'dict', 'required': True, 'options': DESTINATION_OPTIONS},
-        'canary': {'type': 'dict', 'required': True, 'options': DESTINATION_OPTIONS},
-        'weight': {'type': 'int', 'required': True},
-        'api_version': {'type': 'str'},
-        'max_conflict_retries': {'type': 'int', 'default': 5},
+        "namespace": {"type": "str", "required": True},
+        "name": {"type": "str", "required": True},
+        "route": {"type": "str"},
+        "stable": {"type": "dict", "required": True, "options": DESTINATION_OPTIONS},
+        "canary": {"type": "dict", "required": True, "options": DESTINATION_OPTIONS},
+        "weight": {"type": "int", "required": True},
+        "api_version": {"type": "str"},
+        "max_conflict_retries": {"type": "int", "default": 5},
     }
     spec.update(K8S_CONNECTION_ARG_SPEC)
     return spec
@@ -267,38 +265,38 @@ def argument_spec() -> dict:
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib('kubernetes'), exception=KUBERNETES_IMPORT_TRACEBACK)
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_TRACEBACK)
 
     params = module.params
     try:
         request = TrafficShiftRequest(
-            namespace=params['namespace'],
-            name=params['name'],
-            route=params['route'],
-            stable=Destination.from_option('stable', params['stable']),
-            canary=Destination.from_option('canary', params['canary']),
-            weight=params['weight'],
-            api_version=params['api_version'],
-            max_conflict_retries=params['max_conflict_retries'],
+            namespace=params["namespace"],
+            name=params["name"],
+            route=params["route"],
+            stable=Destination.from_option("stable", params["stable"]),
+            canary=Destination.from_option("canary", params["canary"]),
+            weight=params["weight"],
+            api_version=params["api_version"],
+            max_conflict_retries=params["max_conflict_retries"],
         )
         validate_request(request)
         client = K8sClient.from_auth(auth_options(params))
         result = shift_traffic(client, request, check_mode=module.check_mode)
     except CeresError as error:  # TrafficShiftError, K8sError
         # A failure after the write landed (the read-back) still changed the VirtualService.
-        module.fail_json(msg=str(error), changed=getattr(error, 'written', False))
+        module.fail_json(msg=str(error), changed=getattr(error, "written", False))
 
     output = {
-        'changed': result.changed,
-        'previous_weight': result.previous_weight,
-        'weight': result.weight,
-        'api_version': result.api_version,
-        'virtual_service': without_managed_fields(result.after),
+        "changed": result.changed,
+        "previous_weight": result.previous_weight,
+        "weight": result.weight,
+        "api_version": result.api_version,
+        "virtual_service": without_managed_fields(result.after),
     }
     if module._diff:
-        output['diff'] = diff_objects(result.before, result.after)
+        output["diff"] = diff_objects(result.before, result.after)
     module.exit_json(**output)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

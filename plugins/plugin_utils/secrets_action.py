@@ -27,7 +27,7 @@ class SecretsTransferAction(ActionBase):
 
     TRANSFERS_FILES = False
     _requires_connection = False
-    MODULE_NAME = ''
+    MODULE_NAME = ""
 
     def argument_spec(self):
         """Return (argument_spec, mutually_exclusive) of the module."""
@@ -47,21 +47,28 @@ class SecretsTransferAction(ActionBase):
         request = self.build_request(args)
         redactor = ValueRedactor()
         try:
-            codec = VaultCodec.from_options(args['vault_password'], args['vault_password_file'], args['vault_id'],
-                                            self._loader)
+            codec = VaultCodec.from_options(
+                args["vault_password"], args["vault_password_file"], args["vault_id"], self._loader
+            )
             client = K8sClient.from_auth(auth_options(args))
             try:
-                outcome = self.transfer(client, codec, request, check_mode=bool(self._task.check_mode),
-                                        diff=bool(self._task.diff), redactor=redactor)
+                outcome = self.transfer(
+                    client,
+                    codec,
+                    request,
+                    check_mode=bool(self._task.check_mode),
+                    diff=bool(self._task.diff),
+                    redactor=redactor,
+                )
             finally:
                 client.close()
         except RestoreIncomplete as error:
             # Part of the work was done: report it (changed, created, replaced...) and fail.
             result.update(error.result)
-            result.update(failed=True, msg=redactor.redact('%s: %s' % (self.MODULE_NAME, error)))
+            result.update(failed=True, msg=redactor.redact("%s: %s" % (self.MODULE_NAME, error)))
             return result
         except (K8sError, SecretsBundleError, AnsibleError, OSError) as error:
-            result.update(failed=True, changed=False, msg=redactor.redact('%s: %s' % (self.MODULE_NAME, error)))
+            result.update(failed=True, changed=False, msg=redactor.redact("%s: %s" % (self.MODULE_NAME, error)))
             return result
         result.update(outcome)
         return result

@@ -85,7 +85,7 @@ def missing_namespaces(client: K8sClient, namespaces: t.Iterable[str]) -> list[s
     missing = []
     for namespace in namespaces:
         try:
-            client.get(api_path('v1', 'namespaces', name=namespace))
+            client.get(api_path("v1", "namespaces", name=namespace))
         except NotFound:
             missing.append(namespace)
         except Forbidden:
@@ -93,31 +93,37 @@ def missing_namespaces(client: K8sClient, namespaces: t.Iterable[str]) -> list[s
     return missing
 
 
-def list_namespace_secrets(client: K8sClient, namespace: str, label_selector: str | None = None,
-                           page_size: int | None = None) -> list[dict[str, t.Any]]:
+def list_namespace_secrets(
+    client: K8sClient, namespace: str, label_selector: str | None = None, page_size: int | None = None
+) -> list[dict[str, t.Any]]:
     """Every Secret of a namespace (following ``continue`` tokens), with apiVersion and kind set."""
     page_size = page_size or LIST_PAGE_SIZE
     secrets: list[dict[str, t.Any]] = []
     continue_token = None
     while True:
-        page = client.get(api_path('v1', 'secrets', namespace),
-                          query={'limit': page_size, 'continue': continue_token,
-                                 'labelSelector': label_selector or None}) or {}
-        for item in page.get('items') or []:
-            item.setdefault('apiVersion', 'v1')
-            item.setdefault('kind', 'Secret')
+        page = (
+            client.get(
+                api_path("v1", "secrets", namespace),
+                query={"limit": page_size, "continue": continue_token, "labelSelector": label_selector or None},
+            )
+            or {}
+        )
+        for item in page.get("items") or []:
+            item.setdefault("apiVersion", "v1")
+            item.setdefault("kind", "Secret")
             secrets.append(item)
-        continue_token = (page.get('metadata') or {}).get('continue')
+        continue_token = (page.get("metadata") or {}).get("continue")
         if not continue_token:
             return secrets
 
 
 def skipped_entry(secret: t.Mapping[str, t.Any], reason: str) -> dict[str, str]:
-    metadata = secret.get('metadata') or {}
-    return {'namespace': metadata.get('namespace'), 'name': metadata.get('name'), 'reason': reason}
+    metadata = secret.get("metadata") or {}
+    return {"namespace": metadata.get("namespace"), "name": metadata.get("name"), "reason": reason}
 
 
 # --------------------------------------------------------------------------- export
+
 
 @dataclass(frozen=True)
 class ExportRequest:
@@ -142,26 +148,32 @@ def read_existing_export(dest: str, codec: VaultCodec, force: bool) -> ExistingE
     if not os.path.lexists(dest):
         return ExistingExport(exists=False)
     mode = stat.S_IMODE(os.stat(dest).st_mode)
-    with open(dest, 'rb') as handle:
+    with open(dest, "rb") as handle:
         vaulttext = handle.read()
     try:
-        secrets = parse_bundle(codec.decrypt(vaulttext, 'dest %s' % dest))
+        secrets = parse_bundle(codec.decrypt(vaulttext, "dest %s" % dest))
     except SecretsBundleError as error:
         if force:
             return ExistingExport(exists=True, secrets=None, mode=mode)
-        raise SecretsBundleError('%s; it was left untouched (force=true replaces it)' % error) from None
+        raise SecretsBundleError("%s; it was left untouched (force=true replaces it)" % error) from None
     return ExistingExport(exists=True, secrets=secrets, mode=mode)
 
 
-def export_secrets(client: K8sClient, codec: VaultCodec, request: ExportRequest, check_mode: bool = False,
-                   diff: bool = False, redactor: ValueRedactor | None = None) -> dict[str, t.Any]:
+def export_secrets(
+    client: K8sClient,
+    codec: VaultCodec,
+    request: ExportRequest,
+    check_mode: bool = False,
+    diff: bool = False,
+    redactor: ValueRedactor | None = None,
+) -> dict[str, t.Any]:
     """Export the Secrets of ``request.namespaces`` to ``request.dest``; the module result."""
     redactor = redactor if redactor is not None else ValueRedactor()
     namespaces = unique(request.namespaces)
     check_destination_directory(request.dest)
     absent = missing_namespaces(client, namespaces)
     if absent:
-        raise SecretsBundleError('namespace%s not found: %s' % ('s' if len(absent) > 1 else '', ', '.join(absent)))
+        raise SecretsBundleError("namespace%s not found: %s" % ("s" if len(absent) > 1 else "", ", ".join(absent)))
 
     exported, skipped = [], []
     for namespace in namespaces:
@@ -175,7 +187,7 @@ def export_secrets(client: K8sClient, codec: VaultCodec, request: ExportRequest,
                 exported.append(secret)
 
     bundle = build_bundle(exported)
-    secrets = bundle['items']
+    secrets = bundle["items"]
     existing = read_existing_export(request.dest, codec, request.force)
     if existing.secrets is not None:
         redactor.learn(existing.secrets)
@@ -189,38 +201,41 @@ def export_secrets(client: K8sClient, codec: VaultCodec, request: ExportRequest,
             os.chmod(request.dest, EXPORT_FILE_MODE)
 
     result: dict[str, t.Any] = {
-        'changed': content_changed or mode_changed,
-        'dest': request.dest,
-        'count': len(secrets),
-        'namespaces': {
+        "changed": content_changed or mode_changed,
+        "dest": request.dest,
+        "count": len(secrets),
+        "namespaces": {
             namespace: {
-                'count': sum(1 for secret in secrets if secret['metadata']['namespace'] == namespace),
-                'names': [secret['metadata']['name'] for secret in secrets
-                          if secret['metadata']['namespace'] == namespace],
+                "count": sum(1 for secret in secrets if secret["metadata"]["namespace"] == namespace),
+                "names": [
+                    secret["metadata"]["name"] for secret in secrets if secret["metadata"]["namespace"] == namespace
+                ],
             }
             for namespace in namespaces
         },
-        'skipped_secrets': skipped,
+        "skipped_secrets": skipped,
     }
     if os.path.exists(request.dest) and not (check_mode and content_changed):
-        result['sha256'] = file_sha256(request.dest)
+        result["sha256"] = file_sha256(request.dest)
     if diff and content_changed:
         before_by_ref = {secret_ref(secret): secret for secret in existing.secrets or []}
-        changed_keys = {secret_ref(secret): changed_data_keys(before_by_ref.get(secret_ref(secret)), secret)
-                        for secret in secrets}
-        result['diff'] = {
-            'before_header': '%s (Secrets and keys, decrypted)' % request.dest,
-            'after_header': '%s (Secrets and keys, decrypted)' % request.dest,
-            'before': bundle_outline(existing.secrets or []) if existing.secrets is not None else (
-                '(not readable with this vault password)\n' if existing.exists else ''),
-            'after': bundle_outline(secrets, changed_keys),
+        changed_keys = {
+            secret_ref(secret): changed_data_keys(before_by_ref.get(secret_ref(secret)), secret) for secret in secrets
+        }
+        result["diff"] = {
+            "before_header": "%s (Secrets and keys, decrypted)" % request.dest,
+            "after_header": "%s (Secrets and keys, decrypted)" % request.dest,
+            "before": bundle_outline(existing.secrets or [])
+            if existing.secrets is not None
+            else ("(not readable with this vault password)\n" if existing.exists else ""),
+            "after": bundle_outline(secrets, changed_keys),
         }
     return result
 
 
 # --------------------------------------------------------------------------- restore
 
-CREATE, REPLACE, UNCHANGED, SKIP = 'create', 'replace', 'unchanged', 'skip'
+CREATE, REPLACE, UNCHANGED, SKIP = "create", "replace", "unchanged", "skip"
 
 
 @dataclass
@@ -231,7 +246,7 @@ class RestoreStep:
     desired: dict[str, t.Any]
     live: dict[str, t.Any] | None = None
     body: dict[str, t.Any] | None = None
-    reason: str = ''
+    reason: str = ""
     changed_keys: list[str] = field(default_factory=list)
 
     @property
@@ -241,7 +256,7 @@ class RestoreStep:
 
 def _data_differences(desired: t.Mapping[str, t.Any], live: t.Mapping[str, t.Any]) -> list[str]:
     """Key names whose presence or value differs between two Secrets."""
-    desired_data, live_data = desired.get('data') or {}, live.get('data') or {}
+    desired_data, live_data = desired.get("data") or {}, live.get("data") or {}
     return sorted(key for key in set(desired_data) | set(live_data) if desired_data.get(key) != live_data.get(key))
 
 
@@ -259,51 +274,74 @@ def plan_secret_restore(desired: dict[str, t.Any], live: dict[str, t.Any] | None
     never changes, and an immutable Secret's data and immutability do not either. Those are
     skipped with the reason.
     """
-    if desired.get('type') == SERVICE_ACCOUNT_TOKEN_TYPE:
-        return RestoreStep(SKIP, desired, live, reason='service-account token: the token controller issues these')
+    if desired.get("type") == SERVICE_ACCOUNT_TOKEN_TYPE:
+        return RestoreStep(SKIP, desired, live, reason="service-account token: the token controller issues these")
     if live is None:
         return RestoreStep(CREATE, desired, body=copy.deepcopy(desired))
 
-    live_metadata = live.get('metadata') or {}
-    desired_metadata = desired['metadata']
+    live_metadata = live.get("metadata") or {}
+    desired_metadata = desired["metadata"]
     data_differences = _data_differences(desired, live)
-    live_immutable = bool(live.get('immutable'))
-    type_differs = (live.get('type') or 'Opaque') != desired.get('type')
-    immutability_differs = bool(desired.get('immutable')) != live_immutable
-    labels_differ = _missing_entries(desired_metadata.get('labels') or {}, live_metadata.get('labels') or {})
-    annotations_differ = _missing_entries(desired_metadata.get('annotations') or {},
-                                          live_metadata.get('annotations') or {})
+    live_immutable = bool(live.get("immutable"))
+    type_differs = (live.get("type") or "Opaque") != desired.get("type")
+    immutability_differs = bool(desired.get("immutable")) != live_immutable
+    labels_differ = _missing_entries(desired_metadata.get("labels") or {}, live_metadata.get("labels") or {})
+    annotations_differ = _missing_entries(
+        desired_metadata.get("annotations") or {}, live_metadata.get("annotations") or {}
+    )
     changed_keys = changed_data_keys(live, desired)
 
     if not (data_differences or type_differs or immutability_differs or labels_differ or annotations_differ):
         return RestoreStep(UNCHANGED, desired, live)
     if type_differs:
-        return RestoreStep(SKIP, desired, live, changed_keys=changed_keys, reason=(
-            'its type is %s in the cluster and %s in the backup, and the type of a Secret cannot change; '
-            'delete it first to restore the backup\'s' % (live.get('type') or 'Opaque', desired.get('type'))))
+        return RestoreStep(
+            SKIP,
+            desired,
+            live,
+            changed_keys=changed_keys,
+            reason=(
+                "its type is %s in the cluster and %s in the backup, and the type of a Secret cannot change; "
+                "delete it first to restore the backup's" % (live.get("type") or "Opaque", desired.get("type"))
+            ),
+        )
     if live_immutable and data_differences:
-        return RestoreStep(SKIP, desired, live, changed_keys=changed_keys, reason=(
-            'immutable in the cluster and its data differ from the backup (keys: %s); '
-            'delete it first to restore the backup\'s version' % ', '.join(data_differences)))
-    if live_immutable and not desired.get('immutable'):
-        return RestoreStep(SKIP, desired, live, reason=(
-            'immutable in the cluster but mutable in the backup, and immutability cannot be undone; '
-            'delete it first to restore the backup\'s version'))
+        return RestoreStep(
+            SKIP,
+            desired,
+            live,
+            changed_keys=changed_keys,
+            reason=(
+                "immutable in the cluster and its data differ from the backup (keys: %s); "
+                "delete it first to restore the backup's version" % ", ".join(data_differences)
+            ),
+        )
+    if live_immutable and not desired.get("immutable"):
+        return RestoreStep(
+            SKIP,
+            desired,
+            live,
+            reason=(
+                "immutable in the cluster but mutable in the backup, and immutability cannot be undone; "
+                "delete it first to restore the backup's version"
+            ),
+        )
 
     body = copy.deepcopy(live)
-    body.pop('status', None)
-    body_metadata = body.setdefault('metadata', {})
-    body_metadata.pop('managedFields', None)
-    body_metadata['labels'] = {**(live_metadata.get('labels') or {}), **(desired_metadata.get('labels') or {})}
-    body_metadata['annotations'] = {**(live_metadata.get('annotations') or {}),
-                                    **(desired_metadata.get('annotations') or {})}
-    for name in ('labels', 'annotations'):
+    body.pop("status", None)
+    body_metadata = body.setdefault("metadata", {})
+    body_metadata.pop("managedFields", None)
+    body_metadata["labels"] = {**(live_metadata.get("labels") or {}), **(desired_metadata.get("labels") or {})}
+    body_metadata["annotations"] = {
+        **(live_metadata.get("annotations") or {}),
+        **(desired_metadata.get("annotations") or {}),
+    }
+    for name in ("labels", "annotations"):
         if not body_metadata[name]:
             del body_metadata[name]
-    body['data'] = copy.deepcopy(desired.get('data') or {})
-    body.pop('stringData', None)
-    if desired.get('immutable'):
-        body['immutable'] = True
+    body["data"] = copy.deepcopy(desired.get("data") or {})
+    body.pop("stringData", None)
+    if desired.get("immutable"):
+        body["immutable"] = True
     return RestoreStep(REPLACE, desired, live, body=body, changed_keys=changed_keys)
 
 
@@ -315,33 +353,33 @@ class RestoreRequest:
 
 def read_bundle(src: str, codec: VaultCodec) -> list[dict[str, t.Any]]:
     if not os.path.isfile(src):
-        raise SecretsBundleError('src %s does not exist or is not a file' % src)
-    with open(src, 'rb') as handle:
+        raise SecretsBundleError("src %s does not exist or is not a file" % src)
+    with open(src, "rb") as handle:
         vaulttext = handle.read()
-    return parse_bundle(codec.decrypt(vaulttext, 'src %s' % src))
+    return parse_bundle(codec.decrypt(vaulttext, "src %s" % src))
 
 
 def _read_live_secret(client: K8sClient, namespace: str, name: str) -> dict[str, t.Any] | None:
     try:
-        return client.get(api_path('v1', 'secrets', namespace, name))
+        return client.get(api_path("v1", "secrets", namespace, name))
     except NotFound:
         return None
 
 
 def _apply_step(client: K8sClient, step: RestoreStep) -> None:
-    metadata = step.desired['metadata']
+    metadata = step.desired["metadata"]
     if step.action == CREATE:
-        client.post(api_path('v1', 'secrets', metadata['namespace']), step.body)
+        client.post(api_path("v1", "secrets", metadata["namespace"]), step.body)
     elif step.action == REPLACE:
-        client.put(api_path('v1', 'secrets', metadata['namespace'], metadata['name']), step.body)
+        client.put(api_path("v1", "secrets", metadata["namespace"], metadata["name"]), step.body)
 
 
 class SecretRestoreError(CeresError):
     """One Secret could not be restored. ``action`` is the write that failed (``create`` or
     ``replace``), or ``read`` when reading the live Secret failed; ``error`` the API error."""
 
-    def __init__(self, desired: dict[str, t.Any], action: str, error: K8sError, note: str = '') -> None:
-        super().__init__('%s: %s%s' % (secret_ref(desired), error, note))
+    def __init__(self, desired: dict[str, t.Any], action: str, error: K8sError, note: str = "") -> None:
+        super().__init__("%s: %s%s" % (secret_ref(desired), error, note))
         self.desired = desired
         self.action = action
         self.error = error
@@ -373,21 +411,25 @@ class RestoreIncomplete(SecretsBundleError):
         self.result = result
 
 
-def restore_one_secret(client: K8sClient, desired: dict[str, t.Any], check_mode: bool,
-                       redactor: ValueRedactor | None = None,
-                       sleep: t.Callable[[float], None] = time.sleep) -> RestoreStep:
+def restore_one_secret(
+    client: K8sClient,
+    desired: dict[str, t.Any],
+    check_mode: bool,
+    redactor: ValueRedactor | None = None,
+    sleep: t.Callable[[float], None] = time.sleep,
+) -> RestoreStep:
     """Plan and (unless check mode) apply one Secret, re-reading it after a conflict (at most
     ``MAX_CONFLICT_RETRIES`` times, within the client's deadline).
 
     Raises :class:`SecretRestoreError` when the API server refuses to read or write it."""
-    metadata = desired['metadata']
+    metadata = desired["metadata"]
     planned: list[RestoreStep] = []
 
     def read_plan_apply() -> RestoreStep:
         try:
-            live = _read_live_secret(client, metadata['namespace'], metadata['name'])
+            live = _read_live_secret(client, metadata["namespace"], metadata["name"])
         except K8sError as error:
-            raise SecretRestoreError(desired, 'read', error) from error
+            raise SecretRestoreError(desired, "read", error) from error
         if live is not None and redactor is not None:
             redactor.learn([live])
         step = plan_secret_restore(desired, live)
@@ -398,52 +440,76 @@ def restore_one_secret(client: K8sClient, desired: dict[str, t.Any], check_mode:
 
     def kept_changing(error: BaseException, backoff: t.Any) -> SecretRestoreError:
         if backoff.stopped_by == STOPPED_BY_ATTEMPTS:
-            why = 'gave up after %d retries' % MAX_CONFLICT_RETRIES
+            why = "gave up after %d retries" % MAX_CONFLICT_RETRIES
         else:
             why = backoff.give_up_note()
-        return SecretRestoreError(desired, planned[-1].action, error, note=(
-            ' (%s: it kept changing between our read and our write)' % why))
+        return SecretRestoreError(
+            desired, planned[-1].action, error, note=(" (%s: it kept changing between our read and our write)" % why)
+        )
 
     try:
-        return retry_call(read_plan_apply, CONFLICT_RETRY_POLICY, lambda error: isinstance(error, Conflict),
-                          on_give_up=kept_changing, sleep=sleep, deadline=deadline_of(client))
+        return retry_call(
+            read_plan_apply,
+            CONFLICT_RETRY_POLICY,
+            lambda error: isinstance(error, Conflict),
+            on_give_up=kept_changing,
+            sleep=sleep,
+            deadline=deadline_of(client),
+        )
     except K8sError as error:
         raise SecretRestoreError(desired, planned[-1].action, error) from error
 
 
 def _restore_diff(step: RestoreStep) -> dict[str, str]:
     return {
-        'before_header': 'Secret %s (cluster)' % step.ref,
-        'after_header': 'Secret %s (%s)' % (step.ref, 'created' if step.action == CREATE else 'replaced'),
-        'before': secret_outline(step.live),
-        'after': secret_outline(step.body, step.changed_keys),
+        "before_header": "Secret %s (cluster)" % step.ref,
+        "after_header": "Secret %s (%s)" % (step.ref, "created" if step.action == CREATE else "replaced"),
+        "before": secret_outline(step.live),
+        "after": secret_outline(step.body, step.changed_keys),
     }
 
 
 def _failure_entry(failure: SecretRestoreError, redactor: ValueRedactor) -> dict[str, t.Any]:
     reason = str(failure.error) + failure.note
     if failure.write_outcome_unknown:
-        reason += ' (no answer came back, so the write may have been applied; check the Secret)'
+        reason += " (no answer came back, so the write may have been applied; check the Secret)"
     entry = skipped_entry(failure.desired, redactor.redact(reason))
     entry.update(action=failure.action, status=failure.error.status)
     return entry
 
 
 def _incomplete_message(result: t.Mapping[str, t.Any], check_mode: bool) -> str:
-    failures, not_attempted = result['failures'], result['not_attempted']
-    parts = ['%d of %d Secrets could not be restored: %s' % (
-        len(failures) + len(not_attempted), result['count'],
-        '; '.join('%s/%s: %s' % (entry['namespace'], entry['name'], entry['reason']) for entry in failures))]
+    failures, not_attempted = result["failures"], result["not_attempted"]
+    parts = [
+        "%d of %d Secrets could not be restored: %s"
+        % (
+            len(failures) + len(not_attempted),
+            result["count"],
+            "; ".join("%s/%s: %s" % (entry["namespace"], entry["name"], entry["reason"]) for entry in failures),
+        )
+    ]
     if not_attempted:
-        parts.append('The restore stopped there; not attempted: %s' % ', '.join(not_attempted))
-    parts.append('%s: %s; %s: %s' % (
-        'Would be created' if check_mode else 'Created', ', '.join(result['created']) or 'none',
-        'would be replaced' if check_mode else 'replaced', ', '.join(result['replaced']) or 'none'))
-    return '. '.join(parts)
+        parts.append("The restore stopped there; not attempted: %s" % ", ".join(not_attempted))
+    parts.append(
+        "%s: %s; %s: %s"
+        % (
+            "Would be created" if check_mode else "Created",
+            ", ".join(result["created"]) or "none",
+            "would be replaced" if check_mode else "replaced",
+            ", ".join(result["replaced"]) or "none",
+        )
+    )
+    return ". ".join(parts)
 
 
-def restore_secrets(client: K8sClient, codec: VaultCodec, request: RestoreRequest, check_mode: bool = False,
-                    diff: bool = False, redactor: ValueRedactor | None = None) -> dict[str, t.Any]:
+def restore_secrets(
+    client: K8sClient,
+    codec: VaultCodec,
+    request: RestoreRequest,
+    check_mode: bool = False,
+    diff: bool = False,
+    redactor: ValueRedactor | None = None,
+) -> dict[str, t.Any]:
     """Apply the Secrets of the bundle ``request.src``; the module result.
 
     A Secret the API server refuses does not stop the others; once all were tried,
@@ -457,17 +523,18 @@ def restore_secrets(client: K8sClient, codec: VaultCodec, request: RestoreReques
     warnings = []
     if request.namespaces is not None:
         wanted = unique(request.namespaces)
-        in_bundle = {secret['metadata']['namespace'] for secret in secrets}
+        in_bundle = {secret["metadata"]["namespace"] for secret in secrets}
         for namespace in wanted:
             if namespace not in in_bundle:
-                warnings.append('the bundle %s holds no Secret of namespace %s' % (request.src, namespace))
-        secrets = [secret for secret in secrets if secret['metadata']['namespace'] in wanted]
-    namespaces = unique(secret['metadata']['namespace'] for secret in secrets)
+                warnings.append("the bundle %s holds no Secret of namespace %s" % (request.src, namespace))
+        secrets = [secret for secret in secrets if secret["metadata"]["namespace"] in wanted]
+    namespaces = unique(secret["metadata"]["namespace"] for secret in secrets)
     absent = missing_namespaces(client, namespaces)
     if absent:
-        raise SecretsBundleError('namespace%s not found: %s; create %s before restoring its Secrets (nothing was changed)'
-                                 % ('s' if len(absent) > 1 else '', ', '.join(absent),
-                                    'them' if len(absent) > 1 else 'it'))
+        raise SecretsBundleError(
+            "namespace%s not found: %s; create %s before restoring its Secrets (nothing was changed)"
+            % ("s" if len(absent) > 1 else "", ", ".join(absent), "them" if len(absent) > 1 else "it")
+        )
 
     steps: list[RestoreStep] = []
     failures: list[SecretRestoreError] = []
@@ -478,35 +545,44 @@ def restore_secrets(client: K8sClient, codec: VaultCodec, request: RestoreReques
         except SecretRestoreError as failure:
             failures.append(failure)
             if failure.stops_the_restore:
-                not_attempted = [secret_ref(rest) for rest in secrets[index + 1:]]
+                not_attempted = [secret_ref(rest) for rest in secrets[index + 1 :]]
                 break
 
     def refs(action: str) -> list[str]:
         return [step.ref for step in steps if step.action == action]
 
     result: dict[str, t.Any] = {
-        'changed': (any(step.action in (CREATE, REPLACE) for step in steps)
-                    or any(failure.write_outcome_unknown for failure in failures)),
-        'src': request.src,
-        'count': len(secrets),
-        'created': refs(CREATE),
-        'replaced': refs(REPLACE),
-        'unchanged': refs(UNCHANGED),
-        'skipped_secrets': [skipped_entry(step.desired, step.reason) for step in steps if step.action == SKIP],
-        'failures': [_failure_entry(failure, redactor) for failure in failures],
-        'not_attempted': not_attempted,
-        'namespaces': {
-            namespace: {action_name: sum(1 for step in steps if step.action == action
-                                         and step.desired['metadata']['namespace'] == namespace)
-                        for action_name, action in (('created', CREATE), ('replaced', REPLACE),
-                                                    ('unchanged', UNCHANGED), ('skipped', SKIP))}
+        "changed": (
+            any(step.action in (CREATE, REPLACE) for step in steps)
+            or any(failure.write_outcome_unknown for failure in failures)
+        ),
+        "src": request.src,
+        "count": len(secrets),
+        "created": refs(CREATE),
+        "replaced": refs(REPLACE),
+        "unchanged": refs(UNCHANGED),
+        "skipped_secrets": [skipped_entry(step.desired, step.reason) for step in steps if step.action == SKIP],
+        "failures": [_failure_entry(failure, redactor) for failure in failures],
+        "not_attempted": not_attempted,
+        "namespaces": {
+            namespace: {
+                action_name: sum(
+                    1 for step in steps if step.action == action and step.desired["metadata"]["namespace"] == namespace
+                )
+                for action_name, action in (
+                    ("created", CREATE),
+                    ("replaced", REPLACE),
+                    ("unchanged", UNCHANGED),
+                    ("skipped", SKIP),
+                )
+            }
             for namespace in namespaces
         },
     }
     if warnings:
-        result['warnings'] = warnings
+        result["warnings"] = warnings
     if diff:
-        result['diff'] = [_restore_diff(step) for step in steps if step.action in (CREATE, REPLACE)]
+        result["diff"] = [_restore_diff(step) for step in steps if step.action in (CREATE, REPLACE)]
     if failures:
         raise RestoreIncomplete(redactor.redact(_incomplete_message(result, check_mode)), result)
     return result

@@ -153,6 +153,20 @@ from .faults import (
     parse_rps,
     virtual_service_rps,
 )
+from .http_server import (
+    MetricsHandler,
+    SimulatorHTTPServer,
+    parse_listen,
+    start_http_server,
+)
+from .main import (
+    DEFAULT_TICK_SECONDS,
+    LOG,
+    configure_logging,
+    install_signal_handlers,
+    main,
+    parse_args,
+)
 from .metrics import (
     DURATION_BUCKETS_MS,
     DURATION_METRIC,
@@ -188,6 +202,17 @@ from .routing import (
     route_destinations,
     select_default_route,
 )
+from .traffic import (
+    LATENCY_SIGMA,
+    MAX_TICK_GAP_SECONDS,
+    NO_HEALTHY_UPSTREAM_LATENCY_MS,
+    FractionalCounter,
+    LatencySampler,
+    TrafficGenerator,
+    TrafficLoop,
+    WeightedSplitter,
+    expected_latency_quantile,
+)
 from .watch import (
     INITIAL_BACKOFF_SECONDS,
     ISTIO_GROUP,
@@ -204,31 +229,6 @@ from .watch import (
     iter_lines,
     short_error,
     watched_resources,
-)
-from .traffic import (
-    LATENCY_SIGMA,
-    MAX_TICK_GAP_SECONDS,
-    NO_HEALTHY_UPSTREAM_LATENCY_MS,
-    FractionalCounter,
-    LatencySampler,
-    TrafficGenerator,
-    TrafficLoop,
-    WeightedSplitter,
-    expected_latency_quantile,
-)
-from .http_server import (
-    MetricsHandler,
-    SimulatorHTTPServer,
-    parse_listen,
-    start_http_server,
-)
-from .main import (
-    DEFAULT_TICK_SECONDS,
-    LOG,
-    configure_logging,
-    install_signal_handlers,
-    main,
-    parse_args,
 )
 
 __all__ = [

@@ -11,7 +11,8 @@ hosts, selectors, pod template labels and DestinationRule subsets the way Istio 
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 CLUSTER_DOMAIN_SUFFIX = ".svc.cluster.local"
 
@@ -24,6 +25,7 @@ KINDS = (VIRTUAL_SERVICE, DESTINATION_RULE, DEPLOYMENT, SERVICE)
 
 # --- small helpers for loosely typed API objects ------------------------------------------
 
+
 def _mapping(value: Any) -> Mapping:
     return value if isinstance(value, Mapping) else {}
 
@@ -32,23 +34,24 @@ def _sequence(value: Any) -> Sequence:
     return value if isinstance(value, list) else []
 
 
-def _string_labels(value: Any) -> Dict[str, str]:
+def _string_labels(value: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in _mapping(value).items()}
 
 
-def object_key(obj: Mapping) -> Tuple[str, str]:
+def object_key(obj: Mapping) -> tuple[str, str]:
     """(namespace, name) of an API object."""
     metadata = _mapping(obj.get("metadata"))
     return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
 
 
-def annotations_of(obj: Mapping) -> Dict[str, str]:
+def annotations_of(obj: Mapping) -> dict[str, str]:
     return _string_labels(_mapping(obj.get("metadata")).get("annotations"))
 
 
 # --- the cluster as the simulator sees it -------------------------------------------------
 
-def _creation_order(obj: Mapping) -> Tuple[str, str, str]:
+
+def _creation_order(obj: Mapping) -> tuple[str, str, str]:
     metadata = _mapping(obj.get("metadata"))
     return str(metadata.get("creationTimestamp") or ""), *object_key(obj)
 
@@ -60,42 +63,43 @@ class ClusterSnapshot:
     ``Service``) to ``{(namespace, name): object}`` with objects as plain API dicts.
     """
 
-    def __init__(self, objects: Mapping[str, Mapping[Tuple[str, str], Mapping]]):
+    def __init__(self, objects: Mapping[str, Mapping[tuple[str, str], Mapping]]):
         self._objects = {kind: dict(objects.get(kind, {})) for kind in KINDS}
-        self._by_namespace: Dict[str, Dict[str, List[Mapping]]] = {kind: {} for kind in KINDS}
+        self._by_namespace: dict[str, dict[str, list[Mapping]]] = {kind: {} for kind in KINDS}
         for kind, by_key in self._objects.items():
             for key in sorted(by_key):
                 self._by_namespace[kind].setdefault(key[0], []).append(by_key[key])
 
     @classmethod
-    def from_objects(cls, objects: Iterable[Tuple[str, Mapping]]) -> "ClusterSnapshot":
+    def from_objects(cls, objects: Iterable[tuple[str, Mapping]]) -> ClusterSnapshot:
         """Build a snapshot from (kind, object) pairs; handy for tests and tools."""
-        grouped: Dict[str, Dict[Tuple[str, str], Mapping]] = {kind: {} for kind in KINDS}
+        grouped: dict[str, dict[tuple[str, str], Mapping]] = {kind: {} for kind in KINDS}
         for kind, obj in objects:
             grouped[kind][object_key(obj)] = obj
         return cls(grouped)
 
-    def virtual_services(self) -> List[Mapping]:
+    def virtual_services(self) -> list[Mapping]:
         by_key = self._objects[VIRTUAL_SERVICE]
         return [by_key[key] for key in sorted(by_key)]
 
-    def deployments(self) -> List[Mapping]:
+    def deployments(self) -> list[Mapping]:
         by_key = self._objects[DEPLOYMENT]
         return [by_key[key] for key in sorted(by_key)]
 
-    def service(self, namespace: str, name: str) -> Optional[Mapping]:
+    def service(self, namespace: str, name: str) -> Mapping | None:
         return self._objects[SERVICE].get((namespace, name))
 
-    def destination_rule_for(self, namespace: str, service_name: str) -> Optional[Mapping]:
+    def destination_rule_for(self, namespace: str, service_name: str) -> Mapping | None:
         """The DestinationRule of a service in its namespace (the oldest one if several)."""
         candidates = [
-            rule for rule in self._by_namespace[DESTINATION_RULE].get(namespace, [])
+            rule
+            for rule in self._by_namespace[DESTINATION_RULE].get(namespace, [])
             if service_for_host(str(_mapping(rule.get("spec")).get("host") or ""), namespace)
             == (namespace, service_name)
         ]
         return min(candidates, key=_creation_order) if candidates else None
 
-    def deployments_matching(self, namespace: str, *label_sets: Mapping[str, str]) -> List[Mapping]:
+    def deployments_matching(self, namespace: str, *label_sets: Mapping[str, str]) -> list[Mapping]:
         """Deployments of a namespace whose pod template labels include every given label set."""
         matching = []
         for deployment in self._by_namespace[DEPLOYMENT].get(namespace, []):
@@ -105,7 +109,7 @@ class ClusterSnapshot:
         return matching
 
 
-def service_for_host(host: str, namespace: str) -> Optional[Tuple[str, str]]:
+def service_for_host(host: str, namespace: str) -> tuple[str, str] | None:
     """(namespace, service name) of a destination host, the way Istio reads Kubernetes hosts.
 
     A short name (no dot) is relative to ``namespace``; ``<svc>.<ns>.svc.cluster.local`` is
@@ -117,7 +121,7 @@ def service_for_host(host: str, namespace: str) -> Optional[Tuple[str, str]]:
     if "." not in host:
         return namespace, host
     if host.endswith(CLUSTER_DOMAIN_SUFFIX):
-        parts = host[:-len(CLUSTER_DOMAIN_SUFFIX)].split(".")
+        parts = host[: -len(CLUSTER_DOMAIN_SUFFIX)].split(".")
         if len(parts) == 2 and all(parts):
             return parts[1], parts[0]
     return None
@@ -131,7 +135,7 @@ def labels_include(labels: Mapping[str, str], wanted: Mapping[str, str]) -> bool
     return all(labels.get(key) == value for key, value in wanted.items())
 
 
-def template_labels(deployment: Mapping) -> Dict[str, str]:
+def template_labels(deployment: Mapping) -> dict[str, str]:
     template = _mapping(_mapping(deployment.get("spec")).get("template"))
     return _string_labels(_mapping(template.get("metadata")).get("labels"))
 
@@ -148,7 +152,7 @@ def service_account(deployment: Mapping) -> str:
     return str(pod_spec.get("serviceAccountName") or pod_spec.get("serviceAccount") or "default")
 
 
-def subset_labels(destination_rule: Mapping, subset: str) -> Optional[Dict[str, str]]:
+def subset_labels(destination_rule: Mapping, subset: str) -> dict[str, str] | None:
     """The labels of a named subset of a DestinationRule, or None when it has no such subset."""
     for entry in _sequence(_mapping(destination_rule.get("spec")).get("subsets")):
         if isinstance(entry, Mapping) and entry.get("name") == subset:

@@ -12,9 +12,10 @@ callback and the default applies.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .cluster import annotations_of, object_key
 
@@ -28,6 +29,7 @@ DEFAULT_LATENCY_MS = 20.0
 
 
 # --- annotation values --------------------------------------------------------------------
+
 
 def parse_rps(text: str) -> Fraction:
     """Requests per second from an annotation: a finite number >= 0."""
@@ -57,8 +59,9 @@ Warn = Callable[[str, str, str, str], None]
 """warn(object description, annotation, value, reason): report an ignored annotation."""
 
 
-def _annotation_value(annotations: Mapping[str, str], name: str, parse: Callable, default: Any,
-                      owner: str, warn: Warn) -> Any:
+def _annotation_value(
+    annotations: Mapping[str, str], name: str, parse: Callable, default: Any, owner: str, warn: Warn
+) -> Any:
     text = annotations.get(name)
     if text is None:
         return default
@@ -88,10 +91,12 @@ def fault_profile(deployment: Mapping, warn: Warn) -> FaultProfile:
     annotations = annotations_of(deployment)
     owner = "Deployment %s/%s" % object_key(deployment)
     return FaultProfile(
-        error_ratio=_annotation_value(annotations, ERROR_RATIO_ANNOTATION, parse_error_ratio,
-                                      DEFAULT_ERROR_RATIO, owner, warn),
-        latency_ms=_annotation_value(annotations, LATENCY_MS_ANNOTATION, parse_latency_ms,
-                                     DEFAULT_LATENCY_MS, owner, warn),
+        error_ratio=_annotation_value(
+            annotations, ERROR_RATIO_ANNOTATION, parse_error_ratio, DEFAULT_ERROR_RATIO, owner, warn
+        ),
+        latency_ms=_annotation_value(
+            annotations, LATENCY_MS_ANNOTATION, parse_latency_ms, DEFAULT_LATENCY_MS, owner, warn
+        ),
     )
 
 

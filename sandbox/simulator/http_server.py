@@ -2,16 +2,15 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""HTTP: ``GET /metrics`` (the registry's exposition) and ``GET /healthz`` (initial lists loaded).
-"""
+"""HTTP: ``GET /metrics`` (the registry's exposition) and ``GET /healthz`` (initial lists loaded)."""
 
 from __future__ import annotations
 
 import argparse
 import socket
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, List, Tuple
 
 from .metrics import EXPOSITION_CONTENT_TYPE, MetricsRegistry
 
@@ -21,8 +20,7 @@ class SimulatorHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: Tuple[str, int], registry: MetricsRegistry,
-                 pending: Callable[[], List[str]]):
+    def __init__(self, address: tuple[str, int], registry: MetricsRegistry, pending: Callable[[], list[str]]):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.registry = registry
@@ -61,7 +59,7 @@ class MetricsHandler(BaseHTTPRequestHandler):
         """Scrapes come every second: do not log them."""
 
 
-def parse_listen(text: str) -> Tuple[str, int]:
+def parse_listen(text: str) -> tuple[str, int]:
     """``host:port`` (or ``[v6]:port``) into a bind address."""
     host, separator, port = text.rpartition(":")
     if not separator or not port.isdigit():
@@ -70,8 +68,9 @@ def parse_listen(text: str) -> Tuple[str, int]:
     return host, int(port)
 
 
-def start_http_server(address: Tuple[str, int], registry: MetricsRegistry,
-                      pending: Callable[[], List[str]]) -> SimulatorHTTPServer:
+def start_http_server(
+    address: tuple[str, int], registry: MetricsRegistry, pending: Callable[[], list[str]]
+) -> SimulatorHTTPServer:
     """Bind and serve in a daemon thread; ``server.server_address`` has the bound port."""
     server = SimulatorHTTPServer(address, registry, pending)
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()

@@ -2,8 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The daemon: command line, logging, signal handling and ``main()`` wiring the parts together.
-"""
+"""The daemon: command line, logging, signal handling and ``main()`` wiring the parts together."""
 
 from __future__ import annotations
 
@@ -13,8 +12,9 @@ import random
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from .cluster import KINDS
 from .faults import DEFAULT_RPS, RPS_ANNOTATION, parse_rps
@@ -43,27 +43,35 @@ def _tick_argument(text: str) -> float:
     return value
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="simulator",
         description="Simulated Istio data plane: steady load through every VirtualService, "
-                    "Istio's standard metrics on /metrics.")
+        "Istio's standard metrics on /metrics.",
+    )
     parser.add_argument("--kubeconfig", required=True, help="kubeconfig of the API server to watch")
     parser.add_argument("--context", default=None, help="kubeconfig context (default: the current one)")
-    parser.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 19101),
-                        help="HOST:PORT to serve /metrics and /healthz on (default 127.0.0.1:19101)")
-    parser.add_argument("--rps", type=_rps_argument, default=DEFAULT_RPS,
-                        help="requests per second per VirtualService (default 50; annotation %s overrides)"
-                        % RPS_ANNOTATION)
-    parser.add_argument("--tick", type=_tick_argument, default=DEFAULT_TICK_SECONDS,
-                        help="seconds between traffic steps (default 0.1)")
+    parser.add_argument(
+        "--listen",
+        type=parse_listen,
+        default=("127.0.0.1", 19101),
+        help="HOST:PORT to serve /metrics and /healthz on (default 127.0.0.1:19101)",
+    )
+    parser.add_argument(
+        "--rps",
+        type=_rps_argument,
+        default=DEFAULT_RPS,
+        help="requests per second per VirtualService (default 50; annotation %s overrides)" % RPS_ANNOTATION,
+    )
+    parser.add_argument(
+        "--tick", type=_tick_argument, default=DEFAULT_TICK_SECONDS, help="seconds between traffic steps (default 0.1)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the latency draws (default 0)")
     return parser.parse_args(argv)
 
 
 def configure_logging() -> None:
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s simulator %(levelname)s %(message)s")
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s simulator %(levelname)s %(message)s")
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -83,7 +91,7 @@ def _log_when_ready(model: ClusterModel, stop: threading.Event) -> None:
             return
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging()
     from kubernetes import client, config  # pylint: disable=import-outside-toplevel
@@ -101,8 +109,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         LOG.error("cannot listen on %s:%d: %s", args.listen[0], args.listen[1], error)
         return 1
     host, port = server.server_address[:2]
-    LOG.info("started: serving http://%s:%d/metrics, watching %s, %g rps per VirtualService, tick %gs, seed %d",
-             host, port, api_client.configuration.host, float(args.rps), args.tick, args.seed)
+    LOG.info(
+        "started: serving http://%s:%d/metrics, watching %s, %g rps per VirtualService, tick %gs, seed %d",
+        host,
+        port,
+        api_client.configuration.host,
+        float(args.rps),
+        args.tick,
+        args.seed,
+    )
     for resource in watched_resources(api_client):
         ResourceWatcher(resource, model, stop).start()
     threading.Thread(target=_log_when_ready, args=(model, stop), name="ready", daemon=True).start()

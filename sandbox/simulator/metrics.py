@@ -14,12 +14,29 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from typing import Dict, Iterable, List, Sequence, Tuple
+from collections.abc import Iterable, Sequence
 
 # Istio's default buckets for istio_request_duration_milliseconds; +Inf is implicit.
 DURATION_BUCKETS_MS = (
-    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
-    300000, 600000, 1800000, 3600000,
+    0.5,
+    1,
+    5,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1000,
+    2500,
+    5000,
+    10000,
+    30000,
+    60000,
+    300000,
+    600000,
+    1800000,
+    3600000,
 )
 
 UNKNOWN = "unknown"
@@ -36,11 +53,11 @@ REPORTERS = (
 SOURCE_REPORTER_ONLY = REPORTERS[1:]
 """Who reports a request that reached no workload: only the caller's proxy."""
 
-Labels = Tuple[Tuple[str, str], ...]
+Labels = tuple[tuple[str, str], ...]
 """An ordered tuple of (label name, value) pairs: hashable, renders in a stable order."""
 
 
-def bucket_counts(durations_ms: Iterable[float]) -> List[int]:
+def bucket_counts(durations_ms: Iterable[float]) -> list[int]:
     """Per-bucket (not cumulative) counts of durations; the last slot is the +Inf bucket."""
     counts = [0] * (len(DURATION_BUCKETS_MS) + 1)
     locate = bisect.bisect_left
@@ -53,7 +70,7 @@ def escape_label_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def format_labels(labels: Iterable[Tuple[str, str]]) -> str:
+def format_labels(labels: Iterable[tuple[str, str]]) -> str:
     return "{" + ",".join('%s="%s"' % (name, escape_label_value(value)) for name, value in labels) + "}"
 
 
@@ -71,7 +88,7 @@ class SeriesStats:
 
     __slots__ = ("requests", "buckets", "duration_sum", "label_texts")
 
-    def __init__(self, label_texts: Tuple[Tuple[str, str], ...]):
+    def __init__(self, label_texts: tuple[tuple[str, str], ...]):
         self.requests = 0
         self.buckets = [0] * (len(DURATION_BUCKETS_MS) + 1)
         self.duration_sum = 0.0
@@ -79,14 +96,19 @@ class SeriesStats:
         self.label_texts = label_texts
 
 
-def _series_label_texts(labels: Labels, response_code: str, response_flags: str,
-                        reporters: Sequence[Tuple[str, str]]) -> Tuple[Tuple[str, str], ...]:
+def _series_label_texts(
+    labels: Labels, response_code: str, response_flags: str, reporters: Sequence[tuple[str, str]]
+) -> tuple[tuple[str, str], ...]:
     texts = []
     for reporter, security_policy in reporters:
-        full = (("reporter", reporter),) + labels + (
-            ("response_code", response_code),
-            ("response_flags", response_flags),
-            ("connection_security_policy", security_policy),
+        full = (
+            (("reporter", reporter),)
+            + labels
+            + (
+                ("response_code", response_code),
+                ("response_flags", response_flags),
+                ("connection_security_policy", security_policy),
+            )
         )
         text = format_labels(full)
         texts.append((text, text[:-1] + ","))
@@ -101,12 +123,18 @@ class MetricsRegistry:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._series: Dict[Tuple[Labels, str, str], SeriesStats] = {}
+        self._series: dict[tuple[Labels, str, str], SeriesStats] = {}
         # destination_service_namespace -> keys of its series, to drop a namespace's series at once
-        self._by_namespace: Dict[str, set] = {}
+        self._by_namespace: dict[str, set] = {}
 
-    def observe(self, labels: Labels, response_code: str, response_flags: str,
-                durations_ms: Sequence[float], reporters: Sequence[Tuple[str, str]] = REPORTERS) -> None:
+    def observe(
+        self,
+        labels: Labels,
+        response_code: str,
+        response_flags: str,
+        durations_ms: Sequence[float],
+        reporters: Sequence[tuple[str, str]] = REPORTERS,
+    ) -> None:
         """Record ``len(durations_ms)`` requests of one series, as reported by ``reporters``."""
         if not durations_ms:
             return
@@ -124,7 +152,7 @@ class MetricsRegistry:
                 if count:
                     stats.buckets[index] += count
 
-    def namespaces(self) -> List[str]:
+    def namespaces(self) -> list[str]:
         """The destination service namespaces that have series."""
         with self._lock:
             return list(self._by_namespace)
@@ -161,7 +189,7 @@ class MetricsRegistry:
         return render_exposition(rows)
 
 
-def render_exposition(rows: Sequence[Tuple[Tuple[Tuple[str, str], ...], int, List[int], float]]) -> str:
+def render_exposition(rows: Sequence[tuple[tuple[tuple[str, str], ...], int, list[int], float]]) -> str:
     """Text exposition of (label texts per reporter, requests, bucket counts, duration sum) rows."""
     lines = [
         "# HELP %s Total number of requests handled by an Istio proxy (simulated)." % REQUESTS_METRIC,

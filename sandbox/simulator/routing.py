@@ -13,10 +13,11 @@ rebuilds the plans from a cluster snapshot and logs what changed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 from .cluster import (
     ClusterSnapshot,
@@ -26,8 +27,8 @@ from .cluster import (
     available_replicas,
     object_key,
     service_account,
-    service_fqdn,
     service_for_host,
+    service_fqdn,
     subset_labels,
     template_labels,
 )
@@ -55,6 +56,7 @@ CANONICAL_REVISION_LABELS = ("service.istio.io/canonical-revision", "app.kuberne
 
 # --- routes -------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RouteDestination:
     """One ``route[]`` entry of an http route."""
@@ -79,7 +81,7 @@ def is_catch_all(http_route: Mapping) -> bool:
     return not matches or any(_matches_plain_request(condition) for condition in matches)
 
 
-def select_default_route(virtual_service_spec: Mapping) -> Optional[Mapping]:
+def select_default_route(virtual_service_spec: Mapping) -> Mapping | None:
     """The first http route that serves the headerless steady load, or None."""
     for http_route in _sequence(virtual_service_spec.get("http")):
         if isinstance(http_route, Mapping) and is_catch_all(http_route):
@@ -97,22 +99,25 @@ def _weight(value: Any, default: int) -> int:
     return max(weight, 0)
 
 
-def route_destinations(http_route: Mapping) -> List[RouteDestination]:
+def route_destinations(http_route: Mapping) -> list[RouteDestination]:
     """The destinations of an http route with their weights (a lone one defaults to 100)."""
     entries = [entry for entry in _sequence(http_route.get("route")) if isinstance(entry, Mapping)]
     default_weight = 100 if len(entries) == 1 else 0
     destinations = []
     for entry in entries:
         destination = _mapping(entry.get("destination"))
-        destinations.append(RouteDestination(
-            host=str(destination.get("host") or ""),
-            subset=str(destination.get("subset") or ""),
-            weight=_weight(entry.get("weight"), default_weight),
-        ))
+        destinations.append(
+            RouteDestination(
+                host=str(destination.get("host") or ""),
+                subset=str(destination.get("subset") or ""),
+                weight=_weight(entry.get("weight"), default_weight),
+            )
+        )
     return destinations
 
 
 # --- resolution: route destinations to targets --------------------------------------------
+
 
 @dataclass(frozen=True)
 class Target:
@@ -142,8 +147,15 @@ def _first_label(labels: Mapping[str, str], names: Sequence[str], default: str) 
     return default
 
 
-def destination_labels(*, service_namespace: str, service_name: str, service_host: str, workload: str,
-                       workload_labels: Mapping[str, str], principal: str) -> Labels:
+def destination_labels(
+    *,
+    service_namespace: str,
+    service_name: str,
+    service_host: str,
+    workload: str,
+    workload_labels: Mapping[str, str],
+    principal: str,
+) -> Labels:
     """The destination half of an Istio series' labels.
 
     ``workload`` is the Deployment name (``unknown`` when there is none);
@@ -157,8 +169,10 @@ def destination_labels(*, service_namespace: str, service_name: str, service_hos
         ("destination_service_namespace", service_namespace),
         ("destination_version", workload_labels.get("version") or UNKNOWN),
         ("destination_app", workload_labels.get("app") or UNKNOWN),
-        ("destination_canonical_service", _first_label(workload_labels, CANONICAL_SERVICE_LABELS,
-                                                       workload if workload != UNKNOWN else UNKNOWN)),
+        (
+            "destination_canonical_service",
+            _first_label(workload_labels, CANONICAL_SERVICE_LABELS, workload if workload != UNKNOWN else UNKNOWN),
+        ),
         ("destination_canonical_revision", _first_label(workload_labels, CANONICAL_REVISION_LABELS, "latest")),
         ("destination_principal", principal),
         ("destination_cluster", CLUSTER_NAME),
@@ -166,7 +180,7 @@ def destination_labels(*, service_namespace: str, service_name: str, service_hos
     )
 
 
-def no_upstream_labels(service: Optional[Tuple[str, str]], host: str) -> Labels:
+def no_upstream_labels(service: tuple[str, str] | None, host: str) -> Labels:
     """The destination labels Istio's caller-side proxy puts on a request no workload answered.
 
     Without an upstream pod there is no peer metadata: workload, its namespace, app,
@@ -191,12 +205,16 @@ def no_upstream_labels(service: Optional[Tuple[str, str]], host: str) -> Labels:
     )
 
 
-def _no_healthy_upstream(weight: int, reason: str, *, service: Optional[Tuple[str, str]], host: str) -> Target:
+def _no_healthy_upstream(weight: int, reason: str, *, service: tuple[str, str] | None, host: str) -> Target:
     return Target(labels=no_upstream_labels(service, host), weight=Fraction(weight), healthy=False, reason=reason)
 
 
-def resolve_destination(destination: RouteDestination, namespace: str, snapshot: ClusterSnapshot,
-                        profile_of: Callable[[Mapping], FaultProfile]) -> List[Target]:
+def resolve_destination(
+    destination: RouteDestination,
+    namespace: str,
+    snapshot: ClusterSnapshot,
+    profile_of: Callable[[Mapping], FaultProfile],
+) -> list[Target]:
     """The targets of one route destination of a VirtualService in ``namespace``.
 
     Healthy targets are the matching Deployments with available replicas, weighted by
@@ -213,7 +231,7 @@ def resolve_destination(destination: RouteDestination, namespace: str, snapshot:
     selector = _string_labels(_mapping(service.get("spec")).get("selector"))
     if not selector:
         return [unhealthy("Service %s/%s has no selector" % service_ref)]
-    wanted_subset: Dict[str, str] = {}
+    wanted_subset: dict[str, str] = {}
     if destination.subset:
         rule = snapshot.destination_rule_for(*service_ref)
         if rule is None:
@@ -234,8 +252,10 @@ def resolve_destination(destination: RouteDestination, namespace: str, snapshot:
     return [
         Target(
             labels=destination_labels(
-                service_namespace=service_ref[0], service_name=service_ref[1],
-                service_host=service_fqdn(*service_ref), workload=object_key(deployment)[1],
+                service_namespace=service_ref[0],
+                service_name=service_ref[1],
+                service_host=service_fqdn(*service_ref),
+                workload=object_key(deployment)[1],
                 workload_labels=template_labels(deployment),
                 principal="spiffe://cluster.local/ns/%s/sa/%s" % (service_ref[0], service_account(deployment)),
             ),
@@ -258,11 +278,11 @@ class VirtualServicePlan:
     namespace: str
     name: str
     rps: Fraction
-    targets: Tuple[Target, ...] = ()
+    targets: tuple[Target, ...] = ()
     note: str = ""
 
     @property
-    def key(self) -> Tuple[str, str]:
+    def key(self) -> tuple[str, str]:
         return self.namespace, self.name
 
     def describe(self) -> str:
@@ -280,9 +300,13 @@ class VirtualServicePlan:
         return "%g rps: %s" % (float(self.rps), ", ".join(parts))
 
 
-def plan_virtual_service(virtual_service: Mapping, snapshot: ClusterSnapshot, default_rps: Fraction,
-                         warn: Warn, profile_of: Optional[Callable[[Mapping], FaultProfile]] = None
-                         ) -> VirtualServicePlan:
+def plan_virtual_service(
+    virtual_service: Mapping,
+    snapshot: ClusterSnapshot,
+    default_rps: Fraction,
+    warn: Warn,
+    profile_of: Callable[[Mapping], FaultProfile] | None = None,
+) -> VirtualServicePlan:
     """Resolve a VirtualService's default route into weighted targets."""
     namespace, name = object_key(virtual_service)
     if profile_of is None:
@@ -294,7 +318,7 @@ def plan_virtual_service(virtual_service: Mapping, snapshot: ClusterSnapshot, de
     route = select_default_route(spec)
     if route is None:
         return VirtualServicePlan(namespace, name, rps, note="no http route without match")
-    targets: List[Target] = []
+    targets: list[Target] = []
     for destination in route_destinations(route):
         if destination.weight > 0:
             targets.extend(resolve_destination(destination, namespace, snapshot, profile_of))
@@ -314,8 +338,8 @@ class Planner:
         self.default_rps = default_rps
         self._log = log
         self._warned: set = set()
-        self._profiles: Dict[Tuple[str, str], FaultProfile] = {}
-        self._routing: Dict[Tuple[str, str], str] = {}
+        self._profiles: dict[tuple[str, str], FaultProfile] = {}
+        self._routing: dict[tuple[str, str], str] = {}
         self._failed: set = set()
 
     def warn_once(self, owner: str, annotation: str, value: str, reason: str) -> None:
@@ -327,7 +351,7 @@ class Planner:
     def profile_of(self, deployment: Mapping) -> FaultProfile:
         return fault_profile(deployment, self.warn_once)
 
-    def build(self, snapshot: ClusterSnapshot) -> List[VirtualServicePlan]:
+    def build(self, snapshot: ClusterSnapshot) -> list[VirtualServicePlan]:
         self._log_profile_changes(snapshot)
         plans = []
         for virtual_service in snapshot.virtual_services():
@@ -337,15 +361,16 @@ class Planner:
         self._log_routing_changes(plans)
         return plans
 
-    def _plan_one(self, virtual_service: Mapping, snapshot: ClusterSnapshot) -> Optional[VirtualServicePlan]:
+    def _plan_one(self, virtual_service: Mapping, snapshot: ClusterSnapshot) -> VirtualServicePlan | None:
         try:
             return plan_virtual_service(virtual_service, snapshot, self.default_rps, self.warn_once, self.profile_of)
         except Exception as error:  # pylint: disable=broad-except  # one odd object must not stop the rest
             key = (object_key(virtual_service), str(error))
             if key not in self._failed:
                 self._failed.add(key)
-                self._log.warning("VirtualService %s/%s skipped: %s: %s", *object_key(virtual_service),
-                                  type(error).__name__, error)
+                self._log.warning(
+                    "VirtualService %s/%s skipped: %s: %s", *object_key(virtual_service), type(error).__name__, error
+                )
             return None
 
     def _log_profile_changes(self, snapshot: ClusterSnapshot) -> None:

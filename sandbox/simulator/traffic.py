@@ -16,8 +16,9 @@ import math
 import random
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any
 
 from .metrics import SOURCE_REPORTER_ONLY, Labels, MetricsRegistry
 from .routing import Planner, Target, VirtualServicePlan
@@ -36,6 +37,7 @@ proxies that went away drop out of a real mesh: /metrics stays the size of the l
 
 
 # --- deterministic accumulators -----------------------------------------------------------
+
 
 class FractionalCounter:
     """Turns a stream of fractional amounts into whole counts without drift.
@@ -66,11 +68,11 @@ class WeightedSplitter:
     """
 
     def __init__(self) -> None:
-        self._counters: Dict[Any, FractionalCounter] = {}
+        self._counters: dict[Any, FractionalCounter] = {}
 
-    def split(self, total: int, weights: Iterable[Tuple[Any, Any]]) -> Dict[Any, int]:
+    def split(self, total: int, weights: Iterable[tuple[Any, Any]]) -> dict[Any, int]:
         """Share ``total`` requests over ``(key, weight)`` pairs; repeated keys are merged."""
-        merged: Dict[Any, Fraction] = {}
+        merged: dict[Any, Fraction] = {}
         for key, weight in weights:
             merged[key] = merged.get(key, Fraction(0)) + Fraction(weight)
         weight_sum = sum(merged.values())
@@ -90,6 +92,7 @@ class WeightedSplitter:
 
 # --- latency ------------------------------------------------------------------------------
 
+
 class LatencySampler:
     """Log-normal request durations: median ``latency_ms``, shape ``LATENCY_SIGMA``."""
 
@@ -97,7 +100,7 @@ class LatencySampler:
         self._rng = rng
         self._sigma = sigma
 
-    def draw(self, median_ms: float, count: int) -> List[float]:
+    def draw(self, median_ms: float, count: int) -> list[float]:
         mu = math.log(median_ms)
         sigma = self._sigma
         gauss = self._rng.gauss
@@ -112,18 +115,23 @@ def expected_latency_quantile(median_ms: float, z_score: float, sigma: float = L
 
 # --- traffic ------------------------------------------------------------------------------
 
+
 class TrafficGenerator:
     """Sends the planned steady load for a stretch of time into a MetricsRegistry."""
 
-    def __init__(self, registry: MetricsRegistry, rng: Optional[random.Random] = None,
-                 namespace_gone_seconds: float = NAMESPACE_GONE_SECONDS):
+    def __init__(
+        self,
+        registry: MetricsRegistry,
+        rng: random.Random | None = None,
+        namespace_gone_seconds: float = NAMESPACE_GONE_SECONDS,
+    ):
         self.registry = registry
         self._latency = LatencySampler(rng or random.Random(0))
-        self._arrivals: Dict[Tuple[str, str], FractionalCounter] = {}
+        self._arrivals: dict[tuple[str, str], FractionalCounter] = {}
         self._splitter = WeightedSplitter()
-        self._errors: Dict[Labels, FractionalCounter] = {}
+        self._errors: dict[Labels, FractionalCounter] = {}
         self._namespace_gone_seconds = Fraction(namespace_gone_seconds)
-        self._namespaces_absent_for: Dict[str, Fraction] = {}
+        self._namespaces_absent_for: dict[str, Fraction] = {}
 
     def advance(self, plans: Sequence[VirtualServicePlan], elapsed_seconds: Fraction) -> None:
         """Generate ``elapsed_seconds`` worth of requests for every plan."""
@@ -142,8 +150,12 @@ class TrafficGenerator:
             if absent_for[namespace] >= self._namespace_gone_seconds:
                 dropped = self.registry.forget_namespace(namespace)
                 del absent_for[namespace]
-                LOG.info("namespace %s has had no VirtualService for %gs: dropped its %d series",
-                         namespace, float(self._namespace_gone_seconds), dropped)
+                LOG.info(
+                    "namespace %s has had no VirtualService for %gs: dropped its %d series",
+                    namespace,
+                    float(self._namespace_gone_seconds),
+                    dropped,
+                )
         self._namespaces_absent_for = absent_for
 
     def _serve(self, plan: VirtualServicePlan, elapsed_seconds: Fraction) -> None:
@@ -164,8 +176,9 @@ class TrafficGenerator:
         if requests <= 0:
             return
         if not target.healthy:
-            self.registry.observe(target.labels, "503", "UH", [NO_HEALTHY_UPSTREAM_LATENCY_MS] * requests,
-                                  reporters=SOURCE_REPORTER_ONLY)
+            self.registry.observe(
+                target.labels, "503", "UH", [NO_HEALTHY_UPSTREAM_LATENCY_MS] * requests, reporters=SOURCE_REPORTER_ONLY
+            )
             return
         profile = target.profile
         errors = self._errors.setdefault(target.labels, FractionalCounter()).take(requests * profile.error_ratio)
@@ -188,18 +201,25 @@ class TrafficGenerator:
 
 # --- the traffic loop ---------------------------------------------------------------------
 
+
 class TrafficLoop:
     """Every tick: rebuild the plans if the model changed, then generate the elapsed load."""
 
-    def __init__(self, model: ClusterModel, planner: Planner, generator: TrafficGenerator,
-                 tick_seconds: float, log: logging.Logger = LOG):
+    def __init__(
+        self,
+        model: ClusterModel,
+        planner: Planner,
+        generator: TrafficGenerator,
+        tick_seconds: float,
+        log: logging.Logger = LOG,
+    ):
         self.model = model
         self.planner = planner
         self.generator = generator
         self.tick_ns = max(int(tick_seconds * 1e9), 1_000_000)
         self._log = log
         self._generation = -1
-        self._plans: List[VirtualServicePlan] = []
+        self._plans: list[VirtualServicePlan] = []
         self._reported_errors: set = set()
 
     def run(self, stop: threading.Event) -> None:

@@ -14,11 +14,21 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any
 
-from .cluster import DEPLOYMENT, DESTINATION_RULE, KINDS, SERVICE, VIRTUAL_SERVICE, ClusterSnapshot, _mapping, object_key
+from .cluster import (
+    DEPLOYMENT,
+    DESTINATION_RULE,
+    KINDS,
+    SERVICE,
+    VIRTUAL_SERVICE,
+    ClusterSnapshot,
+    _mapping,
+    object_key,
+)
 
 LOG = logging.getLogger("simulator")
 
@@ -27,6 +37,7 @@ ISTIO_VERSIONS = ("v1", "v1beta1")
 
 
 # --- the live model fed by the watches ----------------------------------------------------
+
 
 class ClusterModel:
     """The watched objects, kept current by the watch threads; thread-safe.
@@ -37,7 +48,7 @@ class ClusterModel:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._objects: Dict[str, Dict[Tuple[str, str], Mapping]] = {kind: {} for kind in KINDS}
+        self._objects: dict[str, dict[tuple[str, str], Mapping]] = {kind: {} for kind in KINDS}
         self._loaded: set = set()
         self.generation = 0
 
@@ -59,18 +70,18 @@ class ClusterModel:
                 self._objects[kind][key] = _slim(obj)
             self.generation += 1
 
-    def missing_kinds(self) -> List[str]:
+    def missing_kinds(self) -> list[str]:
         with self._lock:
             return [kind for kind in KINDS if kind not in self._loaded]
 
     def is_loaded(self) -> bool:
         return not self.missing_kinds()
 
-    def counts(self) -> Dict[str, int]:
+    def counts(self) -> dict[str, int]:
         with self._lock:
             return {kind: len(objects) for kind, objects in self._objects.items()}
 
-    def snapshot(self) -> Tuple[int, ClusterSnapshot]:
+    def snapshot(self) -> tuple[int, ClusterSnapshot]:
         with self._lock:
             generation = self.generation
             objects = {kind: dict(by_key) for kind, by_key in self._objects.items()}
@@ -110,16 +121,16 @@ class WatchedResource:
 
     kind: str
     name: str
-    list_calls: Tuple[Tuple[str, Callable[..., Any]], ...] = field(default=())
+    list_calls: tuple[tuple[str, Callable[..., Any]], ...] = field(default=())
 
 
-def watched_resources(api_client: Any) -> List[WatchedResource]:
+def watched_resources(api_client: Any) -> list[WatchedResource]:
     """The four resources the simulator watches, across all namespaces."""
     from kubernetes import client  # pylint: disable=import-outside-toplevel
 
     custom = client.CustomObjectsApi(api_client)
 
-    def istio(plural: str) -> Tuple[Tuple[str, Callable[..., Any]], ...]:
+    def istio(plural: str) -> tuple[tuple[str, Callable[..., Any]], ...]:
         return tuple(
             ("%s/%s" % (ISTIO_GROUP, version), partial(custom.list_cluster_custom_object, ISTIO_GROUP, version, plural))
             for version in ISTIO_VERSIONS
@@ -128,10 +139,10 @@ def watched_resources(api_client: Any) -> List[WatchedResource]:
     return [
         WatchedResource(VIRTUAL_SERVICE, "virtualservices", istio("virtualservices")),
         WatchedResource(DESTINATION_RULE, "destinationrules", istio("destinationrules")),
-        WatchedResource(DEPLOYMENT, "deployments",
-                        (("apps/v1", client.AppsV1Api(api_client).list_deployment_for_all_namespaces),)),
-        WatchedResource(SERVICE, "services",
-                        (("v1", client.CoreV1Api(api_client).list_service_for_all_namespaces),)),
+        WatchedResource(
+            DEPLOYMENT, "deployments", (("apps/v1", client.AppsV1Api(api_client).list_deployment_for_all_namespaces),)
+        ),
+        WatchedResource(SERVICE, "services", (("v1", client.CoreV1Api(api_client).list_service_for_all_namespaces),)),
     ]
 
 
@@ -148,7 +159,7 @@ def iter_lines(response: Any) -> Iterator[bytes]:
         yield pending
 
 
-def _status_of(error: BaseException) -> Optional[int]:
+def _status_of(error: BaseException) -> int | None:
     status = getattr(error, "status", None)
     return status if isinstance(status, int) else None
 
@@ -170,15 +181,16 @@ class ResourceWatcher(threading.Thread):
     to 10 s). Each restart is one log line.
     """
 
-    def __init__(self, resource: WatchedResource, model: ClusterModel, stop: threading.Event,
-                 log: logging.Logger = LOG):
+    def __init__(
+        self, resource: WatchedResource, model: ClusterModel, stop: threading.Event, log: logging.Logger = LOG
+    ):
         super().__init__(name="watch-%s" % resource.name, daemon=True)
         self.resource = resource
         self.model = model
         self._stop_event = stop
         self._log = log
         self._api_version = ""
-        self._list_call: Optional[Callable[..., Any]] = None
+        self._list_call: Callable[..., Any] | None = None
         self._not_served_logged = False
 
     def run(self) -> None:
@@ -194,10 +206,14 @@ class ResourceWatcher(threading.Thread):
             except ResourceNotServed:
                 if not self._not_served_logged:
                     self._not_served_logged = True
-                    self._log.warning("watch %s: not served by the API server (CRD not installed?); waiting for it",
-                                      self.resource.name)
+                    self._log.warning(
+                        "watch %s: not served by the API server (CRD not installed?); waiting for it",
+                        self.resource.name,
+                    )
             except Exception as error:  # pylint: disable=broad-except  # the watch must outlive any error
-                self._log.warning("watch %s: %s; listing again in %.1fs", self.resource.name, short_error(error), backoff)
+                self._log.warning(
+                    "watch %s: %s; listing again in %.1fs", self.resource.name, short_error(error), backoff
+                )
             self._stop_event.wait(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
@@ -220,8 +236,8 @@ class ResourceWatcher(threading.Thread):
         raise ResourceNotServed(self.resource.name)
 
     @staticmethod
-    def _list_all(list_call: Callable[..., Any]) -> Tuple[List[Mapping], str]:
-        items: List[Mapping] = []
+    def _list_all(list_call: Callable[..., Any]) -> tuple[list[Mapping], str]:
+        items: list[Mapping] = []
         continue_token = None
         while True:
             kwargs = {"limit": LIST_PAGE_SIZE, "_preload_content": False, "_request_timeout": LIST_TIMEOUT}
@@ -243,8 +259,11 @@ class ResourceWatcher(threading.Thread):
         while not self._stop_event.is_set():
             try:
                 response = self._list_call(
-                    watch=True, resource_version=resource_version, allow_watch_bookmarks=True,
-                    timeout_seconds=WATCH_SECONDS, _preload_content=False,
+                    watch=True,
+                    resource_version=resource_version,
+                    allow_watch_bookmarks=True,
+                    timeout_seconds=WATCH_SECONDS,
+                    _preload_content=False,
                     _request_timeout=(LIST_TIMEOUT[0], WATCH_SECONDS + 30),
                 )
             except Exception as error:  # pylint: disable=broad-except

@@ -6,6 +6,7 @@ between them; the simulator's annotations set the load (``sandbox.ceres.io/rps``
 VirtualService) and the canary's faults (on its Deployment). No pytest here: the benchmarks
 import it too.
 """
+
 from __future__ import annotations
 
 import json
@@ -81,7 +82,9 @@ def create_app(kube, namespace: str, app: str, canary_annotations: dict, canary_
         },
     )
     custom_api.create_namespaced_custom_object(
-        *ISTIO, namespace, "destinationrules",
+        *ISTIO,
+        namespace,
+        "destinationrules",
         {
             "apiVersion": "networking.istio.io/v1",
             "kind": "DestinationRule",
@@ -100,8 +103,9 @@ def create_app(kube, namespace: str, app: str, canary_annotations: dict, canary_
     # Traffic only once both versions have a pod: no start-up 503s in the first windows.
     for version in (STABLE_VERSION, CANARY_VERSION):
         wait_available(kube, namespace, "%s-%s" % (app, version.replace(".", "-")))
-    custom_api.create_namespaced_custom_object(*ISTIO, namespace, "virtualservices",
-                                               virtual_service(app, canary_weight, rps))
+    custom_api.create_namespaced_custom_object(
+        *ISTIO, namespace, "virtualservices", virtual_service(app, canary_weight, rps)
+    )
 
 
 def wait_available(kube, namespace: str, name: str, timeout: float = 60) -> None:
@@ -124,13 +128,15 @@ def delete_namespace(kube, name: str) -> None:
 
 def annotate_canary(kube, namespace: str, app: str, annotations: dict) -> None:
     """Set (a value) or remove (None) annotations of the canary Deployment: the simulator's fault profile."""
-    client.AppsV1Api(kube).patch_namespaced_deployment(canary_workload(app), namespace,
-                                                       {"metadata": {"annotations": annotations}})
+    client.AppsV1Api(kube).patch_namespaced_deployment(
+        canary_workload(app), namespace, {"metadata": {"annotations": annotations}}
+    )
 
 
 def set_rps(kube, namespace: str, app: str, rps: int) -> None:
     client.CustomObjectsApi(kube).patch_namespaced_custom_object(
-        *ISTIO, namespace, "virtualservices", app, {"metadata": {"annotations": {RPS_ANNOTATION: str(rps)}}})
+        *ISTIO, namespace, "virtualservices", app, {"metadata": {"annotations": {RPS_ANNOTATION: str(rps)}}}
+    )
 
 
 def scale_canary_to_zero(kube, namespace: str, app: str, timeout: float = 60) -> float:

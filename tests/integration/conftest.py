@@ -1,4 +1,5 @@
 """Fixtures for the integration tests (helpers live in integration_support.py)."""
+
 from __future__ import annotations
 
 import uuid

@@ -2,6 +2,7 @@
 
 `make integration` sources `.sandbox/env`; when run by hand, this module reads it too.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,7 @@ def _load_sandbox_env() -> dict:
     values = {}
     for line in ENV_FILE.read_text().splitlines():
         if line.startswith("export "):
-            key, _separator, value = line[len("export "):].partition("=")
+            key, _separator, value = line[len("export ") :].partition("=")
             values[key] = shlex.split(value)[0] if value else ""
     return values
 
@@ -59,16 +60,23 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, message: str = "c
 def run_ansible(args: list[str], check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run an ansible command from the venv with the repository's ansible.cfg."""
     bin_dir = Path(sys.executable).parent
-    full_env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-                "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1", **(env or {})}
-    result = subprocess.run([str(bin_dir / args[0]), *args[1:]], cwd=ROOT, env=full_env,
-                            capture_output=True, text=True, check=False)
+    full_env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+        **(env or {}),
+    }
+    result = subprocess.run(
+        [str(bin_dir / args[0]), *args[1:]], cwd=ROOT, env=full_env, capture_output=True, text=True, check=False
+    )
     if check and result.returncode != 0:
         pytest.fail(f"{args[0]} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
 
 
 # --------------------------------------------------------------------------- a slow or flapping API server
+
 
 class ProxyFault:
     """What KubeApiProxy does with one request instead of (or before) forwarding it."""
@@ -80,29 +88,29 @@ class ProxyFault:
         self.barrier = barrier
 
     @classmethod
-    def status(cls, code: int, after: float = 0.0) -> "ProxyFault":
+    def status(cls, code: int, after: float = 0.0) -> ProxyFault:
         """Answer ``code`` (an API Status) without forwarding, ``after`` seconds: an overloaded
         or restarting server."""
         return cls("status", status=code, seconds=after)
 
     @classmethod
-    def delay(cls, seconds: float) -> "ProxyFault":
+    def delay(cls, seconds: float) -> ProxyFault:
         """Forward after ``seconds``: a slow API server."""
         return cls("delay", seconds=seconds)
 
     @classmethod
-    def drop(cls) -> "ProxyFault":
+    def drop(cls) -> ProxyFault:
         """Close the connection without forwarding or answering: a reset."""
         return cls("drop")
 
     @classmethod
-    def hang(cls, seconds: float) -> "ProxyFault":
+    def hang(cls, seconds: float) -> ProxyFault:
         """Hold the request unanswered (not forwarded) for ``seconds`` or until the client
         gives up: a server that accepted the connection and died."""
         return cls("hang", seconds=seconds)
 
     @classmethod
-    def wait_for(cls, barrier) -> "ProxyFault":
+    def wait_for(cls, barrier) -> ProxyFault:
         """Forward once ``barrier`` (a threading.Barrier) is full: forces concurrent requests
         to overlap."""
         return cls("barrier", barrier=barrier)
@@ -143,17 +151,20 @@ class KubeApiProxy:
         api_client = config.new_client_from_config(config_file=kubeconfig)
         self._upstream = api_client.configuration.host.rstrip("/")
         self._pool = api_client.rest_client.pool_manager
-        self._auth_headers = {setting["key"]: setting["value"]
-                              for setting in api_client.configuration.auth_settings().values()
-                              if setting.get("in") == "header" and setting.get("value")}
+        self._auth_headers = {
+            setting["key"]: setting["value"]
+            for setting in api_client.configuration.auth_settings().values()
+            if setting.get("in") == "header" and setting.get("value")
+        }
         self.fault = fault
         self.requests: list = []
         self._lock = threading.Lock()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def _reply(self, record: ProxiedRequest, status: int, body: bytes,
-                       content_type: str = "application/json") -> None:
+            def _reply(
+                self, record: ProxiedRequest, status: int, body: bytes, content_type: str = "application/json"
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
@@ -187,9 +198,20 @@ class KubeApiProxy:
                 if fault is not None and fault.kind == "status":
                     time.sleep(fault.seconds)
                     record.outcome = "%d injected" % fault.status_code
-                    return self._reply(record, fault.status_code, json.dumps({
-                        "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": fault.status_code,
-                        "reason": "ServiceUnavailable", "message": "injected by the test proxy"}).encode())
+                    return self._reply(
+                        record,
+                        fault.status_code,
+                        json.dumps(
+                            {
+                                "kind": "Status",
+                                "apiVersion": "v1",
+                                "status": "Failure",
+                                "code": fault.status_code,
+                                "reason": "ServiceUnavailable",
+                                "message": "injected by the test proxy",
+                            }
+                        ).encode(),
+                    )
                 if fault is not None and fault.kind == "drop":
                     record.outcome = "dropped"
                     self.close_connection = True
@@ -203,15 +225,26 @@ class KubeApiProxy:
                     time.sleep(fault.seconds)
                 if fault is not None and fault.kind == "barrier":
                     fault.barrier.wait()
-                headers = {name: value for name, value in self.headers.items()
-                           if name.lower() not in ("host", "authorization", "content-length", "connection",
-                                                   "accept-encoding", "keep-alive")}
+                headers = {
+                    name: value
+                    for name, value in self.headers.items()
+                    if name.lower()
+                    not in ("host", "authorization", "content-length", "connection", "accept-encoding", "keep-alive")
+                }
                 headers.update(proxy._auth_headers)
-                response = proxy._pool.request(self.command, proxy._upstream + self.path, body=body, headers=headers,
-                                               preload_content=True, retries=False, timeout=30)
+                response = proxy._pool.request(
+                    self.command,
+                    proxy._upstream + self.path,
+                    body=body,
+                    headers=headers,
+                    preload_content=True,
+                    retries=False,
+                    timeout=30,
+                )
                 record.outcome = response.status
-                self._reply(record, response.status, response.data,
-                            response.headers.get("Content-Type", "application/json"))
+                self._reply(
+                    record, response.status, response.data, response.headers.get("Content-Type", "application/json")
+                )
 
             do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
 
@@ -226,8 +259,7 @@ class KubeApiProxy:
 
         self._server = Server(("127.0.0.1", 0), Handler)
         self.url = "http://127.0.0.1:%d" % self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     def connection_args(self) -> dict:
@@ -239,15 +271,19 @@ class KubeApiProxy:
 
     def busy_seconds(self) -> float:
         """From the first request's arrival to the last answer (or client hang-up) the proxy saw."""
-        ends = [moment for record in self.requests for moment in (record.answered_at, record.client_gone_at)
-                if moment is not None]
+        ends = [
+            moment
+            for record in self.requests
+            for moment in (record.answered_at, record.client_gone_at)
+            if moment is not None
+        ]
         return max(ends) - self.requests[0].arrived_at if ends and self.requests else 0.0
 
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "KubeApiProxy":
+    def __enter__(self) -> KubeApiProxy:
         return self
 
     def __exit__(self, *exc_info) -> None:

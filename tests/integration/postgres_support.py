@@ -1,5 +1,6 @@
 """Helpers the PostgreSQL integration tests share: admin connections to the sandbox server
 (libpq environment from .sandbox/env), statements, databases, manifests and table stats."""
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,9 @@ def drop_database(name):
 
 def live_table_stats(database, with_content_hash=False):
     """Every table's row count (and content hash) as the manifest records them, read live."""
-    stats = pg_catalog.read_database_table_stats(pg_connection.ConnectionParams(database=database), with_content_hash,
-                                                 "ceres integration test")
+    stats = pg_catalog.read_database_table_stats(
+        pg_connection.ConnectionParams(database=database), with_content_hash, "ceres integration test"
+    )
     return {key: value.to_manifest() for key, value in stats.items()}
 
 

@@ -1,5 +1,6 @@
 """The backup and restore roles against the sandbox: PostgreSQL, the API server and the S3
 server are real. Each test works under its own key prefix of the bucket and removes it after."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,11 +21,16 @@ CLUSTER = "sandbox"  # the inventory host: backups live under <prefix><cluster>/
 
 # --------------------------------------------------------------------------- helpers
 
+
 @pytest.fixture(scope="module")
 def s3():
-    return boto3.client("s3", endpoint_url=SANDBOX_ENV["AWS_ENDPOINT_URL"], region_name=SANDBOX_ENV["AWS_REGION"],
-                        aws_access_key_id=SANDBOX_ENV["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=SANDBOX_ENV["AWS_SECRET_ACCESS_KEY"])
+    return boto3.client(
+        "s3",
+        endpoint_url=SANDBOX_ENV["AWS_ENDPOINT_URL"],
+        region_name=SANDBOX_ENV["AWS_REGION"],
+        aws_access_key_id=SANDBOX_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=SANDBOX_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 def list_keys(s3, prefix: str) -> list[str]:
@@ -58,8 +64,14 @@ def sandbox_vault_password():
 
 
 def s3_target(prefix: str, **overrides) -> dict:
-    target = {"kind": "s3", "bucket": BUCKET, "endpoint_url": SANDBOX_ENV["AWS_ENDPOINT_URL"],
-              "region": SANDBOX_ENV["AWS_REGION"], "prefix": prefix, "keep": 5}
+    target = {
+        "kind": "s3",
+        "bucket": BUCKET,
+        "endpoint_url": SANDBOX_ENV["AWS_ENDPOINT_URL"],
+        "region": SANDBOX_ENV["AWS_REGION"],
+        "prefix": prefix,
+        "keep": 5,
+    }
     target.update(overrides)
     return target
 
@@ -69,22 +81,43 @@ def run_role(tmp_path: Path, role: str, extra_vars: dict, *args: str, later_phas
     None). With later_phase, a second play (standing for the next rollout phase) writes a marker."""
     result_file = tmp_path / f"{role}-result-{uuid.uuid4().hex[:6]}.json"
     marker = tmp_path / "later-phase-ran"
-    plays = [{
-        "name": f"Run the {role} role", "hosts": "sandbox", "gather_facts": False,
-        "roles": [{"role": f"ceres.rollout.{role}"}],
-        "tasks": [{"name": "Save the result", "ansible.builtin.copy": {
-            "content": "{{ %s_result | to_json }}" % role, "dest": str(result_file), "mode": "0600"},
-            "check_mode": False}],
-    }]
+    plays = [
+        {
+            "name": f"Run the {role} role",
+            "hosts": "sandbox",
+            "gather_facts": False,
+            "roles": [{"role": f"ceres.rollout.{role}"}],
+            "tasks": [
+                {
+                    "name": "Save the result",
+                    "ansible.builtin.copy": {
+                        "content": "{{ %s_result | to_json }}" % role,
+                        "dest": str(result_file),
+                        "mode": "0600",
+                    },
+                    "check_mode": False,
+                }
+            ],
+        }
+    ]
     if later_phase:
-        plays.append({"name": "The next phase", "hosts": "sandbox", "gather_facts": False, "tasks": [
-            {"name": "Mark", "ansible.builtin.copy": {"content": "ran", "dest": str(marker), "mode": "0600"}}]})
+        plays.append(
+            {
+                "name": "The next phase",
+                "hosts": "sandbox",
+                "gather_facts": False,
+                "tasks": [
+                    {"name": "Mark", "ansible.builtin.copy": {"content": "ran", "dest": str(marker), "mode": "0600"}}
+                ],
+            }
+        )
     playbook = tmp_path / f"{role}-{uuid.uuid4().hex[:6]}.yml"
     playbook.write_text(json.dumps(plays))
     vars_file = tmp_path / f"vars-{uuid.uuid4().hex[:6]}.json"
     vars_file.write_text(json.dumps(extra_vars))
-    completed = run_ansible(["ansible-playbook", "-i", "inventories/local", str(playbook), "-e", f"@{vars_file}", *args],
-                            check=False)
+    completed = run_ansible(
+        ["ansible-playbook", "-i", "inventories/local", str(playbook), "-e", f"@{vars_file}", *args], check=False
+    )
     result = json.loads(result_file.read_text()) if result_file.exists() else None
     return completed, result
 
@@ -92,16 +125,24 @@ def run_role(tmp_path: Path, role: str, extra_vars: dict, *args: str, later_phas
 def table_fingerprints(database: str) -> dict[str, tuple[int, str]]:
     """schema.table -> (row count, md5 of the rows' text in a fixed order), computed here,
     independently of the collection's own hashing."""
-    connection = psycopg2.connect(dbname=database, options="-c TimeZone=UTC -c DateStyle=ISO,YMD -c extra_float_digits=1")
+    connection = psycopg2.connect(
+        dbname=database, options="-c TimeZone=UTC -c DateStyle=ISO,YMD -c extra_float_digits=1"
+    )
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT schemaname, tablename FROM pg_tables "
-                           "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2")
+            cursor.execute(
+                "SELECT schemaname, tablename FROM pg_tables "
+                "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
+            )
             tables = cursor.fetchall()
             fingerprints = {}
             for schema, table in tables:
-                cursor.execute(sql.SQL("SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), ''))"
-                                       " FROM {}.{} AS t").format(sql.Identifier(schema), sql.Identifier(table)))
+                cursor.execute(
+                    sql.SQL(
+                        "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), ''))"
+                        " FROM {}.{} AS t"
+                    ).format(sql.Identifier(schema), sql.Identifier(table))
+                )
                 fingerprints[f"{schema}.{table}"] = cursor.fetchone()
             return fingerprints
     finally:
@@ -134,13 +175,14 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def copy_backup(s3, source_prefix: str, target_prefix: str, target_id: str, corrupt: str | None = None,
-                verified: bool = True) -> None:
+def copy_backup(
+    s3, source_prefix: str, target_prefix: str, target_id: str, corrupt: str | None = None, verified: bool = True
+) -> None:
     """Copy a backup's objects under another id (rewriting the manifest's id), optionally
     flipping one byte of the file `corrupt`, or marking the dump as never verified (as a
     backup taken with backup_verify: none is)."""
     for key in list_keys(s3, source_prefix):
-        name = key[len(source_prefix):]
+        name = key[len(source_prefix) :]
         body = read_object(s3, key)
         if name == "manifest.json":
             manifest = json.loads(body)
@@ -153,6 +195,7 @@ def copy_backup(s3, source_prefix: str, target_prefix: str, target_id: str, corr
 
 
 # --------------------------------------------------------------------------- one real backup
+
 
 @pytest.fixture(scope="module")
 def backup_prefix(s3):
@@ -176,8 +219,9 @@ def test_backup_uploads_verified_objects_and_the_manifest(s3, completed_backup, 
     assert completed_backup["prefix"] == object_prefix
     assert completed_backup["location"] == f"s3://{BUCKET}/{object_prefix}"
     assert sorted(list_keys(s3, object_prefix)) == [
-        object_prefix + name for name in ("ceres_db.dump", "ceres_db.dump.manifest.json", "manifest.json",
-                                          "secrets.vault")]
+        object_prefix + name
+        for name in ("ceres_db.dump", "ceres_db.dump.manifest.json", "manifest.json", "secrets.vault")
+    ]
 
     manifest_body = read_object(s3, object_prefix + "manifest.json")
     assert hashlib.sha256(manifest_body).hexdigest() == completed_backup["manifest_sha256"]
@@ -192,21 +236,34 @@ def test_backup_uploads_verified_objects_and_the_manifest(s3, completed_backup, 
     assert sum(manifest["database"]["tables"].values()) >= 200000
     assert manifest["database"]["verified"] is True
     assert manifest["secrets"]["namespaces"]["ceres-system"]["names"] == [
-        "ceres-api-keys", "ceres-db-credentials", "ceres-jwt-signing"]
+        "ceres-api-keys",
+        "ceres-db-credentials",
+        "ceres-jwt-signing",
+    ]
 
 
 def test_backup_round_trip_restores_identical_tables(tmp_path, completed_backup, backup_prefix):
     scratch = f"ceres_test_restore_{uuid.uuid4().hex[:8]}"
     try:
-        completed, restored = run_role(tmp_path, "restore", {
-            "ceres_backup_target": s3_target(backup_prefix), "restore_backup_id": completed_backup["id"],
-            "restore_database": scratch})
+        completed, restored = run_role(
+            tmp_path,
+            "restore",
+            {
+                "ceres_backup_target": s3_target(backup_prefix),
+                "restore_backup_id": completed_backup["id"],
+                "restore_database": scratch,
+            },
+        )
         assert completed.returncode == 0, completed.stdout + completed.stderr
         assert restored["id"] == completed_backup["id"] and restored["database"] == scratch
         assert restored["tables"] == completed_backup["database"]["tables"]
         assert restored["secrets"]["skipped"] == []
-        assert len(restored["secrets"]["created"]) + len(restored["secrets"]["replaced"]) + len(
-            restored["secrets"]["unchanged"]) == 3
+        assert (
+            len(restored["secrets"]["created"])
+            + len(restored["secrets"]["replaced"])
+            + len(restored["secrets"]["unchanged"])
+            == 3
+        )
 
         source, copy = table_fingerprints("ceres_db"), table_fingerprints(scratch)
         assert copy == source
@@ -216,13 +273,13 @@ def test_backup_round_trip_restores_identical_tables(tmp_path, completed_backup,
 
 
 def test_restore_without_an_id_takes_the_latest_complete_backup_and_check_mode_restores_nothing(
-        tmp_path, s3, completed_backup, backup_prefix):
+    tmp_path, s3, completed_backup, backup_prefix
+):
     # A newer backup whose upload never finished (no manifest) must be passed over.
     incomplete_prefix = f"{backup_prefix}{CLUSTER}/29991231T235959Z-abcdef/"
     s3.put_object(Bucket=BUCKET, Key=incomplete_prefix + "ceres_db.dump", Body=b"half an upload")
     try:
-        completed, planned = run_role(tmp_path, "restore", {"ceres_backup_target": s3_target(backup_prefix)},
-                                      "--check")
+        completed, planned = run_role(tmp_path, "restore", {"ceres_backup_target": s3_target(backup_prefix)}, "--check")
         assert completed.returncode == 0, completed.stdout + completed.stderr
         assert planned["id"] == completed_backup["id"]
         assert planned["check_mode"] is True
@@ -238,13 +295,16 @@ def test_restore_without_an_id_passes_over_a_newer_unverified_backup(tmp_path, s
     unverified_prefix = f"{backup_prefix}{CLUSTER}/{unverified_id}/"
     copy_backup(s3, completed_backup["prefix"], unverified_prefix, unverified_id, verified=False)
     try:
-        completed, planned = run_role(tmp_path, "restore", {"ceres_backup_target": s3_target(backup_prefix)},
-                                      "--check")
+        completed, planned = run_role(tmp_path, "restore", {"ceres_backup_target": s3_target(backup_prefix)}, "--check")
         assert completed.returncode == 0, completed.stdout + completed.stderr
         assert planned["id"] == completed_backup["id"]
         # Named explicitly, the unverified backup is what the operator asked for.
-        completed, planned = run_role(tmp_path, "restore", {"ceres_backup_target": s3_target(backup_prefix),
-                                                            "restore_backup_id": unverified_id}, "--check")
+        completed, planned = run_role(
+            tmp_path,
+            "restore",
+            {"ceres_backup_target": s3_target(backup_prefix), "restore_backup_id": unverified_id},
+            "--check",
+        )
         assert completed.returncode == 0, completed.stdout + completed.stderr
         assert planned["id"] == unverified_id
     finally:
@@ -253,12 +313,15 @@ def test_restore_without_an_id_passes_over_a_newer_unverified_backup(tmp_path, s
 
 def test_restore_without_an_id_fails_when_no_backup_was_verified(tmp_path, s3, completed_backup, own_prefix):
     unverified_id = "29991231T235959Z-0bad01"
-    copy_backup(s3, completed_backup["prefix"], f"{own_prefix}{CLUSTER}/{unverified_id}/", unverified_id,
-                verified=False)
+    copy_backup(
+        s3, completed_backup["prefix"], f"{own_prefix}{CLUSTER}/{unverified_id}/", unverified_id, verified=False
+    )
     completed, restored = run_role(tmp_path, "restore", {"ceres_backup_target": s3_target(own_prefix)}, "--check")
     assert completed.returncode != 0 and restored is None
-    assert (f"no complete backup under s3://{BUCKET}/{own_prefix}{CLUSTER}/ was verified when it was taken "
-            f"(unverified: {unverified_id})") in " ".join(completed.stdout.split())
+    assert (
+        f"no complete backup under s3://{BUCKET}/{own_prefix}{CLUSTER}/ was verified when it was taken "
+        f"(unverified: {unverified_id})"
+    ) in " ".join(completed.stdout.split())
 
 
 def test_restore_refuses_a_backup_whose_object_was_altered(tmp_path, s3, completed_backup, backup_prefix):
@@ -267,8 +330,9 @@ def test_restore_refuses_a_backup_whose_object_was_altered(tmp_path, s3, complet
     copy_backup(s3, completed_backup["prefix"], corrupt_prefix, corrupt_id, corrupt="ceres_db.dump")
     scratch = f"ceres_test_restore_{uuid.uuid4().hex[:8]}"
     try:
-        completed, restored = run_role(tmp_path, "restore", {
-            "ceres_backup_target": s3_target(backup_prefix), "restore_database": scratch})
+        completed, restored = run_role(
+            tmp_path, "restore", {"ceres_backup_target": s3_target(backup_prefix), "restore_database": scratch}
+        )
         assert completed.returncode != 0
         assert restored is None
         assert "refusing to restore a corrupt backup" in completed.stdout
@@ -280,17 +344,25 @@ def test_restore_refuses_a_backup_whose_object_was_altered(tmp_path, s3, complet
 
 
 def test_restore_into_production_needs_restore_clean(tmp_path, completed_backup, backup_prefix):
-    completed, _restored = run_role(tmp_path, "restore", {
-        "ceres_backup_target": s3_target(backup_prefix), "restore_database": "ceres_db"})
+    completed, _restored = run_role(
+        tmp_path, "restore", {"ceres_backup_target": s3_target(backup_prefix), "restore_database": "ceres_db"}
+    )
     assert completed.returncode != 0
     assert "refusing to restore into the production database ceres_db without restore_clean" in completed.stdout
 
 
 def test_restore_clean_with_parallel_jobs_is_refused_before_anything_runs(tmp_path, completed_backup, backup_prefix):
     scratch = f"ceres_test_restore_{uuid.uuid4().hex[:8]}"
-    completed, restored = run_role(tmp_path, "restore", {
-        "ceres_backup_target": s3_target(backup_prefix), "restore_database": scratch, "restore_clean": True,
-        "restore_jobs": 2})
+    completed, restored = run_role(
+        tmp_path,
+        "restore",
+        {
+            "ceres_backup_target": s3_target(backup_prefix),
+            "restore_database": scratch,
+            "restore_clean": True,
+            "restore_jobs": 2,
+        },
+    )
     output = " ".join(completed.stdout.split())
     assert completed.returncode != 0 and restored is None
     assert "restore_clean: true with restore_jobs 2 is refused" in output
@@ -299,6 +371,7 @@ def test_restore_clean_with_parallel_jobs_is_refused_before_anything_runs(tmp_pa
 
 
 # --------------------------------------------------------------------------- failures and retention
+
 
 @pytest.fixture()
 def own_prefix(s3):
@@ -309,14 +382,21 @@ def own_prefix(s3):
 
 @pytest.mark.parametrize("check_target_first", [True, False], ids=["probe", "upload"])
 def test_unreachable_s3_fails_the_role_before_the_next_phase_without_a_manifest(
-        tmp_path, s3, sandbox_vault_password, own_prefix, check_target_first):
+    tmp_path, s3, sandbox_vault_password, own_prefix, check_target_first
+):
     unreachable = s3_target(own_prefix, endpoint_url=f"http://127.0.0.1:{closed_port()}")
     staging = tmp_path / "staging"  # this run's own, so another run's staging directory cannot interfere
     staging.mkdir()
-    completed, result = run_role(tmp_path, "backup", {"ceres_backup_target": unreachable,
-                                                      "backup_check_target": check_target_first,
-                                                      "backup_staging_dir": str(staging)},
-                                 later_phase=True)
+    completed, result = run_role(
+        tmp_path,
+        "backup",
+        {
+            "ceres_backup_target": unreachable,
+            "backup_check_target": check_target_first,
+            "backup_staging_dir": str(staging),
+        },
+        later_phase=True,
+    )
     assert completed.returncode != 0
     assert result is None
     assert not (tmp_path / "later-phase-ran").exists()
@@ -342,11 +422,15 @@ def test_retention_keeps_exactly_the_newest_complete_backups(tmp_path, s3, sandb
     for key in (incomplete, other_cluster, unrelated):
         s3.put_object(Bucket=BUCKET, Key=key, Body=b"keep me")
 
-    completed, result = run_role(tmp_path, "backup", {"ceres_backup_target": s3_target(own_prefix, keep=2),
-                                                      "backup_secrets": False})
+    completed, result = run_role(
+        tmp_path, "backup", {"ceres_backup_target": s3_target(own_prefix, keep=2), "backup_secrets": False}
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    complete_now = sorted(key[len(cluster_prefix):].split("/")[0] for key in list_keys(s3, cluster_prefix)
-                          if key.endswith("/manifest.json"))
+    complete_now = sorted(
+        key[len(cluster_prefix) :].split("/")[0]
+        for key in list_keys(s3, cluster_prefix)
+        if key.endswith("/manifest.json")
+    )
     assert complete_now == ["20200103T000000Z-000003", result["id"]]
     assert result["retention"]["deleted"] == ["20200101T000000Z-000001", "20200102T000000Z-000002"]
     assert result["retention"]["incomplete"] == ["20190101T000000Z-000009"]
@@ -359,18 +443,32 @@ def test_retention_keeps_exactly_the_newest_complete_backups(tmp_path, s3, sandb
 
 def test_directory_format_backup_round_trip(tmp_path, s3, sandbox_vault_password, own_prefix):
     """A directory-format dump (several files, dumped with two jobs) travels as one object per file."""
-    completed, result = run_role(tmp_path, "backup", {"ceres_backup_target": s3_target(own_prefix),
-                                                      "backup_format": "directory", "backup_jobs": 2,
-                                                      "backup_secrets": False})
+    completed, result = run_role(
+        tmp_path,
+        "backup",
+        {
+            "ceres_backup_target": s3_target(own_prefix),
+            "backup_format": "directory",
+            "backup_jobs": 2,
+            "backup_secrets": False,
+        },
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert result["secrets"] is None
     assert "ceres_db.d/toc.dat" in result["files"]
     assert len([name for name in result["files"] if name.startswith("ceres_db.d/")]) > 2
     scratch = f"ceres_test_restore_{uuid.uuid4().hex[:8]}"
     try:
-        completed, restored = run_role(tmp_path, "restore", {
-            "ceres_backup_target": s3_target(own_prefix), "restore_database": scratch, "restore_secrets": False,
-            "restore_jobs": 2})
+        completed, restored = run_role(
+            tmp_path,
+            "restore",
+            {
+                "ceres_backup_target": s3_target(own_prefix),
+                "restore_database": scratch,
+                "restore_secrets": False,
+                "restore_jobs": 2,
+            },
+        )
         assert completed.returncode == 0, completed.stdout + completed.stderr
         assert restored["id"] == result["id"] and restored["secrets"] is None
         assert table_fingerprints(scratch) == table_fingerprints("ceres_db")
@@ -381,8 +479,11 @@ def test_directory_format_backup_round_trip(tmp_path, s3, sandbox_vault_password
 def test_pod_mode_backup_dumps_through_the_exec_api_and_round_trips(tmp_path, s3, sandbox_vault_password, own_prefix):
     """backup_dump_in_pod: pg_dump runs in a Ready pod of ceres-system/postgres-main (the
     inventory's ceres_database.kube_*) through the exec API, as the plan's kubectl exec does."""
-    completed, result = run_role(tmp_path, "backup", {"ceres_backup_target": s3_target(own_prefix),
-                                                      "backup_dump_in_pod": True, "backup_secrets": False})
+    completed, result = run_role(
+        tmp_path,
+        "backup",
+        {"ceres_backup_target": s3_target(own_prefix), "backup_dump_in_pod": True, "backup_secrets": False},
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     source = result["database"]["source"]
     assert source["mode"] == "pod" and source["namespace"] == "ceres-system"
@@ -391,8 +492,11 @@ def test_pod_mode_backup_dumps_through_the_exec_api_and_round_trips(tmp_path, s3
     assert manifest["database"]["source"] == source and manifest["database"]["verified"] is True
     scratch = f"ceres_test_restore_{uuid.uuid4().hex[:8]}"
     try:
-        completed, restored = run_role(tmp_path, "restore", {
-            "ceres_backup_target": s3_target(own_prefix), "restore_database": scratch, "restore_secrets": False})
+        completed, restored = run_role(
+            tmp_path,
+            "restore",
+            {"ceres_backup_target": s3_target(own_prefix), "restore_database": scratch, "restore_secrets": False},
+        )
         assert completed.returncode == 0, completed.stdout + completed.stderr
         assert restored["id"] == result["id"]
         assert table_fingerprints(scratch) == table_fingerprints("ceres_db")
@@ -400,16 +504,27 @@ def test_pod_mode_backup_dumps_through_the_exec_api_and_round_trips(tmp_path, s3
         drop_database(scratch)
 
 
-@pytest.mark.parametrize("extra, message", [
-    ({"backup_format": "directory"}, "backup_format directory cannot be used: pg_dump would write the directory inside"),
-    ({"backup_database_password": "not-sent"}, "backup_database_password must be empty"),
-    ({"ceres_database": {"name": "ceres_db", "kube_namespace": "ceres-system"}},
-     "ceres_database.kube_deployment (or backup_database.kube_deployment) is not set"),
-], ids=["directory", "password", "no-deployment"])
-def test_pod_mode_refuses_what_cannot_work_before_dumping(tmp_path, s3, sandbox_vault_password, own_prefix,
-                                                          extra, message):
-    completed, result = run_role(tmp_path, "backup", {"ceres_backup_target": s3_target(own_prefix),
-                                                      "backup_dump_in_pod": True, **extra})
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            {"backup_format": "directory"},
+            "backup_format directory cannot be used: pg_dump would write the directory inside",
+        ),
+        ({"backup_database_password": "not-sent"}, "backup_database_password must be empty"),
+        (
+            {"ceres_database": {"name": "ceres_db", "kube_namespace": "ceres-system"}},
+            "ceres_database.kube_deployment (or backup_database.kube_deployment) is not set",
+        ),
+    ],
+    ids=["directory", "password", "no-deployment"],
+)
+def test_pod_mode_refuses_what_cannot_work_before_dumping(
+    tmp_path, s3, sandbox_vault_password, own_prefix, extra, message
+):
+    completed, result = run_role(
+        tmp_path, "backup", {"ceres_backup_target": s3_target(own_prefix), "backup_dump_in_pod": True, **extra}
+    )
     output = " ".join(completed.stdout.split())
     assert completed.returncode != 0 and result is None
     assert "backup_dump_in_pod is true but" in output and message in output
@@ -420,18 +535,29 @@ def test_pod_mode_refuses_what_cannot_work_before_dumping(tmp_path, s3, sandbox_
 
 # --------------------------------------------------------------------------- check mode and validation
 
-AZURE_TARGET = {"kind": "azure", "storage_account": "ceresbackups", "container": "backups",
-                "resource_group": "ceres-rg", "prefix": "ceres/", "keep": 5}
+AZURE_TARGET = {
+    "kind": "azure",
+    "storage_account": "ceresbackups",
+    "container": "backups",
+    "resource_group": "ceres-rg",
+    "prefix": "ceres/",
+    "keep": 5,
+}
 GCS_TARGET = {"kind": "gcs", "bucket": "ceres-backups", "project": "ceres-prod", "prefix": "ceres/", "keep": 5}
 
 
-@pytest.mark.parametrize("target, location", [
-    (AZURE_TARGET, f"https://ceresbackups.blob.core.windows.net/backups/ceres/{CLUSTER}/"),
-    (GCS_TARGET, f"gs://ceres-backups/ceres/{CLUSTER}/"),
-], ids=["azure", "gcs"])
+@pytest.mark.parametrize(
+    "target, location",
+    [
+        (AZURE_TARGET, f"https://ceresbackups.blob.core.windows.net/backups/ceres/{CLUSTER}/"),
+        (GCS_TARGET, f"gs://ceres-backups/ceres/{CLUSTER}/"),
+    ],
+    ids=["azure", "gcs"],
+)
 def test_azure_and_gcs_targets_run_in_check_mode(tmp_path, sandbox_vault_password, target, location):
-    completed, result = run_role(tmp_path, "backup", {"ceres_backup_target": target, "backup_check_target": False},
-                                 "--check")
+    completed, result = run_role(
+        tmp_path, "backup", {"ceres_backup_target": target, "backup_check_target": False}, "--check"
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert result["kind"] == target["kind"] and result["complete"] is False
     assert result["location"] == f"{location}{result['id']}/"
@@ -445,14 +571,18 @@ def test_s3_check_mode_reads_the_bucket_and_uploads_nothing(tmp_path, s3, sandbo
     assert list_keys(s3, own_prefix) == []
 
 
-@pytest.mark.parametrize("target, message", [
-    ({**AZURE_TARGET, "resource_group": ""}, "ceres_backup_target of kind azure needs resource_group"),
-    ({key: value for key, value in GCS_TARGET.items() if key != "project"}, "of kind gcs needs project"),
-    ({**GCS_TARGET, "auth_kind": "serviceaccount"}, "of kind gcs needs service_account_file"),
-    ({"kind": "s3", "prefix": "ceres/"}, "of kind s3 needs bucket"),
-    ({**AZURE_TARGET, "kind": "ftp"}, "value of kind must be one of: s3, azure, gcs"),
-    ({**GCS_TARGET, "prefix": "/ceres"}, "the backup prefix must be empty or end with '/'"),
-], ids=["azure-resource-group", "gcs-project", "gcs-service-account-file", "s3-bucket", "unknown-kind", "prefix"])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ({**AZURE_TARGET, "resource_group": ""}, "ceres_backup_target of kind azure needs resource_group"),
+        ({key: value for key, value in GCS_TARGET.items() if key != "project"}, "of kind gcs needs project"),
+        ({**GCS_TARGET, "auth_kind": "serviceaccount"}, "of kind gcs needs service_account_file"),
+        ({"kind": "s3", "prefix": "ceres/"}, "of kind s3 needs bucket"),
+        ({**AZURE_TARGET, "kind": "ftp"}, "value of kind must be one of: s3, azure, gcs"),
+        ({**GCS_TARGET, "prefix": "/ceres"}, "the backup prefix must be empty or end with '/'"),
+    ],
+    ids=["azure-resource-group", "gcs-project", "gcs-service-account-file", "s3-bucket", "unknown-kind", "prefix"],
+)
 def test_an_incomplete_target_fails_with_a_clear_message(tmp_path, sandbox_vault_password, target, message):
     completed, result = run_role(tmp_path, "backup", {"ceres_backup_target": target}, "--check")
     assert completed.returncode != 0
@@ -462,11 +592,16 @@ def test_an_incomplete_target_fails_with_a_clear_message(tmp_path, sandbox_vault
 
 def test_a_missing_vault_password_file_fails_clearly(tmp_path, own_prefix):
     missing = tmp_path / "no-vault-password"
-    completed, _result = run_role(tmp_path, "backup", {"ceres_backup_target": s3_target(own_prefix),
-                                                       "ceres_vault_password_file": str(missing)}, "--check")
+    completed, _result = run_role(
+        tmp_path,
+        "backup",
+        {"ceres_backup_target": s3_target(own_prefix), "ceres_vault_password_file": str(missing)},
+        "--check",
+    )
     assert completed.returncode != 0
     assert f"the vault password file {missing} that encrypts the exported Secrets does not exist" in " ".join(
-        completed.stdout.split())
+        completed.stdout.split()
+    )
 
 
 def test_the_local_inventory_reads_the_sandbox_vault_password_file():

@@ -5,6 +5,7 @@ Every case runs at the sandbox's scrape interval (1 s by default) and at a produ
 at the same time, each with its own namespace and app, so the slow part (waiting for
 scrapes and windows) is paid once per case, not once per variant.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,9 +56,13 @@ def prometheus_servers():
     simulator = SANDBOX_ENV["CERES_SIMULATOR_URL"].split("://", 1)[1]
     sandbox_scrape = parse_scrape_interval(SANDBOX_ENV.get("CERES_SANDBOX_SCRAPE_INTERVAL") or "1s")
     with tempfile.TemporaryDirectory(prefix="ceres-prometheus-") as work_dir:
-        with ExtraPrometheus(PRODUCTION_LIKE_SCRAPE_SECONDS, [("ceres-traffic-simulator", simulator)], work_dir) as extra:
-            yield [PrometheusUnderTest(SANDBOX_ENV["CERES_PROMETHEUS_URL"], sandbox_scrape),
-                   PrometheusUnderTest(extra.url, PRODUCTION_LIKE_SCRAPE_SECONDS)]
+        with ExtraPrometheus(
+            PRODUCTION_LIKE_SCRAPE_SECONDS, [("ceres-traffic-simulator", simulator)], work_dir
+        ) as extra:
+            yield [
+                PrometheusUnderTest(SANDBOX_ENV["CERES_PROMETHEUS_URL"], sandbox_scrape),
+                PrometheusUnderTest(extra.url, PRODUCTION_LIKE_SCRAPE_SECONDS),
+            ]
 
 
 @pytest.fixture()
@@ -77,8 +82,13 @@ def namespaces(kube):
 
 
 def params(prometheus: PrometheusUnderTest, namespace: str, app: str, window: str) -> dict:
-    return {"namespace": namespace, "workload": world.canary_workload(app), "service": app, "window": window,
-            "scrape_interval": prometheus.scrape_interval}
+    return {
+        "namespace": namespace,
+        "workload": world.canary_workload(app),
+        "service": app,
+        "window": window,
+        "scrape_interval": prometheus.scrape_interval,
+    }
 
 
 def slo_checks(prometheus: PrometheusUnderTest, namespace: str, app: str, window: str) -> list:
@@ -100,18 +110,35 @@ class PlaybookRun:
         self.result_path = work_dir / "result.json"
         tasks = [dict(task) for task in tasks]
         tasks[-1].update(register="result", ignore_errors=True)
-        playbook = [{
-            "name": "gate test", "hosts": "localhost", "connection": "local", "gather_facts": False,
-            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
-            "tasks": tasks + [{"name": "Save the result", "ansible.builtin.copy": {
-                "content": "{{ result | to_json }}", "dest": str(self.result_path), "mode": "0600"}}],
-        }]
+        playbook = [
+            {
+                "name": "gate test",
+                "hosts": "localhost",
+                "connection": "local",
+                "gather_facts": False,
+                "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+                "tasks": tasks
+                + [
+                    {
+                        "name": "Save the result",
+                        "ansible.builtin.copy": {
+                            "content": "{{ result | to_json }}",
+                            "dest": str(self.result_path),
+                            "mode": "0600",
+                        },
+                    }
+                ],
+            }
+        ]
         playbook_path = work_dir / "gate.yml"
         playbook_path.write_text(json.dumps(playbook))
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook_path)],
-            cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1"),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            cwd=ROOT,
+            env=dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
 
     def running(self) -> bool:
         return self.process.poll() is None
@@ -125,8 +152,9 @@ class PlaybookRun:
                 output, unused_stderr = self.process.communicate()
                 raise AssertionError("the playbook did not end within %ss:\n%s" % (timeout, output.decode()))
             if not self.result_path.exists():
-                raise AssertionError("the playbook saved no result (%s):\n%s"
-                                     % (self.process.returncode, output.decode()))
+                raise AssertionError(
+                    "the playbook saved no result (%s):\n%s" % (self.process.returncode, output.decode())
+                )
             return json.loads(self.result_path.read_text())
         finally:
             self._work_dir.cleanup()
@@ -151,10 +179,15 @@ def run_variants(function, variants: list):
 
 def wait_for_evidence(prometheus: PrometheusUnderTest, template_params: dict, requests: float, timeout: float = 120):
     """Wait until the canary's error rate has a value and ``requests`` requests behind it."""
-    world.wait_for_value(prometheus.url, render_template("istio_error_rate", template_params), lambda value: True,
-                         timeout)
-    world.wait_for_value(prometheus.url, render_template("istio_request_count", template_params),
-                         lambda value: value >= requests, timeout)
+    world.wait_for_value(
+        prometheus.url, render_template("istio_error_rate", template_params), lambda value: True, timeout
+    )
+    world.wait_for_value(
+        prometheus.url,
+        render_template("istio_request_count", template_params),
+        lambda value: value >= requests,
+        timeout,
+    )
 
 
 def first_failing_sample_time(result: dict) -> float:
@@ -165,14 +198,23 @@ def first_failing_sample_time(result: dict) -> float:
 
 
 def test_a_canary_scaled_to_zero_mid_gate_fails_the_slo_gate_within_an_interval_and_three_scrapes(
-        kube, namespaces, prometheus_servers):
+    kube, namespaces, prometheus_servers
+):
     def dead_canary(variant):
         prometheus, window = variant
         namespace, app = namespaces(), "dying"
         world.create_app(kube, namespace, app, {}, canary_weight=50, rps=BUSY_RPS)
         wait_for_evidence(prometheus, params(prometheus, namespace, app, window), requests=3000)
-        gate = PlaybookRun([gate_task(slo_checks(prometheus, namespace, app, window), prometheus,
-                                      samples=60, interval=GATE_INTERVAL_SECONDS)])
+        gate = PlaybookRun(
+            [
+                gate_task(
+                    slo_checks(prometheus, namespace, app, window),
+                    prometheus,
+                    samples=60,
+                    interval=GATE_INTERVAL_SECONDS,
+                )
+            ]
+        )
         time.sleep(3 * GATE_INTERVAL_SECONDS)  # ansible-playbook starts, the gate samples a healthy canary
         assert gate.running(), "the gate ended before the canary died: %s" % gate.result(timeout=5)
         last_pod_gone_at = world.scale_canary_to_zero(kube, namespace, app)
@@ -188,11 +230,16 @@ def test_a_canary_scaled_to_zero_mid_gate_fails_the_slo_gate_within_an_interval_
         # The samples before the death were real and accepted: the gate judged a live canary first.
         alive = [value for value, at in zip(errors["values"], errors["times"]) if at < last_pod_gone_at]
         assert alive and all(value is not None and value <= MAX_ERROR_RATE for value in alive), (
-            where, errors["values"], errors["times"], last_pod_gone_at)
+            where,
+            errors["values"],
+            errors["times"],
+            last_pod_gone_at,
+        )
         reaction = first_failing_sample_time(result) - last_pod_gone_at
         bound = GATE_INTERVAL_SECONDS + 3 * prometheus.scrape_seconds
-        assert 0 <= reaction <= bound, "%s: the first failing sample came %.1fs after the last pod went (bound %.1fs)" % (
-            where, reaction, bound)
+        assert 0 <= reaction <= bound, (
+            "%s: the first failing sample came %.1fs after the last pod went (bound %.1fs)" % (where, reaction, bound)
+        )
         # Not the stale 0 of the canary's own series: the caller-side 503s count.
         if errors["status"] == "fail":
             assert errors["values"][-1] > MAX_ERROR_RATE, (where, errors)
@@ -209,10 +256,18 @@ def test_a_fresh_canary_passes_with_a_warmup_and_not_without(kube, namespaces, p
         # Let the stable's series exist in this Prometheus; the canary has none yet.
         stable = dict(params(prometheus, namespace, app, "1m"), workload="%s-%s" % (app, world.STABLE_SUBSET))
         wait_for_evidence(prometheus, stable, requests=1)
-        shift = {"name": "50% to the canary", "ceres.rollout.traffic_shift": {
-            "kubeconfig": SANDBOX_ENV["KUBECONFIG"], "namespace": namespace, "name": app, "route": "primary",
-            "stable": {"host": app, "subset": world.STABLE_SUBSET}, "canary": {"host": app, "subset": world.CANARY_SUBSET},
-            "weight": 50}}
+        shift = {
+            "name": "50% to the canary",
+            "ceres.rollout.traffic_shift": {
+                "kubeconfig": SANDBOX_ENV["KUBECONFIG"],
+                "namespace": namespace,
+                "name": app,
+                "route": "primary",
+                "stable": {"host": app, "subset": world.STABLE_SUBSET},
+                "canary": {"host": app, "subset": world.CANARY_SUBSET},
+                "weight": 50,
+            },
+        }
         options = {"samples": 3, "interval": GATE_INTERVAL_SECONDS}
         if warmup:
             options["warmup"] = warmup
@@ -230,7 +285,11 @@ def test_a_fresh_canary_passes_with_a_warmup_and_not_without(kube, namespaces, p
         errors = checks["error-rate"]
         # Fresh: the first sample had no data yet, or (a scrape or two in, at a 1 s interval) far too
         # few requests behind it.
-        assert errors["values"][0] is None or errors["requests"][0] < 3000, (where, errors["values"], errors["requests"])
+        assert errors["values"][0] is None or errors["requests"][0] < 3000, (
+            where,
+            errors["values"],
+            errors["requests"],
+        )
         if warmup:
             assert result["verdict"] == "pass", (where, result.get("msg"))
             assert all(check["accepted"] == 3 for check in checks.values()), (where, checks)
@@ -248,7 +307,8 @@ def test_a_fresh_canary_passes_with_a_warmup_and_not_without(kube, namespaces, p
 
 
 def test_a_canary_below_the_sample_size_floor_never_passes_and_with_enough_traffic_does(
-        kube, namespaces, prometheus_servers):
+    kube, namespaces, prometheus_servers
+):
     def starved_canary(prometheus):
         namespace, app = namespaces(), "quiet"
         world.create_app(kube, namespace, app, {}, canary_weight=10, rps=40)  # 4 rps: ~240 requests a minute

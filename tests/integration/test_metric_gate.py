@@ -5,6 +5,7 @@ world): each app has a stable and a canary Deployment, a Service, a DestinationR
 VirtualService splitting traffic 50/50, and the canary's fault profile comes from the
 simulator's Deployment annotations. The gate runs as Ansible runs it (ansible-playbook).
 """
+
 from __future__ import annotations
 
 import json
@@ -57,7 +58,11 @@ def gate_world(kube):
             create_app(kube, namespace, app, profile["annotations"], profile["canary_weight"], APP_RPS)
         for app, profile in SCRATCH_APPS.items():
             if profile["canary_weight"]:
-                wait_for(lambda app=app: _canary_request_rate(namespace, app), timeout=90, message="traffic metrics for %s" % app)
+                wait_for(
+                    lambda app=app: _canary_request_rate(namespace, app),
+                    timeout=90,
+                    message="traffic metrics for %s" % app,
+                )
         # A few more scrapes, so the 1m rates rest on more than two points.
         time.sleep(5)
         yield namespace
@@ -85,7 +90,11 @@ def _playbook(module_args: dict, result_path: Path) -> list:
                 },
                 {
                     "name": "Save the result",
-                    "ansible.builtin.copy": {"content": "{{ gate_result | to_json }}", "dest": str(result_path), "mode": "0600"},
+                    "ansible.builtin.copy": {
+                        "content": "{{ gate_result | to_json }}",
+                        "dest": str(result_path),
+                        "mode": "0600",
+                    },
                 },
             ],
         }
@@ -108,8 +117,13 @@ def run_gate(module_args: dict) -> dict:
 
 
 def template_check(name: str, template: str, namespace: str, app: str, window: str = "1m", **bounds) -> dict:
-    params = {"namespace": namespace, "workload": canary_workload(app), "service": app, "window": window,
-              "scrape_interval": SCRAPE_INTERVAL}
+    params = {
+        "namespace": namespace,
+        "workload": canary_workload(app),
+        "service": app,
+        "window": window,
+        "scrape_interval": SCRAPE_INTERVAL,
+    }
     return dict({"name": name, "template": template, "params": params}, **bounds)
 
 
@@ -151,8 +165,13 @@ def test_healthy_canary_passes_with_a_real_zero_error_rate(gate_world):
 
 
 def test_public_headers_reach_prometheus_and_stay_visible(gate_world):
-    result = run_gate({"checks": [template_check("error-rate", "istio_error_rate", gate_world, "steady", max=0.01)],
-                       "public_headers": {"X-Scope-OrgID": gate_world}, "samples": 1})
+    result = run_gate(
+        {
+            "checks": [template_check("error-rate", "istio_error_rate", gate_world, "steady", max=0.01)],
+            "public_headers": {"X-Scope-OrgID": gate_world},
+            "samples": 1,
+        }
+    )
     assert not result.get("failed"), result.get("msg")
     assert result["verdict"] == "pass"
     assert f'destination_workload_namespace="{gate_world}"' in result["checks"][0]["query"]
@@ -202,7 +221,9 @@ def test_canary_without_traffic_has_no_data_and_fails_closed(gate_world):
 def test_breach_ends_the_gate_within_one_interval(gate_world, kube):
     interval_seconds = 5
     query_window = "10s"
-    error_rate_check = template_check("error-rate", "istio_error_rate", gate_world, "flip", window=query_window, max=0.01)
+    error_rate_check = template_check(
+        "error-rate", "istio_error_rate", gate_world, "flip", window=query_window, max=0.01
+    )
     apps_api = client.AppsV1Api(kube)
     canary = canary_workload("flip")
     with tempfile.TemporaryDirectory() as work_dir:
@@ -219,14 +240,20 @@ def test_breach_ends_the_gate_within_one_interval(gate_world, kube):
         try:
             time.sleep(2 * interval_seconds)  # the gate is sampling a healthy canary
             assert gate_process.poll() is None, gate_process.stdout.read().decode()
-            apps_api.patch_namespaced_deployment(canary, gate_world, {"metadata": {"annotations": {ERROR_RATIO_ANNOTATION: "0.2"}}})
+            apps_api.patch_namespaced_deployment(
+                canary, gate_world, {"metadata": {"annotations": {ERROR_RATIO_ANNOTATION: "0.2"}}}
+            )
             resolved_query = _resolved_query(error_rate_check)
             # The breach is the moment Prometheus first answers above the bound.
-            wait_for(lambda: _value_above(resolved_query, 0.01), timeout=30, interval=0.2, message="the error rate to rise")
+            wait_for(
+                lambda: _value_above(resolved_query, 0.01), timeout=30, interval=0.2, message="the error rate to rise"
+            )
             breach_seen_at = time.time()
             gate_process.wait(timeout=interval_seconds + 30)
         finally:
-            apps_api.patch_namespaced_deployment(canary, gate_world, {"metadata": {"annotations": {ERROR_RATIO_ANNOTATION: None}}})
+            apps_api.patch_namespaced_deployment(
+                canary, gate_world, {"metadata": {"annotations": {ERROR_RATIO_ANNOTATION: None}}}
+            )
             if gate_process.poll() is None:
                 gate_process.kill()
                 gate_process.wait()
@@ -274,8 +301,7 @@ def test_prometheus_stopped_mid_rollout_fails_clearly_within_error_limit_interva
     sandbox_dir = Path(os.environ["CERES_SANDBOX_DIR"])
     prometheus_pid = int((sandbox_dir / "run" / "prometheus.pid").read_text())
     os.killpg(prometheus_pid, signal.SIGTERM)
-    wait_for(lambda: not Path("/proc/%d" % prometheus_pid).exists(), timeout=20,
-             message="Prometheus to stop")
+    wait_for(lambda: not Path("/proc/%d" % prometheus_pid).exists(), timeout=20, message="Prometheus to stop")
     try:
         result = run_gate(
             {
@@ -287,8 +313,13 @@ def test_prometheus_stopped_mid_rollout_fails_clearly_within_error_limit_interva
             }
         )
     finally:
-        restart = subprocess.run([sys.executable, str(ROOT / "sandbox" / "sandbox.py"), "up"],
-                                 capture_output=True, text=True, check=False, cwd=ROOT)
+        restart = subprocess.run(
+            [sys.executable, str(ROOT / "sandbox" / "sandbox.py"), "up"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+        )
     assert restart.returncode == 0, restart.stdout + restart.stderr
     assert result["failed"] is True
     assert result["passed"] is False

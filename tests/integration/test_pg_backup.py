@@ -32,15 +32,6 @@ if str(REPOSITORY / ".collections") not in sys.path:
 
 psycopg2 = pytest.importorskip("psycopg2")
 
-from ansible_collections.ceres.rollout.plugins.module_utils import (  # noqa: E402
-    atomic_files,
-    pg_backup_common,
-    pg_backup_local,
-    pg_connection,
-    pg_errors,
-    pg_manifest,
-    pg_verify,
-)
 from postgres_support import (  # noqa: E402
     admin_connection,
     create_login_role,
@@ -52,6 +43,17 @@ from postgres_support import (  # noqa: E402
     load_manifest,
     pg_dump_process_tree,
 )
+
+from ansible_collections.ceres.rollout.plugins.module_utils import (  # noqa: E402
+    atomic_files,
+    pg_backup_common,
+    pg_backup_local,
+    pg_connection,
+    pg_errors,
+    pg_manifest,
+    pg_verify,
+)
+
 PG_ENVIRONMENT = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
 
 pytestmark = pytest.mark.skipif(
@@ -69,9 +71,18 @@ ENVIRONMENT_MARKER = "CERES_IT_ENVIRONMENT_MARKER"
 
 def ansible_command(module, arguments, check_mode=False, verbosity=0):
     command = [
-        str(Path(sys.executable).parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
-        "-e", "ansible_python_interpreter=%s" % sys.executable,
-        "-m", "ceres.rollout.%s" % module, "-a", json.dumps(arguments),
+        str(Path(sys.executable).parent / "ansible"),
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        "ansible_python_interpreter=%s" % sys.executable,
+        "-m",
+        "ceres.rollout.%s" % module,
+        "-a",
+        json.dumps(arguments),
     ]
     if check_mode:
         command.append("--check")
@@ -90,8 +101,14 @@ def ansible_environment(structured=True):
 
 @contextlib.contextmanager
 def ansible_in_background(module, arguments):
-    process = subprocess.Popen(ansible_command(module, arguments), cwd=REPOSITORY, env=ansible_environment(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        ansible_command(module, arguments),
+        cwd=REPOSITORY,
+        env=ansible_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         yield process
     finally:
@@ -108,8 +125,14 @@ def task_result(stdout, stderr):
 
 
 def run_module(module, arguments, check_mode=False):
-    completed = subprocess.run(ansible_command(module, arguments, check_mode), cwd=REPOSITORY,
-                               env=ansible_environment(), capture_output=True, text=True, check=False)
+    completed = subprocess.run(
+        ansible_command(module, arguments, check_mode),
+        cwd=REPOSITORY,
+        env=ansible_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return task_result(completed.stdout, completed.stderr)
 
 
@@ -131,8 +154,9 @@ def backup_now(dest, **options):
 def mounted_tmpfs(directory, options):
     """A tmpfs at directory, or a skip when this host does not allow mounting."""
     directory.mkdir(exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(directory)],
-                             capture_output=True, text=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(directory)], capture_output=True, text=True, check=False
+    )
     if mounted.returncode != 0:
         pytest.skip("cannot mount a tmpfs here (%s)" % (mounted.stderr.strip() or "not root"))
     try:
@@ -163,7 +187,7 @@ def wait_until(predicate, timeout, what):
 def fixture_database():
     """A database of our own: non-ASCII text, jsonb, bytea, odd names, an empty table."""
     name = "ceres_it_src_%s" % uuid.uuid4().hex[:8]
-    execute("postgres", 'CREATE DATABASE "%s" TEMPLATE template0 ENCODING \'UTF8\'' % name)
+    execute("postgres", "CREATE DATABASE \"%s\" TEMPLATE template0 ENCODING 'UTF8'" % name)
     execute(
         name,
         "CREATE SCHEMA billing",
@@ -212,15 +236,24 @@ def copy_backup(finished_backups, name, destination_directory):
 # --- round trips -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backup_format, jobs, compress", [
-    ("custom", 1, None), ("directory", 2, "1"), ("tar", 1, None), ("plain", 1, None), ("plain", 1, "5"),
-])
+@pytest.mark.parametrize(
+    "backup_format, jobs, compress",
+    [
+        ("custom", 1, None),
+        ("directory", 2, "1"),
+        ("tar", 1, None),
+        ("plain", 1, None),
+        ("plain", 1, "5"),
+    ],
+)
 def test_round_trip_restores_identical_tables(tmp_path, restore_target, backup_format, jobs, compress):
     scratch_before = scratch_databases()
     dest = tmp_path / ("ceres_db." + backup_format)
 
-    backup = run_module("pg_backup", {"dest": str(dest), "format": backup_format, "jobs": jobs, "compress": compress,
-                                      "verify": "restore"})
+    backup = run_module(
+        "pg_backup",
+        {"dest": str(dest), "format": backup_format, "jobs": jobs, "compress": compress, "verify": "restore"},
+    )
 
     assert backup.get("failed") is not True, backup.get("msg")
     assert backup["changed"] is True and backup["verified"] is True and backup["verify"] == "restore"
@@ -261,8 +294,9 @@ def test_counts_are_those_of_the_dump_snapshot_while_rows_are_being_written(tmp_
     writer = threading.Thread(target=keep_inserting)
     writer.start()
     try:
-        result = run_module("pg_backup", {"database": fixture_database, "dest": str(tmp_path / "busy.dump"),
-                                          "verify": "restore"})
+        result = run_module(
+            "pg_backup", {"database": fixture_database, "dest": str(tmp_path / "busy.dump"), "verify": "restore"}
+        )
     finally:
         stop_writing.set()
         writer.join()
@@ -312,11 +346,15 @@ def test_force_never_replaces_a_directory_that_is_not_a_previous_backup(tmp_path
     (victim / "nested" / "toc.dat").write_bytes(b"not a backup of ours")
     before = directory_listing(tmp_path)
 
-    result = run_module("pg_backup", {"dest": str(victim), "format": backup_format, "force": True}, check_mode=check_mode)
+    result = run_module(
+        "pg_backup", {"dest": str(victim), "format": backup_format, "force": True}, check_mode=check_mode
+    )
 
     assert result["failed"] is True, result
-    assert ("dest %s is an existing directory that is not a previous directory-format backup; give the backup's own"
-            " path" % victim) in result["msg"]
+    assert (
+        "dest %s is an existing directory that is not a previous directory-format backup; give the backup's own"
+        " path" % victim
+    ) in result["msg"]
     assert directory_listing(tmp_path) == before, "the directory at dest (or its parent) was changed"
 
 
@@ -358,7 +396,9 @@ def test_a_directory_created_at_dest_during_the_dump_is_not_replaced(tmp_path, f
         dest.mkdir()
         (dest / "other.dump").write_text("precious\n")
 
-    request = pg_backup_common.BackupRequest(connection_params(fixture_database), str(dest), verify="restore", force=force)
+    request = pg_backup_common.BackupRequest(
+        connection_params(fixture_database), str(dest), verify="restore", force=force
+    )
     with pytest.raises(pg_errors.DestinationError, match="is an existing directory that is not a previous"):
         pg_backup_local.run_backup(request, on_scratch_restored=someone_creates_a_directory_at_dest)
 
@@ -396,8 +436,9 @@ def test_wrong_password_fails_without_revealing_it_even_at_vvv(tmp_path):
     wrong_password = "wrong-%s-pw" % uuid.uuid4().hex
     dest = tmp_path / "never.dump"
     command = ansible_command("pg_backup", {"dest": str(dest), "login_password": wrong_password}, verbosity=3)
-    completed = subprocess.run(command, cwd=REPOSITORY, env=ansible_environment(structured=False),
-                               capture_output=True, text=True, check=False)
+    completed = subprocess.run(
+        command, cwd=REPOSITORY, env=ansible_environment(structured=False), capture_output=True, text=True, check=False
+    )
     output = completed.stdout + completed.stderr
 
     assert completed.returncode != 0
@@ -409,8 +450,9 @@ def test_wrong_password_fails_without_revealing_it_even_at_vvv(tmp_path):
 
 def test_a_successful_run_at_vvv_never_shows_the_password(tmp_path):
     command = ansible_command("pg_backup", {"dest": str(tmp_path / "ok.dump"), "login_password": PASSWORD}, verbosity=3)
-    completed = subprocess.run(command, cwd=REPOSITORY, env=ansible_environment(structured=False),
-                               capture_output=True, text=True, check=False)
+    completed = subprocess.run(
+        command, cwd=REPOSITORY, env=ansible_environment(structured=False), capture_output=True, text=True, check=False
+    )
     assert completed.returncode == 0, completed.stdout[-2000:]
     assert PASSWORD not in completed.stdout + completed.stderr
 
@@ -469,8 +511,11 @@ def test_pg_dump_killed_mid_run_leaves_nothing(tmp_path, fixture_database):
         with ansible_in_background("pg_backup", {"database": fixture_database, "dest": str(dest)}) as ansible:
             temp_prefix = str(tmp_path / ".killed.dump.partial-")
             pid = wait_until(lambda: pg_dump_processes_writing(temp_prefix), 60, "pg_dump to start")[0]
-            wait_until(lambda: any(name.startswith(".killed.dump.partial-") for name in os.listdir(tmp_path)), 30,
-                       "the temporary output")
+            wait_until(
+                lambda: any(name.startswith(".killed.dump.partial-") for name in os.listdir(tmp_path)),
+                30,
+                "the temporary output",
+            )
             with open("/proc/%d/cmdline" % pid, "rb") as handle:
                 command_line = handle.read().decode("utf-8", "replace")
             with open("/proc/%d/environ" % pid, "rb") as handle:
@@ -535,11 +580,14 @@ def test_a_backup_without_its_manifest_is_refused(tmp_path, finished_backups, re
     assert result["failed"] is True and "manifest" in result["msg"] and "is missing" in result["msg"]
 
 
-@pytest.mark.parametrize("alteration, expected", [
-    ("UPDATE public.customers SET city = 'Altered' WHERE id = 17", "table public.customers has the expected"),
-    ("DELETE FROM billing.invoices WHERE id = 5", "table billing.invoices has 19999 rows, expected 20000"),
-    ('DROP TABLE public."Odd Name"', "table public.Odd Name is missing"),
-])
+@pytest.mark.parametrize(
+    "alteration, expected",
+    [
+        ("UPDATE public.customers SET city = 'Altered' WHERE id = 17", "table public.customers has the expected"),
+        ("DELETE FROM billing.invoices WHERE id = 5", "table billing.invoices has 19999 rows, expected 20000"),
+        ('DROP TABLE public."Odd Name"', "table public.Odd Name is missing"),
+    ],
+)
 def test_a_table_altered_in_the_scratch_copy_fails_verification(tmp_path, fixture_database, alteration, expected):
     scratch_before = scratch_databases()
     altered = []
@@ -548,7 +596,9 @@ def test_a_table_altered_in_the_scratch_copy_fails_verification(tmp_path, fixtur
         altered.append(scratch_params.database)
         execute(scratch_params.database, alteration)
 
-    request = pg_backup_common.BackupRequest(connection_params(fixture_database), str(tmp_path / "altered.dump"), verify="restore")
+    request = pg_backup_common.BackupRequest(
+        connection_params(fixture_database), str(tmp_path / "altered.dump"), verify="restore"
+    )
     with pytest.raises(pg_errors.VerificationFailed) as raised:
         pg_backup_local.run_backup(request, on_scratch_restored=alter_scratch_copy)
 
@@ -560,14 +610,18 @@ def test_a_table_altered_in_the_scratch_copy_fails_verification(tmp_path, fixtur
 
 def test_restore_into_an_existing_database_with_clean(tmp_path, fixture_database, restore_target):
     dest = tmp_path / "fixture.d"
-    backup = run_module("pg_backup", {"database": fixture_database, "dest": str(dest), "format": "directory", "jobs": 2})
+    backup = run_module(
+        "pg_backup", {"database": fixture_database, "dest": str(dest), "format": "directory", "jobs": 2}
+    )
     first = run_module("pg_restore", {"src": str(dest), "database": restore_target, "jobs": 2})
     execute(restore_target, "DELETE FROM public.customers WHERE id < 100")
     again = run_module("pg_restore", {"src": str(dest), "database": restore_target, "create": False, "clean": True})
 
     assert first["created"] is True and again["created"] is False, again.get("msg")
     assert again["tables"] == backup["tables"]
-    assert live_table_stats(restore_target, with_content_hash=True) == live_table_stats(fixture_database, with_content_hash=True)
+    assert live_table_stats(restore_target, with_content_hash=True) == live_table_stats(
+        fixture_database, with_content_hash=True
+    )
 
 
 def test_a_second_identical_restore_changes_nothing(tmp_path, fixture_database, restore_target):
@@ -605,11 +659,15 @@ def test_clean_with_parallel_jobs_is_refused_before_the_target_is_touched(tmp_pa
     before = live_table_stats(restore_target, with_content_hash=True)
 
     for check_mode in (True, False):
-        refused = run_module("pg_restore", {"src": str(backup), "database": restore_target, "create": False,
-                                            "clean": True, "jobs": 2}, check_mode=check_mode)
+        refused = run_module(
+            "pg_restore",
+            {"src": str(backup), "database": restore_target, "create": False, "clean": True, "jobs": 2},
+            check_mode=check_mode,
+        )
         assert refused["failed"] is True
-        assert refused["msg"].startswith("clean=true with jobs=2 is refused: pg_restore runs parallel jobs outside a"
-                                         " single transaction"), refused["msg"]
+        assert refused["msg"].startswith(
+            "clean=true with jobs=2 is refused: pg_restore runs parallel jobs outside a single transaction"
+        ), refused["msg"]
     assert live_table_stats(restore_target, with_content_hash=True) == before
 
 
@@ -625,8 +683,10 @@ def large_database():
     """A database whose parallel dump takes a few seconds (workers can be caught running)."""
     name = "ceres_it_large_%s" % uuid.uuid4().hex[:8]
     execute("postgres", 'CREATE DATABASE "%s" TEMPLATE template0' % name)
-    statements = ["CREATE TABLE public.wide_a AS SELECT g AS id, md5(g::text) || repeat('x', 200) AS t"
-                  " FROM generate_series(1, 150000) AS g"]
+    statements = [
+        "CREATE TABLE public.wide_a AS SELECT g AS id, md5(g::text) || repeat('x', 200) AS t"
+        " FROM generate_series(1, 150000) AS g"
+    ]
     statements += ["CREATE TABLE public.wide_%s AS SELECT * FROM public.wide_a" % suffix for suffix in "bcd"]
     execute(name, *statements)
     yield name
@@ -641,8 +701,10 @@ def test_a_killed_pg_dump_leader_leaves_no_workers_behind(tmp_path, large_databa
     temp_prefix = str(tmp_path / ".parallel.d.partial-")
     stopped = []
     try:
-        with ansible_in_background("pg_backup", {"database": large_database, "dest": str(dest), "format": "directory",
-                                                 "jobs": 2, "verify": "none"}) as ansible:
+        with ansible_in_background(
+            "pg_backup",
+            {"database": large_database, "dest": str(dest), "format": "directory", "jobs": 2, "verify": "none"},
+        ) as ansible:
 
             def leader_and_workers():
                 tree = pg_dump_process_tree(temp_prefix)
@@ -701,8 +763,10 @@ def test_restore_into_an_existing_database_with_tables_needs_clean(tmp_path, fin
     first = run_module("pg_restore", {"src": str(backup), "database": restore_target})
     assert first.get("failed") is not True and first["created"] is True, first.get("msg")
     before = live_table_stats(restore_target, with_content_hash=True)
-    expected = ('database "%s" already exists and has %d tables; set clean=true to replace its objects, or restore into'
-                " a new database" % (restore_target, len(before)))
+    expected = (
+        'database "%s" already exists and has %d tables; set clean=true to replace its objects, or restore into'
+        " a new database" % (restore_target, len(before))
+    )
 
     checked = run_module("pg_restore", {"src": str(backup), "database": restore_target}, check_mode=True)
     again = run_module("pg_restore", {"src": str(backup), "database": restore_target})
@@ -715,9 +779,11 @@ def test_restore_into_an_existing_database_with_tables_needs_clean(tmp_path, fin
 
 def test_restore_into_an_existing_empty_database_needs_no_clean(tmp_path, finished_backups, restore_target):
     backup = copy_backup(finished_backups, "source.dump", tmp_path)
-    execute("postgres", 'CREATE DATABASE "%s" TEMPLATE template0 ENCODING \'UTF8\'' % restore_target)
+    execute("postgres", "CREATE DATABASE \"%s\" TEMPLATE template0 ENCODING 'UTF8'" % restore_target)
 
-    checked = run_module("pg_restore", {"src": str(backup), "database": restore_target, "create": False}, check_mode=True)
+    checked = run_module(
+        "pg_restore", {"src": str(backup), "database": restore_target, "create": False}, check_mode=True
+    )
     restored = run_module("pg_restore", {"src": str(backup), "database": restore_target, "create": False})
 
     assert checked["changed"] is True and checked["created"] is False, checked.get("msg")
@@ -730,14 +796,20 @@ def test_a_latin1_database_with_non_ascii_names_verifies(tmp_path, backup_format
     """Names in a dump are in the database's encoding: a LATIN1 database with a table "café"
     in a schema "données" is verified (the TOC / COPY names decoded as LATIN1, not UTF-8)."""
     name = "ceres_it_latin1_%s" % uuid.uuid4().hex[:8]
-    execute("postgres", "CREATE DATABASE \"%s\" TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'"
-            % name)
+    execute(
+        "postgres", "CREATE DATABASE \"%s\" TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'" % name
+    )
     try:
-        execute(name, 'CREATE SCHEMA "données"', 'CREATE TABLE "données"."café" (id int, note text)',
-                "INSERT INTO \"données\".\"café\" SELECT g, 'crème brûlée ' || g FROM generate_series(1, 500) AS g")
+        execute(
+            name,
+            'CREATE SCHEMA "données"',
+            'CREATE TABLE "données"."café" (id int, note text)',
+            'INSERT INTO "données"."café" SELECT g, \'crème brûlée \' || g FROM generate_series(1, 500) AS g',
+        )
         dest = tmp_path / ("latin1.sql" if backup_format == "plain" else "latin1.dump")
-        result = run_module("pg_backup", {"database": name, "dest": str(dest), "format": backup_format,
-                                          "verify": verify})
+        result = run_module(
+            "pg_backup", {"database": name, "dest": str(dest), "format": backup_format, "verify": verify}
+        )
         assert not result.get("failed"), result.get("msg")
         assert result["verified"] is True
         assert result["tables"] == {"données.café": 500}

@@ -31,8 +31,9 @@ if str(REPOSITORY / ".collections") not in sys.path:
 
 psycopg2 = pytest.importorskip("psycopg2")
 
-from ansible_collections.ceres.rollout.plugins.module_utils import pg_catalog, pg_manifest, pg_tools, pg_verify  # noqa: E402
 from postgres_support import admin_connection, database_names, drop_database, execute, live_table_stats, load_manifest  # noqa: E402
+
+from ansible_collections.ceres.rollout.plugins.module_utils import pg_catalog, pg_manifest, pg_tools, pg_verify  # noqa: E402
 
 NAMESPACE = "ceres-system"
 DEPLOYMENT = "postgres-main"
@@ -40,8 +41,9 @@ DATABASE = "ceres_db"
 PASSWORD = SANDBOX_ENV.get("PGPASSWORD", "")
 POD_OPTIONS = {"namespace": NAMESPACE, "deployment": DEPLOYMENT}
 
-pytestmark = pytest.mark.skipif(not PASSWORD or not SANDBOX_ENV.get("KUBECONFIG"),
-                                reason="needs the sandbox (source .sandbox/env)")
+pytestmark = pytest.mark.skipif(
+    not PASSWORD or not SANDBOX_ENV.get("KUBECONFIG"), reason="needs the sandbox (source .sandbox/env)"
+)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -49,17 +51,31 @@ pytestmark = pytest.mark.skipif(not PASSWORD or not SANDBOX_ENV.get("KUBECONFIG"
 
 def run_module(module, arguments, check_mode=False, verbosity=0):
     """The task result of one ad-hoc module run (json callback); no output may hold the password."""
-    args = ["ansible", "localhost", "-i", "localhost,", "-c", "local",
-            "-e", "ansible_python_interpreter=%s" % sys.executable,
-            "-m", "ceres.rollout.%s" % module, "-a", json.dumps(arguments)]
+    args = [
+        "ansible",
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        "ansible_python_interpreter=%s" % sys.executable,
+        "-m",
+        "ceres.rollout.%s" % module,
+        "-a",
+        json.dumps(arguments),
+    ]
     if check_mode:
         args.append("--check")
     if verbosity:
         args.append("-" + "v" * verbosity)
-    completed = run_ansible(args, check=False, env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-                                                    "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"})
+    completed = run_ansible(
+        args, check=False, env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
+    )
     assert PASSWORD not in completed.stdout + completed.stderr, "the password leaked into ansible's output"
-    document = completed.stdout if completed.stdout.startswith("{") else completed.stdout[completed.stdout.index("\n{") + 1:]
+    document = (
+        completed.stdout if completed.stdout.startswith("{") else completed.stdout[completed.stdout.index("\n{") + 1 :]
+    )
     return json.loads(document)["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
@@ -83,12 +99,19 @@ def ready_pod():
 
     core = client.CoreV1Api(config.new_client_from_config(config_file=SANDBOX_ENV["KUBECONFIG"]))
     pods = core.list_namespaced_pod(NAMESPACE, label_selector="app=postgres-main").items
-    ready = [pod for pod in pods if pod.status.phase == "Running" and not pod.metadata.deletion_timestamp
-             and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])]
+    ready = [
+        pod
+        for pod in pods
+        if pod.status.phase == "Running"
+        and not pod.metadata.deletion_timestamp
+        and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+    ]
     if not ready:
-        pytest.fail("sandbox: deployment/postgres-main has no Running and Ready pod (%s); kwok does not make a pod"
-                    " Ready again after its node was NotReady: delete the pod so the Deployment recreates it"
-                    % ", ".join("%s %s" % (pod.metadata.name, pod.status.phase) for pod in pods))
+        pytest.fail(
+            "sandbox: deployment/postgres-main has no Running and Ready pod (%s); kwok does not make a pod"
+            " Ready again after its node was NotReady: delete the pod so the Deployment recreates it"
+            % ", ".join("%s %s" % (pod.metadata.name, pod.status.phase) for pod in pods)
+        )
     return ready[0]
 
 
@@ -122,10 +145,13 @@ def locked_database():
     returned connection: pg_dump (and the count of that table) wait for it, which holds a
     pod-mode backup at a known point. Roll the connection back to let them go on."""
     name = "ceres_it_pod_locked_%s" % uuid.uuid4().hex[:8]
-    execute("postgres", 'CREATE DATABASE "%s" TEMPLATE template0 ENCODING \'UTF8\'' % name)
-    execute(name, "CREATE SCHEMA billing",
-            "CREATE TABLE billing.invoices AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 50000) AS g",
-            "CREATE TABLE public.customers AS SELECT g AS id FROM generate_series(1, 1000) AS g")
+    execute("postgres", "CREATE DATABASE \"%s\" TEMPLATE template0 ENCODING 'UTF8'" % name)
+    execute(
+        name,
+        "CREATE SCHEMA billing",
+        "CREATE TABLE billing.invoices AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 50000) AS g",
+        "CREATE TABLE public.customers AS SELECT g AS id FROM generate_series(1, 1000) AS g",
+    )
     locker = psycopg2.connect(dbname=name)
     with locker.cursor() as cursor:
         cursor.execute("LOCK TABLE billing.invoices IN ACCESS EXCLUSIVE MODE")
@@ -158,8 +184,7 @@ def restore_target():
 
 def test_pod_backup_is_a_complete_dump_recorded_as_coming_from_the_pod(pod_backup):
     dest, result, pod = pod_backup
-    source = {"mode": "pod", "namespace": NAMESPACE, "pod": pod.metadata.name,
-              "container": pod.spec.containers[0].name}
+    source = {"mode": "pod", "namespace": NAMESPACE, "pod": pod.metadata.name, "container": pod.spec.containers[0].name}
 
     assert result["changed"] is True and result["verified"] is True and result["verify"] == "list"
     assert result["source"] == source
@@ -198,8 +223,10 @@ def test_pod_backup_round_trips_through_pg_restore(pod_backup, restore_target):
 def test_other_streamable_formats(tmp_path, backup_format, verify):
     scratch_before = {name for name in database_names() if name.startswith(pg_verify.SCRATCH_DATABASE_PREFIX)}
     dest = tmp_path / ("ceres_db." + backup_format)
-    result = run_module("pg_backup", {"database": DATABASE, "dest": str(dest), "format": backup_format,
-                                      "verify": verify, "pod": POD_OPTIONS})
+    result = run_module(
+        "pg_backup",
+        {"database": DATABASE, "dest": str(dest), "format": backup_format, "verify": verify, "pod": POD_OPTIONS},
+    )
 
     assert result.get("failed") is not True, result.get("msg")
     assert result["verified"] is True and result["verify"] == verify
@@ -214,24 +241,33 @@ def test_other_streamable_formats(tmp_path, backup_format, verify):
 def test_a_pod_named_directly_with_its_container(tmp_path):
     pod = ready_pod()
     container = pod.spec.containers[0].name
-    result = run_module("pg_backup", {"database": DATABASE, "dest": str(tmp_path / "named.dump"), "verify": "none",
-                                      "pod": {"namespace": NAMESPACE, "pod": pod.metadata.name, "container": container}})
+    result = run_module(
+        "pg_backup",
+        {
+            "database": DATABASE,
+            "dest": str(tmp_path / "named.dump"),
+            "verify": "none",
+            "pod": {"namespace": NAMESPACE, "pod": pod.metadata.name, "container": container},
+        },
+    )
     assert result.get("failed") is not True, result.get("msg")
     assert result["source"] == {"mode": "pod", "namespace": NAMESPACE, "pod": pod.metadata.name, "container": container}
 
 
 def test_counts_are_those_of_the_dump_snapshot_while_rows_are_being_written(tmp_path):
     database = "ceres_it_pod_busy_%s" % uuid.uuid4().hex[:8]
-    execute("postgres", 'CREATE DATABASE "%s" TEMPLATE template0 ENCODING \'UTF8\'' % database)
+    execute("postgres", "CREATE DATABASE \"%s\" TEMPLATE template0 ENCODING 'UTF8'" % database)
     try:
-        execute(database,
-                "CREATE TABLE public.events (id bigserial PRIMARY KEY, note text, payload jsonb)",
-                "INSERT INTO public.events (note, payload) SELECT 'Ereignis ' || g || ' Łódź 東京',"
-                " jsonb_build_object('n', g) FROM generate_series(1, 60000) AS g",
-                # names psql must pass through intact: quotes, spaces, a colon, non-ASCII
-                'CREATE SCHEMA "Łódź: ops"',
-                'CREATE TABLE "Łódź: ops"."Odd ""Name"" 東京" (t text, b bytea, f float8)',
-                'INSERT INTO "Łódź: ops"."Odd ""Name"" 東京" VALUES (\'a\nb\', \'\\x00ff\', 0.1), (NULL, NULL, 1e300)')
+        execute(
+            database,
+            "CREATE TABLE public.events (id bigserial PRIMARY KEY, note text, payload jsonb)",
+            "INSERT INTO public.events (note, payload) SELECT 'Ereignis ' || g || ' Łódź 東京',"
+            " jsonb_build_object('n', g) FROM generate_series(1, 60000) AS g",
+            # names psql must pass through intact: quotes, spaces, a colon, non-ASCII
+            'CREATE SCHEMA "Łódź: ops"',
+            'CREATE TABLE "Łódź: ops"."Odd ""Name"" 東京" (t text, b bytea, f float8)',
+            'INSERT INTO "Łódź: ops"."Odd ""Name"" 東京" VALUES (\'a\nb\', \'\\x00ff\', 0.1), (NULL, NULL, 1e300)',
+        )
         stop_writing = threading.Event()
         rows_written = []
 
@@ -248,8 +284,10 @@ def test_counts_are_those_of_the_dump_snapshot_while_rows_are_being_written(tmp_
         try:
             # verify=restore restores the dump here and compares every table's count and
             # content hash with those psql took in the pod: equal only if they saw one snapshot.
-            result = run_module("pg_backup", {"database": database, "dest": str(tmp_path / "busy.dump"),
-                                              "verify": "restore", "pod": POD_OPTIONS})
+            result = run_module(
+                "pg_backup",
+                {"database": database, "dest": str(tmp_path / "busy.dump"), "verify": "restore", "pod": POD_OPTIONS},
+            )
         finally:
             stop_writing.set()
             writer.join()
@@ -269,16 +307,41 @@ def test_counts_are_those_of_the_dump_snapshot_while_rows_are_being_written(tmp_
 def test_pg_dump_killed_in_the_pod_mid_run_leaves_nothing(tmp_path, locked_database):
     database, locker = locked_database
     dest = tmp_path / "killed.dump"
-    args = ["ansible", "localhost", "-i", "localhost,", "-c", "local", "-e",
-            "ansible_python_interpreter=%s" % sys.executable, "-m", "ceres.rollout.pg_backup", "-a",
-            json.dumps({"database": database, "dest": str(dest), "pod": POD_OPTIONS})]
-    environment = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                       ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
-    ansible = subprocess.Popen([str(Path(sys.executable).parent / args[0])] + args[1:], cwd=ROOT, env=environment,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        "ansible",
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        "ansible_python_interpreter=%s" % sys.executable,
+        "-m",
+        "ceres.rollout.pg_backup",
+        "-a",
+        json.dumps({"database": database, "dest": str(dest), "pod": POD_OPTIONS}),
+    ]
+    environment = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+    )
+    ansible = subprocess.Popen(
+        [str(Path(sys.executable).parent / args[0])] + args[1:],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        pg_dump = wait_for(lambda: [pid for pid, argv in pod_processes(database).items()
-                                    if os.path.basename(argv[0]) == "pg_dump"], 60, message="pg_dump in the pod")[0]
+        pg_dump = wait_for(
+            lambda: [pid for pid, argv in pod_processes(database).items() if os.path.basename(argv[0]) == "pg_dump"],
+            60,
+            message="pg_dump in the pod",
+        )[0]
         wait_for(lambda: partial_files(tmp_path), 30, message="the temporary output")
         assert any(argument.startswith("--snapshot=") for argument in pod_processes(database)[pg_dump])
         os.kill(pg_dump, signal.SIGKILL)
@@ -313,7 +376,9 @@ def test_sigterm_mid_run_removes_the_temporary_output_and_ends_the_pod_sessions(
         except pg_errors.Interrupted as error:
             print("interrupted:", error)
     """) % (str(REPOSITORY / ".collections"), database, str(tmp_path / "term.dump"), NAMESPACE, DEPLOYMENT)
-    backup = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    backup = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         wait_for(lambda: len(pod_processes(database)) == 2, 60, message="psql and pg_dump in the pod")
         wait_for(lambda: partial_files(tmp_path), 30, message="the temporary output")
@@ -334,8 +399,9 @@ def test_sigterm_mid_run_removes_the_temporary_output_and_ends_the_pod_sessions(
 
 def test_check_mode_writes_nothing(tmp_path):
     pod = ready_pod()
-    result = run_module("pg_backup", {"database": DATABASE, "dest": str(tmp_path / "check.dump"), "pod": POD_OPTIONS},
-                        check_mode=True)
+    result = run_module(
+        "pg_backup", {"database": DATABASE, "dest": str(tmp_path / "check.dump"), "pod": POD_OPTIONS}, check_mode=True
+    )
     assert result.get("failed") is not True, result.get("msg")
     assert result["changed"] is True and result["verified"] is False
     assert result["source"]["pod"] == pod.metadata.name
@@ -344,8 +410,9 @@ def test_check_mode_writes_nothing(tmp_path):
 
 def test_a_database_that_does_not_exist_fails_leaving_nothing(tmp_path):
     missing = "ceres_it_missing_%s" % uuid.uuid4().hex[:8]
-    result = run_module("pg_backup", {"database": missing, "dest": str(tmp_path / "missing.dump"), "pod": POD_OPTIONS},
-                        verbosity=3)
+    result = run_module(
+        "pg_backup", {"database": missing, "dest": str(tmp_path / "missing.dump"), "pod": POD_OPTIONS}, verbosity=3
+    )
     assert result["failed"] is True
     assert 'database "%s" does not exist' % missing in result["msg"]
     assert "psql in pod" in result["msg"]
@@ -354,8 +421,9 @@ def test_a_database_that_does_not_exist_fails_leaving_nothing(tmp_path):
 
 def test_pg_dump_failing_in_the_pod_fails_leaving_nothing(tmp_path):
     # psql has exported the snapshot; pg_dump itself then exits non-zero at once.
-    result = run_module("pg_backup", {"database": DATABASE, "dest": str(tmp_path / "bad.dump"), "compress": "bogus",
-                                      "pod": POD_OPTIONS})
+    result = run_module(
+        "pg_backup", {"database": DATABASE, "dest": str(tmp_path / "bad.dump"), "compress": "bogus", "pod": POD_OPTIONS}
+    )
     assert result["failed"] is True
     assert result["msg"].startswith('pg_dump in pod "')
     assert "compress" in result["msg"] and result["msg"].endswith("nothing was written to dest")
@@ -363,20 +431,30 @@ def test_pg_dump_failing_in_the_pod_fails_leaving_nothing(tmp_path):
 
 
 def test_a_missing_deployment_is_a_clear_error(tmp_path):
-    result = run_module("pg_backup", {"database": DATABASE, "dest": str(tmp_path / "x.dump"),
-                                      "pod": {"namespace": NAMESPACE, "deployment": "no-such-database"}})
+    result = run_module(
+        "pg_backup",
+        {
+            "database": DATABASE,
+            "dest": str(tmp_path / "x.dump"),
+            "pod": {"namespace": NAMESPACE, "deployment": "no-such-database"},
+        },
+    )
     assert result["failed"] is True
     assert result["msg"] == 'deployment "no-such-database" was not found in namespace "%s"' % NAMESPACE
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("options, expected", [
-    ({"format": "directory"}, "format=directory cannot be used with pod"),
-    ({"login_password": "given-to-the-task"}, "login_password cannot be used with pod"),
-])
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        ({"format": "directory"}, "format=directory cannot be used with pod"),
+        ({"login_password": "given-to-the-task"}, "login_password cannot be used with pod"),
+    ],
+)
 def test_options_pod_mode_cannot_honour_are_refused(tmp_path, options, expected):
-    result = run_module("pg_backup", dict({"database": DATABASE, "dest": str(tmp_path / "x.dump"), "pod": POD_OPTIONS},
-                                          **options))
+    result = run_module(
+        "pg_backup", dict({"database": DATABASE, "dest": str(tmp_path / "x.dump"), "pod": POD_OPTIONS}, **options)
+    )
     assert result["failed"] is True and expected in result["msg"]
     assert "given-to-the-task" not in json.dumps(result)
     assert os.listdir(tmp_path) == []

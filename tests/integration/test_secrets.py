@@ -2,6 +2,7 @@
 gives identical data, values never reach the output (even at -vvv), a second export changes
 nothing, an immutable conflict is skipped with a report, and a Secret the API server refuses
 (RBAC 403, validation 422) fails the task after the others were restored, with a full report."""
+
 from __future__ import annotations
 
 import base64
@@ -44,25 +45,54 @@ def seeded_namespace(core, scratch_namespace):
     """A scratch namespace with an Opaque Secret (labels, last-applied annotation), an
     immutable one, a second Opaque one, and a service-account token."""
     ns = scratch_namespace
-    core.create_namespaced_secret(ns, {
-        "metadata": {"name": "app-db", "labels": {"app.kubernetes.io/part-of": "ceres", "tier": "db"},
-                     "annotations": {LAST_APPLIED: json.dumps({"stringData": {"password": DB_PASSWORD}}),
-                                     "owner": "payments"}},
-        "type": "Opaque", "data": {"username": b64("ceres"), "password": b64(DB_PASSWORD)}})
-    core.create_namespaced_secret(ns, {
-        "metadata": {"name": "app-api", "labels": {"app.kubernetes.io/part-of": "ceres"}},
-        "data": {"token": b64(API_TOKEN)}})
-    core.create_namespaced_secret(ns, {
-        "metadata": {"name": "tls-pins", "labels": {"app.kubernetes.io/part-of": "ceres"}},
-        "immutable": True, "data": {"pin": b64(TLS_PIN)}})
+    core.create_namespaced_secret(
+        ns,
+        {
+            "metadata": {
+                "name": "app-db",
+                "labels": {"app.kubernetes.io/part-of": "ceres", "tier": "db"},
+                "annotations": {
+                    LAST_APPLIED: json.dumps({"stringData": {"password": DB_PASSWORD}}),
+                    "owner": "payments",
+                },
+            },
+            "type": "Opaque",
+            "data": {"username": b64("ceres"), "password": b64(DB_PASSWORD)},
+        },
+    )
+    core.create_namespaced_secret(
+        ns,
+        {
+            "metadata": {"name": "app-api", "labels": {"app.kubernetes.io/part-of": "ceres"}},
+            "data": {"token": b64(API_TOKEN)},
+        },
+    )
+    core.create_namespaced_secret(
+        ns,
+        {
+            "metadata": {"name": "tls-pins", "labels": {"app.kubernetes.io/part-of": "ceres"}},
+            "immutable": True,
+            "data": {"pin": b64(TLS_PIN)},
+        },
+    )
     # A legacy service-account token: the token controller fills it in for the default account.
-    wait_for(lambda: _exists(lambda: core.read_namespaced_service_account("default", ns)), 30,
-             message="the default service account")
-    core.create_namespaced_secret(ns, {
-        "metadata": {"name": "default-token", "annotations": {"kubernetes.io/service-account.name": "default"}},
-        "type": "kubernetes.io/service-account-token"})
-    wait_for(lambda: (core.read_namespaced_secret("default-token", ns).data or {}).get("token"), 60,
-             message="the token controller to fill the service-account token")
+    wait_for(
+        lambda: _exists(lambda: core.read_namespaced_service_account("default", ns)),
+        30,
+        message="the default service account",
+    )
+    core.create_namespaced_secret(
+        ns,
+        {
+            "metadata": {"name": "default-token", "annotations": {"kubernetes.io/service-account.name": "default"}},
+            "type": "kubernetes.io/service-account-token",
+        },
+    )
+    wait_for(
+        lambda: (core.read_namespaced_secret("default-token", ns).data or {}).get("token"),
+        60,
+        message="the token controller to fill the service-account token",
+    )
     return ns
 
 
@@ -84,8 +114,13 @@ def user_secrets(core, namespace) -> dict:
             continue
         annotations = dict(secret.metadata.annotations or {})
         annotations.pop(LAST_APPLIED, None)
-        found[secret.metadata.name] = (secret.type, bool(secret.immutable), secret.data,
-                                       secret.metadata.labels, annotations)
+        found[secret.metadata.name] = (
+            secret.type,
+            bool(secret.immutable),
+            secret.data,
+            secret.metadata.labels,
+            annotations,
+        )
     return found
 
 
@@ -103,12 +138,21 @@ def run_secrets_play(tmp_path, tasks: list, *extra_args, check: bool = True):
     play_tasks = []
     for index, task in enumerate(tasks):
         play_tasks.append({**task, "register": f"result_{index}"})
-        play_tasks.append({"name": f"Save result {index}", "ansible.builtin.copy": {
-            "content": "{{ result_%d | to_json }}" % index, "dest": str(tmp_path / f"results-{index}.json"),
-            "mode": "0600"}, "check_mode": False})
+        play_tasks.append(
+            {
+                "name": f"Save result {index}",
+                "ansible.builtin.copy": {
+                    "content": "{{ result_%d | to_json }}" % index,
+                    "dest": str(tmp_path / f"results-{index}.json"),
+                    "mode": "0600",
+                },
+                "check_mode": False,
+            }
+        )
     playbook = tmp_path / f"play-{uuid.uuid4().hex[:6]}.yml"
-    playbook.write_text(json.dumps([{"name": "secrets", "hosts": "sandbox", "gather_facts": False,
-                                     "tasks": play_tasks}]))
+    playbook.write_text(
+        json.dumps([{"name": "secrets", "hosts": "sandbox", "gather_facts": False, "tasks": play_tasks}])
+    )
     for stale in tmp_path.glob("results-*.json"):
         stale.unlink()
     completed = run_ansible(["ansible-playbook", "-i", "inventories/local", str(playbook), *extra_args], check=check)
@@ -120,17 +164,27 @@ def run_secrets_play(tmp_path, tasks: list, *extra_args, check: bool = True):
 
 
 def export_task(namespace, dest, password_file, **extra):
-    return {"name": "Export", "ceres.rollout.secrets_export": {
-        "namespaces": [namespace], "dest": str(dest), "vault_password_file": str(password_file), **extra}}
+    return {
+        "name": "Export",
+        "ceres.rollout.secrets_export": {
+            "namespaces": [namespace],
+            "dest": str(dest),
+            "vault_password_file": str(password_file),
+            **extra,
+        },
+    }
 
 
 def restore_task(dest, password_file, **extra):
-    return {"name": "Restore", "ceres.rollout.secrets_restore": {
-        "src": str(dest), "vault_password_file": str(password_file), **extra}}
+    return {
+        "name": "Restore",
+        "ceres.rollout.secrets_restore": {"src": str(dest), "vault_password_file": str(password_file), **extra},
+    }
 
 
 def test_round_trip_export_delete_restore_gives_identical_secrets(
-        tmp_path, core, seeded_namespace, vault_password_file):
+    tmp_path, core, seeded_namespace, vault_password_file
+):
     ns = seeded_namespace
     dest = tmp_path / "secrets.vault"
     before = user_secrets(core, ns)
@@ -140,7 +194,8 @@ def test_round_trip_export_delete_restore_gives_identical_secrets(
     assert exported["changed"] is True and "skipped" not in exported  # skipped SA tokens: not a skipped task
     assert exported["namespaces"][ns] == {"count": 3, "names": ["app-api", "app-db", "tls-pins"]}
     assert [(entry["name"], "service-account token" in entry["reason"]) for entry in exported["skipped_secrets"]] == [
-        ("default-token", True)]
+        ("default-token", True)
+    ]
 
     # The file: 0600, vault-encrypted, a v1 List without server-managed fields.
     assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600
@@ -172,15 +227,20 @@ def test_round_trip_export_delete_restore_gives_identical_secrets(
 
 def test_second_export_reports_no_change_and_keeps_the_file(tmp_path, seeded_namespace, vault_password_file):
     dest = tmp_path / "secrets.vault"
-    _completed, (first, second) = run_secrets_play(tmp_path, [
-        export_task(seeded_namespace, dest, vault_password_file),
-        export_task(seeded_namespace, dest, vault_password_file)])
+    _completed, (first, second) = run_secrets_play(
+        tmp_path,
+        [
+            export_task(seeded_namespace, dest, vault_password_file),
+            export_task(seeded_namespace, dest, vault_password_file),
+        ],
+    )
     assert first["changed"] is True
     assert second["changed"] is False
     assert second["sha256"] == first["sha256"]
     inode_before = os.stat(dest).st_ino
-    _completed, (checked,) = run_secrets_play(tmp_path, [export_task(seeded_namespace, dest, vault_password_file)],
-                                              "--check")
+    _completed, (checked,) = run_secrets_play(
+        tmp_path, [export_task(seeded_namespace, dest, vault_password_file)], "--check"
+    )
     assert checked["changed"] is False
     assert os.stat(dest).st_ino == inode_before
 
@@ -195,9 +255,12 @@ def test_vvv_output_never_contains_a_secret_value(tmp_path, core, seeded_namespa
     # An export over a copy of the old file (its diff has changes) and a restore of the old file.
     changed_copy = tmp_path / "secrets-copy.vault"
     changed_copy.write_bytes(dest.read_bytes())
-    completed, (export_check, restored) = run_secrets_play(tmp_path, [
-        export_task(ns, changed_copy, vault_password_file),
-        restore_task(dest, vault_password_file)], "-vvv", "--diff")
+    completed, (export_check, restored) = run_secrets_play(
+        tmp_path,
+        [export_task(ns, changed_copy, vault_password_file), restore_task(dest, vault_password_file)],
+        "-vvv",
+        "--diff",
+    )
     output = completed.stdout + completed.stderr
     assert "Restore" in output and f"{ns}/app-db" in output  # the run did show its results
     assert restored["created"] == [f"{ns}/app-db"] and restored["replaced"] == [f"{ns}/app-api"]
@@ -224,8 +287,9 @@ def test_immutable_conflict_is_skipped_with_a_report(tmp_path, core, seeded_name
     # The immutable Secret was recreated with other data; another Secret was deleted.
     core.delete_namespaced_secret("tls-pins", ns)
     wait_for(lambda: not _exists(lambda: core.read_namespaced_secret("tls-pins", ns)), 30, message="deletion")
-    core.create_namespaced_secret(ns, {"metadata": {"name": "tls-pins"}, "immutable": True,
-                                       "data": {"pin": b64("new-pin-value")}})
+    core.create_namespaced_secret(
+        ns, {"metadata": {"name": "tls-pins"}, "immutable": True, "data": {"pin": b64("new-pin-value")}}
+    )
     core.delete_namespaced_secret("app-api", ns)
 
     completed, (restored,) = run_secrets_play(tmp_path, [restore_task(dest, vault_password_file)], "--diff")
@@ -257,7 +321,8 @@ def test_restore_check_mode_changes_nothing(tmp_path, core, seeded_namespace, va
 def test_export_of_a_missing_namespace_fails_and_writes_nothing(tmp_path, vault_password_file):
     dest = tmp_path / "secrets.vault"
     completed, _results = run_secrets_play(
-        tmp_path, [export_task("no-such-namespace-" + uuid.uuid4().hex[:6], dest, vault_password_file)], check=False)
+        tmp_path, [export_task("no-such-namespace-" + uuid.uuid4().hex[:6], dest, vault_password_file)], check=False
+    )
     assert completed.returncode != 0
     assert "namespace not found" in completed.stdout
     assert not dest.exists()
@@ -266,14 +331,22 @@ def test_export_of_a_missing_namespace_fails_and_writes_nothing(tmp_path, vault_
 def _wait_until_allowed(kube, user, namespace, verb, name=None):
     """RBAC caches: wait until the API server's authorizer agrees with a new Role."""
     authorization = client.AuthorizationV1Api(kube)
-    review = {"spec": {"user": user, "resourceAttributes": {
-        "namespace": namespace, "verb": verb, "resource": "secrets", "name": name}}}
-    wait_for(lambda: authorization.create_subject_access_review(review).status.allowed, 30,
-             message=f"RBAC to allow {user} to {verb} secrets")
+    review = {
+        "spec": {
+            "user": user,
+            "resourceAttributes": {"namespace": namespace, "verb": verb, "resource": "secrets", "name": name},
+        }
+    }
+    wait_for(
+        lambda: authorization.create_subject_access_review(review).status.allowed,
+        30,
+        message=f"RBAC to allow {user} to {verb} secrets",
+    )
 
 
 def test_a_forbidden_secret_fails_the_restore_after_the_others_are_applied(
-        tmp_path, kube, core, seeded_namespace, vault_password_file):
+    tmp_path, kube, core, seeded_namespace, vault_password_file
+):
     ns = seeded_namespace
     dest = tmp_path / "secrets.vault"
     run_secrets_play(tmp_path, [export_task(ns, dest, vault_password_file)])
@@ -285,13 +358,29 @@ def test_a_forbidden_secret_fails_the_restore_after_the_others_are_applied(
     core.patch_namespaced_secret("app-db", ns, {"data": {"password": b64(rotated)}})
     user = "restorer-" + uuid.uuid4().hex[:6]
     rbac = client.RbacAuthorizationV1Api(kube)
-    rbac.create_namespaced_role(ns, {"metadata": {"name": "restorer"}, "rules": [
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "create"]},
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["update"], "resourceNames": ["app-api", "tls-pins"]}]})
-    rbac.create_namespaced_role_binding(ns, {
-        "metadata": {"name": "restorer"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "restorer"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]})
+    rbac.create_namespaced_role(
+        ns,
+        {
+            "metadata": {"name": "restorer"},
+            "rules": [
+                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "create"]},
+                {
+                    "apiGroups": [""],
+                    "resources": ["secrets"],
+                    "verbs": ["update"],
+                    "resourceNames": ["app-api", "tls-pins"],
+                },
+            ],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": "restorer"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "restorer"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        },
+    )
     _wait_until_allowed(kube, user, ns, "create")
 
     task = {**restore_task(dest, vault_password_file, impersonate_user=user), "ignore_errors": True}
@@ -304,7 +393,11 @@ def test_a_forbidden_secret_fails_the_restore_after_the_others_are_applied(
     assert restored["replaced"] == [] and restored["not_attempted"] == []
     (failure,) = restored["failures"]
     assert (failure["namespace"], failure["name"], failure["action"], failure["status"]) == (
-        ns, "app-db", "replace", 403)
+        ns,
+        "app-db",
+        "replace",
+        403,
+    )
     assert "403 Forbidden" in failure["reason"] and 'secrets "app-db" is forbidden' in failure["reason"]
     assert f"{ns}/app-db" in restored["msg"] and "403" in restored["msg"]
     # The cluster: the two others are back with their data, app-db is as it was.
@@ -317,8 +410,9 @@ def test_a_forbidden_secret_fails_the_restore_after_the_others_are_applied(
         assert value not in output, "a secret value appeared in the -vvv output"
 
     # Run again (nothing left to create): still a failure, never a success, and nothing changed.
-    completed, (again,) = run_secrets_play(tmp_path, [restore_task(dest, vault_password_file, impersonate_user=user)],
-                                           check=False)
+    completed, (again,) = run_secrets_play(
+        tmp_path, [restore_task(dest, vault_password_file, impersonate_user=user)], check=False
+    )
     assert completed.returncode != 0
     assert again is None  # the play stopped at the failed task
     assert "403 Forbidden" in completed.stdout and f"{ns}/app-db" in completed.stdout
@@ -326,20 +420,36 @@ def test_a_forbidden_secret_fails_the_restore_after_the_others_are_applied(
 
 
 def test_a_secret_the_api_server_finds_invalid_fails_the_restore_after_the_others(
-        tmp_path, core, scratch_namespace, vault_password_file):
+    tmp_path, core, scratch_namespace, vault_password_file
+):
     ns = scratch_namespace
     # A bundle whose 2nd Secret has a key name the API server rejects (422).
     bad_value = "bad-value-" + uuid.uuid4().hex
-    bundle = {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": [
-        {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": name, "namespace": ns},
-         "data": {key: b64(value)}}
-        for name, key, value in (("a-first", "token", API_TOKEN), ("b-broken", "not a valid key!", bad_value),
-                                 ("c-last", "pin", TLS_PIN))]}
+    bundle = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "metadata": {},
+        "items": [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": {"name": name, "namespace": ns},
+                "data": {key: b64(value)},
+            }
+            for name, key, value in (
+                ("a-first", "token", API_TOKEN),
+                ("b-broken", "not a valid key!", bad_value),
+                ("c-last", "pin", TLS_PIN),
+            )
+        ],
+    }
     src = tmp_path / "crafted.vault"
     src.write_bytes(VaultLib([("default", VaultSecret(VAULT_PASSWORD.encode()))]).encrypt(json.dumps(bundle)))
 
     completed, (restored,) = run_secrets_play(
-        tmp_path, [{**restore_task(src, vault_password_file), "ignore_errors": True}], "-vvv")
+        tmp_path, [{**restore_task(src, vault_password_file), "ignore_errors": True}], "-vvv"
+    )
     output = completed.stdout + completed.stderr
 
     assert restored["failed"] is True
@@ -354,7 +464,8 @@ def test_a_secret_the_api_server_finds_invalid_fails_the_restore_after_the_other
 
 
 def test_a_restore_against_an_api_server_that_hangs_part_way_stops_at_its_timeout(
-        tmp_path, core, seeded_namespace, vault_password_file, sandbox_env):
+    tmp_path, core, seeded_namespace, vault_password_file, sandbox_env
+):
     """After the first Secret is created the API server stops answering: the read of the next
     one times out with what is left of the 8 s budget, the restore stops there and reports what
     it did, what failed and what it did not try."""

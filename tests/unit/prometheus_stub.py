@@ -11,9 +11,9 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Dict, List, Optional
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -28,8 +28,8 @@ class CannedAnswer:
 class ReceivedRequest:
     method: str
     path: str
-    params: Dict[str, List[str]]
-    headers: Dict[str, str]
+    params: dict[str, list[str]]
+    headers: dict[str, str]
 
 
 def vector(*values: str, time_stamp: float = 1700000000.0) -> CannedAnswer:
@@ -42,7 +42,7 @@ def scalar(value: str) -> CannedAnswer:
     return success({"resultType": "scalar", "result": [1700000000.0, value]})
 
 
-def success(data: dict, warnings: Optional[List[str]] = None) -> CannedAnswer:
+def success(data: dict, warnings: list[str] | None = None) -> CannedAnswer:
     envelope = {"status": "success", "data": data}
     if warnings:
         envelope["warnings"] = warnings
@@ -60,7 +60,7 @@ class PrometheusStub:
     server: ThreadingHTTPServer
     thread: threading.Thread
     answers: Callable[[str], CannedAnswer] = lambda promql: vector("1")
-    requests: List[ReceivedRequest] = field(default_factory=list)
+    requests: list[ReceivedRequest] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -74,14 +74,18 @@ class PrometheusStub:
 
 
 def start_stub() -> PrometheusStub:
-    holder: Dict[str, PrometheusStub] = {}
+    holder: dict[str, PrometheusStub] = {}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's naming)
             stub = holder["stub"]
             parts = urlsplit(self.path)
             params = parse_qs(parts.query)
-            stub.requests.append(ReceivedRequest("GET", parts.path, params, {name.lower(): value for name, value in self.headers.items()}))
+            stub.requests.append(
+                ReceivedRequest(
+                    "GET", parts.path, params, {name.lower(): value for name, value in self.headers.items()}
+                )
+            )
             answer = stub.answers(params.get("query", [""])[0])
             if answer.delay_seconds:
                 time.sleep(answer.delay_seconds)
@@ -99,7 +103,9 @@ def start_stub() -> PrometheusStub:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="prometheus-stub", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="prometheus-stub", daemon=True
+    )
     thread.start()
     stub = PrometheusStub(server=server, thread=thread)
     holder["stub"] = stub

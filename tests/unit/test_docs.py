@@ -1,4 +1,5 @@
 """Every module and filter of the collection renders with ansible-doc (docs are part of the feature)."""
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,19 @@ FILTERS = sorted(p.stem for p in (ROOT / "plugins" / "filter").glob("*.py") if p
 
 def _ansible_doc(plugin_type: str, names: list[str]) -> dict:
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-doc"), "--json", "-t", plugin_type,
-         *[f"ceres.rollout.{name}" for name in names]],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+        [
+            str(Path(sys.executable).parent / "ansible-doc"),
+            "--json",
+            "-t",
+            plugin_type,
+            *[f"ceres.rollout.{name}" for name in names],
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -38,15 +48,30 @@ def test_every_plugin_renders(plugin_type, names):
 
 # Keys Ansible itself reads from a task result: a module returning one of them changes how the
 # task is shown and counted (a non-empty `skipped` list makes a changed task "skipped").
-ANSIBLE_RESULT_KEYS = {"skipped", "failed", "unreachable", "changed", "msg", "invocation", "ansible_facts",
-                       "warnings", "deprecations", "exception", "results", "failed_when_result",
-                       "changed_when_result", "skip_reason", "item", "ansible_loop_var", "rc"}
+ANSIBLE_RESULT_KEYS = {
+    "skipped",
+    "failed",
+    "unreachable",
+    "changed",
+    "msg",
+    "invocation",
+    "ansible_facts",
+    "warnings",
+    "deprecations",
+    "exception",
+    "results",
+    "failed_when_result",
+    "changed_when_result",
+    "skip_reason",
+    "item",
+    "ansible_loop_var",
+    "rc",
+}
 
 
 def test_no_module_returns_a_key_ansible_interprets():
     docs = _ansible_doc("module", MODULES)
-    clashes = {name: sorted(set(docs[f"ceres.rollout.{name}"]["return"]) & ANSIBLE_RESULT_KEYS)
-               for name in MODULES}
+    clashes = {name: sorted(set(docs[f"ceres.rollout.{name}"]["return"]) & ANSIBLE_RESULT_KEYS) for name in MODULES}
     assert {name: keys for name, keys in clashes.items() if keys} == {}
 
 
@@ -79,8 +104,12 @@ def test_modules_take_attribute_text_from_the_fragments(name):
     import yaml
 
     tree = ast.parse((ROOT / "plugins" / "modules" / f"{name}.py").read_text())
-    documentation = next(node.value.value for node in tree.body if isinstance(node, ast.Assign)
-                         and any(getattr(target, "id", None) == "DOCUMENTATION" for target in node.targets))
+    documentation = next(
+        node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and any(getattr(target, "id", None) == "DOCUMENTATION" for target in node.targets)
+    )
     doc = yaml.safe_load(documentation)
     assert "ceres.rollout.attributes" in doc.get("extends_documentation_fragment", [])
     for attribute, settings in (doc.get("attributes") or {}).items():

@@ -1,5 +1,6 @@
 """meta/runtime.yml: every action group member is a module of the collection, and every
 member of the k8s group takes the options module_defaults sets for that group."""
+
 from __future__ import annotations
 
 import importlib
@@ -30,7 +31,8 @@ def test_there_are_groups():
 @pytest.mark.parametrize(("group", "member"), group_members(), ids=str)
 def test_every_group_member_is_a_module_of_the_collection(group, member):
     assert isinstance(member, str) and "." not in member, (
-        "group %s: list short module names of this collection, not %r" % (group, member))
+        "group %s: list short module names of this collection, not %r" % (group, member)
+    )
     assert member in MODULES, "group %s lists %s, but plugins/modules/%s.py does not exist" % (group, member, member)
 
 
@@ -47,9 +49,11 @@ def module_spec(name: str) -> dict:
 @pytest.mark.parametrize("name", MODULES)
 def test_the_k8s_group_is_exactly_the_modules_taking_the_kubernetes_auth_options(name):
     takes_auth = set(K8S_AUTH_ARG_SPEC) <= set(module_spec(name))
-    assert takes_auth == (name in GROUPS["k8s"]), (
-        "%s %s the Kubernetes auth options but %s in group k8s"
-        % (name, "takes" if takes_auth else "does not take", "is not" if takes_auth else "is"))
+    assert takes_auth == (name in GROUPS["k8s"]), "%s %s the Kubernetes auth options but %s in group k8s" % (
+        name,
+        "takes" if takes_auth else "does not take",
+        "is not" if takes_auth else "is",
+    )
 
 
 @pytest.mark.parametrize("name", GROUPS["k8s"])

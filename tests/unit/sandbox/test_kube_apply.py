@@ -1,4 +1,5 @@
 """The sandbox's small API client waits through the states a fresh API server really returns."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -28,12 +29,15 @@ def _client(kube_apply, responses):
     return client
 
 
-@pytest.mark.parametrize("early", [
-    {"metadata": {"name": "x"}},
-    {"status": None},
-    {"status": {"conditions": None}},  # what CI met: the CRD exists, its conditions are not set yet
-    {"status": {"conditions": [{"type": "NamesAccepted", "status": "True"}]}},
-])
+@pytest.mark.parametrize(
+    "early",
+    [
+        {"metadata": {"name": "x"}},
+        {"status": None},
+        {"status": {"conditions": None}},  # what CI met: the CRD exists, its conditions are not set yet
+        {"status": {"conditions": [{"type": "NamesAccepted", "status": "True"}]}},
+    ],
+)
 def test_crd_wait_keeps_polling_until_established(kube_apply, early):
     established = {"status": {"conditions": [{"type": "Established", "status": "True"}]}}
     client = _client(kube_apply, [early, early, established])
@@ -67,6 +71,7 @@ def _flaky_client(kube_apply, failures, result):
         if len(calls) <= len(failures):
             raise failures[len(calls) - 1]
         return result
+
     client.request = request
     return client, calls
 
@@ -76,20 +81,29 @@ NAMESPACE = {"kind": "Namespace", "metadata": {"name": "pilot-apps"}}
 
 
 def test_apply_retries_a_custom_resource_until_discovery_serves_it(kube_apply):
-    client, calls = _flaky_client(kube_apply, [
-        kube_apply.ApiError(404, "the server could not find the requested resource"),
-        kube_apply.ApiError(503, "unavailable"),
-        ConnectionResetError("reset")], {"ok": True})
+    client, calls = _flaky_client(
+        kube_apply,
+        [
+            kube_apply.ApiError(404, "the server could not find the requested resource"),
+            kube_apply.ApiError(503, "unavailable"),
+            ConnectionResetError("reset"),
+        ],
+        {"ok": True},
+    )
     assert client.apply(VIRTUAL_SERVICE) == {"ok": True}
     assert len(calls) == 4
     assert calls[-1][0] == "PATCH" and "fieldManager=ceres-sandbox" in calls[-1][1]
 
 
-@pytest.mark.parametrize(("obj", "failure", "timeout", "message"), [
-    (VIRTUAL_SERVICE, (422, "spec.http: Invalid"), 30, "applying VirtualService checkout: HTTP 422"),
-    (NAMESPACE, (404, "not found"), 30, "applying Namespace pilot-apps: HTTP 404"),
-    (NAMESPACE, (503, "down"), 0.0, "applying Namespace pilot-apps: HTTP 503"),
-], ids=["real-rejection", "builtin-404", "past-deadline"])
+@pytest.mark.parametrize(
+    ("obj", "failure", "timeout", "message"),
+    [
+        (VIRTUAL_SERVICE, (422, "spec.http: Invalid"), 30, "applying VirtualService checkout: HTTP 422"),
+        (NAMESPACE, (404, "not found"), 30, "applying Namespace pilot-apps: HTTP 404"),
+        (NAMESPACE, (503, "down"), 0.0, "applying Namespace pilot-apps: HTTP 503"),
+    ],
+    ids=["real-rejection", "builtin-404", "past-deadline"],
+)
 def test_apply_stops_at_once_on_a_real_error_or_past_its_deadline(kube_apply, obj, failure, timeout, message):
     client, calls = _flaky_client(kube_apply, [kube_apply.ApiError(*failure)] * 1000, {})
     with pytest.raises(kube_apply.ApiError, match=message):

@@ -1,4 +1,5 @@
 """The sandbox manager names the component and its log when something cannot start."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -50,9 +51,11 @@ def test_component_that_exits_is_reported_with_its_log(manager, monkeypatch):
         port = free.getsockname()[1]
     monkeypatch.setitem(manager.PORTS, "crasher", port)
     component = manager.Component(
-        "crasher", ["crasher"],
+        "crasher",
+        ["crasher"],
         lambda ctx: [sys.executable, "-c", "import sys; print('bad flag --frobnicate'); sys.exit(3)"],
-        lambda ctx: False)
+        lambda ctx: False,
+    )
     with pytest.raises(manager.SandboxError) as error:
         component.start(_context(manager))
     message = str(error.value)
@@ -67,11 +70,14 @@ def test_component_never_ready_times_out_naming_it(manager, monkeypatch):
         port = free.getsockname()[1]
     monkeypatch.setitem(manager.PORTS, "sleeper", port)
     component = manager.Component(
-        "sleeper", ["sleeper"], lambda ctx: [sys.executable, "-c", "import time; time.sleep(30)"],
-        lambda ctx: False)
+        "sleeper", ["sleeper"], lambda ctx: [sys.executable, "-c", "import time; time.sleep(30)"], lambda ctx: False
+    )
     original_wait = manager.wait_until
-    monkeypatch.setattr(manager, "wait_until",
-                        lambda name, predicate, timeout=1.0, process=None: original_wait(name, predicate, 1.0, process))
+    monkeypatch.setattr(
+        manager,
+        "wait_until",
+        lambda name, predicate, timeout=1.0, process=None: original_wait(name, predicate, 1.0, process),
+    )
     try:
         with pytest.raises(manager.SandboxError) as error:
             component.start(_context(manager))

@@ -2,8 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Fault profiles from Deployment annotations, and how the planner reports them (simulator.faults).
-"""
+"""Fault profiles from Deployment annotations, and how the planner reports them (simulator.faults)."""
 
 from __future__ import annotations
 
@@ -12,8 +11,8 @@ from fractions import Fraction
 
 from test_simulator_world import deployment, plan_for, run_ticks, sim, split_route, virtual_service, world
 
-
 # --- fault profiles -----------------------------------------------------------------------
+
 
 def test_error_ratio_annotation_on_the_canary():
     snapshot = world(canary_annotations={sim.ERROR_RATIO_ANNOTATION: "0.05"})
@@ -24,8 +23,9 @@ def test_error_ratio_annotation_on_the_canary():
 
 def test_invalid_annotation_values_are_reported_and_ignored():
     warnings = []
-    bad = deployment("checkout-v3-0-0", "v3.0.0",
-                     annotations={sim.ERROR_RATIO_ANNOTATION: "lots", sim.LATENCY_MS_ANNOTATION: "-3"})
+    bad = deployment(
+        "checkout-v3-0-0", "v3.0.0", annotations={sim.ERROR_RATIO_ANNOTATION: "lots", sim.LATENCY_MS_ANNOTATION: "-3"}
+    )
     profile = sim.fault_profile(bad, lambda *args: warnings.append(args))
     assert profile == sim.HEALTHY_PROFILE
     assert {w[1] for w in warnings} == {sim.ERROR_RATIO_ANNOTATION, sim.LATENCY_MS_ANNOTATION}
@@ -34,8 +34,10 @@ def test_invalid_annotation_values_are_reported_and_ignored():
 
 def test_planner_logs_an_invalid_value_only_once(caplog):
     planner = sim.Planner(log=logging.getLogger("test-simulator"))
-    snapshot = world(("VirtualService", virtual_service([split_route(90, 10)])),
-                     canary_annotations={sim.ERROR_RATIO_ANNOTATION: "1.5"})
+    snapshot = world(
+        ("VirtualService", virtual_service([split_route(90, 10)])),
+        canary_annotations={sim.ERROR_RATIO_ANNOTATION: "1.5"},
+    )
     with caplog.at_level(logging.INFO, logger="test-simulator"):
         for unused_tick in range(3):
             planner.build(snapshot)

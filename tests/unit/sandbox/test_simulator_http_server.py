@@ -2,8 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""/metrics and /healthz served from an in-memory model (simulator.http_server).
-"""
+"""/metrics and /healthz served from an in-memory model (simulator.http_server)."""
 
 from __future__ import annotations
 
@@ -13,11 +12,18 @@ import urllib.request
 
 import pytest
 from test_simulator_world import (
-    deployment, destination_rule, parse_exposition, select, service, sim, split_route, virtual_service,
+    deployment,
+    destination_rule,
+    parse_exposition,
+    select,
+    service,
+    sim,
+    split_route,
+    virtual_service,
 )
 
-
 # --- HTTP ---------------------------------------------------------------------------------
+
 
 def _get(url):
     try:
@@ -40,8 +46,12 @@ def test_http_server_serves_metrics_and_health_from_an_in_memory_model():
         model.replace("DestinationRule", [destination_rule()])
         model.replace("Deployment", [deployment("checkout-v2-9", "v2.9"), deployment("checkout-v3-0-0", "v3.0.0")])
         model.replace("VirtualService", [virtual_service([split_route(75, 25)])])
-        loop = sim.TrafficLoop(model, sim.Planner(log=logging.getLogger("test-simulator")),
-                               sim.TrafficGenerator(registry), tick_seconds=0.1)
+        loop = sim.TrafficLoop(
+            model,
+            sim.Planner(log=logging.getLogger("test-simulator")),
+            sim.TrafficGenerator(registry),
+            tick_seconds=0.1,
+        )
         for unused_tick in range(40):
             loop.tick(100_000_000)
 
@@ -49,8 +59,10 @@ def test_http_server_serves_metrics_and_health_from_an_in_memory_model():
         status, content_type, body = _get(base + "/metrics")
         assert status == 200 and content_type.startswith("text/plain; version=0.0.4")
         samples = parse_exposition(body)
-        totals = {dict(labels)["destination_workload"]: value
-                  for labels, value in select(samples, "istio_requests_total", reporter="destination").items()}
+        totals = {
+            dict(labels)["destination_workload"]: value
+            for labels, value in select(samples, "istio_requests_total", reporter="destination").items()
+        }
         assert totals == {"checkout-v2-9": 150.0, "checkout-v3-0-0": 50.0}
         assert _get(base + "/nope")[0] == 404
     finally:

@@ -16,8 +16,9 @@ REPOSITORY_ROOT = SIMULATOR_DIR.parents[1]
 
 
 def _run(args, cwd, env=None):
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_the_package_directory_runs_from_the_repository_root_and_elsewhere(tmp_path):

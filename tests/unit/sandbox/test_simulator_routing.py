@@ -2,18 +2,28 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Route selection and resolution of destinations to workloads (simulator.routing).
-"""
+"""Route selection and resolution of destinations to workloads (simulator.routing)."""
 
 from __future__ import annotations
 
 from test_simulator_world import (
-    NS, deployment, destination, destination_rule, no_warnings, plan_for, route, run_ticks, service, sim, split_route,
-    virtual_service, world,
+    NS,
+    deployment,
+    destination,
+    destination_rule,
+    no_warnings,
+    plan_for,
+    route,
+    run_ticks,
+    service,
+    sim,
+    split_route,
+    virtual_service,
+    world,
 )
 
-
 # --- route selection ----------------------------------------------------------------------
+
 
 def test_header_match_route_is_skipped_for_the_steady_load():
     header_route = route([destination("v3-0-0")], match=[{"headers": {"x-canary": {"exact": "true"}}}])
@@ -54,6 +64,7 @@ def test_single_destination_without_weight_gets_everything():
 
 # --- destination resolution ---------------------------------------------------------------
 
+
 def test_short_host_resolves_to_the_subset_workload():
     plan = plan_for([route([destination("v3-0-0", host="checkout")])])
     (target,) = plan.targets
@@ -82,11 +93,13 @@ def test_fqdn_host_resolves_like_the_short_name():
 
 
 def test_destination_rule_with_fqdn_host_is_found():
-    snapshot = sim.ClusterSnapshot.from_objects([
-        ("Service", service()),
-        ("DestinationRule", destination_rule(host="checkout.pilot-apps.svc.cluster.local")),
-        ("Deployment", deployment("checkout-v2-9", "v2.9")),
-    ])
+    snapshot = sim.ClusterSnapshot.from_objects(
+        [
+            ("Service", service()),
+            ("DestinationRule", destination_rule(host="checkout.pilot-apps.svc.cluster.local")),
+            ("Deployment", deployment("checkout-v2-9", "v2.9")),
+        ]
+    )
     (target,) = plan_for([route([destination("v2-9")])], snapshot).targets
     assert target.healthy and target.workload == "checkout-v2-9"
 
@@ -131,9 +144,15 @@ def test_canary_without_available_replicas_fails_with_503_uh():
         assert labels["destination_service"] == "checkout.pilot-apps.svc.cluster.local"
         assert labels["destination_service_name"] == "checkout"
         assert labels["destination_service_namespace"] == "pilot-apps"
-        for unknown_label in ("destination_workload", "destination_workload_namespace", "destination_version",
-                              "destination_app", "destination_canonical_service", "destination_principal",
-                              "destination_cluster"):
+        for unknown_label in (
+            "destination_workload",
+            "destination_workload_namespace",
+            "destination_version",
+            "destination_app",
+            "destination_canonical_service",
+            "destination_principal",
+            "destination_cluster",
+        ):
             assert labels[unknown_label] == "unknown", unknown_label
 
 

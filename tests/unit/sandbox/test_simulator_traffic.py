@@ -2,8 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Deterministic accumulators, the latency model and the traffic generator (simulator.traffic).
-"""
+"""Deterministic accumulators, the latency model and the traffic generator (simulator.traffic)."""
 
 from __future__ import annotations
 
@@ -14,8 +13,8 @@ from fractions import Fraction
 import pytest
 from test_simulator_world import destination, plan_for, route, run_ticks, sim, split_route
 
-
 # --- accumulators -------------------------------------------------------------------------
+
 
 def test_weight_split_30_70_is_exact_over_100_ticks():
     splitter = sim.WeightedSplitter()
@@ -60,8 +59,12 @@ def test_rps_annotation_overrides_the_default():
 
 def test_error_ratio_accumulator_gives_exactly_100_errors_in_5000():
     generator = sim.TrafficGenerator(sim.MetricsRegistry(), random.Random(1))
-    target = sim.Target(labels=(("destination_workload", "w"),), weight=Fraction(1), healthy=True,
-                        profile=sim.FaultProfile(error_ratio=sim.parse_error_ratio("0.02")))
+    target = sim.Target(
+        labels=(("destination_workload", "w"),),
+        weight=Fraction(1),
+        healthy=True,
+        profile=sim.FaultProfile(error_ratio=sim.parse_error_ratio("0.02")),
+    )
     for unused_tick in range(1000):
         generator.serve_target(target, 5)
     assert generator.registry.requests(response_code="503") == 100
@@ -69,6 +72,7 @@ def test_error_ratio_accumulator_gives_exactly_100_errors_in_5000():
 
 
 # --- latency ------------------------------------------------------------------------------
+
 
 def _quantile(sorted_values, q):
     return sorted_values[min(int(q * len(sorted_values)), len(sorted_values) - 1)]

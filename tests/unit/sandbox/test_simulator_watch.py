@@ -2,8 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The live cluster model and the watch threads that keep it current (simulator.watch).
-"""
+"""The live cluster model and the watch threads that keep it current (simulator.watch)."""
 
 from __future__ import annotations
 
@@ -14,8 +13,8 @@ import threading
 import pytest
 from test_simulator_world import deployment, destination, route, sim, split_route, virtual_service
 
-
 # --- the live model and watch events ------------------------------------------------------
+
 
 class FakeResponse:
     def __init__(self, body=b"", chunks=()):
@@ -46,13 +45,16 @@ def test_watcher_lists_then_applies_events_and_relists_on_410():
             return FakeResponse(json.dumps({"metadata": {"resourceVersion": "10"}, "items": [vs_v1]}).encode())
         if len(calls) == 2:
             modified = dict(vs_v2, metadata=dict(vs_v2["metadata"], resourceVersion="11"))
-            events = [{"type": "MODIFIED", "object": modified},
-                      {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "12"}}}]
+            events = [
+                {"type": "MODIFIED", "object": modified},
+                {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "12"}}},
+            ]
             text = "\n".join(json.dumps(e) for e in events) + "\n"
             return FakeResponse(chunks=[text[:25].encode(), text[25:].encode()])  # split mid-line
         if len(calls) == 3:
-            return FakeResponse(chunks=[json.dumps({"type": "ERROR", "object": {"code": 410, "message": "gone"}})
-                                        .encode() + b"\n"])
+            return FakeResponse(
+                chunks=[json.dumps({"type": "ERROR", "object": {"code": 410, "message": "gone"}}).encode() + b"\n"]
+            )
         stop.set()
         return FakeResponse()
 
@@ -79,8 +81,11 @@ def test_watcher_falls_back_to_v1beta1_when_v1_is_not_served():
     def v1beta1(**_):
         return FakeResponse(json.dumps({"metadata": {"resourceVersion": "5"}, "items": []}).encode())
 
-    resource = sim.WatchedResource("DestinationRule", "destinationrules",
-                                   (("networking.istio.io/v1", v1), ("networking.istio.io/v1beta1", v1beta1)))
+    resource = sim.WatchedResource(
+        "DestinationRule",
+        "destinationrules",
+        (("networking.istio.io/v1", v1), ("networking.istio.io/v1beta1", v1beta1)),
+    )
     model = sim.ClusterModel()
     watcher = sim.ResourceWatcher(resource, model, threading.Event(), log=logging.getLogger("test-simulator"))
     assert watcher.list_into_model() == "5"

@@ -26,8 +26,9 @@ def _load_simulator():
     name = "ceres_sandbox_simulator"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, SIMULATOR_DIR / "__init__.py",
-                                                  submodule_search_locations=[str(SIMULATOR_DIR)])
+    spec = importlib.util.spec_from_file_location(
+        name, SIMULATOR_DIR / "__init__.py", submodule_search_locations=[str(SIMULATOR_DIR)]
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -41,23 +42,30 @@ NS = "pilot-apps"
 
 # --- a small world like the sandbox's pilot namespace -------------------------------------
 
+
 def service(name="checkout", namespace=NS, selector=None):
-    return {"metadata": {"name": name, "namespace": namespace},
-            "spec": {"selector": selector if selector is not None else {"app": name}}}
+    return {
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"selector": selector if selector is not None else {"app": name}},
+    }
 
 
 def destination_rule(name="checkout", namespace=NS, host="checkout", subsets=None):
     if subsets is None:
         subsets = {"v2-9": {"version": "v2.9"}, "v3-0-0": {"version": "v3.0.0"}}
-    return {"metadata": {"name": name, "namespace": namespace},
-            "spec": {"host": host, "subsets": [{"name": k, "labels": v} for k, v in subsets.items()]}}
+    return {
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"host": host, "subsets": [{"name": k, "labels": v} for k, v in subsets.items()]},
+    }
 
 
 def deployment(name, version, app="checkout", namespace=NS, available=1, annotations=None):
     status = {} if available is None else {"availableReplicas": available}
-    return {"metadata": {"name": name, "namespace": namespace, "annotations": annotations or {}},
-            "spec": {"template": {"metadata": {"labels": {"app": app, "version": version}}}},
-            "status": status}
+    return {
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations or {}},
+        "spec": {"template": {"metadata": {"labels": {"app": app, "version": version}}}},
+        "status": status,
+    }
 
 
 def route(destinations, match=None):
@@ -77,8 +85,10 @@ def destination(subset=None, weight=None, host="checkout"):
 
 
 def virtual_service(http, name="checkout", namespace=NS, annotations=None):
-    return {"metadata": {"name": name, "namespace": namespace, "annotations": annotations or {}},
-            "spec": {"hosts": [name], "http": http}}
+    return {
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations or {}},
+        "spec": {"hosts": [name], "http": http},
+    }
 
 
 def world(*extra, canary_available=1, canary_annotations=None):
@@ -86,8 +96,10 @@ def world(*extra, canary_available=1, canary_annotations=None):
         ("Service", service()),
         ("DestinationRule", destination_rule()),
         ("Deployment", deployment("checkout-v2-9", "v2.9", available=2)),
-        ("Deployment", deployment("checkout-v3-0-0", "v3.0.0", available=canary_available,
-                                  annotations=canary_annotations)),
+        (
+            "Deployment",
+            deployment("checkout-v3-0-0", "v3.0.0", available=canary_available, annotations=canary_annotations),
+        ),
     ]
     return sim.ClusterSnapshot.from_objects(objects + list(extra))
 
@@ -102,8 +114,7 @@ def no_warnings(owner, annotation, value, reason):
 
 def plan_for(http, snapshot=None, annotations=None, warn=no_warnings):
     snapshot = snapshot or world()
-    return sim.plan_virtual_service(virtual_service(http, annotations=annotations), snapshot,
-                                    sim.DEFAULT_RPS, warn)
+    return sim.plan_virtual_service(virtual_service(http, annotations=annotations), snapshot, sim.DEFAULT_RPS, warn)
 
 
 def run_ticks(plan, ticks, tick=Fraction(1, 10), seed=0):
@@ -135,5 +146,8 @@ def parse_exposition(text):
 
 
 def select(samples, name, **wanted):
-    return {labels: value for (metric, labels), value in samples.items()
-            if metric == name and all((k, v) in labels for k, v in wanted.items())}
+    return {
+        labels: value
+        for (metric, labels), value in samples.items()
+        if metric == name and all((k, v) in labels for k, v in wanted.items())
+    }

@@ -87,8 +87,17 @@ def test_parser_raises_a_value_error_subclass():
 
 @pytest.mark.parametrize(
     "window, valid",
-    [("1m", True), ("30s", True), ("1h30m", True), ("500ms", True), ("1 m", False), ("m", False), ("", False), (60, False),
-     ("\u0663m", False)],
+    [
+        ("1m", True),
+        ("30s", True),
+        ("1h30m", True),
+        ("500ms", True),
+        ("1 m", False),
+        ("m", False),
+        ("", False),
+        (60, False),
+        ("\u0663m", False),
+    ],
 )
 def test_prometheus_durations(window, valid):
     assert is_prometheus_duration(window) is valid

@@ -37,8 +37,9 @@ def write_script(path, body):
     return str(path)
 
 
-SERVER = ServerInfo(database="ceres_db", version="15.18", version_num=150018, encoding="UTF8",
-                    lc_collate="C.UTF-8", lc_ctype="C.UTF-8")
+SERVER = ServerInfo(
+    database="ceres_db", version="15.18", version_num=150018, encoding="UTF8", lc_collate="C.UTF-8", lc_ctype="C.UTF-8"
+)
 
 
 class FakeTool:
@@ -57,9 +58,22 @@ def make_backup(tmp_path, backup_format="custom", tables=None):
         path.write_bytes(b"PGDMP" + bytes(range(256)) * 40)
     files = pg_manifest.digest_backup(str(path), backup_format)
     if tables is None:
-        tables = {"public.orders": TableStats(rows=120000, content_hash="0f" * 16), "billing.Ünïcode": TableStats(rows=3)}
-    manifest = pg_manifest.build_manifest(SERVER, FakeTool(), backup_format, None, "00000003-1B-1", files, tables,
-                                          "list", "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:01.000Z")
+        tables = {
+            "public.orders": TableStats(rows=120000, content_hash="0f" * 16),
+            "billing.Ünïcode": TableStats(rows=3),
+        }
+    manifest = pg_manifest.build_manifest(
+        SERVER,
+        FakeTool(),
+        backup_format,
+        None,
+        "00000003-1B-1",
+        files,
+        tables,
+        "list",
+        "2026-01-01T00:00:00.000Z",
+        "2026-01-01T00:00:01.000Z",
+    )
     atomic_files.write_json_atomically(pg_manifest.manifest_path_for(str(path)), manifest)
     return str(path), manifest
 
@@ -175,4 +189,6 @@ def fake_connections(monkeypatch, answers):
         monkeypatch.setattr(module, "connect", connect)
 
 
-FOREIGN_DIRECTORY = "is an existing directory that is not a previous directory-format backup; give the backup's own path"
+FOREIGN_DIRECTORY = (
+    "is an existing directory that is not a previous directory-format backup; give the backup's own path"
+)

@@ -1,5 +1,4 @@
-"""atomic_files.py: files written under a temporary name, fsynced and renamed into place.
-"""
+"""atomic_files.py: files written under a temporary name, fsynced and renamed into place."""
 
 from __future__ import annotations
 

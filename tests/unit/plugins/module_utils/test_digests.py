@@ -13,7 +13,8 @@ def test_digest_file_reads_in_chunks(tmp_path, monkeypatch):
     path = tmp_path / "f"
     path.write_bytes(b"0123456789" * 5)
     assert digests.digest_file(str(path), sync=True) == digests.FileDigest(
-        size_bytes=50, sha256=hashlib.sha256(b"0123456789" * 5).hexdigest())
+        size_bytes=50, sha256=hashlib.sha256(b"0123456789" * 5).hexdigest()
+    )
 
 
 def test_listing_sha256_is_the_sha256_of_what_sha256sum_prints(tmp_path):

@@ -12,7 +12,6 @@ from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import (
 from ansible_collections.ceres.rollout.plugins.module_utils.promql_templates import render_template
 from ansible_collections.ceres.rollout.plugins.module_utils.verdict import GateConfigError, GatePolicy
 
-
 # --- building checks and policies from user input ------------------------------------------
 
 
@@ -20,8 +19,19 @@ def test_build_checks_accepts_query_and_template_checks():
     checks = build_checks(
         [
             {"name": "errors", "query": "sum(x)", "max": 0.01},
-            {"name": "latency", "template": "istio_latency_p99", "params": {"namespace": "n", "workload": "w", "window": "5m"}, "max": "500"},
-            {"name": "success", "template": "istio_success_rate", "params": {"namespace": "n", "workload": "w", "service": "s"}, "min": 0.99, "max": None},
+            {
+                "name": "latency",
+                "template": "istio_latency_p99",
+                "params": {"namespace": "n", "workload": "w", "window": "5m"},
+                "max": "500",
+            },
+            {
+                "name": "success",
+                "template": "istio_success_rate",
+                "params": {"namespace": "n", "workload": "w", "service": "s"},
+                "min": 0.99,
+                "max": None,
+            },
         ]
     )
     assert [check.name for check in checks] == ["errors", "latency", "success"]
@@ -41,16 +51,31 @@ def test_build_checks_accepts_query_and_template_checks():
         ([{"name": "a", "max": 1}], "checks[0] (a): give exactly one of query or template"),
         ([{"name": "a", "query": "x", "template": "istio_error_rate", "max": 1}], "exactly one of query or template"),
         ([{"name": "a", "query": "", "max": 1}], "checks[0] (a).query must be a non-empty"),
-        ([{"name": "a", "query": "x", "params": {"namespace": "n"}, "max": 1}], "checks[0] (a).params is only used with template"),
+        (
+            [{"name": "a", "query": "x", "params": {"namespace": "n"}, "max": 1}],
+            "checks[0] (a).params is only used with template",
+        ),
         ([{"name": "a", "query": "x"}], "checks[0] (a): set min and/or max"),
         ([{"name": "a", "query": "x", "min": 2, "max": 1}], "checks[0] (a).min (2) is greater than max (1)"),
         ([{"name": "a", "query": "x", "max": "lots"}], "checks[0] (a).max must be a number"),
         ([{"name": "a", "query": "x", "max": True}], "checks[0] (a).max must be a number"),
         ([{"name": "a", "query": "x", "min": float("nan")}], "checks[0] (a).min must be a finite number"),
-        ([{"name": "a", "template": "istio_foo", "params": {}, "max": 1}], "checks[0] (a).template: unknown template 'istio_foo'"),
-        ([{"name": "a", "template": "istio_error_rate", "params": {"namespace": "n"}, "max": 1}], "needs parameter workload"),
-        ([{"name": "a", "template": "istio_error_rate", "params": "n", "max": 1}], "checks[0] (a).params must be a dict"),
-        ([{"name": "a", "query": "x", "max": 1}, {"name": "a", "query": "y", "max": 1}], "checks[1].name: 'a' is used by more than one check"),
+        (
+            [{"name": "a", "template": "istio_foo", "params": {}, "max": 1}],
+            "checks[0] (a).template: unknown template 'istio_foo'",
+        ),
+        (
+            [{"name": "a", "template": "istio_error_rate", "params": {"namespace": "n"}, "max": 1}],
+            "needs parameter workload",
+        ),
+        (
+            [{"name": "a", "template": "istio_error_rate", "params": "n", "max": 1}],
+            "checks[0] (a).params must be a dict",
+        ),
+        (
+            [{"name": "a", "query": "x", "max": 1}, {"name": "a", "query": "y", "max": 1}],
+            "checks[1].name: 'a' is used by more than one check",
+        ),
     ],
 )
 def test_build_checks_names_the_bad_field(raw_checks, expected_message):
@@ -144,23 +169,34 @@ def test_an_error_rate_check_counts_its_requests_with_the_same_params():
 
 
 def test_min_requests_zero_turns_the_floor_off():
-    (check,) = build_checks([{"name": "errors", "template": "istio_error_rate", "params": CANARY, "max": 0.001,
-                              "min_requests": 0}])
+    (check,) = build_checks(
+        [{"name": "errors", "template": "istio_error_rate", "params": CANARY, "max": 0.001, "min_requests": 0}]
+    )
     assert check.min_requests is None and check.requests_query is None
     assert not check.needs_evidence
 
 
 def test_an_explicit_floor_for_a_latency_template_counts_the_canarys_own_requests():
     params = {"namespace": "pilot-apps", "workload": "checkout-v3-0-0", "window": "5m"}
-    (check,) = build_checks([{"name": "p95", "template": "istio_latency_p95", "params": params, "max": 100,
-                              "min_requests": 500}])
+    (check,) = build_checks(
+        [{"name": "p95", "template": "istio_latency_p95", "params": params, "max": 100, "min_requests": 500}]
+    )
     assert check.min_requests == 500
     assert check.requests_query == render_template("istio_request_count", params)
 
 
 def test_a_query_check_with_a_floor_and_its_count_query():
-    (check,) = build_checks([{"name": "errors", "query": "sum(x)", "max": 0.01, "min_requests": 100,
-                              "requests_query": "sum(increase(requests[5m]))"}])
+    (check,) = build_checks(
+        [
+            {
+                "name": "errors",
+                "query": "sum(x)",
+                "max": 0.01,
+                "min_requests": 100,
+                "requests_query": "sum(increase(requests[5m]))",
+            }
+        ]
+    )
     assert (check.min_requests, check.requests_query) == (100, "sum(increase(requests[5m]))")
 
 
@@ -170,7 +206,10 @@ def test_a_query_check_with_a_floor_and_its_count_query():
         ({"min_requests": 100}, "checks[0] (a).min_requests needs requests_query"),
         ({"min_requests": -1, "requests_query": "x"}, "checks[0] (a).min_requests must be at least 0"),
         ({"min_requests": "many", "requests_query": "x"}, "checks[0] (a).min_requests must be a number"),
-        ({"min_requests": 0, "requests_query": "x"}, "checks[0] (a).requests_query is only used with min_requests above 0"),
+        (
+            {"min_requests": 0, "requests_query": "x"},
+            "checks[0] (a).requests_query is only used with min_requests above 0",
+        ),
         ({"min_requests": 10, "requests_query": " "}, "checks[0] (a).requests_query must be a non-empty PromQL string"),
     ],
 )

@@ -45,15 +45,24 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s_exec import (
 
 TARGET = ExecTarget(namespace="ceres-system", pod="postgres-main-0", container="postgres")
 SUCCESS = b'{"metadata":{},"status":"Success"}'
-EXIT_3 = json.dumps({
-    "metadata": {}, "status": "Failure", "message": "command terminated with non-zero exit code: exit status 3",
-    "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},
-}).encode()
+EXIT_3 = json.dumps(
+    {
+        "metadata": {},
+        "status": "Failure",
+        "message": "command terminated with non-zero exit code: exit status 3",
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},
+    }
+).encode()
 # What kwok (and some runtimes) send: a Failure without an exit code.
-INTERNAL_ERROR = json.dumps({
-    "metadata": {}, "status": "Failure", "reason": "InternalError",
-    "message": "Internal error occurred: error executing command in container: cmd wait: pg_dump: exit status 1",
-}).encode()
+INTERNAL_ERROR = json.dumps(
+    {
+        "metadata": {},
+        "status": "Failure",
+        "reason": "InternalError",
+        "message": "Internal error occurred: error executing command in container: cmd wait: pg_dump: exit status 1",
+    }
+).encode()
 
 
 def message(channel, data=b""):
@@ -61,6 +70,7 @@ def message(channel, data=b""):
 
 
 # --------------------------------------------------------------------------- a fake connection
+
 
 class Frame:
     def __init__(self, data):
@@ -102,11 +112,21 @@ def session_over(script, protocol=k8s_exec.V5_PROTOCOL):
 
 # --------------------------------------------------------------------------- demultiplexing
 
+
 def test_channels_go_to_their_sinks_and_empty_messages_are_ignored():
     stdout, stderr = bytearray(), bytearray()
     demux = ChannelDemux(stdout.extend, stderr.extend)
-    for item in [b"", message(1), message(2), message(3), message(1, b"out"), message(2, b"err"),
-                 message(4, b"resize echo"), message(255, bytes((0,))), message(3, SUCCESS)]:
+    for item in [
+        b"",
+        message(1),
+        message(2),
+        message(3),
+        message(1, b"out"),
+        message(2, b"err"),
+        message(4, b"resize echo"),
+        message(255, bytes((0,))),
+        message(3, SUCCESS),
+    ]:
         demux.feed(item)
     assert bytes(stdout) == b"out" and bytes(stderr) == b"err"
     assert demux.stdout_bytes == 3
@@ -119,7 +139,7 @@ def test_binary_output_split_across_many_messages_comes_out_byte_for_byte():
     chunks, position, randomness = [], 0, random.Random(4)
     while position < len(payload):
         size = randomness.choice([1, 2, 3, 255, 4096, 7000])
-        chunks.append(message(1, payload[position:position + size]))
+        chunks.append(message(1, payload[position : position + size]))
         position += size
         if randomness.random() < 0.2:
             chunks.append(message(2, b"warning "))
@@ -154,6 +174,7 @@ def test_the_stderr_tail_keeps_the_end():
 
 # --------------------------------------------------------------------------- statuses
 
+
 def test_success_is_exit_status_zero():
     assert parse_exec_status(SUCCESS) == ExecStatus(success=True, exit_code=0)
 
@@ -170,11 +191,14 @@ def test_failure_without_an_exit_code_keeps_the_api_message():
     assert status.describe().startswith("failed (InternalError: Internal error occurred")
 
 
-@pytest.mark.parametrize("payload, expected", [
-    (b"not json", "not JSON"),
-    (b"[1]", "not a Status object"),
-    (b'{"status": "Pending"}', "neither Success nor Failure"),
-])
+@pytest.mark.parametrize(
+    "payload, expected",
+    [
+        (b"not json", "not JSON"),
+        (b"[1]", "not a Status object"),
+        (b'{"status": "Pending"}', "neither Success nor Failure"),
+    ],
+)
 def test_a_malformed_status_is_a_broken_stream(payload, expected):
     with pytest.raises(ExecStreamError, match=expected):
         parse_exec_status(payload)
@@ -189,18 +213,24 @@ def test_a_missing_status_is_a_broken_stream():
 
 # --------------------------------------------------------------------------- run_command
 
+
 def test_run_command_streams_to_completion():
     output = bytearray()
-    result = run_command(session_over([message(1), message(1, b"PGDMP"), message(2, b"note\n"), message(1, b"\x00\x01"),
-                                       message(3, SUCCESS)]), output.extend)
+    result = run_command(
+        session_over(
+            [message(1), message(1, b"PGDMP"), message(2, b"note\n"), message(1, b"\x00\x01"), message(3, SUCCESS)]
+        ),
+        output.extend,
+    )
     assert bytes(output) == b"PGDMP\x00\x01"
     assert result.status.success and result.stderr == "note" and result.stdout_bytes == 7
     assert result.check("pg_dump") is result
 
 
 def test_a_non_zero_exit_raises_command_failed_with_masked_stderr():
-    result = run_command(session_over([message(2, b"pg_dump: error: password s3cret rejected\n"), message(3, EXIT_3)]),
-                         lambda data: None)
+    result = run_command(
+        session_over([message(2, b"pg_dump: error: password s3cret rejected\n"), message(3, EXIT_3)]), lambda data: None
+    )
     with pytest.raises(CommandFailed) as raised:
         result.check("pg_dump in the pod", redact=lambda text: text.replace("s3cret", "********"))
     assert raised.value.exit_code == 3
@@ -239,24 +269,40 @@ def test_stdin_and_its_close_signal():
 
 # --------------------------------------------------------------------------- the target pod
 
-def pod(name, phase="Running", ready="True", ready_since="2026-01-01T00:00:00Z", created="2026-01-01T00:00:00Z",
-        terminating=False, containers=("postgres",), annotations=None):
+
+def pod(
+    name,
+    phase="Running",
+    ready="True",
+    ready_since="2026-01-01T00:00:00Z",
+    created="2026-01-01T00:00:00Z",
+    terminating=False,
+    containers=("postgres",),
+    annotations=None,
+):
     metadata = {"name": name, "creationTimestamp": created, "annotations": annotations or {}}
     if terminating:
         metadata["deletionTimestamp"] = "2026-01-02T00:00:00Z"
     return {
         "metadata": metadata,
         "spec": {"containers": [{"name": container} for container in containers]},
-        "status": {"phase": phase, "conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": ready_since}]},
+        "status": {
+            "phase": phase,
+            "conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": ready_since}],
+        },
     }
 
 
 def test_label_selector_from_match_labels_and_expressions():
-    selector = {"matchLabels": {"app": "postgres-main", "version": "15"},
-                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["db", "data"]},
-                                     {"key": "canary", "operator": "DoesNotExist"},
-                                     {"key": "zone", "operator": "NotIn", "values": ["a"]},
-                                     {"key": "backup", "operator": "Exists"}]}
+    selector = {
+        "matchLabels": {"app": "postgres-main", "version": "15"},
+        "matchExpressions": [
+            {"key": "tier", "operator": "In", "values": ["db", "data"]},
+            {"key": "canary", "operator": "DoesNotExist"},
+            {"key": "zone", "operator": "NotIn", "values": ["a"]},
+            {"key": "backup", "operator": "Exists"},
+        ],
+    }
     assert label_selector(selector) == "app=postgres-main,version=15,tier in (db,data),!canary,zone notin (a),backup"
 
 
@@ -280,8 +326,9 @@ def test_the_pod_ready_longest_is_chosen_and_others_are_skipped():
 def test_the_container_is_named_annotated_or_first():
     sidecar = pod("p", containers=("istio-proxy", "postgres"))
     assert choose_container(sidecar, None) == "istio-proxy"
-    annotated = pod("p", containers=("istio-proxy", "postgres"),
-                    annotations={"kubectl.kubernetes.io/default-container": "postgres"})
+    annotated = pod(
+        "p", containers=("istio-proxy", "postgres"), annotations={"kubectl.kubernetes.io/default-container": "postgres"}
+    )
     assert choose_container(annotated, None) == "postgres"
     assert choose_container(sidecar, "postgres") == "postgres"
     with pytest.raises(ExecTargetError, match='no container "pgbouncer" .*istio-proxy, postgres'):
@@ -321,8 +368,9 @@ def test_a_missing_deployment_or_pod_is_named():
 
 
 def test_no_ready_pod_names_what_was_found():
-    client = FakeClient({DEPLOYMENT_PATH: DEPLOYMENT,
-                         PODS_PATH: {"items": [pod("a", ready="False"), pod("b", phase="Pending")]}})
+    client = FakeClient(
+        {DEPLOYMENT_PATH: DEPLOYMENT, PODS_PATH: {"items": [pod("a", ready="False"), pod("b", phase="Pending")]}}
+    )
     with pytest.raises(ExecTargetError, match=r"no Running and Ready pod .*a \(Running, not Ready\), b \(Pending\)"):
         resolve_exec_target(client, "ceres-system", deployment="postgres-main")
 
@@ -342,6 +390,7 @@ def test_exec_url_repeats_command_and_keeps_a_path_prefix():
 
 
 # --------------------------------------------------------------------------- a real websocket
+
 
 class WebSocketServer:
     """One-connection websocket server: answers the upgrade (or refuses it), then sends the
@@ -368,15 +417,25 @@ class WebSocketServer:
                 self.request += connection.recv(4096)
             if self.refuse is not None:
                 status, body = self.refuse
-                connection.sendall(b"HTTP/1.1 %d Refused\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                                   % (status, len(body), body))
+                connection.sendall(
+                    b"HTTP/1.1 %d Refused\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                    % (status, len(body), body)
+                )
                 return
-            key = [line.split(b":", 1)[1].strip() for line in self.request.split(b"\r\n")
-                   if line.lower().startswith(b"sec-websocket-key:")][0]
+            key = [
+                line.split(b":", 1)[1].strip()
+                for line in self.request.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            ][0]
             accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-            connection.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                               b"Sec-WebSocket-Accept: " + accept + b"\r\nSec-WebSocket-Protocol: "
-                               + self.protocol.encode() + b"\r\n\r\n")
+            connection.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: "
+                + accept
+                + b"\r\nSec-WebSocket-Protocol: "
+                + self.protocol.encode()
+                + b"\r\n\r\n"
+            )
             for frame in self.frames:
                 connection.sendall(frame)
             connection.sendall(frame_bytes(0x8, b"\x03\xe8"))
@@ -446,8 +505,10 @@ def test_exec_session_over_a_real_websocket_reassembles_fragmented_binary_frames
     assert bytes(output) == dump
     assert result.status.success and result.stderr == "pg_dump: warning"
     request = server.request.decode("latin-1")
-    assert request.startswith("GET /api/v1/namespaces/ceres-system/pods/postgres-main-0/exec?command=pg_dump&command=-Fc"
-                              "&command=ceres_db&container=postgres&stdin=true&stdout=true&stderr=true&tty=false ")
+    assert request.startswith(
+        "GET /api/v1/namespaces/ceres-system/pods/postgres-main-0/exec?command=pg_dump&command=-Fc"
+        "&command=ceres_db&container=postgres&stdin=true&stdout=true&stderr=true&tty=false "
+    )
     headers = request.lower()
     assert "authorization: bearer t0ken" in headers
     assert "impersonate-user: backup-bot" in headers and "impersonate-group: ops" in headers
@@ -456,8 +517,14 @@ def test_exec_session_over_a_real_websocket_reassembles_fragmented_binary_frames
 
 
 def test_a_refused_upgrade_is_the_api_servers_error():
-    body = json.dumps({"kind": "Status", "status": "Failure", "reason": "Forbidden",
-                       "message": 'pods "postgres-main-0" is forbidden: cannot create resource "pods/exec"'}).encode()
+    body = json.dumps(
+        {
+            "kind": "Status",
+            "status": "Failure",
+            "reason": "Forbidden",
+            "message": 'pods "postgres-main-0" is forbidden: cannot create resource "pods/exec"',
+        }
+    ).encode()
     server = WebSocketServer([], refuse=(403, body))
     client = K8sClient(ApiClientStub(server.url))
     with pytest.raises(Forbidden, match='403 pods "postgres-main-0" is forbidden'):
@@ -471,8 +538,9 @@ def test_no_exec_is_started_once_the_clients_timeout_is_spent():
     listener.listen(1)
     listener.settimeout(0.5)
     clock = [0.0]
-    client = K8sClient(ApiClientStub("http://127.0.0.1:%d" % listener.getsockname()[1]), timeout=5,
-                       clock=lambda: clock[0])
+    client = K8sClient(
+        ApiClientStub("http://127.0.0.1:%d" % listener.getsockname()[1]), timeout=5, clock=lambda: clock[0]
+    )
     clock[0] = 5.0
     try:
         with pytest.raises(DeadlineExceeded, match="exec of pg_dump in .*: not started, the timeout of 5 s is spent"):
@@ -486,14 +554,18 @@ def test_no_exec_is_started_once_the_clients_timeout_is_spent():
 def test_the_exec_handshake_waits_no_longer_than_the_timeout_left(monkeypatch):
     timeouts = []
     original_settimeout = k8s_exec.websocket.WebSocket.settimeout
-    monkeypatch.setattr(k8s_exec.websocket.WebSocket, "settimeout",
-                        lambda self, value: (timeouts.append(value), original_settimeout(self, value))[1])
+    monkeypatch.setattr(
+        k8s_exec.websocket.WebSocket,
+        "settimeout",
+        lambda self, value: (timeouts.append(value), original_settimeout(self, value))[1],
+    )
     listener = socket.socket()  # accepts the connection, never answers the upgrade
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     clock = [0.0]
-    client = K8sClient(ApiClientStub("http://127.0.0.1:%d" % listener.getsockname()[1]), timeout=60,
-                       clock=lambda: clock[0])
+    client = K8sClient(
+        ApiClientStub("http://127.0.0.1:%d" % listener.getsockname()[1]), timeout=60, clock=lambda: clock[0]
+    )
     clock[0] = 59.75  # 0.25 s left, where the handshake alone would wait 30 s
     try:
         with pytest.raises(ExecStreamError, match="Connection timed out"):

@@ -12,16 +12,6 @@ import signal
 import time
 
 import pytest
-
-from ansible_collections.ceres.rollout.plugins.module_utils import pg_backup_common, pg_backup_local, processes
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_destination import StagedBackup
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import (
-    ClientToolError,
-    DestinationError,
-    DumpFailed,
-    InsufficientPrivilege,
-    InvalidRequest,
-)
 from pg_unit_support import (
     FOREIGN_DIRECTORY,
     FORKING_TOOL,
@@ -36,15 +26,30 @@ from pg_unit_support import (
     write_script,
 )
 
+from ansible_collections.ceres.rollout.plugins.module_utils import pg_backup_common, pg_backup_local, processes
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_destination import StagedBackup
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import (
+    ClientToolError,
+    DestinationError,
+    DumpFailed,
+    InsufficientPrivilege,
+    InvalidRequest,
+)
+
 # --- pg_dump failures: nothing at dest, no temporary output, no secret in the message -----
 
 
-@pytest.mark.parametrize("exit_how, message", [
-    ("sys.exit(1)", r"pg_dump exited with status 1: pg_dump: error: could not write.*No space left on device"),
-    ("os.kill(os.getpid(), signal.SIGKILL)", r"pg_dump was killed by SIGKILL"),
-])
+@pytest.mark.parametrize(
+    "exit_how, message",
+    [
+        ("sys.exit(1)", r"pg_dump exited with status 1: pg_dump: error: could not write.*No space left on device"),
+        ("os.kill(os.getpid(), signal.SIGKILL)", r"pg_dump was killed by SIGKILL"),
+    ],
+)
 def test_a_failed_dump_leaves_nothing_behind(tmp_path, exit_how, message):
-    fake_pg_dump = write_script(tmp_path / "pg_dump", """
+    fake_pg_dump = write_script(
+        tmp_path / "pg_dump",
+        """
         import os, signal, sys
         output = sys.argv[1]
         with open(output, "wb") as handle:
@@ -53,7 +58,8 @@ def test_a_failed_dump_leaves_nothing_behind(tmp_path, exit_how, message):
                          % os.environ["PGPASSWORD"])
         sys.stderr.flush()
         {exit_how}
-    """.replace("{exit_how}", exit_how))
+    """.replace("{exit_how}", exit_how),
+    )
     backups = tmp_path / "backups"
     backups.mkdir()
     dest = backups / "ceres.dump"
@@ -61,8 +67,9 @@ def test_a_failed_dump_leaves_nothing_behind(tmp_path, exit_how, message):
 
     with pytest.raises(DumpFailed, match=message) as raised:
         with StagedBackup(str(dest)) as staged:
-            dump = pg_backup_local.DumpProcess([fake_pg_dump, staged.temp_path], connection.libpq_environment(),
-                                               connection.secrets())
+            dump = pg_backup_local.DumpProcess(
+                [fake_pg_dump, staged.temp_path], connection.libpq_environment(), connection.secrets()
+            )
             dump.wait()
 
     assert PASSWORD not in str(raised.value)
@@ -73,8 +80,9 @@ def test_a_failed_dump_leaves_nothing_behind(tmp_path, exit_how, message):
 
 def test_module_results_report_row_counts_per_table(tmp_path):
     path, manifest = make_backup(tmp_path)
-    result = pg_backup_common.BackupResult(path=path, manifest_path=path + ".manifest.json", manifest=manifest,
-                                           duration_s=1.5).module_result()
+    result = pg_backup_common.BackupResult(
+        path=path, manifest_path=path + ".manifest.json", manifest=manifest, duration_s=1.5
+    ).module_result()
     assert result["tables"] == {"public.orders": 120000, "billing.Ünïcode": 3}
     assert result["verified"] is True and result["verify"] == "list"
     assert result["sha256"] == manifest["sha256"] and result["size_bytes"] == os.path.getsize(path)
@@ -101,8 +109,9 @@ def test_stopping_pg_dump_stops_its_workers_and_kills_what_ignores_sigterm(tmp_p
     fake_pg_dump = write_script(tmp_path / "pg_dump", FORKING_TOOL.replace("{leader}", "time.sleep(120)"))
     pid_file = str(tmp_path / "worker.pid")
     connection = params()
-    dump = pg_backup_local.DumpProcess([fake_pg_dump, pid_file, "stubborn"], connection.libpq_environment(),
-                                       connection.secrets())
+    dump = pg_backup_local.DumpProcess(
+        [fake_pg_dump, pid_file, "stubborn"], connection.libpq_environment(), connection.secrets()
+    )
     worker = worker_pid(pid_file)
     try:
         assert dump.failure_if_exited() is None
@@ -131,26 +140,33 @@ def backup_request(tmp_path, **options):
     return pg_backup_common.BackupRequest(params(), str(tmp_path / "ceres.dump"), **options)
 
 
-@pytest.mark.parametrize("backup_format, verify, tools, message", [
-    ("custom", "list", {}, r"pg_restore was not found"),
-    ("directory", "restore", {"pg_restore": "14.9"}, r"pg_restore 15 or newer is needed.*\(14\)"),
-    ("tar", "list", {"pg_restore": "14.9"}, r"pg_restore 15 or newer is needed"),
-    ("plain", "restore", {}, r"psql was not found"),
-])
+@pytest.mark.parametrize(
+    "backup_format, verify, tools, message",
+    [
+        ("custom", "list", {}, r"pg_restore was not found"),
+        ("directory", "restore", {"pg_restore": "14.9"}, r"pg_restore 15 or newer is needed.*\(14\)"),
+        ("tar", "list", {"pg_restore": "14.9"}, r"pg_restore 15 or newer is needed"),
+        ("plain", "restore", {}, r"psql was not found"),
+    ],
+)
 def test_check_mode_fails_without_the_tools_verification_needs(
-        tmp_path, monkeypatch, backup_format, verify, tools, message):
+    tmp_path, monkeypatch, backup_format, verify, tools, message
+):
     fake_server(monkeypatch)
     fake_tools(tmp_path, monkeypatch, pg_dump="15.18", **tools)
     with pytest.raises(ClientToolError, match=message):
         pg_backup_local.check_backup(backup_request(tmp_path, backup_format=backup_format, verify=verify))
 
 
-@pytest.mark.parametrize("backup_format, verify, tools", [
-    ("custom", "none", {}),
-    ("plain", "list", {}),
-    ("custom", "list", {"pg_restore": "16.1"}),
-    ("plain", "restore", {"psql": "15.18"}),
-])
+@pytest.mark.parametrize(
+    "backup_format, verify, tools",
+    [
+        ("custom", "none", {}),
+        ("plain", "list", {}),
+        ("custom", "list", {"pg_restore": "16.1"}),
+        ("plain", "restore", {"psql": "15.18"}),
+    ],
+)
 def test_check_mode_passes_with_the_tools_verification_needs(tmp_path, monkeypatch, backup_format, verify, tools):
     fake_server(monkeypatch)
     fake_tools(tmp_path, monkeypatch, pg_dump="15.18", **tools)

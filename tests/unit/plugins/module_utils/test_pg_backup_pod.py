@@ -11,13 +11,17 @@ import pytest
 import websocket
 
 from ansible_collections.ceres.rollout.plugins.module_utils import pg_backup_common, pg_backup_pod, pg_catalog
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_exec import ExecSession, ExecTarget, V5_PROTOCOL
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_exec import V5_PROTOCOL, ExecSession, ExecTarget
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_common import BackupRequest
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_pod import PodDumpStream, PodSource, PodSqlSession
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_catalog import TableRef
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_connection import ConnectionParams
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_destination import StagedBackup
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import ConnectionFailed, DumpFailed, InvalidRequest
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import (
+    ConnectionFailed,
+    DumpFailed,
+    InvalidRequest,
+)
 
 TARGET = ExecTarget(namespace="ceres-system", pod="postgres-main-0", container="postgres")
 SUCCESS = b'{"metadata":{},"status":"Success"}'
@@ -25,15 +29,24 @@ SECRET = "k8s-t0ken-value"
 
 
 def failure(exit_code):
-    return json.dumps({"status": "Failure", "reason": "NonZeroExitCode",
-                       "details": {"causes": [{"reason": "ExitCode", "message": str(exit_code)}]}}).encode()
+    return json.dumps(
+        {
+            "status": "Failure",
+            "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": str(exit_code)}]},
+        }
+    ).encode()
 
 
 # --------------------------------------------------------------------------- option checks
 
+
 def request(**overrides):
-    values = dict(connection=ConnectionParams(database="ceres_db"), dest="/tmp/x.dump",
-                  pod=PodSource(namespace="ceres-system", deployment="postgres-main"))
+    values = dict(
+        connection=ConnectionParams(database="ceres_db"),
+        dest="/tmp/x.dump",
+        pod=PodSource(namespace="ceres-system", deployment="postgres-main"),
+    )
     values.update(overrides)
     return BackupRequest(**values)
 
@@ -64,7 +77,9 @@ def test_this_hosts_pgpassword_is_not_refused_and_not_sent(monkeypatch):
 def test_verify_restore_needs_a_server_this_host_reaches(monkeypatch):
     with pytest.raises(InvalidRequest, match="verify=restore with pod .* set login_host"):
         pg_backup_pod.check_pod_request(request(verify="restore"))
-    pg_backup_pod.check_pod_request(request(verify="restore", connection=ConnectionParams(database="d", host="127.0.0.1")))
+    pg_backup_pod.check_pod_request(
+        request(verify="restore", connection=ConnectionParams(database="d", host="127.0.0.1"))
+    )
 
 
 def test_kubernetes_secrets_are_collected_for_masking():
@@ -75,6 +90,7 @@ def test_kubernetes_secrets_are_collected_for_masking():
 
 
 # --------------------------------------------------------------------------- a scripted psql
+
 
 class Frame:
     def __init__(self, data):
@@ -130,8 +146,10 @@ class ScriptedPsql:
         output = b""
         if statements.startswith("SELECT coalesce(json_agg(q), '[]') FROM ("):
             rows = self.answers[statements]
-            objects = ["{" + ", ".join('"%s":%s' % (name, json.dumps(value, ensure_ascii=False)) for name, value in row)
-                       + "}" for row in rows]
+            objects = [
+                "{" + ", ".join('"%s":%s' % (name, json.dumps(value, ensure_ascii=False)) for name, value in row) + "}"
+                for row in rows
+            ]
             output = ("[" + ", \n ".join(objects) + "]\n").encode("utf-8")
         self.outgoing.append(b"\x01" + output + marker.encode("ascii") + b"\n")
 
@@ -155,16 +173,29 @@ def wrapped(statement):
     return "SELECT coalesce(json_agg(q), '[]') FROM (%s) AS q;\n" % statement.strip()
 
 
-TABLES = [TableRef(16384, "public", "orders", "public.orders"), TableRef(16390, "billing", 'Odd "Name"', 'billing."Odd ""Name"""')]
+TABLES = [
+    TableRef(16384, "public", "orders", "public.orders"),
+    TableRef(16390, "billing", 'Odd "Name"', 'billing."Odd ""Name"""'),
+]
 ANSWERS = {
     wrapped("SELECT pg_catalog.pg_export_snapshot()"): [[("pg_export_snapshot", "00000003-0000001B-1")]],
-    wrapped(pg_catalog.SERVER_INFO_QUERY): [[("current_database", "ceres_db"), ("current_setting", "15.18"),
-                                             ("current_setting", 150018), ("pg_encoding_to_char", "UTF8"),
-                                             ("datcollate", "C.UTF-8"), ("datctype", "C.UTF-8")]],
-    wrapped(pg_catalog.USER_TABLES_QUERY): [[("oid", table.oid), ("nspname", table.schema), ("relname", table.name),
-                                             ("?column?", table.quoted_name)] for table in TABLES],
-    wrapped(pg_catalog.table_stats_query(TABLES[0], True)): [[("count", 120000), ("coalesce", -9223372036854775809123),
-                                                              ("coalesce", 42)]],
+    wrapped(pg_catalog.SERVER_INFO_QUERY): [
+        [
+            ("current_database", "ceres_db"),
+            ("current_setting", "15.18"),
+            ("current_setting", 150018),
+            ("pg_encoding_to_char", "UTF8"),
+            ("datcollate", "C.UTF-8"),
+            ("datctype", "C.UTF-8"),
+        ]
+    ],
+    wrapped(pg_catalog.USER_TABLES_QUERY): [
+        [("oid", table.oid), ("nspname", table.schema), ("relname", table.name), ("?column?", table.quoted_name)]
+        for table in TABLES
+    ],
+    wrapped(pg_catalog.table_stats_query(TABLES[0], True)): [
+        [("count", 120000), ("coalesce", -9223372036854775809123), ("coalesce", 42)]
+    ],
     wrapped(pg_catalog.table_stats_query(TABLES[1], True)): [[("count", 0), ("coalesce", 0), ("coalesce", 0)]],
     wrapped(pg_catalog.table_stats_query(TABLES[0], False)): [[("count", 120000)]],
 }
@@ -195,12 +226,24 @@ def test_the_snapshot_session_runs_local_modes_statements_through_psql(exec_sess
         session.finish()
 
     assert session.snapshot_id == "00000003-0000001B-1"
-    assert opened == [["psql", "--no-psqlrc", "--quiet", "--no-align", "--tuples-only", "--no-password",
-                       "--set=ON_ERROR_STOP=1", "--dbname=dbname='ceres_db'", "--username=postgres"]]
+    assert opened == [
+        [
+            "psql",
+            "--no-psqlrc",
+            "--quiet",
+            "--no-align",
+            "--tuples-only",
+            "--no-password",
+            "--set=ON_ERROR_STOP=1",
+            "--dbname=dbname='ceres_db'",
+            "--username=postgres",
+        ]
+    ]
     assert server == pg_catalog.ServerInfo("ceres_db", "15.18", 150018, "UTF8", "C.UTF-8", "C.UTF-8")
     assert tables == TABLES
     assert stats["public.orders"] == pg_catalog.TableStats(
-        rows=120000, content_hash=pg_catalog.content_hash_from_sums(-9223372036854775809123, 42))
+        rows=120000, content_hash=pg_catalog.content_hash_from_sums(-9223372036854775809123, 42)
+    )
     assert stats['billing.Odd "Name"'].rows == 0
     setup = psql.statements[0]
     assert "SET TimeZone TO 'UTC';" in setup and "SET client_encoding TO 'UTF8';" in setup
@@ -226,10 +269,20 @@ def test_a_failing_count_fails_the_dump_masks_secrets_and_rolls_back(exec_sessio
 
 def test_psql_failing_to_connect_is_a_connection_failure(exec_sessions):
     connections, _opened = exec_sessions
-    connections.append(ScriptedPsql(ANSWERS, exit_on_start=(
-        b'psql: error: connection to server failed: FATAL:  database "nope" does not exist\n', failure(2))))
-    with pytest.raises(ConnectionFailed, match='starting the snapshot transaction failed: .* exited with status 2: '
-                                               'psql: error: .*database "nope" does not exist'):
+    connections.append(
+        ScriptedPsql(
+            ANSWERS,
+            exit_on_start=(
+                b'psql: error: connection to server failed: FATAL:  database "nope" does not exist\n',
+                failure(2),
+            ),
+        )
+    )
+    with pytest.raises(
+        ConnectionFailed,
+        match="starting the snapshot transaction failed: .* exited with status 2: "
+        'psql: error: .*database "nope" does not exist',
+    ):
         with PodSqlSession(object(), TARGET, "psql", "nope", None, []):
             pass
 
@@ -245,6 +298,7 @@ def test_a_psql_stream_ending_without_status_is_a_failure(exec_sessions):
 
 
 # --------------------------------------------------------------------------- pg_dump's stream
+
 
 class ScriptedStream:
     def __init__(self, script):
@@ -280,14 +334,25 @@ def test_a_successful_stream_lands_in_the_staged_file_with_mode_0600(tmp_path, e
     assert dest.read_bytes() == b"".join(chunks)
 
 
-@pytest.mark.parametrize("script, expected", [
-    ([b"\x01PGDMP half", b"\x02pg_dump: error: query failed: token " + SECRET.encode() + b"\n", b"\x03" + failure(1)],
-     r"pg_dump in pod .* exited with status 1: pg_dump: error: query failed: token \*\*\*\*\*\*\*\*"),
-    ([b"\x01PGDMP half", websocket.WebSocketConnectionClosedException("Connection to remote host was lost.")],
-     r"dropped: Connection to remote host was lost"),
-    ([b"\x01PGDMP half"], r"ended without the command's exit status"),
-    ([b"\x03" + SUCCESS], r"exited with status 0 but wrote nothing"),
-])
+@pytest.mark.parametrize(
+    "script, expected",
+    [
+        (
+            [
+                b"\x01PGDMP half",
+                b"\x02pg_dump: error: query failed: token " + SECRET.encode() + b"\n",
+                b"\x03" + failure(1),
+            ],
+            r"pg_dump in pod .* exited with status 1: pg_dump: error: query failed: token \*\*\*\*\*\*\*\*",
+        ),
+        (
+            [b"\x01PGDMP half", websocket.WebSocketConnectionClosedException("Connection to remote host was lost.")],
+            r"dropped: Connection to remote host was lost",
+        ),
+        ([b"\x01PGDMP half"], r"ended without the command's exit status"),
+        ([b"\x03" + SUCCESS], r"exited with status 0 but wrote nothing"),
+    ],
+)
 def test_a_failed_stream_leaves_nothing_behind(tmp_path, exec_sessions, script, expected):
     connections, _opened = exec_sessions
     connections.append(ScriptedStream(script))

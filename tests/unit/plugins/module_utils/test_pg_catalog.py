@@ -1,5 +1,4 @@
-"""pg_catalog.py: row counts and content hashes of tables, and their comparison.
-"""
+"""pg_catalog.py: row counts and content hashes of tables, and their comparison."""
 
 from __future__ import annotations
 
@@ -39,10 +38,11 @@ def test_content_hashes_are_compared_only_when_both_sides_have_one():
     expected = {"public.orders": {"rows": 5, "content_hash": None}}
     assert pg_catalog.compare_table_stats(expected, {"public.orders": TableStats(5, "ff" * 16)}) == []
     assert pg_catalog.compare_table_stats(expected, {"public.orders": TableStats(6, None)}) == [
-        "table public.orders has 6 rows, expected 5"]
+        "table public.orders has 6 rows, expected 5"
+    ]
 
 
 def test_content_hash_is_the_two_sums_modulo_2_to_the_64():
     assert pg_catalog.content_hash_from_sums(0, 0) == "0" * 32
-    assert pg_catalog.content_hash_from_sums(-1, 2 ** 64 + 5) == "f" * 16 + "%016x" % 5
-    assert len(pg_catalog.content_hash_from_sums(-(2 ** 70), 12345678901234567890123)) == 32
+    assert pg_catalog.content_hash_from_sums(-1, 2**64 + 5) == "f" * 16 + "%016x" % 5
+    assert len(pg_catalog.content_hash_from_sums(-(2**70), 12345678901234567890123)) == 32

@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 
 import pytest
+from pg_unit_support import PASSWORD, params
 
 from ansible_collections.ceres.rollout.plugins.module_utils import pg_connection
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_connection import ConnectionParams
 from ansible_collections.ceres.rollout.plugins.module_utils.redaction import redact
-from pg_unit_support import PASSWORD, params
 
 # --- connection parameters and the environment of the client tools ---------------------
 
@@ -60,21 +60,33 @@ def test_password_is_in_no_repr_or_description():
 
 
 def test_from_module_params_maps_the_login_options():
-    module_params = dict(login_host="h", login_port=1, login_user="u", login_password="p",
-                         login_unix_socket=None, ssl_mode="require")
+    module_params = dict(
+        login_host="h", login_port=1, login_user="u", login_password="p", login_unix_socket=None, ssl_mode="require"
+    )
     connection = ConnectionParams.from_module_params(module_params, "db")
-    assert connection.psycopg2_arguments() == dict(dbname="db", host="h", port=1, user="u", password="p", sslmode="require")
-    assert set(pg_connection.LOGIN_ARGUMENT_SPEC) == {"login_host", "login_port", "login_user", "login_password",
-                                                      "login_unix_socket", "ssl_mode"}
+    assert connection.psycopg2_arguments() == dict(
+        dbname="db", host="h", port=1, user="u", password="p", sslmode="require"
+    )
+    assert set(pg_connection.LOGIN_ARGUMENT_SPEC) == {
+        "login_host",
+        "login_port",
+        "login_user",
+        "login_password",
+        "login_unix_socket",
+        "ssl_mode",
+    }
     assert pg_connection.LOGIN_ARGUMENT_SPEC["login_password"]["no_log"] is True
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("ceres_db", "dbname='ceres_db'"),
-    ("host=evil port=1", "dbname='host=evil port=1'"),
-    ("it's", "dbname='it\\'s'"),
-    ("back\\slash", "dbname='back\\\\slash'"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("ceres_db", "dbname='ceres_db'"),
+        ("host=evil port=1", "dbname='host=evil port=1'"),
+        ("it's", "dbname='it\\'s'"),
+        ("back\\slash", "dbname='back\\\\slash'"),
+    ],
+)
 def test_database_names_are_passed_as_a_quoted_conninfo(name, expected):
     assert pg_connection.conninfo_for_database(name) == expected
 

@@ -9,6 +9,7 @@ import os
 import stat
 
 import pytest
+from pg_unit_support import FOREIGN_DIRECTORY, make_backup
 
 from ansible_collections.ceres.rollout.plugins.module_utils import (
     atomic_files,
@@ -16,7 +17,6 @@ from ansible_collections.ceres.rollout.plugins.module_utils import (
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_destination import StagedBackup
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import DestinationError
-from pg_unit_support import FOREIGN_DIRECTORY, make_backup
 
 # --- staging: dest and its manifest appear complete or not at all ------------------------
 
@@ -110,13 +110,16 @@ def test_check_destination_never_accepts_a_directory_that_is_not_a_previous_back
     assert tree(tmp_path) == before
 
 
-@pytest.mark.parametrize("setup, reason", [
-    ("toc only", "it has no manifest"),
-    ("manifest only", "it holds no toc.dat"),
-    ("unlisted file", "it also holds notes.txt, which its manifest does not list"),
-    ("unlisted directory", "it also holds keep/, which its manifest does not list"),
-    ("broken manifest", "cannot be read"),
-])
+@pytest.mark.parametrize(
+    "setup, reason",
+    [
+        ("toc only", "it has no manifest"),
+        ("manifest only", "it holds no toc.dat"),
+        ("unlisted file", "it also holds notes.txt, which its manifest does not list"),
+        ("unlisted directory", "it also holds keep/, which its manifest does not list"),
+        ("broken manifest", "cannot be read"),
+    ],
+)
 def test_a_directory_backup_is_replaced_only_when_it_is_one_of_ours(tmp_path, setup, reason):
     path, manifest = make_backup(tmp_path, "directory")
     pg_destination.check_destination(path, force=True, backup_format="directory")
@@ -143,8 +146,10 @@ def test_a_backup_of_one_kind_never_replaces_one_of_another(tmp_path):
     file_backup, _manifest = make_backup(tmp_path / "f", "custom")
     before = tree(tmp_path)
     for backup_format in ("custom", "tar", "plain"):
-        with pytest.raises(DestinationError, match="is a previous directory-format backup; a %s-format backup cannot"
-                                                   " replace it" % backup_format):
+        with pytest.raises(
+            DestinationError,
+            match="is a previous directory-format backup; a %s-format backup cannot replace it" % backup_format,
+        ):
             pg_destination.check_destination(directory_backup, force=True, backup_format=backup_format)
     with pytest.raises(DestinationError, match="is an existing file; a directory-format backup cannot replace it"):
         pg_destination.check_destination(file_backup, force=True, backup_format="directory")
@@ -193,12 +198,13 @@ def test_commit_moves_the_new_backup_and_then_its_manifest_into_place(tmp_path, 
 
 @pytest.mark.parametrize("backup_format", ["custom", "directory"])
 def test_a_manifest_that_cannot_be_written_leaves_the_old_backup_and_no_temporary_file(
-        tmp_path, monkeypatch, backup_format):
+    tmp_path, monkeypatch, backup_format
+):
     path, _manifest = make_backup(tmp_path, backup_format)
     before = tree(tmp_path)
 
     def disk_full(document, handle, **options):
-        handle.write("{\"half")
+        handle.write('{"half')
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(atomic_files.json, "dump", disk_full)
@@ -212,7 +218,9 @@ def test_a_manifest_that_cannot_be_written_leaves_the_old_backup_and_no_temporar
 
 @pytest.mark.parametrize("backup_format", ["custom", "directory"])
 @pytest.mark.parametrize("failing_rename", [1, 2, 3, 4])
-def test_a_failed_rename_while_committing_puts_the_old_backup_back(tmp_path, monkeypatch, backup_format, failing_rename):
+def test_a_failed_rename_while_committing_puts_the_old_backup_back(
+    tmp_path, monkeypatch, backup_format, failing_rename
+):
     """The renames: old manifest aside, old backup aside, new backup in, new manifest in."""
     path, _manifest = make_backup(tmp_path, backup_format)
     before = tree(tmp_path)
@@ -226,8 +234,10 @@ def test_a_failed_rename_while_committing_puts_the_old_backup_back(tmp_path, mon
         real_rename(source, target)
 
     monkeypatch.setattr(atomic_files.os, "rename", rename)
-    with pytest.raises(DestinationError, match="could not move the new backup to .*: Input/output error; the previous"
-                                               " backup was left as it was"):
+    with pytest.raises(
+        DestinationError,
+        match="could not move the new backup to .*: Input/output error; the previous backup was left as it was",
+    ):
         with StagedBackup(path) as staged:
             stage(staged, backup_format, b"new")
             staged.stage_manifest({"new": True})

@@ -10,11 +10,11 @@ import stat
 import subprocess
 
 import pytest
+from pg_unit_support import make_backup
 
 from ansible_collections.ceres.rollout.plugins.module_utils import pg_manifest
 from ansible_collections.ceres.rollout.plugins.module_utils.digests import FileDigest
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import ManifestError
-from pg_unit_support import make_backup
 
 
 def test_directory_sha256_is_what_sha256sum_prints_for_the_sorted_files(tmp_path):
@@ -52,19 +52,33 @@ def test_manifest_is_written_next_to_the_backup_and_reads_back(tmp_path):
     assert loaded["tables"]["public.orders"] == {"rows": 120000, "content_hash": "0f" * 16}
     assert loaded["tables"]["billing.Ünïcode"] == {"rows": 3, "content_hash": None}
     assert loaded["files"] == {"ceres.dump": {"size_bytes": os.path.getsize(path), "sha256": loaded["sha256"]}}
-    for key in ("database", "server_version", "pg_dump_version", "format", "snapshot", "started_at", "finished_at",
-                "content_hash_algorithm", "size_bytes"):
+    for key in (
+        "database",
+        "server_version",
+        "pg_dump_version",
+        "format",
+        "snapshot",
+        "started_at",
+        "finished_at",
+        "content_hash_algorithm",
+        "size_bytes",
+    ):
         assert loaded[key], key
     pg_manifest.verify_backup_integrity(path, loaded)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("not json", "cannot be read"),
-    ("[1, 2]", "not a JSON object"),
-    ('{"manifest_version": 1}', "lacks database, format, sha256, files, tables"),
-    ('{"manifest_version": 99, "database": "d", "format": "custom", "sha256": "", "files": {}, "tables": {}}',
-     "version 99"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("not json", "cannot be read"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"manifest_version": 1}', "lacks database, format, sha256, files, tables"),
+        (
+            '{"manifest_version": 99, "database": "d", "format": "custom", "sha256": "", "files": {}, "tables": {}}',
+            "version 99",
+        ),
+    ],
+)
 def test_load_manifest_rejects_what_it_cannot_trust(tmp_path, content, message):
     manifest_path = tmp_path / "x.manifest.json"
     manifest_path.write_text(content)
@@ -95,7 +109,8 @@ def test_a_truncated_file_is_refused(tmp_path):
     with open(path, "r+b") as handle:
         handle.truncate(100)
     assert pg_manifest.backup_integrity_problems(path, manifest) == [
-        "file ceres.dump has 100 bytes, the manifest says %d" % manifest["size_bytes"]]
+        "file ceres.dump has 100 bytes, the manifest says %d" % manifest["size_bytes"]
+    ]
 
 
 def test_a_renamed_backup_with_its_manifest_still_verifies(tmp_path):
@@ -111,11 +126,14 @@ def test_a_removed_or_added_file_in_a_directory_backup_is_refused(tmp_path):
     with open(os.path.join(path, "9999.dat.gz"), "wb") as handle:
         handle.write(b"stray")
     assert pg_manifest.backup_integrity_problems(path, manifest) == [
-        "file 3000.dat.gz is missing", "file 9999.dat.gz is not in the manifest"]
+        "file 3000.dat.gz is missing",
+        "file 9999.dat.gz is not in the manifest",
+    ]
 
 
 def test_a_backup_of_the_wrong_kind_is_refused(tmp_path):
     path, manifest = make_backup(tmp_path, "directory")
     assert "is a directory" in pg_manifest.backup_integrity_problems(path, dict(manifest, format="custom"))[0]
     assert pg_manifest.backup_integrity_problems(str(tmp_path / "gone"), manifest) == [
-        "the backup %s does not exist" % (tmp_path / "gone")]
+        "the backup %s does not exist" % (tmp_path / "gone")
+    ]

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import pytest
+from pg_unit_support import PASSWORD, params, write_script
 
 from ansible_collections.ceres.rollout.plugins.module_utils import (
     pg_backup_common,
@@ -13,13 +14,14 @@ from ansible_collections.ceres.rollout.plugins.module_utils import (
     pg_verify,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import ClientToolError, InvalidRequest
-from pg_unit_support import PASSWORD, params, write_script
 
 
 def test_no_command_line_contains_the_password():
     connection = params()
     command_lines = [
-        pg_backup_common.pg_dump_argv("/bin/pg_dump", "/b/.x.partial-1", "directory", "0000-1", connection.database, jobs=2, compress="5"),
+        pg_backup_common.pg_dump_argv(
+            "/bin/pg_dump", "/b/.x.partial-1", "directory", "0000-1", connection.database, jobs=2, compress="5"
+        ),
         pg_load.pg_restore_argv("/bin/pg_restore", "/b/x", "custom", "scratch", jobs=2, clean=True, no_owner=True),
         pg_verify.pg_restore_list_argv("/bin/pg_restore", "/b/x", "tar"),
         pg_load.psql_restore_argv("/bin/psql", "scratch", "/b/x.sql"),

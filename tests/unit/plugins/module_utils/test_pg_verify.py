@@ -1,5 +1,4 @@
-"""pg_verify.py: what verify=list reads in a dump (its TOC, a plain dump's COPY blocks).
-"""
+"""pg_verify.py: what verify=list reads in a dump (its TOC, a plain dump's COPY blocks)."""
 
 from __future__ import annotations
 
@@ -47,7 +46,11 @@ def test_copy_blocks_of_a_plain_dump_are_found_and_row_text_is_not_mistaken_for_
         b"COPY public.no_columns  FROM stdin;\n",
         b"\\.\n",
     ]
-    assert pg_verify.copy_targets_in_sql_dump(script) == {"public.customers", 'public."Weird Name"', "public.no_columns"}
+    assert pg_verify.copy_targets_in_sql_dump(script) == {
+        "public.customers",
+        'public."Weird Name"',
+        "public.no_columns",
+    }
 
 
 def test_names_of_a_non_utf8_dump_are_read_in_its_encoding():
@@ -56,11 +59,22 @@ def test_names_of_a_non_utf8_dump_are_read_in_its_encoding():
     assert pg_verify.copy_targets_in_sql_dump(latin1_script) != {'"donn\u00e9es"."caf\u00e9"'}  # not as UTF-8
 
 
-@pytest.mark.parametrize("encoding_name, codec", [
-    ("UTF8", "utf-8"), ("utf-8", "utf-8"), ("LATIN1", "latin-1"), ("latin1", "latin-1"), ("ISO_8859_5", "iso8859-5"),
-    ("iso-8859-5", "iso8859-5"), ("WIN1252", "cp1252"), ("EUC_JP", "euc-jp"),
-    ("SQL_ASCII", None), ("MULE_INTERNAL", None), ("", None),
-])
+@pytest.mark.parametrize(
+    "encoding_name, codec",
+    [
+        ("UTF8", "utf-8"),
+        ("utf-8", "utf-8"),
+        ("LATIN1", "latin-1"),
+        ("latin1", "latin-1"),
+        ("ISO_8859_5", "iso8859-5"),
+        ("iso-8859-5", "iso8859-5"),
+        ("WIN1252", "cp1252"),
+        ("EUC_JP", "euc-jp"),
+        ("SQL_ASCII", None),
+        ("MULE_INTERNAL", None),
+        ("", None),
+    ],
+)
 def test_python_codec_of_postgresql_encoding_names(encoding_name, codec):
     assert pg_verify.python_codec(encoding_name) == codec
 

@@ -8,25 +8,34 @@ import os
 import signal
 
 import pytest
+from pg_unit_support import FORKING_TOOL, kill_if_running, params, process_gone, worker_pid, write_script
 
 from ansible_collections.ceres.rollout.plugins.module_utils import (
     pg_errors,
     processes,
 )
-from pg_unit_support import FORKING_TOOL, kill_if_running, params, process_gone, worker_pid, write_script
 
 
 def test_a_client_tool_failure_is_reported_without_the_password(tmp_path):
-    failing = write_script(tmp_path / "pg_restore", """
+    failing = write_script(
+        tmp_path / "pg_restore",
+        """
         import os, sys
         data = sys.stdin.buffer.read()
         sys.stderr.write("pg_restore: error: bad input (%d bytes) for %s\\n" % (len(data), os.environ["PGPASSWORD"]))
         sys.exit(3)
-    """)
+    """,
+    )
     connection = params()
     with pytest.raises(pg_errors.RestoreFailed) as raised:
-        processes.run_captured([failing], connection.libpq_environment(), connection.secrets(), pg_errors.RestoreFailed,
-                               "pg_restore", stdin_chunks=iter([b"abc", b"de"]))
+        processes.run_captured(
+            [failing],
+            connection.libpq_environment(),
+            connection.secrets(),
+            pg_errors.RestoreFailed,
+            "pg_restore",
+            stdin_chunks=iter([b"abc", b"de"]),
+        )
     assert str(raised.value) == "pg_restore exited with status 3: pg_restore: error: bad input (5 bytes) for ********"
 
 
@@ -42,8 +51,9 @@ def test_sigterm_raises_so_clean_up_runs():
 
 
 def test_an_interrupted_client_tool_is_stopped_with_its_workers(tmp_path):
-    fake_pg_restore = write_script(tmp_path / "pg_restore",
-                                   FORKING_TOOL.replace("{leader}", "sys.stdin.buffer.read(); time.sleep(120)"))
+    fake_pg_restore = write_script(
+        tmp_path / "pg_restore", FORKING_TOOL.replace("{leader}", "sys.stdin.buffer.read(); time.sleep(120)")
+    )
     pid_file = str(tmp_path / "worker.pid")
     workers = []
 
@@ -55,8 +65,14 @@ def test_an_interrupted_client_tool_is_stopped_with_its_workers(tmp_path):
     connection = params()
     try:
         with pytest.raises(KeyboardInterrupt):
-            processes.run_captured([fake_pg_restore, pid_file], connection.libpq_environment(), connection.secrets(),
-                                   pg_errors.RestoreFailed, "pg_restore", stdin_chunks=chunks())
+            processes.run_captured(
+                [fake_pg_restore, pid_file],
+                connection.libpq_environment(),
+                connection.secrets(),
+                pg_errors.RestoreFailed,
+                "pg_restore",
+                stdin_chunks=chunks(),
+            )
         assert workers and process_gone(workers[0]), "the tool's worker outlived the interruption"
     finally:
         kill_if_running(workers)
@@ -67,8 +83,9 @@ def test_the_workers_of_a_failed_client_tool_are_stopped_with_it(tmp_path):
     pid_file = str(tmp_path / "worker.pid")
     try:
         with pytest.raises(pg_errors.VerificationFailed, match="pg_restore exited with status 1"):
-            processes.run_captured([fake_pg_restore, pid_file], dict(os.environ), [], pg_errors.VerificationFailed,
-                                   "pg_restore")
+            processes.run_captured(
+                [fake_pg_restore, pid_file], dict(os.environ), [], pg_errors.VerificationFailed, "pg_restore"
+            )
         assert process_gone(worker_pid(pid_file)), "the worker outlived its failed leader"
     finally:
         if os.path.exists(pid_file):

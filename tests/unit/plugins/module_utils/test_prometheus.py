@@ -52,7 +52,19 @@ def body(answer: CannedAnswer) -> bytes:
         (scalar("NaN"), NO_DATA, None),
         (vector("1", "2"), AMBIGUOUS, None),
     ],
-    ids=["real", "zero", "negative", "exponent", "scalar", "empty", "nan", "plus-inf", "minus-inf", "scalar-nan", "two-series"],
+    ids=[
+        "real",
+        "zero",
+        "negative",
+        "exponent",
+        "scalar",
+        "empty",
+        "nan",
+        "plus-inf",
+        "minus-inf",
+        "scalar-nan",
+        "two-series",
+    ],
 )
 def test_classify_values(answer, kind, value):
     result = classify_response(200, body(answer))
@@ -122,7 +134,10 @@ def test_warnings_on_an_empty_result_are_inconclusive_not_no_data():
 
 def test_ambiguity_wins_over_warnings():
     answer = success(
-        {"resultType": "vector", "result": [{"metric": {"a": "1"}, "value": [1, "1"]}, {"metric": {"a": "2"}, "value": [1, "2"]}]},
+        {
+            "resultType": "vector",
+            "result": [{"metric": {"a": "1"}, "value": [1, "1"]}, {"metric": {"a": "2"}, "value": [1, "2"]}],
+        },
         warnings=["partial response"],
     )
     assert classify_response(200, body(answer)).kind == AMBIGUOUS
@@ -276,11 +291,17 @@ def test_username_needs_password():
 def test_public_headers_are_sent_and_not_redacted_while_headers_are(prometheus):
     def echo_headers(promql):
         request = prometheus.requests[-1]
-        return error(403, "forbidden", "tenant %s with key %s is not allowed"
-                     % (request.headers.get("x-scope-orgid"), request.headers.get("x-api-key")))
+        return error(
+            403,
+            "forbidden",
+            "tenant %s with key %s is not allowed"
+            % (request.headers.get("x-scope-orgid"), request.headers.get("x-api-key")),
+        )
+
     prometheus.answers = echo_headers
-    client = PrometheusClient(prometheus.url, headers={"X-Api-Key": "tenant-key-123"},
-                              public_headers={"X-Scope-OrgID": "pilot-apps"})
+    client = PrometheusClient(
+        prometheus.url, headers={"X-Api-Key": "tenant-key-123"}, public_headers={"X-Scope-OrgID": "pilot-apps"}
+    )
     result = client.query("up")
     assert prometheus.requests[-1].headers["x-scope-orgid"] == "pilot-apps"
     assert prometheus.requests[-1].headers["x-api-key"] == "tenant-key-123"
@@ -288,10 +309,13 @@ def test_public_headers_are_sent_and_not_redacted_while_headers_are(prometheus):
     assert "tenant-key-123" not in result.message
 
 
-@pytest.mark.parametrize("headers, public_headers, message", [
-    ({"X-Scope-OrgID": "a"}, {"x-scope-orgid": "b"}, "public_headers and headers both set x-scope-orgid"),
-    (None, {"Authorization": "Bearer abc"}, "public_headers must not carry Authorization"),
-])
+@pytest.mark.parametrize(
+    "headers, public_headers, message",
+    [
+        ({"X-Scope-OrgID": "a"}, {"x-scope-orgid": "b"}, "public_headers and headers both set x-scope-orgid"),
+        (None, {"Authorization": "Bearer abc"}, "public_headers must not carry Authorization"),
+    ],
+)
 def test_public_headers_cannot_repeat_a_header_or_carry_credentials(headers, public_headers, message):
     with pytest.raises(PrometheusConfigError, match=message):
         PrometheusClient("http://prometheus:9090", headers=headers, public_headers=public_headers)

@@ -20,7 +20,11 @@ PARAMS = {"namespace": "pilot-apps", "workload": "checkout-v3-0-0", "service": "
 
 def test_template_names():
     assert TEMPLATE_NAMES == (
-        "istio_error_rate", "istio_latency_p95", "istio_latency_p99", "istio_request_count", "istio_success_rate",
+        "istio_error_rate",
+        "istio_latency_p95",
+        "istio_latency_p99",
+        "istio_request_count",
+        "istio_success_rate",
     )
 
 
@@ -58,7 +62,9 @@ def test_label_values_are_escaped():
 def test_request_count_and_latency_take_an_optional_service():
     without = render_template("istio_request_count", {"namespace": "n", "workload": "w"})
     assert 'reporter="source"' not in without
-    assert 'reporter="source"' in render_template("istio_request_count", {"namespace": "n", "workload": "w", "service": "s"})
+    assert 'reporter="source"' in render_template(
+        "istio_request_count", {"namespace": "n", "workload": "w", "service": "s"}
+    )
     render_template("istio_latency_p99", {"namespace": "n", "workload": "w"})
 
 
@@ -69,19 +75,33 @@ def test_request_count_and_latency_take_an_optional_service():
         ("istio_error_rate", {"namespace": "n", "service": "s"}, "needs parameter workload"),
         ("istio_error_rate", {"workload": "w", "service": "s"}, "needs parameter namespace"),
         ("istio_error_rate", {"namespace": "n", "workload": "w"}, "template istio_error_rate needs parameter service"),
-        ("istio_success_rate", {"namespace": "n", "workload": "w"}, "template istio_success_rate needs parameter service"),
+        (
+            "istio_success_rate",
+            {"namespace": "n", "workload": "w"},
+            "template istio_success_rate needs parameter service",
+        ),
         ("istio_latency_p95", {"namespace": "n", "workload": "w", "service": ""}, "needs parameter service"),
         ("istio_error_rate", None, "needs parameter namespace"),
         ("istio_error_rate", dict(PARAMS, namespace=""), "needs parameter namespace"),
-        ("istio_error_rate", dict(PARAMS, window="1 minute"), "parameter window of template istio_error_rate must be a PromQL duration"),
+        (
+            "istio_error_rate",
+            dict(PARAMS, window="1 minute"),
+            "parameter window of template istio_error_rate must be a PromQL duration",
+        ),
         ("istio_error_rate", dict(PARAMS, window=60), "must be a PromQL duration"),
         ("istio_error_rate", dict(PARAMS, scrape_interval="often"), "parameter scrape_interval of template"),
         ("istio_error_rate", dict(PARAMS, freshness="5"), "parameter freshness of template"),
         ("istio_error_rate", dict(PARAMS, reporter="source"), "unknown parameter(s) reporter"),
-        ("istio_error_rate", dict(PARAMS, window="20s"),
-         "parameter window (20s) of template istio_error_rate must cover at least 2 scrape intervals (scrape_interval 15s)"),
-        ("istio_latency_p95", dict(PARAMS, freshness="10s", scrape_interval="10s"),
-         "parameter freshness (10s) of template istio_latency_p95 must cover at least 2 scrape intervals"),
+        (
+            "istio_error_rate",
+            dict(PARAMS, window="20s"),
+            "parameter window (20s) of template istio_error_rate must cover at least 2 scrape intervals (scrape_interval 15s)",
+        ),
+        (
+            "istio_latency_p95",
+            dict(PARAMS, freshness="10s", scrape_interval="10s"),
+            "parameter freshness (10s) of template istio_latency_p95 must cover at least 2 scrape intervals",
+        ),
     ],
 )
 def test_bad_templates_and_params(name, params, expected_message):

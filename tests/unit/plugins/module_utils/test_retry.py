@@ -39,8 +39,9 @@ def failing_then_succeeding(failures: int, error: type[Exception] = Transient):
     def operation():
         calls.append(len(calls) + 1)
         if len(calls) <= failures:
-            raise error('attempt %d' % len(calls))
-        return 'done after %d' % len(calls)
+            raise error("attempt %d" % len(calls))
+        return "done after %d" % len(calls)
+
     return operation, calls
 
 
@@ -55,16 +56,20 @@ def test_policy_rejects_nonsense():
 
 def test_delays_grow_exponentially_under_a_ceiling():
     clock = FakeClock()
-    backoff = Backoff(RetryPolicy(attempts=10, base_delay=1.0, max_delay=5.0, deadline=None),
-                      clock=clock, rng=lambda: 1.0)  # the top of every jitter range
+    backoff = Backoff(
+        RetryPolicy(attempts=10, base_delay=1.0, max_delay=5.0, deadline=None), clock=clock, rng=lambda: 1.0
+    )  # the top of every jitter range
     assert list(backoff) == [1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0]
     assert backoff.attempts_made == 10
 
 
 def test_full_jitter_draws_below_the_ceiling():
     draws = iter([0.5, 0.25, 0.0])
-    backoff = Backoff(RetryPolicy(attempts=4, base_delay=2.0, max_delay=100.0, deadline=None),
-                      clock=FakeClock(), rng=lambda: next(draws))
+    backoff = Backoff(
+        RetryPolicy(attempts=4, base_delay=2.0, max_delay=100.0, deadline=None),
+        clock=FakeClock(),
+        rng=lambda: next(draws),
+    )
     assert [backoff.next_delay(), backoff.next_delay(), backoff.next_delay()] == [1.0, 1.0, 0.0]
     assert backoff.next_delay() is None
 
@@ -76,8 +81,9 @@ def test_attempts_bound_the_budget():
 
 def test_deadline_bounds_the_budget():
     clock = FakeClock()
-    backoff = Backoff(RetryPolicy(attempts=100, base_delay=1.0, max_delay=1.0, deadline=3.5),
-                      clock=clock, rng=lambda: 1.0)
+    backoff = Backoff(
+        RetryPolicy(attempts=100, base_delay=1.0, max_delay=1.0, deadline=3.5), clock=clock, rng=lambda: 1.0
+    )
     delays = []
     for delay in backoff:
         delays.append(delay)
@@ -88,8 +94,9 @@ def test_deadline_bounds_the_budget():
 
 def test_minimum_delay_is_honoured_but_never_past_the_deadline():
     clock = FakeClock()
-    backoff = Backoff(RetryPolicy(attempts=5, base_delay=0.1, max_delay=0.1, deadline=10.0),
-                      clock=clock, rng=lambda: 1.0)
+    backoff = Backoff(
+        RetryPolicy(attempts=5, base_delay=0.1, max_delay=0.1, deadline=10.0), clock=clock, rng=lambda: 1.0
+    )
     assert backoff.next_delay(minimum=4.0) == 4.0
     clock.sleep(4.0)
     assert backoff.next_delay(minimum=7.0) is None  # 6 s left: give up rather than overrun
@@ -98,10 +105,15 @@ def test_minimum_delay_is_honoured_but_never_past_the_deadline():
 def test_retry_call_retries_transient_errors_then_returns():
     clock = FakeClock()
     operation, calls = failing_then_succeeding(2)
-    result = retry_call(operation, RetryPolicy(attempts=3, base_delay=0.5, deadline=60),
-                        lambda error: isinstance(error, Transient), sleep=clock.sleep, clock=clock,
-                        rng=lambda: 1.0)
-    assert result == 'done after 3'
+    result = retry_call(
+        operation,
+        RetryPolicy(attempts=3, base_delay=0.5, deadline=60),
+        lambda error: isinstance(error, Transient),
+        sleep=clock.sleep,
+        clock=clock,
+        rng=lambda: 1.0,
+    )
+    assert result == "done after 3"
     assert calls == [1, 2, 3]
     assert clock.sleeps == [0.5, 1.0]
 
@@ -109,7 +121,7 @@ def test_retry_call_retries_transient_errors_then_returns():
 def test_retry_call_reraises_the_last_error_when_attempts_run_out():
     clock = FakeClock()
     operation, calls = failing_then_succeeding(5)
-    with pytest.raises(Transient, match='attempt 3'):
+    with pytest.raises(Transient, match="attempt 3"):
         retry_call(operation, RetryPolicy(attempts=3), lambda error: True, sleep=clock.sleep, clock=clock)
     assert len(calls) == 3
 
@@ -118,8 +130,13 @@ def test_retry_call_does_not_retry_permanent_errors():
     clock = FakeClock()
     operation, calls = failing_then_succeeding(1, Permanent)
     with pytest.raises(Permanent):
-        retry_call(operation, RetryPolicy(attempts=5), lambda error: isinstance(error, Transient),
-                   sleep=clock.sleep, clock=clock)
+        retry_call(
+            operation,
+            RetryPolicy(attempts=5),
+            lambda error: isinstance(error, Transient),
+            sleep=clock.sleep,
+            clock=clock,
+        )
     assert calls == [1]
     assert clock.sleeps == []
 
@@ -128,14 +145,21 @@ def test_retry_call_reports_each_retry_and_uses_the_minimum_delay():
     clock = FakeClock()
     operation, _calls = failing_then_succeeding(2)
     seen = []
-    retry_call(operation, RetryPolicy(attempts=5, base_delay=0.1, max_delay=0.1, deadline=60),
-               lambda error: True, minimum_delay=lambda error: 2.0,
-               on_retry=lambda error, attempt, delay: seen.append((str(error), attempt, delay)),
-               sleep=clock.sleep, clock=clock, rng=lambda: 1.0)
-    assert seen == [('attempt 1', 2, 2.0), ('attempt 2', 3, 2.0)]
+    retry_call(
+        operation,
+        RetryPolicy(attempts=5, base_delay=0.1, max_delay=0.1, deadline=60),
+        lambda error: True,
+        minimum_delay=lambda error: 2.0,
+        on_retry=lambda error, attempt, delay: seen.append((str(error), attempt, delay)),
+        sleep=clock.sleep,
+        clock=clock,
+        rng=lambda: 1.0,
+    )
+    assert seen == [("attempt 1", 2, 2.0), ("attempt 2", 3, 2.0)]
 
 
 # --------------------------------------------------------------------------- the shared deadline
+
 
 def test_deadline_counts_down_and_never_goes_negative():
     clock = FakeClock()
@@ -160,15 +184,17 @@ def test_nested_loops_share_one_deadline():
 
     def inner():
         inner_attempts.append(clock.now)
-        raise Transient('503')
+        raise Transient("503")
 
     def outer():
-        return retry_call(inner, inner_policy, lambda error: True, sleep=clock.sleep, clock=clock,
-                          rng=lambda: 1.0, deadline=deadline)
+        return retry_call(
+            inner, inner_policy, lambda error: True, sleep=clock.sleep, clock=clock, rng=lambda: 1.0, deadline=deadline
+        )
 
     with pytest.raises(Transient):
-        retry_call(outer, outer_policy, lambda error: True, sleep=clock.sleep, clock=clock, rng=lambda: 1.0,
-                   deadline=deadline)
+        retry_call(
+            outer, outer_policy, lambda error: True, sleep=clock.sleep, clock=clock, rng=lambda: 1.0, deadline=deadline
+        )
     assert len(inner_attempts) == 10  # one per second of the budget, never one past it
     assert max(inner_attempts) - 1000.0 < 10.0
     assert clock.now - 1000.0 <= 10.0
@@ -179,12 +205,19 @@ def test_a_retry_after_past_the_shared_deadline_gives_up_and_says_why():
     deadline = Deadline(5.0, clock=clock)
     operation, calls = failing_then_succeeding(5)
     notes = []
-    with pytest.raises(Transient, match='attempt 1'):
-        retry_call(operation, RetryPolicy(attempts=5, deadline=None), lambda error: True,
-                   minimum_delay=lambda error: 6.0, on_give_up=lambda error, backoff: notes.append(
-                       backoff.give_up_note()), sleep=clock.sleep, clock=clock, deadline=deadline)
+    with pytest.raises(Transient, match="attempt 1"):
+        retry_call(
+            operation,
+            RetryPolicy(attempts=5, deadline=None),
+            lambda error: True,
+            minimum_delay=lambda error: 6.0,
+            on_give_up=lambda error, backoff: notes.append(backoff.give_up_note()),
+            sleep=clock.sleep,
+            clock=clock,
+            deadline=deadline,
+        )
     assert calls == [1] and clock.sleeps == []
-    assert notes == ['gave up after 1 attempt in 0.0 s, the timeout of 5 s leaving no time for another']
+    assert notes == ["gave up after 1 attempt in 0.0 s, the timeout of 5 s leaving no time for another"]
 
 
 def test_the_give_up_note_counts_attempts_and_time():
@@ -192,11 +225,17 @@ def test_the_give_up_note_counts_attempts_and_time():
     operation, _calls = failing_then_succeeding(5)
 
     def rename(error, backoff):
-        return Permanent('%s: %s' % (backoff.give_up_note(), error))
+        return Permanent("%s: %s" % (backoff.give_up_note(), error))
 
     with pytest.raises(Permanent) as raised:
-        retry_call(operation, RetryPolicy(attempts=3, base_delay=1.0, max_delay=1.0, deadline=None),
-                   lambda error: isinstance(error, Transient), on_give_up=rename, sleep=clock.sleep, clock=clock,
-                   rng=lambda: 1.0)
-    assert str(raised.value) == 'gave up after 3 attempts in 2.0 s: attempt 3'
+        retry_call(
+            operation,
+            RetryPolicy(attempts=3, base_delay=1.0, max_delay=1.0, deadline=None),
+            lambda error: isinstance(error, Transient),
+            on_give_up=rename,
+            sleep=clock.sleep,
+            clock=clock,
+            rng=lambda: 1.0,
+        )
+    assert str(raised.value) == "gave up after 3 attempts in 2.0 s: attempt 3"
     assert isinstance(raised.value.__cause__, Transient)

@@ -9,6 +9,7 @@ from collections import defaultdict
 import pytest
 from prometheus_stub import CannedAnswer, error, refused_url, scalar, start_stub, success, vector
 
+from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import build_checks
 from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import (
     AMBIGUOUS,
     INCONCLUSIVE,
@@ -19,7 +20,6 @@ from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import (
     QueryResult,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.promql_templates import render_template
-from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import build_checks
 from ansible_collections.ceres.rollout.plugins.module_utils.verdict import (
     GateCheck,
     GateConfigError,
@@ -72,7 +72,9 @@ def value(number):
 
 
 NO_DATA_RESULT = QueryResult(NO_DATA, message="empty result (no series matched)")
-QUERY_ERROR_RESULT = QueryResult(QUERY_ERROR, message="cannot reach Prometheus at http://p:9090/api/v1/query: connection refused")
+QUERY_ERROR_RESULT = QueryResult(
+    QUERY_ERROR, message="cannot reach Prometheus at http://p:9090/api/v1/query: connection refused"
+)
 AMBIGUOUS_RESULT = QueryResult(AMBIGUOUS, message="the query returned 2 series")
 WARNINGS_RESULT = QueryResult(INCONCLUSIVE, value=0.001, message="Prometheus returned warnings")
 
@@ -353,7 +355,19 @@ def prometheus_server():
         (success({"resultType": "vector", "result": []}, warnings=["partial"]), "inconclusive", [None], 0),
         (CannedAnswer(200, b"not json"), "inconclusive", [], 2),
     ],
-    ids=["real", "scalar", "breach", "nan", "plus-inf", "minus-inf", "empty", "multi-series", "status-error", "warnings", "invalid-json"],
+    ids=[
+        "real",
+        "scalar",
+        "breach",
+        "nan",
+        "plus-inf",
+        "minus-inf",
+        "empty",
+        "multi-series",
+        "status-error",
+        "warnings",
+        "invalid-json",
+    ],
 )
 def test_engine_with_http_client(prometheus_server, answer, verdict, values, errors):
     prometheus_server.answers = lambda promql: answer
@@ -386,11 +400,13 @@ def test_engine_with_connection_refused():
 def test_templates_end_to_end_return_the_resolved_query(prometheus_server):
     prometheus_server.answers = lambda promql: vector("0")
     params = {"namespace": "pilot-apps", "workload": "checkout-v3-0-0", "service": "checkout"}
-    checks = build_checks([{"name": "errors", "template": "istio_error_rate", "params": params, "max": 0.01,
-                            "min_requests": 0}])
+    checks = build_checks(
+        [{"name": "errors", "template": "istio_error_rate", "params": params, "max": 0.01, "min_requests": 0}]
+    )
     result = run_gate(checks, GatePolicy(), PrometheusClient(prometheus_server.url).query)
-    expected_query = render_template("istio_error_rate", {"namespace": "pilot-apps", "workload": "checkout-v3-0-0",
-                                                          "service": "checkout"})
+    expected_query = render_template(
+        "istio_error_rate", {"namespace": "pilot-apps", "workload": "checkout-v3-0-0", "service": "checkout"}
+    )
     assert result.checks[0]["query"] == expected_query
     assert prometheus_server.requests[-1].params["query"] == [expected_query]
 
@@ -441,8 +457,14 @@ def test_a_breach_during_warmup_fails_at_once():
 def test_samples_carry_their_wall_clock_time():
     fake_time = FakeTime()
     prometheus = ScriptedPrometheus(error_rate=[value(0.0)])
-    result = run_gate([ERRORS], GatePolicy(samples=3, interval_seconds=10), prometheus.query, clock=fake_time.clock,
-                      sleep=fake_time.sleep, wall_clock=lambda: fake_time.now + 1_700_000_000)
+    result = run_gate(
+        [ERRORS],
+        GatePolicy(samples=3, interval_seconds=10),
+        prometheus.query,
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+        wall_clock=lambda: fake_time.now + 1_700_000_000,
+    )
     assert result.checks[0]["times"] == [1_700_001_000.0, 1_700_001_010.0, 1_700_001_020.0]
 
 
@@ -450,14 +472,22 @@ def test_every_round_is_reported_as_it_comes():
     fake_time = FakeTime()
     prometheus = ScriptedPrometheus(error_rate=[value(0.0), value(0.002), value(0.02)])
     seen = []
-    run_gate([ERRORS], GatePolicy(samples=5, interval_seconds=10), prometheus.query, clock=fake_time.clock,
-             sleep=fake_time.sleep, on_round=lambda number, progress: seen.append((number, list(progress[0].values))))
+    run_gate(
+        [ERRORS],
+        GatePolicy(samples=5, interval_seconds=10),
+        prometheus.query,
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+        on_round=lambda number, progress: seen.append((number, list(progress[0].values))),
+    )
     assert seen == [(1, [0.0]), (2, [0.0, 0.002]), (3, [0.0, 0.002, 0.02])]
 
 
 # --- the sample-size rule --------------------------------------------------------------------
 
-ERRORS_WITH_FLOOR = GateCheck(name="errors", query="error_rate", max=0.001, requests_query="requests", min_requests=3000)
+ERRORS_WITH_FLOOR = GateCheck(
+    name="errors", query="error_rate", max=0.001, requests_query="requests", min_requests=3000
+)
 
 
 def test_a_starved_canary_never_passes():
@@ -538,7 +568,9 @@ def test_pass_needs_samples_minus_failure_limit_accepted_samples(failure_limit):
         fake_time = FakeTime()
         script = [value(0.5)] * breaching + [value(0.0)] * (samples - breaching)
         prometheus = ScriptedPrometheus(error_rate=script)
-        result = gate([ERRORS], prometheus, fake_time, samples=samples, failure_limit=failure_limit, interval_seconds=10)
+        result = gate(
+            [ERRORS], prometheus, fake_time, samples=samples, failure_limit=failure_limit, interval_seconds=10
+        )
         accepted = result.checks[0]["accepted"]
         assert (result.verdict == "pass") == (accepted >= samples - failure_limit and breaching <= failure_limit)
         if result.verdict == "pass":

@@ -22,7 +22,12 @@ def prometheus():
 
 @pytest.fixture(autouse=True)
 def no_prometheus_environment(monkeypatch):
-    for variable in ("CERES_PROMETHEUS_URL", "CERES_PROMETHEUS_TOKEN", "CERES_PROMETHEUS_USERNAME", "CERES_PROMETHEUS_PASSWORD"):
+    for variable in (
+        "CERES_PROMETHEUS_URL",
+        "CERES_PROMETHEUS_TOKEN",
+        "CERES_PROMETHEUS_USERNAME",
+        "CERES_PROMETHEUS_PASSWORD",
+    ):
         monkeypatch.delenv(variable, raising=False)
 
 
@@ -50,7 +55,12 @@ def test_passing_gate(capsys, prometheus):
             "prometheus_url": prometheus.url,
             "checks": [
                 error_rate_check(),
-                {"name": "p99", "template": "istio_latency_p99", "params": {"namespace": "pilot-apps", "workload": "checkout-v3-0-0"}, "max": 500},
+                {
+                    "name": "p99",
+                    "template": "istio_latency_p99",
+                    "params": {"namespace": "pilot-apps", "workload": "checkout-v3-0-0"},
+                    "max": 500,
+                },
             ],
             "samples": 2,
             "interval": "1s",
@@ -123,7 +133,13 @@ def test_prometheus_url_and_token_from_the_environment(capsys, prometheus, monke
 def test_unreachable_prometheus_fails_clearly_without_the_token(capsys):
     failed, result = run_module(
         capsys,
-        {"prometheus_url": refused_url(), "bearer_token": TOKEN, "checks": [error_rate_check()], "interval": 0, "error_limit": 1},
+        {
+            "prometheus_url": refused_url(),
+            "bearer_token": TOKEN,
+            "checks": [error_rate_check()],
+            "interval": 0,
+            "error_limit": 1,
+        },
     )
     assert failed
     assert result["verdict"] == "inconclusive"
@@ -137,11 +153,16 @@ def test_a_tenant_header_is_shown_only_when_given_as_public(capsys, prometheus, 
     """A tenant id in `headers` is a secret, masked wherever it occurs (here: in the rendered
     query, whose namespace is the same string); in `public_headers` it is shown."""
     prometheus.answers = lambda promql: vector("0.001")
-    check = {"name": "error-rate", "template": "istio_error_rate",
-             "params": {"namespace": "pilot-apps", "workload": "checkout-v3-0-0", "service": "checkout"}, "max": 0.01,
-             "min_requests": 0}
-    failed, result = run_module(capsys, {"prometheus_url": prometheus.url, option: {"X-Scope-OrgID": "pilot-apps"},
-                                         "checks": [check]})
+    check = {
+        "name": "error-rate",
+        "template": "istio_error_rate",
+        "params": {"namespace": "pilot-apps", "workload": "checkout-v3-0-0", "service": "checkout"},
+        "max": 0.01,
+        "min_requests": 0,
+    }
+    failed, result = run_module(
+        capsys, {"prometheus_url": prometheus.url, option: {"X-Scope-OrgID": "pilot-apps"}, "checks": [check]}
+    )
     assert not failed
     assert prometheus.requests[-1].headers["x-scope-orgid"] == "pilot-apps"
     assert ('destination_workload_namespace="pilot-apps"' in result["checks"][0]["query"]) is shown
@@ -149,10 +170,18 @@ def test_a_tenant_header_is_shown_only_when_given_as_public(capsys, prometheus, 
 
 
 def test_server_error_messages_do_not_leak_header_values(capsys, prometheus):
-    prometheus.answers = lambda promql: error(403, "forbidden", "tenant key %s is not allowed" % prometheus.requests[-1].headers["x-api-key"])
+    prometheus.answers = lambda promql: error(
+        403, "forbidden", "tenant key %s is not allowed" % prometheus.requests[-1].headers["x-api-key"]
+    )
     failed, result = run_module(
         capsys,
-        {"prometheus_url": prometheus.url, "headers": {"X-Api-Key": "key-abcdef-42"}, "checks": [error_rate_check()], "interval": 0, "error_limit": 0},
+        {
+            "prometheus_url": prometheus.url,
+            "headers": {"X-Api-Key": "key-abcdef-42"},
+            "checks": [error_rate_check()],
+            "interval": 0,
+            "error_limit": 0,
+        },
     )
     assert failed
     assert "key-abcdef-42" not in json.dumps(result)
@@ -165,28 +194,58 @@ def test_server_error_messages_do_not_leak_header_values(capsys, prometheus):
         ({"checks": [error_rate_check()]}, "prometheus_url"),
         ({"checks": [{"name": "a", "max": 1}]}, "one of the following is required: query, template found in checks"),
         ({"checks": [{"name": "a", "query": "x"}]}, "one of the following is required: min, max found in checks"),
-        ({"checks": [{"name": "a", "query": "x", "template": "istio_error_rate", "max": 1}]}, "mutually exclusive: query|template found in checks"),
+        (
+            {"checks": [{"name": "a", "query": "x", "template": "istio_error_rate", "max": 1}]},
+            "mutually exclusive: query|template found in checks",
+        ),
         ({"checks": [{"name": "a", "template": "istio_foo", "max": 1}]}, "template must be one of"),
-        ({"checks": [{"name": "a", "query": "x", "min": 2, "max": 1}]}, "checks[0] (a).min (2) is greater than max (1)"),
+        (
+            {"checks": [{"name": "a", "query": "x", "min": 2, "max": 1}]},
+            "checks[0] (a).min (2) is greater than max (1)",
+        ),
         ({"checks": [{"query": "x", "max": 1}]}, "missing required arguments: name found in checks"),
         (
             {"checks": [{"name": "a", "template": "istio_error_rate", "params": {"namespace": "n"}, "max": 1}]},
             "checks[0] (a).template: template istio_error_rate needs parameter workload",
         ),
-        ({"checks": [error_rate_check(), error_rate_check()]}, "checks[1].name: 'error-rate' is used by more than one check"),
+        (
+            {"checks": [error_rate_check(), error_rate_check()]},
+            "checks[1].name: 'error-rate' is used by more than one check",
+        ),
         ({"checks": [error_rate_check()], "interval": "5x"}, "interval: invalid duration '5x'"),
         ({"checks": [error_rate_check()], "samples": 0}, "samples must be at least 1"),
-        ({"checks": [error_rate_check()], "samples": 2, "failure_limit": 2}, "failure_limit (2) must be lower than samples (2)"),
-        ({"checks": [error_rate_check()], "samples": 3, "interval": 0}, "interval must be more than 0 when samples is more than 1"),
-        ({"checks": [error_rate_check()], "interval": 0, "warmup": "10s"}, "interval must be more than 0 with a warmup"),
+        (
+            {"checks": [error_rate_check()], "samples": 2, "failure_limit": 2},
+            "failure_limit (2) must be lower than samples (2)",
+        ),
+        (
+            {"checks": [error_rate_check()], "samples": 3, "interval": 0},
+            "interval must be more than 0 when samples is more than 1",
+        ),
+        (
+            {"checks": [error_rate_check()], "interval": 0, "warmup": "10s"},
+            "interval must be more than 0 with a warmup",
+        ),
         ({"checks": [error_rate_check()], "warmup": "later"}, "warmup: invalid duration 'later'"),
         ({"checks": [error_rate_check(min_requests=10)]}, "checks[0] (error-rate).min_requests needs requests_query"),
         (
-            {"checks": [{"name": "a", "template": "istio_error_rate", "params": {"namespace": "n", "workload": "w"}, "max": 1}]},
+            {
+                "checks": [
+                    {
+                        "name": "a",
+                        "template": "istio_error_rate",
+                        "params": {"namespace": "n", "workload": "w"},
+                        "max": 1,
+                    }
+                ]
+            },
             "checks[0] (a).template: template istio_error_rate needs parameter service",
         ),
         ({"checks": [error_rate_check()], "no_data": "skip"}, "no_data must be one of"),
-        ({"checks": [error_rate_check()], "bearer_token": TOKEN, "username": "u", "password": "p"}, "mutually exclusive"),
+        (
+            {"checks": [error_rate_check()], "bearer_token": TOKEN, "username": "u", "password": "p"},
+            "mutually exclusive",
+        ),
         ({"checks": [error_rate_check()], "username": "u"}, "parameters are required together: username, password"),
     ],
 )
@@ -203,8 +262,12 @@ def test_a_starved_check_reads_inconclusive_with_its_request_counts(capsys, prom
     prometheus.answers = lambda promql: vector("50") if promql == "requests" else vector("0")
     failed, result = run_module(
         capsys,
-        {"prometheus_url": prometheus.url, "samples": 3, "interval": 1,
-         "checks": [error_rate_check(max=0.001, min_requests=3000, requests_query="requests")]},
+        {
+            "prometheus_url": prometheus.url,
+            "samples": 3,
+            "interval": 1,
+            "checks": [error_rate_check(max=0.001, min_requests=3000, requests_query="requests")],
+        },
     )
     assert failed
     assert result["verdict"] == "inconclusive"
