@@ -225,12 +225,14 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.istio import (
-    Destination,
     TrafficShiftRequest,
     diff_objects,
     shift_traffic,
     validate_request,
     without_managed_fields,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.istio_routes import (
+    Destination,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     HAS_KUBERNETES,

@@ -22,7 +22,7 @@ from kubernetes import client
 # The repository is the collection: .collections resolves ansible_collections.ceres.rollout.
 sys.path.insert(0, str(ROOT / ".collections"))
 
-from ansible_collections.ceres.rollout.plugins.module_utils import istio
+from ansible_collections.ceres.rollout.plugins.module_utils import istio, istio_routes
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import K8sClient
 
 GROUP, VERSION, PLURAL = "networking.istio.io", "v1", "virtualservices"
@@ -336,8 +336,8 @@ def test_a_real_conflict_is_reread_and_reapplied(custom_objects, virtual_service
         virtual_service,
         "checkout",
         "primary",
-        istio.Destination("checkout", "v2-9"),
-        istio.Destination("checkout", "v3-0-0"),
+        istio_routes.Destination("checkout", "v2-9"),
+        istio_routes.Destination("checkout", "v3-0-0"),
         35,
     )
     result = istio.shift_traffic(api, request)

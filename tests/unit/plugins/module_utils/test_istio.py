@@ -13,25 +13,29 @@ from ansible_collections.ceres.rollout.plugins.module_utils.istio import (
     ANNOTATION_ROUTE,
     ANNOTATION_UPDATED_AT,
     ANNOTATION_WEIGHT,
+    TrafficShiftRequest,
+    check_weights,
+    diff_objects,
+    plan_shift,
+    shift_traffic,
+    traffic_shares,
+    validate_request,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.istio_errors import (
     AmbiguousDestination,
     AmbiguousRoute,
-    Destination,
     DestinationNotFound,
     InvalidRequest,
     RouteNotFound,
     TooManyConflicts,
-    TrafficShiftRequest,
     UnmanagedTraffic,
     VirtualServiceNotFound,
     WeightsNotApplied,
-    check_weights,
-    diff_objects,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.istio_routes import (
+    Destination,
     hosts_equivalent,
-    plan_shift,
     select_http_route,
-    shift_traffic,
-    traffic_shares,
-    validate_request,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import Conflict, NotFound
 from ansible_collections.ceres.rollout.plugins.module_utils.retry import Deadline

@@ -10,7 +10,7 @@ import pytest
 from k8s_stub import VS_PATH, FakeVirtualServiceApi, Fault, entry
 from k8s_stub import run_module as run_any_module
 
-from ansible_collections.ceres.rollout.plugins.module_utils import istio, k8s_client
+from ansible_collections.ceres.rollout.plugins.module_utils import istio, istio_routes, k8s_client
 from ansible_collections.ceres.rollout.plugins.modules import traffic_shift
 
 TOKEN = "shift-token-0123456789"
@@ -312,8 +312,8 @@ def test_two_concurrent_writers_on_different_routes_both_land(api):
             "pilot-apps",
             "checkout",
             route_name,
-            istio.Destination("checkout", "v2-9"),
-            istio.Destination("checkout", "v3-0-0"),
+            istio_routes.Destination("checkout", "v2-9"),
+            istio_routes.Destination("checkout", "v3-0-0"),
             weight,
         )
         try:
