@@ -60,10 +60,12 @@ from ansible_collections.ceres.rollout.plugins.module_utils.istio_routes import 
     select_http_route,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
-    Conflict,
-    NotFound,
     api_path,
     deadline_of,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
+    Conflict,
+    NotFound,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.retry import STOPPED_BY_ATTEMPTS, RetryPolicy, retry_call
 from ansible_collections.ceres.rollout.plugins.module_utils.timestamps import utc_timestamp

@@ -25,13 +25,15 @@ import uuid
 from ansible_collections.ceres.rollout.plugins.module_utils import journal_records as records_layout
 from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    api_path,
+    deadline_of,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
     Conflict,
     DeadlineExceeded,
     K8sConnectionError,
     NotFound,
     ServerError,
-    api_path,
-    deadline_of,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.lease_lock import (
     MANAGED_BY_LABELS,

@@ -34,12 +34,14 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlparse
 
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    api_path,
+    deadline_of,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
     DeadlineExceeded,
     K8sConnectionError,
     K8sError,
     NotFound,
-    api_path,
-    deadline_of,
     error_for_status,
 )
 

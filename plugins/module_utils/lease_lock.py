@@ -42,13 +42,15 @@ import typing as t
 
 from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    api_path,
+    deadline_of,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
     Conflict,
     DeadlineExceeded,
     K8sConnectionError,
     NotFound,
     ServerError,
-    api_path,
-    deadline_of,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.retry import STOPPED_BY_ATTEMPTS, RetryPolicy, retry_call
 

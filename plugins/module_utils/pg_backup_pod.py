@@ -24,7 +24,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import K8sClient, K8sError
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    K8sClient,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
+    K8sError,
+)
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_exec import (
     ChannelDemux,
     ExecSession,

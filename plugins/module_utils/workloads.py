@@ -24,7 +24,13 @@ import concurrent.futures
 import typing as t
 
 from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import Forbidden, NotFound, api_path
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    api_path,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
+    Forbidden,
+    NotFound,
+)
 
 APPS_API_VERSION = "apps/v1"
 KIND_PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}

@@ -28,7 +28,9 @@ import datetime
 import re
 import typing as t
 
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import api_path
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    api_path,
+)
 from ansible_collections.ceres.rollout.plugins.module_utils.workloads import (
     DEFAULT_PARALLELISM,
     Selection,

@@ -31,11 +31,13 @@ import time
 import typing as t
 
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    deadline_of,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
     Conflict,
     DeadlineExceeded,
     K8sConnectionError,
     K8sError,
-    deadline_of,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.retry import Deadline, RetryPolicy, retry_call
 from ansible_collections.ceres.rollout.plugins.module_utils.timestamps import utc_timestamp

@@ -357,8 +357,10 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     HAS_KUBERNETES,
     K8S_CONNECTION_ARG_SPEC,
     KUBERNETES_IMPORT_TRACEBACK,
-    K8sError,
     auth_options,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
+    K8sError,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_common import VERIFY_MODES, BackupRequest
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_local import check_mode_backup_result, run_backup

@@ -167,7 +167,9 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import K8S_CONNECTION_ARG_SPEC
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    K8S_CONNECTION_ARG_SPEC,
+)
 
 MUTUALLY_EXCLUSIVE = [("vault_password", "vault_password_file")]
 

@@ -13,7 +13,13 @@ from __future__ import annotations
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import K8sClient, K8sError, auth_options
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    K8sClient,
+    auth_options,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
+    K8sError,
+)
 from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_bundle import (
     SecretsBundleError,
     ValueRedactor,

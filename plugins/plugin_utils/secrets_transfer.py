@@ -35,16 +35,18 @@ from dataclasses import dataclass, field
 
 from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    K8sClient,
+    api_path,
+    deadline_of,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
     Conflict,
     Forbidden,
-    K8sClient,
     K8sConnectionError,
     K8sError,
     NotFound,
     TooManyRequests,
     Unauthorized,
-    api_path,
-    deadline_of,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.retry import STOPPED_BY_ATTEMPTS, RetryPolicy, retry_call
 from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_bundle import (

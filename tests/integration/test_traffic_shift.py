@@ -23,7 +23,9 @@ from kubernetes import client
 sys.path.insert(0, str(ROOT / ".collections"))
 
 from ansible_collections.ceres.rollout.plugins.module_utils import istio, istio_routes
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import K8sClient
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    K8sClient,
+)
 
 GROUP, VERSION, PLURAL = "networking.istio.io", "v1", "virtualservices"
 STABLE = {"host": "checkout", "subset": "v2-9"}

@@ -23,7 +23,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import Conflict, K8sError, NotFound
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
+    Conflict,
+    K8sError,
+    NotFound,
+)
 
 VS_PATH = "/apis/networking.istio.io/v1/namespaces/pilot-apps/virtualservices/checkout"
 

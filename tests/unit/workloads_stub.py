@@ -24,7 +24,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from k8s_stub import QuietHTTPServer
 
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import Conflict, K8sError, NotFound
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
+    Conflict,
+    K8sError,
+    NotFound,
+)
 
 PLURAL_KINDS = {
     "deployments": "Deployment",

@@ -18,7 +18,14 @@ from ansible.playbook.task import Task
 
 from ansible_collections.ceres.rollout.plugins.action import secrets_export as export_action
 from ansible_collections.ceres.rollout.plugins.action import secrets_restore as restore_action
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import Conflict, Invalid, K8sClient, NotFound
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    K8sClient,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
+    Conflict,
+    Invalid,
+    NotFound,
+)
 from ansible_collections.ceres.rollout.plugins.plugin_utils import secrets_bundle, secrets_transfer
 from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_bundle import (
     LAST_APPLIED_ANNOTATION,

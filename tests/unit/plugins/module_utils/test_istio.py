@@ -37,7 +37,10 @@ from ansible_collections.ceres.rollout.plugins.module_utils.istio_routes import 
     hosts_equivalent,
     select_http_route,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import Conflict, NotFound
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
+    Conflict,
+    NotFound,
+)
 from ansible_collections.ceres.rollout.plugins.module_utils.retry import Deadline
 
 NOW = datetime.datetime(2025, 1, 31, 9, 30, 0, tzinfo=datetime.UTC)

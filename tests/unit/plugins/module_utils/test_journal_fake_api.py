@@ -23,7 +23,12 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 from k8s_stub import Fault, QuietHTTPServer
 
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import Conflict, Invalid, K8sError, NotFound
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
+    Conflict,
+    Invalid,
+    K8sError,
+    NotFound,
+)
 
 SERVED = {"leases": "coordination.k8s.io/v1", "configmaps": "v1"}
 CONFIGMAP_LIMIT = 1024 * 1024

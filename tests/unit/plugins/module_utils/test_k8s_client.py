@@ -10,25 +10,27 @@ import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.ceres.rollout.plugins.module_utils import k8s_client
+from ansible_collections.ceres.rollout.plugins.module_utils import k8s_errors
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     DEFAULT_TIMEOUT,
     K8S_AUTH_ARG_SPEC,
     K8S_CONNECTION_ARG_SPEC,
+    K8sClient,
+    api_path,
+    auth_options,
+    build_api_client,
+    build_configuration,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
     BadRequest,
     Conflict,
     DeadlineExceeded,
     Forbidden,
-    K8sClient,
     K8sConfigError,
     K8sConnectionError,
     NotFound,
     ServerError,
     TooManyRequests,
-    api_path,
-    auth_options,
-    build_api_client,
-    build_configuration,
     parse_retry_after,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.retry import RetryPolicy
@@ -536,7 +538,7 @@ def test_reset_after_sending_is_not_retried_for_post():
 
 def test_error_messages_never_carry_credentials(api_server):
     api_server.answer(401, api_status(401, "Unauthorized", "Unauthorized"))
-    with pytest.raises(k8s_client.Unauthorized) as raised:
+    with pytest.raises(k8s_errors.Unauthorized) as raised:
         make_client(api_server).get("/api/v1/secrets")
     assert SECRET_TOKEN not in str(raised.value)
     assert SECRET_TOKEN not in repr(raised.value.__dict__)
@@ -544,7 +546,7 @@ def test_error_messages_never_carry_credentials(api_server):
 
 def test_non_json_success_is_an_error(api_server):
     api_server.answer(200, "not json")
-    with pytest.raises(k8s_client.K8sError, match="not JSON"):
+    with pytest.raises(k8s_errors.K8sError, match="not JSON"):
         make_client(api_server).get("/api")
 
 

@@ -20,9 +20,11 @@ import websocket
 
 from ansible_collections.ceres.rollout.plugins.module_utils import k8s_exec
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    K8sClient,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
     DeadlineExceeded,
     Forbidden,
-    K8sClient,
     NotFound,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_exec import (

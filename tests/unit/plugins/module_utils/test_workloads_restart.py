@@ -8,7 +8,10 @@ import pytest
 from workloads_stub import FakeWorkloadApi, daemonset, deployment, statefulset
 
 from ansible_collections.ceres.rollout.plugins.module_utils import workloads_restart
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import Conflict, DeadlineExceeded
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
+    Conflict,
+    DeadlineExceeded,
+)
 from ansible_collections.ceres.rollout.plugins.module_utils.retry import Deadline
 from ansible_collections.ceres.rollout.plugins.module_utils.workloads import Selection, SelectionError
 from ansible_collections.ceres.rollout.plugins.module_utils.workloads_restart import (

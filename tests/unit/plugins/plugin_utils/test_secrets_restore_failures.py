@@ -16,11 +16,13 @@ from ansible.playbook.task import Task
 
 from ansible_collections.ceres.rollout.plugins.action import secrets_restore as restore_action
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    K8sClient,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
     Conflict,
     DeadlineExceeded,
     Forbidden,
     Invalid,
-    K8sClient,
     K8sConnectionError,
     NotFound,
     Unauthorized,
