@@ -35,7 +35,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
     NotFound,
     ServerError,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.lease_lock import (
+from ansible_collections.ceres.rollout.plugins.module_utils.lease_state import (
     MANAGED_BY_LABELS,
     validate_lock_name,
     validate_run_id,

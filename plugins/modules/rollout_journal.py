@@ -355,7 +355,7 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.ceres.rollout.plugins.module_utils import journal, lease_lock
+from ansible_collections.ceres.rollout.plugins.module_utils import journal, lease_lock, lease_state
 from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     HAS_KUBERNETES,
@@ -403,7 +403,7 @@ def default_holder() -> str:
 
 def lock_task(module: AnsibleModule, client: K8sClient) -> dict:
     params = module.params
-    request = lease_lock.LockRequest(
+    request = lease_state.LockRequest(
         namespace=params["namespace"],
         name=params["name"],
         run_id=params["run_id"],
@@ -414,13 +414,13 @@ def lock_task(module: AnsibleModule, client: K8sClient) -> dict:
         max_conflict_retries=params["max_conflict_retries"],
     )
     result = lease_lock.apply_lock(client, request, params["state"], check_mode=module.check_mode)
-    if result.outcome == lease_lock.OUTCOME_HELD_BY_ANOTHER_RUN and result.note:
+    if result.outcome == lease_state.OUTCOME_HELD_BY_ANOTHER_RUN and result.note:
         module.warn(result.note)
     output = {"changed": result.changed, "lock": result.after, "lock_outcome": result.outcome}
     if result.note:
         output["lock_note"] = result.note
     if module._diff:
-        output["diff"] = {"before": lease_lock.ownership(result.before), "after": lease_lock.ownership(result.after)}
+        output["diff"] = {"before": lease_state.ownership(result.before), "after": lease_state.ownership(result.after)}
     return output
 
 

@@ -9,15 +9,17 @@ import threading
 import pytest
 from test_journal_fake_api import FakeKubeApi, lease_path
 
-from ansible_collections.ceres.rollout.plugins.module_utils import lease_lock
+from ansible_collections.ceres.rollout.plugins.module_utils import lease_lock, lease_state
 from ansible_collections.ceres.rollout.plugins.module_utils.lease_lock import (
+    apply_lock,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.lease_state import (
     InvalidLockRequest,
     LockError,
     LockLost,
     LockRefused,
     LockRequest,
     TooManyConflicts,
-    apply_lock,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.retry import Deadline
 
@@ -239,7 +241,7 @@ def test_a_lease_held_by_something_else_is_refused_as_not_a_ceres_run(api, clock
         "spec": {
             "holderIdentity": "controller-7",
             "leaseDurationSeconds": 15,
-            "renewTime": lease_lock.micro_time(START),
+            "renewTime": lease_state.micro_time(START),
         },
     }
     with pytest.raises(LockRefused) as refused:
@@ -359,7 +361,7 @@ def test_a_conflict_during_acquire_is_reread_and_decided_again(api, clock):
     def rival_acquires(fake):
         def take(lease):
             lease["spec"]["holderIdentity"] = "rival@ctl"
-            lease["spec"]["renewTime"] = lease_lock.micro_time(START)
+            lease["spec"]["renewTime"] = lease_state.micro_time(START)
             lease["spec"]["leaseDurationSeconds"] = 60
             lease["metadata"]["annotations"]["rollout.ceres.io/run-id"] = "rival-1"
 
@@ -403,7 +405,7 @@ def test_a_create_race_is_reread_as_the_other_runs_lock(api, clock):
             "spec": {
                 "holderIdentity": "rival@ctl",
                 "leaseDurationSeconds": 60,
-                "renewTime": lease_lock.micro_time(START),
+                "renewTime": lease_state.micro_time(START),
             },
         }
 
@@ -539,4 +541,4 @@ def test_read_lock_reports_the_lock_without_writing(api, clock):
     ],
 )
 def test_parse_time(text, expected):
-    assert lease_lock.parse_time(text) == expected
+    assert lease_state.parse_time(text) == expected
