@@ -39,6 +39,7 @@ import random
 import time
 import typing as t
 
+from ansible_collections.ceres.rollout.plugins.module_utils.conflicts import read_decide_write
 from ansible_collections.ceres.rollout.plugins.module_utils.istio_errors import (
     AmbiguousDestination,
     DestinationNotFound,
@@ -61,13 +62,10 @@ from ansible_collections.ceres.rollout.plugins.module_utils.istio_routes import 
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     api_path,
-    deadline_of,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
-    Conflict,
     NotFound,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.retry import STOPPED_BY_ATTEMPTS, RetryPolicy, retry_call
 from ansible_collections.ceres.rollout.plugins.module_utils.timestamps import utc_timestamp
 
 ISTIO_NETWORKING_API_VERSIONS = ("networking.istio.io/v1", "networking.istio.io/v1beta1")
@@ -458,33 +456,16 @@ def shift_traffic(
     def count_conflict(error: BaseException, attempt_number: int, delay: float) -> None:
         conflicts.append(error)
 
-    def too_many_conflicts(error: BaseException, backoff: t.Any) -> TooManyConflicts:
-        reference = "%s/%s" % (request.namespace, request.name)
-        if backoff.stopped_by == STOPPED_BY_ATTEMPTS:
-            return TooManyConflicts(
-                "max_conflict_retries",
-                "VirtualService %s was changed by another writer "
-                "during each of %d attempts; giving up" % (reference, backoff.attempts_made),
-            )
-        return TooManyConflicts(
-            "timeout",
-            "%s: VirtualService %s was changed by another writer during each "
-            "attempt: %s" % (backoff.give_up_note(), reference, error),
-        )
-
-    conflict_policy = RetryPolicy(
-        attempts=request.max_conflict_retries + 1, base_delay=0.05, max_delay=1.0, deadline=None
-    )
     try:
-        live, plan = retry_call(
+        live, plan = read_decide_write(
             attempt,
-            conflict_policy,
-            lambda error: isinstance(error, Conflict),
+            client,
+            "VirtualService %s/%s" % (request.namespace, request.name),
+            request.max_conflict_retries,
+            TooManyConflicts,
             on_retry=count_conflict,
-            on_give_up=too_many_conflicts,
             sleep=sleep,
             rng=rng,
-            deadline=deadline_of(client),
         )
     except NotFound:
         raise VirtualServiceNotFound(

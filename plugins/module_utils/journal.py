@@ -23,13 +23,12 @@ import typing as t
 import uuid
 
 from ansible_collections.ceres.rollout.plugins.module_utils import journal_records as records_layout
+from ansible_collections.ceres.rollout.plugins.module_utils.conflicts import ReadAgain, read_decide_write
 from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     api_path,
-    deadline_of,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
-    Conflict,
     DeadlineExceeded,
     K8sConnectionError,
     NotFound,
@@ -40,7 +39,6 @@ from ansible_collections.ceres.rollout.plugins.module_utils.lease_state import (
     validate_lock_name,
     validate_run_id,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.retry import STOPPED_BY_ATTEMPTS, RetryPolicy, retry_call
 from ansible_collections.ceres.rollout.plugins.module_utils.timestamps import utc_timestamp
 
 JOURNAL_SUFFIX = "-journal"
@@ -65,10 +63,6 @@ class JournalError(CeresError):
 
 class JournalFull(JournalError):
     """The record would take the journal, or itself, past its size limit."""
-
-
-class _ReadAgain(CeresError):
-    """A write whose fate is unknown, or that met a deleted ConfigMap: read again and merge again."""
 
 
 def journal_name(lock_name: str) -> str:
@@ -263,7 +257,7 @@ def _write(client: t.Any, request: RecordRequest, desired: dict[str, t.Any], exi
             client.post(configmap_path(request.namespace), desired)
     except NotFound as error:
         if exists and (error.details or {}).get("kind") != "namespaces":
-            raise _ReadAgain("the journal was deleted while being written")
+            raise ReadAgain("the journal was deleted while being written")
         raise JournalError(
             "%s: namespace %s does not exist; create it first (the journal never creates namespaces)"
             % (request.reference, request.namespace)
@@ -273,7 +267,7 @@ def _write(client: t.Any, request: RecordRequest, desired: dict[str, t.Any], exi
         # decide again (a Lease or record that is already ours is then left as it is).
         if exists or isinstance(error, DeadlineExceeded):
             raise
-        raise _ReadAgain("the create's answer was lost: %s" % error)
+        raise ReadAgain("the create's answer was lost: %s" % error)
 
 
 def record_step(
@@ -308,26 +302,14 @@ def record_step(
             _write(client, request, plan.desired, exists=configmap is not None)
         return plan
 
-    def too_many_conflicts(error: BaseException, backoff: t.Any) -> JournalError:
-        if backoff.stopped_by == STOPPED_BY_ATTEMPTS:
-            return JournalError(
-                "max_conflict_retries: the journal %s was changed by another writer during each of %d "
-                "attempts; giving up" % (request.reference, backoff.attempts_made)
-            )
-        return JournalError(
-            "timeout: %s: the journal %s was changed by another writer during each attempt: %s"
-            % (backoff.give_up_note(), request.reference, error)
-        )
-
-    policy = RetryPolicy(attempts=request.max_conflict_retries + 1, base_delay=0.05, max_delay=1.0, deadline=None)
-    plan = retry_call(
+    plan = read_decide_write(
         attempt,
-        policy,
-        lambda error: isinstance(error, (Conflict, _ReadAgain)),
-        on_give_up=too_many_conflicts,
+        client,
+        "the journal %s" % request.reference,
+        request.max_conflict_retries,
+        lambda field, message: JournalError("%s: %s" % (field, message)),
         sleep=sleep,
         rng=rng,
-        deadline=deadline_of(client),
     )
     first = plans[0]
     # A write whose answer was lost may have landed: then the last attempt finds the step unchanged.

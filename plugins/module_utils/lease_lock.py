@@ -39,13 +39,12 @@ import random
 import time
 import typing as t
 
+from ansible_collections.ceres.rollout.plugins.module_utils.conflicts import ReadAgain, read_decide_write
 from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     api_path,
-    deadline_of,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
-    Conflict,
     DeadlineExceeded,
     K8sConnectionError,
     NotFound,
@@ -80,14 +79,12 @@ from ansible_collections.ceres.rollout.plugins.module_utils.lease_state import (
     LockRefused,
     LockRequest,
     TooManyConflicts,
-    _ReadAgain,
     micro_time,
     ownership,
     utc_now,
     validate_lock_name,
     validate_lock_request,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.retry import STOPPED_BY_ATTEMPTS, RetryPolicy, retry_call
 
 # --------------------------------------------------------------------------- the decision
 
@@ -357,7 +354,7 @@ def _write(client: t.Any, request: LockRequest, desired: dict[str, t.Any], exist
         return client.post(lease_path(request.namespace), desired)
     except NotFound as error:
         if exists and (error.details or {}).get("kind") != "namespaces":
-            raise _ReadAgain("the Lease was deleted while being written")
+            raise ReadAgain("the Lease was deleted while being written")
         raise LockError(
             "%s: namespace %s does not exist; create it first (the lock never creates namespaces)"
             % (request.reference, request.namespace)
@@ -367,7 +364,7 @@ def _write(client: t.Any, request: LockRequest, desired: dict[str, t.Any], exist
         # decide again (a Lease or record that is already ours is then left as it is).
         if exists or isinstance(error, DeadlineExceeded):
             raise  # PUTs are retried by the client itself; a spent budget ends the call
-        raise _ReadAgain("the create's answer was lost: %s" % error)
+        raise ReadAgain("the create's answer was lost: %s" % error)
 
 
 def apply_lock(
@@ -400,27 +397,15 @@ def apply_lock(
             _write(client, request, plan.desired, exists=lease is not None)
         return lease, plan, now
 
-    def too_many_conflicts(error: BaseException, backoff: t.Any) -> TooManyConflicts:
-        if backoff.stopped_by == STOPPED_BY_ATTEMPTS:
-            return TooManyConflicts(
-                "max_conflict_retries: the Lease %s was changed by another writer during each of "
-                "%d attempts; giving up" % (request.reference, backoff.attempts_made)
-            )
-        return TooManyConflicts(
-            "timeout: %s: the Lease %s was changed by another writer during each attempt: %s"
-            % (backoff.give_up_note(), request.reference, error)
-        )
-
-    policy = RetryPolicy(attempts=request.max_conflict_retries + 1, base_delay=0.05, max_delay=1.0, deadline=None)
-    lease, plan, now = retry_call(
+    lease, plan, now = read_decide_write(
         attempt,
-        policy,
-        lambda error: isinstance(error, (Conflict, _ReadAgain)),
+        client,
+        "the Lease %s" % request.reference,
+        request.max_conflict_retries,
+        lambda field, message: TooManyConflicts("%s: %s" % (field, message)),
         on_retry=lambda error, number, delay: conflicts.append(error),
-        on_give_up=too_many_conflicts,
         sleep=sleep,
         rng=rng,
-        deadline=deadline_of(client),
     )
     before = LeaseState(first_read[0]).summary(request.namespace, request.name, initial_now)
     note = release_note(plan.outcome, LeaseState(lease), request)

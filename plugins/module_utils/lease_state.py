@@ -76,10 +76,6 @@ class TooManyConflicts(LockError):
     """Other writers changed the Lease during every attempt."""
 
 
-class _ReadAgain(CeresError):
-    """A write whose fate is unknown, or that met a deleted Lease: read it again and decide again."""
-
-
 # --------------------------------------------------------------------------- time
 
 
