@@ -18,7 +18,9 @@ import time
 import typing as t
 
 from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import deadline_of
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+    deadline_of,
+)
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import Conflict
 from ansible_collections.ceres.rollout.plugins.module_utils.retry import STOPPED_BY_ATTEMPTS, RetryPolicy, retry_call
 

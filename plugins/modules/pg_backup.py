@@ -353,9 +353,11 @@ source:
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_args import (
+    K8S_CONNECTION_ARG_SPEC,
+)
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     HAS_KUBERNETES,
-    K8S_CONNECTION_ARG_SPEC,
     KUBERNETES_IMPORT_TRACEBACK,
     auth_options,
 )

@@ -274,9 +274,11 @@ diff:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_args import (
+    K8S_CONNECTION_ARG_SPEC,
+)
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     HAS_KUBERNETES,
-    K8S_CONNECTION_ARG_SPEC,
     KUBERNETES_IMPORT_TRACEBACK,
     K8sClient,
     auth_options,

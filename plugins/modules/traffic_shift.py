@@ -234,9 +234,11 @@ from ansible_collections.ceres.rollout.plugins.module_utils.istio import (
 from ansible_collections.ceres.rollout.plugins.module_utils.istio_routes import (
     Destination,
 )
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_args import (
+    K8S_CONNECTION_ARG_SPEC,
+)
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     HAS_KUBERNETES,
-    K8S_CONNECTION_ARG_SPEC,
     KUBERNETES_IMPORT_TRACEBACK,
     K8sClient,
     auth_options,

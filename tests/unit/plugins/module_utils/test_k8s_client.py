@@ -11,10 +11,12 @@ import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.ceres.rollout.plugins.module_utils import k8s_errors
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_args import (
     DEFAULT_TIMEOUT,
     K8S_AUTH_ARG_SPEC,
     K8S_CONNECTION_ARG_SPEC,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     K8sClient,
     api_path,
     auth_options,

@@ -14,7 +14,7 @@ from k8s_stub import run_module as run_any_module
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "module_utils"))
 from test_journal_fake_api import FakeKubeApi, configmap_path, lease_path  # pylint: disable=wrong-import-position
 
-from ansible_collections.ceres.rollout.plugins.module_utils import k8s_client
+from ansible_collections.ceres.rollout.plugins.module_utils import k8s_args, k8s_client
 from ansible_collections.ceres.rollout.plugins.modules import rollout_journal
 
 TOKEN = "journal-token-0123456789"
@@ -256,7 +256,7 @@ def test_the_holder_defaults_to_user_at_host(capsys, api, monkeypatch):
 
 def test_argument_spec_has_the_connection_options():
     spec = rollout_journal.argument_spec()
-    for option, option_spec in k8s_client.K8S_CONNECTION_ARG_SPEC.items():
+    for option, option_spec in k8s_args.K8S_CONNECTION_ARG_SPEC.items():
         assert spec[option] == option_spec
     assert spec["namespace"]["default"] == "ceres-system"
     assert spec["name"]["default"] == "ceres-rollout"
