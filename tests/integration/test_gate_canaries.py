@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -138,7 +139,22 @@ class PlaybookRun:
             env=dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1"),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            text=True,
         )
+        self._lines: list[str] = []
+        self._gate_started = threading.Event()
+        self._reader = threading.Thread(target=self._read_output, daemon=True)
+        self._reader.start()
+
+    def _read_output(self) -> None:
+        for line in self.process.stdout:
+            self._lines.append(line)
+            if line.startswith("TASK [Gate]"):
+                self._gate_started.set()
+
+    def wait_for_gate_task(self, timeout: float) -> bool:
+        """Wait until ansible-playbook has started the gate task (its banner is printed)."""
+        return self._gate_started.wait(timeout)
 
     def running(self) -> bool:
         return self.process.poll() is None
@@ -146,14 +162,16 @@ class PlaybookRun:
     def result(self, timeout: float) -> dict:
         try:
             try:
-                output, unused_stderr = self.process.communicate(timeout=timeout)
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                output, unused_stderr = self.process.communicate()
-                raise AssertionError("the playbook did not end within %ss:\n%s" % (timeout, output.decode()))
+                self.process.wait()
+                self._reader.join(timeout=10)
+                raise AssertionError("the playbook did not end within %ss:\n%s" % (timeout, "".join(self._lines)))
+            self._reader.join(timeout=10)
             if not self.result_path.exists():
                 raise AssertionError(
-                    "the playbook saved no result (%s):\n%s" % (self.process.returncode, output.decode())
+                    "the playbook saved no result (%s):\n%s" % (self.process.returncode, "".join(self._lines))
                 )
             return json.loads(self.result_path.read_text())
         finally:
@@ -215,7 +233,8 @@ def test_a_canary_scaled_to_zero_mid_gate_fails_the_slo_gate_within_an_interval_
                 )
             ]
         )
-        time.sleep(3 * GATE_INTERVAL_SECONDS)  # ansible-playbook starts, the gate samples a healthy canary
+        assert gate.wait_for_gate_task(timeout=180), "ansible-playbook did not reach the gate task"
+        time.sleep(3 * GATE_INTERVAL_SECONDS)  # the module starts and samples a healthy canary
         assert gate.running(), "the gate ended before the canary died: %s" % gate.result(timeout=5)
         last_pod_gone_at = world.scale_canary_to_zero(kube, namespace, app)
         result = gate.result(timeout=GATE_INTERVAL_SECONDS + 10 * prometheus.scrape_seconds + 60)

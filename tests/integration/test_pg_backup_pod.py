@@ -367,9 +367,7 @@ def test_sigterm_mid_run_removes_the_temporary_output_and_ends_the_pod_sessions(
         import sys
         sys.path.insert(0, %r)
         from ansible_collections.ceres.rollout.plugins.module_utils import pg_backup_common, pg_backup_pod, pg_connection, pg_errors
-        from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
-    auth_options,
-)
+        from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import auth_options
         request = pg_backup_common.BackupRequest(pg_connection.ConnectionParams(database=%r), %r,
                                                  pod=pg_backup_pod.PodSource(namespace=%r, deployment=%r, auth=auth_options({})))
         try:
