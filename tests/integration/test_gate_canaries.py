@@ -8,6 +8,7 @@ scrapes and windows) is paid once per case, not once per variant.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 import canary_world as world
 import pytest
 from integration_support import ROOT, SANDBOX_ENV
+from kubernetes import client
 
 sys.path.insert(0, str(ROOT / "sandbox"))
 sys.path.insert(0, str(ROOT / ".collections"))
@@ -264,6 +266,15 @@ def test_a_canary_scaled_to_zero_mid_gate_fails_the_slo_gate_within_an_interval_
             assert errors["values"][-1] > MAX_ERROR_RATE, (where, errors)
 
 
+def shift_time(kube, namespace: str, app: str) -> float:
+    """When traffic_shift last changed the app's weights (its rollout.ceres.io/updated-at, whole seconds)."""
+    virtual_service = client.CustomObjectsApi(kube).get_namespaced_custom_object(
+        *world.ISTIO, namespace, "virtualservices", app
+    )
+    stamp = virtual_service["metadata"]["annotations"]["rollout.ceres.io/updated-at"]
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
 # --- a fresh canary --------------------------------------------------------------------------
 
 
@@ -291,14 +302,15 @@ def test_a_fresh_canary_passes_with_a_warmup_and_not_without(kube, namespaces, p
         if warmup:
             options["warmup"] = warmup
         gate = PlaybookRun([shift, gate_task(slo_checks(prometheus, namespace, app, "1m"), prometheus, **options)])
-        return prometheus, warmup, gate.result(timeout=300)
+        result = gate.result(timeout=300)
+        return prometheus, warmup, result, shift_time(kube, namespace, app)
 
     variants = []
     for prometheus in prometheus_servers:
         # The warm-up covers the first scrapes of the canary's series and 3000 requests in its window.
         warmup = "%ds" % int(20 + 6 * prometheus.scrape_seconds)
         variants += [(prometheus, warmup), (prometheus, None)]
-    for prometheus, warmup, result in run_variants(fresh_canary, variants):
+    for prometheus, warmup, result, shifted_at in run_variants(fresh_canary, variants):
         where = "%s, warmup %s" % (prometheus.label, warmup)
         checks = {check["name"]: check for check in result["checks"]}
         errors = checks["error-rate"]
@@ -318,7 +330,8 @@ def test_a_fresh_canary_passes_with_a_warmup_and_not_without(kube, namespaces, p
             assert result["failed"] is True
             assert len(errors["values"]) == 1, (where, errors["values"])
             assert "no data" in result["msg"] or "not enough evidence" in result["msg"], where
-            if prometheus.scrape_seconds >= PRODUCTION_LIKE_SCRAPE_SECONDS:
+            if errors["times"][0] - shifted_at < 2 * prometheus.scrape_seconds:
+                # Sampled before two scrapes of the canary could exist: it cannot have had data yet.
                 assert errors["values"] == [None] and "no data" in result["msg"], (where, errors)
 
 

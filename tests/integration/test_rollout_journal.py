@@ -288,14 +288,18 @@ def test_check_mode_writes_nothing(tmp_path, core, coordination, scratch_namespa
         assert missing.value.status == 404
 
 
+KILLED_LEASE_SECONDS = 30
+
+
 def test_a_killed_run_is_taken_over_after_its_lease_duration(tmp_path, coordination, scratch_namespace):
-    """A run acquires the lock (10 s lease) and is SIGKILLed before it can renew or release it:
+    """A run acquires the lock (30 s lease: room for a loaded machine's ansible start-up) and is SIGKILLed before it can renew or release it:
     a new run is refused while the lease lives, and takes it over once it has expired."""
     ns = scratch_namespace
     directory = tmp_path / "killed"
     directory.mkdir()
     playbook = write_playbook(
-        directory, [lock_task(ns, "acquired", "pilot-killed", phase="pilot", lease_duration=10), {"pause": 120}]
+        directory,
+        [lock_task(ns, "acquired", "pilot-killed", phase="pilot", lease_duration=KILLED_LEASE_SECONDS), {"pause": 120}],
     )
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "ansible-playbook"), *command(playbook)[1:]],
@@ -320,7 +324,7 @@ def test_a_killed_run_is_taken_over_after_its_lease_duration(tmp_path, coordinat
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
     renewed_at = datetime.datetime.fromisoformat(lease["spec"]["renewTime"].replace("Z", "+00:00"))
-    expires_at = renewed_at + datetime.timedelta(seconds=10)
+    expires_at = renewed_at + datetime.timedelta(seconds=KILLED_LEASE_SECONDS)
 
     (refused,) = run_tasks(tmp_path, [lock_task(ns, "acquired", "pilot-next", phase="pilot")])
     assert datetime.datetime.now(datetime.UTC) < expires_at, "the refusal came too late to prove anything"
