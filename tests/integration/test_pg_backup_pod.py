@@ -35,6 +35,10 @@ from postgres_support import admin_connection, database_names, drop_database, ex
 
 from ansible_collections.ceres.rollout.plugins.module_utils import pg_catalog, pg_manifest, pg_tools, pg_verify  # noqa: E402
 
+# It asserts that no scratch database is left on the shared server, which a verify=restore of
+# another test file running in parallel would break: run it alone, after the parallel files.
+pytestmark = pytest.mark.serial
+
 NAMESPACE = "ceres-system"
 DEPLOYMENT = "postgres-main"
 DATABASE = "ceres_db"
