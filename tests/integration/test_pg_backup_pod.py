@@ -37,17 +37,18 @@ from ansible_collections.ceres.rollout.plugins.module_utils import pg_catalog, p
 
 # It asserts that no scratch database is left on the shared server, which a verify=restore of
 # another test file running in parallel would break: run it alone, after the parallel files.
-pytestmark = pytest.mark.serial
-
 NAMESPACE = "ceres-system"
 DEPLOYMENT = "postgres-main"
 DATABASE = "ceres_db"
 PASSWORD = SANDBOX_ENV.get("PGPASSWORD", "")
 POD_OPTIONS = {"namespace": NAMESPACE, "deployment": DEPLOYMENT}
 
-pytestmark = pytest.mark.skipif(
-    not PASSWORD or not SANDBOX_ENV.get("KUBECONFIG"), reason="needs the sandbox (source .sandbox/env)"
-)
+pytestmark = [
+    pytest.mark.serial,
+    pytest.mark.skipif(
+        not PASSWORD or not SANDBOX_ENV.get("KUBECONFIG"), reason="needs the sandbox (source .sandbox/env)"
+    ),
+]
 
 
 # --- helpers ---------------------------------------------------------------------------------
