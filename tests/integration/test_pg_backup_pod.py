@@ -35,8 +35,6 @@ from postgres_support import admin_connection, database_names, drop_database, ex
 
 from ansible_collections.ceres.rollout.plugins.module_utils import pg_catalog, pg_manifest, pg_tools, pg_verify  # noqa: E402
 
-# It asserts that no scratch database is left on the shared server, which a verify=restore of
-# another test file running in parallel would break: run it alone, after the parallel files.
 NAMESPACE = "ceres-system"
 DEPLOYMENT = "postgres-main"
 DATABASE = "ceres_db"
@@ -44,6 +42,8 @@ PASSWORD = SANDBOX_ENV.get("PGPASSWORD", "")
 POD_OPTIONS = {"namespace": NAMESPACE, "deployment": DEPLOYMENT}
 
 pytestmark = [
+    # It asserts that no scratch database is left on the shared server, which a verify=restore of
+    # another test file running in parallel would break: run it alone, after the parallel files.
     pytest.mark.serial,
     pytest.mark.skipif(
         not PASSWORD or not SANDBOX_ENV.get("KUBECONFIG"), reason="needs the sandbox (source .sandbox/env)"
