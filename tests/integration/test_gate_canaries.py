@@ -330,8 +330,10 @@ def test_a_fresh_canary_passes_with_a_warmup_and_not_without(kube, namespaces, p
             assert result["failed"] is True
             assert len(errors["values"]) == 1, (where, errors["values"])
             assert "no data" in result["msg"] or "not enough evidence" in result["msg"], where
-            if errors["times"][0] - shifted_at < 2 * prometheus.scrape_seconds:
-                # Sampled before two scrapes of the canary could exist: it cannot have had data yet.
+            if errors["times"][0] - shifted_at < prometheus.scrape_seconds:
+                # A rate needs two scrapes of the canary's series after the shift, at least one scrape
+                # interval apart; sampled sooner (the stamp is taken before the write, in whole seconds,
+                # so this elapsed time is never short), it cannot have had data yet.
                 assert errors["values"] == [None] and "no data" in result["msg"], (where, errors)
 
 

@@ -112,9 +112,9 @@ def test_acquire_refuse_take_over_force_and_release(tmp_path, coordination, scra
     results = run_tasks(
         tmp_path,
         [
-            lock_task(ns, "acquired", "pilot-1", phase="pilot", lease_duration=5),
+            lock_task(ns, "acquired", "pilot-1", phase="pilot", lease_duration=20),
             lock_task(ns, "acquired", "pilot-2", phase="pilot", lease_duration=30),
-            {"pause": 6},  # pilot-1 stops renewing for longer than its 5 s
+            {"pause": 21},  # pilot-1 stops renewing for longer than its 20 s
             lock_task(ns, "acquired", "pilot-2", phase="pilot", lease_duration=30),
             lock_task(ns, "renewed", "pilot-1"),
             lock_task(ns, "acquired", "rollback-1", phase="rollback", force=True),
