@@ -15,6 +15,7 @@ pg_backup_pod in the database's pod):
   4. the manifest is written, fsynced, to a temporary sibling of <dest>.manifest.json; then an
      old backup and its manifest are moved aside, the output is renamed to dest and the
      manifest into place, last, and what was moved aside is removed: publish.
+Steps 3 and 4 are BackupRun.finish, the same wherever pg_dump ran.
 A failure at any step removes the temporary output and manifest: dest (and its manifest) are
 either complete and new or as they were.
 """
@@ -32,9 +33,14 @@ from ansible_collections.ceres.rollout.plugins.module_utils.pg_catalog import li
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_connection import ConnectionParams, conninfo_for_database
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_destination import check_replaceable
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import DestinationError
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_manifest import digest_backup, manifest_path_for
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_manifest import (
+    build_manifest,
+    digest_backup,
+    manifest_path_for,
+)
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_tools import check_jobs
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_verify import BackupVerifier
+from ansible_collections.ceres.rollout.plugins.module_utils.timestamps import utc_timestamp
 
 if t.TYPE_CHECKING:
     from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_pod import PodSource
@@ -174,3 +180,35 @@ def publish(staged, request, manifest, clock):
         manifest=manifest,
         duration_s=round(time.monotonic() - clock, 3),
     )
+
+
+class BackupRun:
+    """One backup being taken: its request, when it started (wall clock for the manifest,
+    monotonic for duration_s) and the verify=restore test hook (see run_backup). finish() is
+    steps 3 and 4, the same wherever pg_dump ran."""
+
+    def __init__(self, request, on_scratch_restored=None):
+        self.request = request
+        self.on_scratch_restored = on_scratch_restored
+        self.started_at = utc_timestamp()
+        self.clock = time.monotonic()
+
+    def finish(self, staged, server, pg_dump, snapshot_id, tables, table_stats, source=None):
+        """Once the dump is complete under its temporary name: verify it, build its manifest
+        (source: where pg_dump ran, default local) and publish both. Returns the BackupResult."""
+        request = self.request
+        files = verify_staged(staged, request, server, tables, table_stats, self.on_scratch_restored)
+        manifest = build_manifest(
+            server,
+            pg_dump,
+            request.backup_format,
+            request.compress,
+            snapshot_id,
+            files,
+            table_stats,
+            request.verify,
+            self.started_at,
+            utc_timestamp(),
+            source=source,
+        )
+        return publish(staged, request, manifest, self.clock)

@@ -19,11 +19,10 @@ import tempfile
 import time
 
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_common import (
+    BackupRun,
     count_tables_while_dumping,
     pg_dump_argv,
     planned_backup_result,
-    publish,
-    verify_staged,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_catalog import major_version, read_server_info
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_connection import (
@@ -38,7 +37,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import (
     DumpFailed,
     InvalidRequest,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_manifest import LOCAL_SOURCE, build_manifest
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_manifest import LOCAL_SOURCE
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_tools import find_client_tool, prefetch_tool_version
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_verify import (
     check_can_create_scratch_database,
@@ -51,7 +50,6 @@ from ansible_collections.ceres.rollout.plugins.module_utils.processes import (
     tail,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.redaction import redact
-from ansible_collections.ceres.rollout.plugins.module_utils.timestamps import utc_timestamp
 
 
 class SnapshotSession:
@@ -182,8 +180,7 @@ def run_backup(request, on_scratch_restored=None):
     on_scratch_restored(params) is called, for verify=restore, after the scratch restore
     and before the comparison: tests use it to alter the copy."""
     _refuse_pod_request(request)
-    started_at = utc_timestamp()
-    clock = time.monotonic()
+    run = BackupRun(request, on_scratch_restored)
     dest = os.path.abspath(request.dest)
     check_destination(dest, request.force, request.backup_format)
     params = request.connection
@@ -223,20 +220,7 @@ def run_backup(request, on_scratch_restored=None):
                 dump.stop()
                 raise
 
-        files = verify_staged(staged, request, server, tables, table_stats, on_scratch_restored)
-        manifest = build_manifest(
-            server,
-            pg_dump,
-            request.backup_format,
-            request.compress,
-            session.snapshot_id,
-            files,
-            table_stats,
-            request.verify,
-            started_at,
-            utc_timestamp(),
-        )
-        return publish(staged, request, manifest, clock)
+        return run.finish(staged, server, pg_dump, session.snapshot_id, tables, table_stats)
 
 
 def _refuse_pod_request(request):

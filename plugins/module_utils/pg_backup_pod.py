@@ -39,11 +39,10 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s_exec import (
     run_command,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_common import (
+    BackupRun,
     count_tables_while_dumping,
     pg_dump_argv,
     planned_backup_result,
-    publish,
-    verify_staged,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_catalog import quote_literal, read_server_info
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_connection import SESSION_SETTINGS, conninfo_for_database
@@ -55,12 +54,10 @@ from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import (
     InvalidRequest,
     PostgresBackupError,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_manifest import build_manifest
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_tools import parse_tool_major
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_verify import find_verification_tools
 from ansible_collections.ceres.rollout.plugins.module_utils.processes import STOP_GRACE_SECONDS, tail
 from ansible_collections.ceres.rollout.plugins.module_utils.redaction import redact
-from ansible_collections.ceres.rollout.plugins.module_utils.timestamps import utc_timestamp
 
 POD_SOURCE_ARGUMENT_SPEC = dict(
     namespace=dict(type="str", required=True),
@@ -417,8 +414,7 @@ def check_mode_pod_backup_result(request):
 
 def run_pod_backup(request, on_scratch_restored=None):
     """run_backup() with pg_dump (and the counting psql) running in request.pod."""
-    started_at = utc_timestamp()
-    clock = time.monotonic()
+    run = BackupRun(request, on_scratch_restored)
     dest = os.path.abspath(request.dest)
     check_pod_request(request)
     check_destination(dest, request.force, request.backup_format)
@@ -460,20 +456,8 @@ def run_pod_backup(request, on_scratch_restored=None):
                     dump.stop()
                     raise
                 session.finish()
-            files = verify_staged(staged, request, server, tables, table_stats, on_scratch_restored)
-            manifest = build_manifest(
-                server,
-                pg_dump,
-                request.backup_format,
-                request.compress,
-                session.snapshot_id,
-                files,
-                table_stats,
-                request.verify,
-                started_at,
-                utc_timestamp(),
-                source=pod_source_record(target),
+            return run.finish(
+                staged, server, pg_dump, session.snapshot_id, tables, table_stats, source=pod_source_record(target)
             )
-            return publish(staged, request, manifest, clock)
     finally:
         client.close()
