@@ -38,6 +38,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s_exec import (
     resolve_exec_target,
     run_command,
 )
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_args import POD_SOURCE_ARGUMENT_SPEC
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_common import (
     BackupRun,
     count_tables_while_dumping,
@@ -59,14 +60,6 @@ from ansible_collections.ceres.rollout.plugins.module_utils.pg_verify import fin
 from ansible_collections.ceres.rollout.plugins.module_utils.processes import STOP_GRACE_SECONDS, tail
 from ansible_collections.ceres.rollout.plugins.module_utils.redaction import redact
 
-POD_SOURCE_ARGUMENT_SPEC = dict(
-    namespace=dict(type="str", required=True),
-    deployment=dict(type="str"),
-    pod=dict(type="str"),
-    container=dict(type="str"),
-    pg_dump_path=dict(type="str", default="pg_dump"),
-    psql_path=dict(type="str", default="psql"),
-)
 POD_FORMATS = ("custom", "tar", "plain")
 
 

@@ -4,11 +4,11 @@
 
 """Where and as whom pg_backup and pg_restore connect, and the connections themselves.
 
-The login options (LOGIN_ARGUMENT_SPEC, paired with doc_fragments/postgres_login.py) become
-a ConnectionParams, which gives the client tools their libpq environment (the password only
-ever in PGPASSWORD, never on a command line) and psycopg2 its arguments. Every session runs
-with SESSION_SETTINGS, which make row text, and so the tables' content hashes, the same on
-every server.
+The login options (pg_args.LOGIN_ARGUMENT_SPEC, paired with doc_fragments/postgres_login.py)
+become a ConnectionParams, which gives the client tools their libpq environment (the password
+only ever in PGPASSWORD, never on a command line) and psycopg2 its arguments. Every session
+runs with SESSION_SETTINGS, which make row text, and so the tables' content hashes, the same
+on every server.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-
-from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import ConnectionFailed
 from ansible_collections.ceres.rollout.plugins.module_utils.redaction import redact
@@ -33,19 +31,6 @@ except ImportError:
 else:
     HAS_PSYCOPG2 = True
     DatabaseError = psycopg2.Error
-
-SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-
-# One dict per option block, paired with doc_fragments/postgres_login.py. The env_fallback
-# lets AWX credential types (and a sourced .sandbox/env) supply the connection.
-LOGIN_ARGUMENT_SPEC = dict(
-    login_host=dict(type="str", fallback=(env_fallback, ["PGHOST"])),
-    login_port=dict(type="int", fallback=(env_fallback, ["PGPORT"])),
-    login_user=dict(type="str", fallback=(env_fallback, ["PGUSER"])),
-    login_password=dict(type="str", no_log=True, fallback=(env_fallback, ["PGPASSWORD"])),
-    login_unix_socket=dict(type="path"),
-    ssl_mode=dict(type="str", choices=list(SSL_MODES), fallback=(env_fallback, ["PGSSLMODE"])),
-)
 
 # The fixed session settings that make row::text identical on the source, a scratch copy
 # and another server (see pg_catalog.CONTENT_HASH_ALGORITHM).

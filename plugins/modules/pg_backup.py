@@ -364,19 +364,20 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
     K8sError,
 )
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_args import (
+    LOGIN_ARGUMENT_SPEC,
+    POD_SOURCE_ARGUMENT_SPEC,
+    POD_SOURCE_MUTUALLY_EXCLUSIVE,
+    POD_SOURCE_REQUIRED_ONE_OF,
+)
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_common import VERIFY_MODES, BackupRequest
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_local import check_mode_backup_result, run_backup
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_pod import (
-    POD_SOURCE_ARGUMENT_SPEC,
     PodSource,
     check_mode_pod_backup_result,
     run_pod_backup,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_connection import (
-    HAS_PSYCOPG2,
-    LOGIN_ARGUMENT_SPEC,
-    ConnectionParams,
-)
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_connection import HAS_PSYCOPG2, ConnectionParams
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import PostgresBackupError, terminate_raises
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_manifest import BACKUP_FORMATS
 from ansible_collections.ceres.rollout.plugins.module_utils.redaction import redact
@@ -394,8 +395,8 @@ def argument_spec():
         pod=dict(
             type="dict",
             options=POD_SOURCE_ARGUMENT_SPEC,
-            mutually_exclusive=[("deployment", "pod")],
-            required_one_of=[("deployment", "pod")],
+            mutually_exclusive=POD_SOURCE_MUTUALLY_EXCLUSIVE,
+            required_one_of=POD_SOURCE_REQUIRED_ONE_OF,
         ),
     )
     spec.update(LOGIN_ARGUMENT_SPEC)

@@ -152,11 +152,8 @@ duration_s:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_connection import (
-    HAS_PSYCOPG2,
-    LOGIN_ARGUMENT_SPEC,
-    ConnectionParams,
-)
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_args import LOGIN_ARGUMENT_SPEC
+from ansible_collections.ceres.rollout.plugins.module_utils.pg_connection import HAS_PSYCOPG2, ConnectionParams
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import PostgresBackupError, terminate_raises
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_restore_engine import (
     RestoreRequest,

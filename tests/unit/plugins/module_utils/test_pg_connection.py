@@ -9,7 +9,7 @@ import os
 import pytest
 from pg_unit_support import PASSWORD, params
 
-from ansible_collections.ceres.rollout.plugins.module_utils import pg_connection
+from ansible_collections.ceres.rollout.plugins.module_utils import pg_args, pg_connection
 from ansible_collections.ceres.rollout.plugins.module_utils.pg_connection import ConnectionParams
 from ansible_collections.ceres.rollout.plugins.module_utils.redaction import redact
 
@@ -67,7 +67,7 @@ def test_from_module_params_maps_the_login_options():
     assert connection.psycopg2_arguments() == dict(
         dbname="db", host="h", port=1, user="u", password="p", sslmode="require"
     )
-    assert set(pg_connection.LOGIN_ARGUMENT_SPEC) == {
+    assert set(pg_args.LOGIN_ARGUMENT_SPEC) == {
         "login_host",
         "login_port",
         "login_user",
@@ -75,7 +75,7 @@ def test_from_module_params_maps_the_login_options():
         "login_unix_socket",
         "ssl_mode",
     }
-    assert pg_connection.LOGIN_ARGUMENT_SPEC["login_password"]["no_log"] is True
+    assert pg_args.LOGIN_ARGUMENT_SPEC["login_password"]["no_log"] is True
 
 
 @pytest.mark.parametrize(
