@@ -288,86 +288,104 @@ def _generation_message(obj: t.Mapping[str, t.Any]) -> str | None:
 
 def update_strategy(kind: str, obj: t.Mapping[str, t.Any]) -> str:
     """``RollingUpdate``, ``Recreate`` or ``OnDelete`` (the API's default when unset)."""
-    strategy = (obj.get("spec") or {}).get("updateStrategy" if kind != "Deployment" else "strategy") or {}
+    return _strategy_type(kind, obj.get("spec") or {})
+
+
+def _strategy_type(kind: str, spec: t.Mapping[str, t.Any]) -> str:
+    strategy = spec.get("updateStrategy" if kind != "Deployment" else "strategy") or {}
     return strategy.get("type") or "RollingUpdate"
 
 
-def _deployment_status(obj: t.Mapping[str, t.Any]) -> RolloutStatus:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    wanted = _int(spec.get("replicas"), 1)
-    replicas = _int(status.get("replicas"))
-    updated = _int(status.get("updatedReplicas"))
-    available = _int(status.get("availableReplicas"))
-    counts = {
-        "replicas": wanted,
-        "updated_replicas": updated,
-        "available_replicas": available,
-        "current_replicas": replicas,
-    }
-    waiting = _generation_message(obj)
-    if waiting:
-        return RolloutStatus(False, waiting, counts=counts)
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
-            return RolloutStatus(
-                False,
-                "exceeded its progress deadline: %s" % (condition.get("message") or ""),
-                failed=True,
-                counts=counts,
-            )
-    if spec.get("paused"):
-        return RolloutStatus(False, "paused (spec.paused): its rollout does not progress", failed=True, counts=counts)
-    if updated < wanted:
-        return RolloutStatus(False, "%d of %d replicas updated" % (updated, wanted), counts=counts)
-    if replicas > updated:
-        return RolloutStatus(
-            False,
-            "%d old replica%s pending termination" % (replicas - updated, "s" if replicas - updated != 1 else ""),
-            counts=counts,
-        )
-    if available < wanted:
-        return RolloutStatus(False, "%d of %d updated replicas available" % (available, wanted), counts=counts)
-    return RolloutStatus(
-        True, "rolled out: %d of %d replicas updated and available" % (available, wanted), counts=counts
+class Replicas(t.NamedTuple):
+    """A workload's replica counts as its status reports them (for a DaemonSet: scheduled pods)."""
+
+    wanted: int
+    updated: int
+    available: int
+    current: int
+
+    def counts(self) -> dict[str, int]:
+        """The ``counts`` of a :class:`RolloutStatus`."""
+        return {
+            "replicas": self.wanted,
+            "updated_replicas": self.updated,
+            "available_replicas": self.available,
+            "current_replicas": self.current,
+        }
+
+
+def _deployment_replicas(spec: t.Mapping[str, t.Any], status: t.Mapping[str, t.Any]) -> Replicas:
+    return Replicas(
+        wanted=_int(spec.get("replicas"), 1),
+        updated=_int(status.get("updatedReplicas")),
+        available=_int(status.get("availableReplicas")),
+        current=_int(status.get("replicas")),
     )
 
 
-def _statefulset_status(obj: t.Mapping[str, t.Any]) -> RolloutStatus:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    wanted = _int(spec.get("replicas"), 1)
-    replicas = _int(status.get("replicas"))
-    updated = _int(status.get("updatedReplicas"))
+def _statefulset_replicas(spec: t.Mapping[str, t.Any], status: t.Mapping[str, t.Any]) -> Replicas:
     ready = _int(status.get("readyReplicas"))
-    available = _int(status.get("availableReplicas"), ready) if "availableReplicas" in status else ready
-    counts = {
-        "replicas": wanted,
-        "updated_replicas": updated,
-        "available_replicas": available,
-        "current_replicas": replicas,
-    }
-    waiting = _generation_message(obj)
-    if waiting:
-        return RolloutStatus(False, waiting, counts=counts)
-    if update_strategy("StatefulSet", obj) == "OnDelete":
+    return Replicas(
+        wanted=_int(spec.get("replicas"), 1),
+        updated=_int(status.get("updatedReplicas")),
+        available=_int(status.get("availableReplicas"), ready) if "availableReplicas" in status else ready,
+        current=_int(status.get("replicas")),
+    )
+
+
+def _daemonset_replicas(_spec: t.Mapping[str, t.Any], status: t.Mapping[str, t.Any]) -> Replicas:
+    return Replicas(
+        wanted=_int(status.get("desiredNumberScheduled")),
+        updated=_int(status.get("updatedNumberScheduled")),
+        available=_int(status.get("numberAvailable")),
+        current=_int(status.get("currentNumberScheduled")),
+    )
+
+
+def _pending_termination(count: int, what: str) -> RolloutStatus:
+    return RolloutStatus(False, "%d %s%s pending termination" % (count, what, "s" if count != 1 else ""))
+
+
+# The rules of each kind, once its controller has observed the latest generation: a
+# RolloutStatus without counts (rollout_status adds them).
+
+
+def _deployment_status(spec: t.Mapping[str, t.Any], status: t.Mapping[str, t.Any], replicas: Replicas) -> RolloutStatus:
+    wanted, updated, available, current = replicas
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
+            return RolloutStatus(
+                False, "exceeded its progress deadline: %s" % (condition.get("message") or ""), failed=True
+            )
+    if spec.get("paused"):
+        return RolloutStatus(False, "paused (spec.paused): its rollout does not progress", failed=True)
+    if updated < wanted:
+        return RolloutStatus(False, "%d of %d replicas updated" % (updated, wanted))
+    if current > updated:
+        return _pending_termination(current - updated, "old replica")
+    if available < wanted:
+        return RolloutStatus(False, "%d of %d updated replicas available" % (available, wanted))
+    return RolloutStatus(True, "rolled out: %d of %d replicas updated and available" % (available, wanted))
+
+
+def _statefulset_status(
+    spec: t.Mapping[str, t.Any], status: t.Mapping[str, t.Any], replicas: Replicas
+) -> RolloutStatus:
+    wanted, updated, available, current = replicas
+    if _strategy_type("StatefulSet", spec) == "OnDelete":
         if available < wanted:
-            return RolloutStatus(False, "%d of %d replicas available" % (available, wanted), counts=counts)
+            return RolloutStatus(False, "%d of %d replicas available" % (available, wanted))
         return RolloutStatus(
-            True,
-            "%d of %d replicas available (OnDelete: pods change only when deleted)" % (available, wanted),
-            counts=counts,
+            True, "%d of %d replicas available (OnDelete: pods change only when deleted)" % (available, wanted)
         )
     partition = _int((((spec.get("updateStrategy") or {}).get("rollingUpdate")) or {}).get("partition"))
     expected_updated = max(0, wanted - partition)
     if updated < expected_updated:
-        return RolloutStatus(False, "%d of %d replicas updated" % (updated, expected_updated), counts=counts)
-    if replicas > wanted:
-        return RolloutStatus(
-            False,
-            "%d replica%s pending termination" % (replicas - wanted, "s" if replicas - wanted != 1 else ""),
-            counts=counts,
-        )
+        return RolloutStatus(False, "%d of %d replicas updated" % (updated, expected_updated))
+    if current > wanted:
+        return _pending_termination(current - wanted, "replica")
     if available < wanted:
-        return RolloutStatus(False, "%d of %d replicas available" % (available, wanted), counts=counts)
+        return RolloutStatus(False, "%d of %d replicas available" % (available, wanted))
     if (
         partition == 0
         and status.get("updateRevision")
@@ -377,40 +395,32 @@ def _statefulset_status(obj: t.Mapping[str, t.Any]) -> RolloutStatus:
             False,
             "pods of revision %s still to be replaced by %s"
             % (status.get("currentRevision"), status.get("updateRevision")),
-            counts=counts,
         )
-    return RolloutStatus(
-        True, "rolled out: %d of %d replicas updated and available" % (available, wanted), counts=counts
-    )
+    return RolloutStatus(True, "rolled out: %d of %d replicas updated and available" % (available, wanted))
 
 
-def _daemonset_status(obj: t.Mapping[str, t.Any]) -> RolloutStatus:
-    status = obj.get("status") or {}
-    wanted = _int(status.get("desiredNumberScheduled"))
-    updated = _int(status.get("updatedNumberScheduled"))
-    available = _int(status.get("numberAvailable"))
-    current = _int(status.get("currentNumberScheduled"))
-    counts = {
-        "replicas": wanted,
-        "updated_replicas": updated,
-        "available_replicas": available,
-        "current_replicas": current,
-    }
-    waiting = _generation_message(obj)
-    if waiting:
-        return RolloutStatus(False, waiting, counts=counts)
-    if update_strategy("DaemonSet", obj) != "OnDelete" and updated < wanted:
-        return RolloutStatus(False, "%d of %d nodes run the updated pod" % (updated, wanted), counts=counts)
+def _daemonset_status(spec: t.Mapping[str, t.Any], _status: t.Mapping[str, t.Any], replicas: Replicas) -> RolloutStatus:
+    wanted, updated, available, _current = replicas
+    if _strategy_type("DaemonSet", spec) != "OnDelete" and updated < wanted:
+        return RolloutStatus(False, "%d of %d nodes run the updated pod" % (updated, wanted))
     if available < wanted:
-        return RolloutStatus(False, "%d of %d scheduled pods available" % (available, wanted), counts=counts)
-    return RolloutStatus(
-        True, "rolled out: %d of %d nodes run the updated pod, available" % (available, wanted), counts=counts
-    )
+        return RolloutStatus(False, "%d of %d scheduled pods available" % (available, wanted))
+    return RolloutStatus(True, "rolled out: %d of %d nodes run the updated pod, available" % (available, wanted))
 
 
-_STATUS_BY_KIND = {"Deployment": _deployment_status, "StatefulSet": _statefulset_status, "DaemonSet": _daemonset_status}
+_RULES_BY_KIND = {
+    "Deployment": (_deployment_replicas, _deployment_status),
+    "StatefulSet": (_statefulset_replicas, _statefulset_status),
+    "DaemonSet": (_daemonset_replicas, _daemonset_status),
+}
 
 
 def rollout_status(kind: str, obj: t.Mapping[str, t.Any]) -> RolloutStatus:
     """Whether a workload of ``kind`` has rolled out (see the module docstring for the rules)."""
-    return _STATUS_BY_KIND[kind](obj)
+    replicas_of, rules = _RULES_BY_KIND[kind]
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    replicas = replicas_of(spec, status)
+    waiting = _generation_message(obj)
+    verdict = RolloutStatus(False, waiting) if waiting else rules(spec, status, replicas)
+    verdict.counts = replicas.counts()
+    return verdict
