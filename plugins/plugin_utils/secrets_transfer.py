@@ -95,6 +95,19 @@ def missing_namespaces(client: K8sClient, namespaces: t.Iterable[str]) -> list[s
     return missing
 
 
+def require_namespaces(client: K8sClient, namespaces: t.Iterable[str], advice: str = "") -> None:
+    """Raise :class:`SecretsBundleError` naming the namespaces that do not exist (see
+    :func:`missing_namespaces`); ``advice`` follows the names, ``{them}`` in it read as
+    "them" or "it"."""
+    absent = missing_namespaces(client, namespaces)
+    if absent:
+        many = len(absent) > 1
+        raise SecretsBundleError(
+            "namespace%s not found: %s%s"
+            % ("s" if many else "", ", ".join(absent), advice.format(them="them" if many else "it"))
+        )
+
+
 def list_namespace_secrets(
     client: K8sClient, namespace: str, label_selector: str | None = None, page_size: int | None = None
 ) -> list[dict[str, t.Any]]:
@@ -173,9 +186,7 @@ def export_secrets(
     redactor = redactor if redactor is not None else ValueRedactor()
     namespaces = unique(request.namespaces)
     check_destination_directory(request.dest)
-    absent = missing_namespaces(client, namespaces)
-    if absent:
-        raise SecretsBundleError("namespace%s not found: %s" % ("s" if len(absent) > 1 else "", ", ".join(absent)))
+    require_namespaces(client, namespaces)
 
     exported, skipped = [], []
     for namespace in namespaces:
@@ -266,6 +277,28 @@ def _missing_entries(wanted: t.Mapping[str, str], present: t.Mapping[str, str]) 
     return any(present.get(key) != value for key, value in wanted.items())
 
 
+def _refusal(desired: t.Mapping[str, t.Any], live: t.Mapping[str, t.Any], data_differences: list[str]) -> str | None:
+    """Why the API server would refuse to bring ``live`` to ``desired`` (the skip's reason), or
+    ``None`` when it would not."""
+    live_type = live.get("type") or "Opaque"
+    if live_type != desired.get("type"):
+        return (
+            "its type is %s in the cluster and %s in the backup, and the type of a Secret cannot change; "
+            "delete it first to restore the backup's" % (live_type, desired.get("type"))
+        )
+    if live.get("immutable") and data_differences:
+        return (
+            "immutable in the cluster and its data differ from the backup (keys: %s); "
+            "delete it first to restore the backup's version" % ", ".join(data_differences)
+        )
+    if live.get("immutable") and not desired.get("immutable"):
+        return (
+            "immutable in the cluster but mutable in the backup, and immutability cannot be undone; "
+            "delete it first to restore the backup's version"
+        )
+    return None
+
+
 def plan_secret_restore(desired: dict[str, t.Any], live: dict[str, t.Any] | None) -> RestoreStep:
     """Decide how to bring the live Secret to the bundle's.
 
@@ -295,38 +328,10 @@ def plan_secret_restore(desired: dict[str, t.Any], live: dict[str, t.Any] | None
 
     if not (data_differences or type_differs or immutability_differs or labels_differ or annotations_differ):
         return RestoreStep(UNCHANGED, desired, live)
-    if type_differs:
-        return RestoreStep(
-            SKIP,
-            desired,
-            live,
-            changed_keys=changed_keys,
-            reason=(
-                "its type is %s in the cluster and %s in the backup, and the type of a Secret cannot change; "
-                "delete it first to restore the backup's" % (live.get("type") or "Opaque", desired.get("type"))
-            ),
-        )
-    if live_immutable and data_differences:
-        return RestoreStep(
-            SKIP,
-            desired,
-            live,
-            changed_keys=changed_keys,
-            reason=(
-                "immutable in the cluster and its data differ from the backup (keys: %s); "
-                "delete it first to restore the backup's version" % ", ".join(data_differences)
-            ),
-        )
-    if live_immutable and not desired.get("immutable"):
-        return RestoreStep(
-            SKIP,
-            desired,
-            live,
-            reason=(
-                "immutable in the cluster but mutable in the backup, and immutability cannot be undone; "
-                "delete it first to restore the backup's version"
-            ),
-        )
+    refusal = _refusal(desired, live, data_differences)
+    if refusal:
+        # (With the data the same, as when only immutability differs, changed_keys is empty.)
+        return RestoreStep(SKIP, desired, live, changed_keys=changed_keys, reason=refusal)
 
     body = copy.deepcopy(live)
     body.pop("status", None)
@@ -531,12 +536,7 @@ def restore_secrets(
                 warnings.append("the bundle %s holds no Secret of namespace %s" % (request.src, namespace))
         secrets = [secret for secret in secrets if secret["metadata"]["namespace"] in wanted]
     namespaces = unique(secret["metadata"]["namespace"] for secret in secrets)
-    absent = missing_namespaces(client, namespaces)
-    if absent:
-        raise SecretsBundleError(
-            "namespace%s not found: %s; create %s before restoring its Secrets (nothing was changed)"
-            % ("s" if len(absent) > 1 else "", ", ".join(absent), "them" if len(absent) > 1 else "it")
-        )
+    require_namespaces(client, namespaces, "; create {them} before restoring its Secrets (nothing was changed)")
 
     steps: list[RestoreStep] = []
     failures: list[SecretRestoreError] = []
