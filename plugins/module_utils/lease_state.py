@@ -14,6 +14,7 @@ import re
 import typing as t
 
 from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
+from ansible_collections.ceres.rollout.plugins.module_utils.timestamps import utc_timestamp
 
 LEASE_API_VERSION = "coordination.k8s.io/v1"
 LEASE_PLURAL = "leases"
@@ -80,8 +81,9 @@ class TooManyConflicts(LockError):
 
 
 def micro_time(moment: datetime.datetime) -> str:
-    """A Kubernetes MicroTime (RFC 3339, UTC, microseconds), as Lease times are written."""
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A Kubernetes MicroTime (RFC 3339, UTC, six fractional digits, Z), as Lease times are
+    written: 2026-11-26T12:18:11.402000Z."""
+    return utc_timestamp(moment, timespec="microseconds")
 
 
 def parse_time(text: t.Any) -> datetime.datetime | None:

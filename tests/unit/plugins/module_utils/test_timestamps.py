@@ -16,3 +16,10 @@ def test_a_moment_in_another_zone_is_written_in_utc():
     moment = datetime.datetime(2026, 11, 26, 13, 18, 11, 402000, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
     assert utc_timestamp(moment) == "2026-11-26T12:18:11.402Z"
     assert utc_timestamp(moment, timespec="seconds") == "2026-11-26T12:18:11Z"
+
+
+def test_microseconds_always_write_six_digits_as_a_kubernetes_micro_time():
+    on_the_second = datetime.datetime(2026, 11, 26, 12, 18, 11, tzinfo=datetime.UTC)
+    assert utc_timestamp(on_the_second, timespec="microseconds") == "2026-11-26T12:18:11.000000Z"
+    moment = datetime.datetime(2026, 11, 26, 13, 18, 11, 402, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
+    assert utc_timestamp(moment, timespec="microseconds") == "2026-11-26T12:18:11.000402Z"
