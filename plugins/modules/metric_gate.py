@@ -25,6 +25,8 @@ description:
     soak.
   - The checks of one round are queried concurrently, so a round takes about as long as the slowest query.
   - The module only reads; it runs the same way in check mode and always reports RV(ignore:changed=false).
+  - Runs on the controller through an action plugin, whatever the host's connection, so Prometheus is reached from
+    the controller. While it samples, it shows one line per round (see O(progress)).
 author:
   - CERES platform team (@ceres)
 extends_documentation_fragment:
@@ -32,6 +34,8 @@ extends_documentation_fragment:
   - ceres.rollout.attributes
   - ceres.rollout.attributes.info_module
   - ceres.rollout.attributes.prometheus_action_group
+  - ceres.rollout.attributes.controller_action
+  - ansible.builtin.action_common_attributes.flow
 options:
   checks:
     description:
@@ -177,6 +181,22 @@ options:
     description:
       - If V(true), the module fails when the verdict is not V(pass), with a message naming the checks that decided it.
       - If V(false), the module returns normally and the caller decides from RV(verdict) and RV(passed).
+    type: bool
+    default: true
+  progress:
+    description:
+      - If V(true), every sampling round shows one line as soon as it is taken, so a long soak is not one silent
+        task. The line names the host, the round, how many of O(samples) are counted so far (and whether the gate is
+        in O(warmup)), then for every check its latest value, its bounds, the requests behind it (for a check with
+        O(checks[].min_requests)) and what the sample did (C(ok), C(BREACH), C(warm-up, not counted),
+        C(too few requests), a query error), and the check's status once it is decided.
+      - 'A round line reads, for example: metric_gate [localhost] round 3 (2/10 samples): error-rate=0 (max 0.001,
+        4210 req) ok; p95-ms=74.2 (max 100) ok'
+      - The lines carry check names, never queries; values of O(bearer_token), O(password) and O(headers) are masked
+        in them as in the result. A task with C(no_log) shows none.
+      - The lines are written to the controller's standard output, whatever the stdout callback.
+        When that output is a pipe rather than a terminal, Python buffers it, as it does all of ansible-playbook's
+        output; set E(PYTHONUNBUFFERED=1) for a CI log to show the lines as they come.
     type: bool
     default: true
 notes:
@@ -405,6 +425,8 @@ def argument_spec():
         no_data=dict(type="str", choices=list(NO_DATA_POLICIES), default="fail"),
         error_limit=dict(type="int", default=2),
         fail_on_breach=dict(type="bool", default=True),
+        # Used by the action plugin (plugins/action/metric_gate.py), which shows the rounds.
+        progress=dict(type="bool", default=True),
     )
     return spec
 

@@ -1,0 +1,238 @@
+# Copyright (c) 2026, CERES platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Action plugin of ceres.rollout.metric_gate: runs the gate in the controller process, so
+each sampling round is shown as it comes (one line per round, through Display, which a
+worker process forwards to the main process at once) instead of one silent task for the
+whole soak. The documentation and the argument spec are in plugins/modules/metric_gate.py;
+the engine is plugins/module_utils/verdict.py. The result is the module's: same keys, same
+failure message, ``changed=false``, values of no_log options masked."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import env_fallback, remove_values
+from ansible.module_utils.errors import UnsupportedError
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import build_checks, build_policy
+from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import PrometheusClient, PrometheusConfigError
+from ansible_collections.ceres.rollout.plugins.module_utils.prometheus_args import (
+    PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE,
+    PROMETHEUS_CONNECTION_REQUIRED_TOGETHER,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.verdict import GateConfigError, format_number, run_gate
+from ansible_collections.ceres.rollout.plugins.modules.metric_gate import argument_spec
+
+display = Display()
+
+MODULE_NAME = "ceres.rollout.metric_gate"
+_SAMPLING = "sampling"  # a check's status until it is decided (verdict.CheckProgress)
+_MESSAGE_CHARS = 160  # a query error's message is cut to this in a round line
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        task_vars = task_vars or {}
+        validation = ArgumentSpecValidator(
+            argument_spec(),
+            mutually_exclusive=PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE,
+            required_together=PROMETHEUS_CONNECTION_REQUIRED_TOGETHER,
+        ).validate(self._args_with_task_environment())
+        params = validation.validated_parameters
+        # The values AnsibleModule would mask in its result: no_log options (bearer_token,
+        # password, every value of headers), given or from the environment.
+        no_log_values = validation._no_log_values  # pylint: disable=protected-access
+
+        def finish(outcome):
+            outcome["invocation"] = {"module_args": params}
+            result.update(remove_values(outcome, no_log_values))
+            return result
+
+        if validation.errors.errors:
+            message = validation.errors.msg
+            if isinstance(validation.errors[0], UnsupportedError):
+                message = "Unsupported parameters for (%s) module: %s" % (
+                    self._task.resolved_action or MODULE_NAME,
+                    message,
+                )
+            return finish({"failed": True, "msg": message})
+        try:
+            checks = build_checks(params["checks"])
+            policy = build_policy(
+                samples=params["samples"],
+                interval=params["interval"],
+                failure_limit=params["failure_limit"],
+                error_limit=params["error_limit"],
+                no_data=params["no_data"],
+                warmup=params["warmup"],
+            )
+            client = PrometheusClient.from_module_params(params)
+        except (GateConfigError, PrometheusConfigError) as config_error:
+            return finish({"failed": True, "msg": str(config_error)})
+
+        printer = None
+        if params["progress"] and not self._task.no_log:
+            host = task_vars.get("inventory_hostname") or "localhost"
+            printer = RoundPrinter(host, policy, emit=lambda line: display.display(remove_values(line, no_log_values)))
+        gate_result = run_gate(
+            checks,
+            policy,
+            client.query,
+            on_round=printer.on_round if printer else None,
+            wall_clock=printer.wall_clock if printer else time.time,
+        ).as_dict()
+        outcome = dict(gate_result, changed=False)
+        if params["fail_on_breach"] and not gate_result["passed"]:
+            outcome.update(
+                failed=True, msg="metric gate verdict %s: %s" % (gate_result["verdict"], gate_result["reason"])
+            )
+        return finish(outcome)
+
+    def _args_with_task_environment(self):
+        """The task's arguments, with the environment fallbacks (CERES_PROMETHEUS_URL, ...) taken
+        from the task's ``environment`` first, as the module saw them when it ran on the host."""
+        args = dict(self._task.args)
+        environment = {}
+        for layer in self._task.environment if isinstance(self._task.environment, list) else [self._task.environment]:
+            if layer:
+                environment.update(self._templar.template(layer))
+        if not environment:
+            return args
+        merged = dict(os.environ, **{str(name): value for name, value in environment.items()})
+        for option, settings in argument_spec().items():
+            strategy, *fallback = settings.get("fallback") or (None,)
+            if strategy is not env_fallback or option in args:
+                continue
+            found = next((name for name in fallback[0] if name in merged), None)
+            if found in environment:
+                args[option] = str(environment[found])
+        return args
+
+
+class RoundPrinter:
+    """Turns each round of :func:`verdict.run_gate` into one line through ``emit``:
+
+    ``metric_gate [host] round 3 (2/10 samples, warm-up): error-rate=0 (max 0.001, 4210 req) ok; p95-ms=74.2
+    (max 100) ok``
+
+    Names, values, bounds, request counts and what the sample did; never the queries. Pass
+    :meth:`wall_clock` as run_gate's ``wall_clock`` so the line knows when its round started
+    (for "warm-up"); the engine asks for it once per round, when the round starts.
+    """
+
+    def __init__(self, host, policy, emit, clock=time.monotonic, wall_clock=time.time):
+        self.host = host
+        self.policy = policy
+        self.emit = emit
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._started_at = clock()
+        self._round_started_at = self._started_at
+        self._seen = {}
+
+    def wall_clock(self):
+        self._round_started_at = self._clock()
+        return self._wall_clock()
+
+    def on_round(self, round_number, progress):
+        # Showing a round must never stop the gate: the verdict matters more than the line.
+        try:
+            self.emit(self.format_round(round_number, progress))
+        except Exception as error:  # pylint: disable=broad-except
+            try:
+                self.emit("metric_gate [%s] round %d: (cannot show this round: %s)" % (self.host, round_number, error))
+            except Exception:  # pylint: disable=broad-except
+                pass
+
+    def format_round(self, round_number, progress):
+        counted = min(check_progress.counted for check_progress in progress)
+        header = "%d/%d samples" % (counted, self.policy.samples)
+        if self._round_started_at - self._started_at < self.policy.warmup_seconds:
+            header += ", warm-up"
+        parts = []
+        for index, check_progress in enumerate(progress):
+            before = self._seen.get(index) or _Snapshot()
+            parts.append(self._check_part(before, check_progress))
+            self._seen[index] = _Snapshot.of(check_progress)
+        return "metric_gate [%s] round %d (%s): %s" % (self.host, round_number, header, "; ".join(parts))
+
+    def _check_part(self, before, now):
+        check = now.check
+        if before.status != _SAMPLING:
+            return "%s %s" % (check.name, now.status)  # decided in an earlier round, not sampled
+        if now.errors > before.errors:
+            message = now.message if len(now.message) <= _MESSAGE_CHARS else now.message[: _MESSAGE_CHARS - 3] + "..."
+            part = "%s: query error (%d in a row, error_limit %d): %s" % (
+                check.name,
+                now.consecutive_errors,
+                self.policy.error_limit,
+                message,
+            )
+            word = "error"
+        else:
+            value = now.values[-1] if now.values else None
+            details = [_bounds(check)]
+            requests = now.requests[-1] if check.needs_evidence and now.requests else None
+            if requests is not None and value is not None:
+                details.append("%d req" % round(requests))
+            word = _what_the_sample_did(before, now)
+            shown = "no data" if value is None else format_number(value)
+            part = "%s=%s (%s) %s" % (check.name, shown, ", ".join(details), word)
+        if now.status != _SAMPLING and now.status != word:
+            part += " -> %s" % now.status
+        return part
+
+
+class _Snapshot:
+    """The counters of one check after a round, to tell what the next round's sample did."""
+
+    def __init__(self, status=_SAMPLING, accepted=0, breaches=0, short_of_evidence=0, warmup_ignored=0, errors=0):
+        self.status = status
+        self.accepted = accepted
+        self.breaches = breaches
+        self.short_of_evidence = short_of_evidence
+        self.warmup_ignored = warmup_ignored
+        self.errors = errors
+
+    @classmethod
+    def of(cls, check_progress):
+        return cls(
+            check_progress.status,
+            check_progress.accepted,
+            check_progress.breaches,
+            check_progress.short_of_evidence,
+            check_progress.warmup_ignored,
+            check_progress.errors,
+        )
+
+
+def _what_the_sample_did(before, now):
+    if now.breaches > before.breaches:
+        return "BREACH"
+    if now.short_of_evidence > before.short_of_evidence:
+        return "too few requests (min %s)" % format_number(now.check.min_requests)
+    if now.warmup_ignored > before.warmup_ignored:
+        return "warm-up, not counted"
+    if now.accepted > before.accepted:
+        return "ok"
+    return now.status  # inconclusive: a response with warnings, or no data with no_data=inconclusive
+
+
+def _bounds(check):
+    bounds = []
+    if check.min is not None:
+        bounds.append("min %s" % format_number(check.min))
+    if check.max is not None:
+        bounds.append("max %s" % format_number(check.max))
+    return ", ".join(bounds)
