@@ -62,10 +62,7 @@ class ActionModule(ActionBase):
         if validation.errors.errors:
             message = validation.errors.msg
             if isinstance(validation.errors[0], UnsupportedError):
-                message = "Unsupported parameters for (%s) module: %s" % (
-                    self._task.resolved_action or MODULE_NAME,
-                    message,
-                )
+                message = "Unsupported parameters for (%s) module: %s" % (MODULE_NAME, message)
             return finish({"failed": True, "msg": message})
         try:
             checks = build_checks(params["checks"])
@@ -173,13 +170,16 @@ class RoundPrinter:
             return "%s %s" % (check.name, now.status)  # decided in an earlier round, not sampled
         if now.errors > before.errors:
             message = now.message if len(now.message) <= _MESSAGE_CHARS else now.message[: _MESSAGE_CHARS - 3] + "..."
-            part = "%s: query error (%d in a row, error_limit %d): %s" % (
-                check.name,
-                now.consecutive_errors,
-                self.policy.error_limit,
-                message,
-            )
-            word = "error"
+            if now.status == _SAMPLING:
+                part = "%s: query error (%d in a row, error_limit %d): %s" % (
+                    check.name,
+                    now.consecutive_errors,
+                    self.policy.error_limit,
+                    message,
+                )
+            else:  # the message says how many errors in a row ended the check
+                part = "%s: %s" % (check.name, message)
+            word = "query error"
         else:
             value = now.values[-1] if now.values else None
             details = [_bounds(check)]
