@@ -22,6 +22,10 @@ NAMESPACES = {
     "critical": (3, 30, ["auth", "billing"]),
 }
 NODE_COUNT = 3
+# Requests per second the traffic simulator sends to each demo app (its VirtualService's
+# sandbox.ceres.io/rps). At the pilot's 10%, 200 rps reach the canary: the 3,000 requests the
+# rule of three needs behind a "< 0.1% errors" verdict arrive within 15 s of a shift.
+DEMO_RPS = 2000
 
 
 def subset_name(version: str) -> str:
@@ -90,7 +94,8 @@ def _deployment(namespace: str, app: str, version: str, image: str, extra_labels
     }
 
 
-def _app_objects(namespace: str, app: str) -> list[dict]:
+def app_objects(namespace: str, app: str, rps: int = DEMO_RPS) -> list[dict]:
+    """One demo app: Service, DestinationRule, VirtualService (100% stable) and a Deployment per version."""
     stable, canary = subset_name(STABLE_VERSION), subset_name(CANARY_VERSION)
     return [
         {
@@ -114,7 +119,7 @@ def _app_objects(namespace: str, app: str) -> list[dict]:
         {
             "apiVersion": "networking.istio.io/v1",
             "kind": "VirtualService",
-            "metadata": {"name": app, "namespace": namespace},
+            "metadata": {"name": app, "namespace": namespace, "annotations": {"sandbox.ceres.io/rps": str(rps)}},
             "spec": {
                 "hosts": [app],
                 "http": [
@@ -138,7 +143,7 @@ def demo_objects(database_password: str) -> list[dict]:
             labels["rollout.ceres.io/wave"] = str(wave)
         objects.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}})
         for app in apps:
-            objects.extend(_app_objects(namespace, app))
+            objects.extend(app_objects(namespace, app))
 
     objects.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ceres-system"}})
     postgres = _deployment("ceres-system", "postgres-main", "15", "postgres:15")

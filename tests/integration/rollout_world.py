@@ -1,0 +1,232 @@
+"""A private copy of the demo world for one end-to-end test, and the playbook runs against it.
+
+Each test gets its own namespaces (``e2e-<id>-...``), its own lock and journal
+(``ceres-system/e2e-<id>``) and its own backup prefix, so the end-to-end tests run in
+parallel without seeing each other. Playbooks run as a user runs them:
+``ansible-playbook playbooks/<name>.yml -i inventories/local -e @vars.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import canary_world as world
+from integration_support import ROOT, SANDBOX_ENV
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+STABLE_SUBSET = world.STABLE_SUBSET
+CANARY_SUBSET = world.CANARY_SUBSET
+BUCKET = SANDBOX_ENV.get("CERES_BACKUP_BUCKET", "ceres-backups")
+RPS = 2000  # the demo world's: 200 rps at 10%, the rule of three's 3000 requests within 15 s
+JOURNAL_NAMESPACE = "ceres-system"
+
+
+def ensure_vault_password() -> None:
+    """The sandbox-only vault password the local inventory's backup role reads (never removed here)."""
+    path = Path(SANDBOX_ENV["CERES_SANDBOX_DIR"]) / "vault-password"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(uuid.uuid4().hex + "\n")
+
+
+class Playbook:
+    """One ansible-playbook run in the background, its output collected line by line."""
+
+    def __init__(self, name: str, extra_vars: dict, *args: str):
+        self._dir = tempfile.TemporaryDirectory(prefix="ceres-e2e-")
+        vars_file = Path(self._dir.name) / "vars.json"
+        vars_file.write_text(json.dumps(extra_vars))
+        command = [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "playbooks/%s.yml" % name,
+            "-i",
+            "inventories/local",
+            "-e",
+            "@%s" % vars_file,
+            *args,
+        ]
+        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for_line(self, text: str, timeout: float = 300) -> str:
+        """Block until a line containing ``text`` is printed; fail if the run ends first."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines:
+                    if text in line:
+                        return line
+                if self.process.poll() is not None and not self._reader.is_alive():
+                    raise AssertionError("the run ended without printing %r:\n%s" % (text, self.output))
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError("no line with %r within %ss:\n%s" % (text, timeout, self.output))
+                self._changed.wait(min(remaining, 1))
+
+    def wait(self, timeout: float = 600) -> int:
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("ansible-playbook did not end within %ss:\n%s" % (timeout, self.output))
+        self._reader.join(timeout=10)
+        self._dir.cleanup()
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL the whole run (ansible-playbook and its workers), as a machine dying would."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=30)
+        self._reader.join(timeout=10)
+
+
+class RolloutWorld:
+    """The demo world's shape in namespaces of one test, with its own journal and backups."""
+
+    def __init__(self, kube, label: str):
+        self.kube = kube
+        self.id = "%s-%s" % (label, uuid.uuid4().hex[:6])
+        self.journal_name = "e2e-%s" % self.id
+        self.backup_prefix = "ceres-e2e/%s/" % self.id
+        self.namespaces: list[str] = []
+        self.apps: dict[str, list[str]] = {}
+        self.custom = client.CustomObjectsApi(kube)
+        self.apps_api = client.AppsV1Api(kube)
+        self.core = client.CoreV1Api(kube)
+
+    # --- building ----------------------------------------------------------------------
+
+    def namespace(self, suffix: str, apps: list[str], canary_annotations: dict | None = None) -> str:
+        name = ("e2e-%s-%s" % (self.id, suffix))[:63].rstrip("-")
+        world.create_namespace(self.kube, name)
+        self.namespaces.append(name)
+        self.apps[name] = list(apps)
+        for app in apps:
+            world.create_app(self.kube, name, app, dict(canary_annotations or {}), canary_weight=0, rps=RPS)
+        return name
+
+    def pilot_vars(self, namespace: str, **extra) -> dict:
+        return {
+            "ceres_pilot": {"namespace": namespace, "apps": self.apps[namespace], "canary_steps": [10, 25, 50]},
+            "ceres_waves": [],
+            "ceres_rollout_journal": {"namespace": JOURNAL_NAMESPACE, "name": self.journal_name},
+            "ceres_backup_target": {
+                "kind": "s3",
+                "bucket": BUCKET,
+                "endpoint_url": SANDBOX_ENV["AWS_ENDPOINT_URL"],
+                "region": SANDBOX_ENV.get("AWS_REGION", "us-east-1"),
+                "prefix": self.backup_prefix,
+                "keep": 2,
+            },
+            **extra,
+        }
+
+    # --- reading -----------------------------------------------------------------------
+
+    def virtual_service(self, namespace: str, app: str) -> dict:
+        return self.custom.get_namespaced_custom_object(*world.ISTIO, namespace, "virtualservices", app)
+
+    def canary_weight(self, namespace: str, app: str) -> int:
+        routes = self.virtual_service(namespace, app)["spec"]["http"][0]["route"]
+        return sum(entry.get("weight", 0) for entry in routes if entry["destination"].get("subset") == CANARY_SUBSET)
+
+    def journal(self) -> list[dict]:
+        """Every record of this world's journal, in the order written."""
+        try:
+            configmap = self.core.read_namespaced_config_map(self.journal_name + "-journal", JOURNAL_NAMESPACE)
+        except ApiException as error:
+            if error.status == 404:
+                return []
+            raise
+        records = []
+        for key, value in sorted((configmap.data or {}).items()):
+            if key.startswith("run."):
+                records.extend(json.loads(line) for line in value.splitlines() if line.strip())
+        return sorted(records, key=lambda record: (record.get("updated_at") or record["recorded_at"], record["seq"]))
+
+    def lease(self):
+        try:
+            return client.CoordinationV1Api(self.kube).read_namespaced_lease(self.journal_name, JOURNAL_NAMESPACE)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def backup_keys(self) -> list[str]:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=SANDBOX_ENV["AWS_ENDPOINT_URL"],
+            region_name=SANDBOX_ENV.get("AWS_REGION", "us-east-1"),
+            aws_access_key_id=SANDBOX_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=SANDBOX_ENV["AWS_SECRET_ACCESS_KEY"],
+        )
+        keys = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=self.backup_prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        return sorted(keys)
+
+    # --- changing ----------------------------------------------------------------------
+
+    def set_weight(self, namespace: str, app: str, weight: int) -> None:
+        """Put ``weight``% of an app's traffic on its canary, as an earlier step would have."""
+        virtual_service = self.virtual_service(namespace, app)
+        virtual_service["spec"]["http"][0]["route"] = [
+            {"destination": {"host": app, "subset": STABLE_SUBSET}, "weight": 100 - weight},
+            {"destination": {"host": app, "subset": CANARY_SUBSET}, "weight": weight},
+        ]
+        self.custom.replace_namespaced_custom_object(*world.ISTIO, namespace, "virtualservices", app, virtual_service)
+
+    def annotate_canary(self, namespace: str, app: str, annotations: dict) -> None:
+        world.annotate_canary(self.kube, namespace, app, annotations)
+
+    def cleanup(self) -> None:
+        for namespace in self.namespaces:
+            world.delete_namespace(self.kube, namespace)
+        for delete in (
+            lambda: self.core.delete_namespaced_config_map(self.journal_name + "-journal", JOURNAL_NAMESPACE),
+            lambda: client.CoordinationV1Api(self.kube).delete_namespaced_lease(self.journal_name, JOURNAL_NAMESPACE),
+        ):
+            try:
+                delete()
+            except ApiException as error:
+                if error.status != 404:
+                    raise

@@ -1,0 +1,74 @@
+"""End-to-end: rollback.yml with only the Kubernetes API, and rollback winning over a running pilot."""
+
+from __future__ import annotations
+
+import socket
+
+from rollout_world import Playbook
+
+pytest_plugins = ["e2e_fixtures"]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def unreachable(world, namespaces: list[str]) -> dict:
+    """Vars that point Prometheus and object storage at closed ports: neither is up for this run."""
+    variables = world.pilot_vars(namespaces[0])
+    variables["ceres_prometheus_url"] = "http://127.0.0.1:%d" % closed_port()
+    variables["ceres_backup_target"]["endpoint_url"] = "http://127.0.0.1:%d" % closed_port()
+    variables["ceres_waves"] = [{"name": "wave1", "namespaces": namespaces[1:], "user_share": 30}]
+    return variables
+
+
+def test_rollback_in_the_middle_of_a_wave_with_prometheus_and_s3_down_sends_every_app_to_stable(rollout_world):
+    world = rollout_world
+    pilot = world.namespace("pilot", ["checkout"])
+    wave = world.namespace("wave", ["catalog", "recommendations"])
+    # the middle of a wave: apps at different weights, one not started
+    world.set_weight(pilot, "checkout", 50)
+    world.set_weight(wave, "catalog", 25)
+
+    run = Playbook("rollback", unreachable(world, [pilot, wave]))
+    code = run.wait()
+
+    assert code == 0, run.output
+    for namespace, app in ((pilot, "checkout"), (wave, "catalog"), (wave, "recommendations")):
+        assert world.canary_weight(namespace, app) == 0, (namespace, app)
+    records = world.journal()
+    assert records[-1]["step_id"] == "rollback/done" and records[-1]["outcome"] == "completed", records
+    assert "%s/checkout" % pilot in records[-1]["message"]
+
+    # again: nothing left to do, nothing changed on the routes
+    again = Playbook("rollback", unreachable(world, [pilot, wave]))
+    assert again.wait() == 0, again.output
+    assert "Every app back to 100% stable" in again.output
+    shift_lines = [line for line in again.lines if line.startswith("changed:") and "100% stable" in line]
+    assert not shift_lines, shift_lines
+
+
+def test_rollback_during_a_running_pilot_wins_and_a_second_pilot_is_refused(rollout_world):
+    world = rollout_world
+    namespace = world.namespace("race", ["checkout"])
+    variables = world.pilot_vars(namespace)
+
+    pilot = Playbook("pilot", variables)
+    pilot.wait_for_line("TASK [ceres.rollout.canary : Gate every app at 10%]")
+
+    # a second pilot while the first runs: refused, naming the holder
+    second = Playbook("pilot", variables)
+    assert second.wait() != 0, second.output
+    assert "held by" in second.output or "holds" in second.output, second.output
+
+    rollback = Playbook("rollback", variables | {"ceres_waves": []})
+    assert rollback.wait() == 0, rollback.output
+    assert world.canary_weight(namespace, "checkout") == 0
+
+    # the pilot stops at its next step: it lost the lock to the rollback
+    assert pilot.wait() != 0, pilot.output
+    assert "rollback" in pilot.output and world.canary_weight(namespace, "checkout") == 0
+    phases = [record["phase"] for record in world.journal()]
+    assert "rollback" in phases
