@@ -5,7 +5,7 @@ import datetime
 import json
 
 import pytest
-from k8s_stub import FakeVirtualServiceApi, entry
+from k8s_stub import VS_PATH, FakeKubeApi, entry
 
 from ansible_collections.ceres.rollout.plugins.module_utils import istio
 from ansible_collections.ceres.rollout.plugins.module_utils.istio import (
@@ -479,19 +479,19 @@ def no_sleep(_seconds):
 
 
 def test_shift_traffic_writes_and_reads_back():
-    api = FakeVirtualServiceApi(three_route_virtual_service())
+    api = FakeKubeApi(three_route_virtual_service())
     result = shift_traffic(api, shift_request(weight=10), now=NOW, sleep=no_sleep)
     assert result.changed and result.previous_weight == 0 and result.weight == 10
     assert result.api_version == "networking.istio.io/v1"
     assert [call[0] for call in api.calls] == ["GET", "PUT", "GET"]
     assert api.calls[1][1] == "/apis/networking.istio.io/v1/namespaces/pilot-apps/virtualservices/checkout"
-    assert destinations_of(api.stored, 1) == [entry("checkout", "v2-9", 90), entry("checkout", "v3-0-0", 10)]
-    assert result.after == api.stored
+    assert destinations_of(api.objects[VS_PATH], 1) == [entry("checkout", "v2-9", 90), entry("checkout", "v3-0-0", 10)]
+    assert result.after == api.objects[VS_PATH]
     assert result.before["metadata"]["resourceVersion"] == "41"
 
 
 def test_shift_traffic_second_run_writes_nothing():
-    api = FakeVirtualServiceApi(three_route_virtual_service())
+    api = FakeKubeApi(three_route_virtual_service())
     shift_traffic(api, shift_request(weight=10), now=NOW, sleep=no_sleep)
     api.calls.clear()
     result = shift_traffic(api, shift_request(weight=10), now=NOW, sleep=no_sleep)
@@ -501,32 +501,32 @@ def test_shift_traffic_second_run_writes_nothing():
 
 
 def test_shift_traffic_check_mode_predicts_without_writing():
-    api = FakeVirtualServiceApi(three_route_virtual_service())
-    original = copy.deepcopy(api.stored)
+    api = FakeKubeApi(three_route_virtual_service())
+    original = copy.deepcopy(api.objects[VS_PATH])
     result = shift_traffic(api, shift_request(weight=40), check_mode=True, now=NOW, sleep=no_sleep)
     assert result.changed
     assert api.writes() == []
-    assert api.stored == original
+    assert api.objects[VS_PATH] == original
     assert destinations_of(result.after, 1) == [entry("checkout", "v2-9", 60), entry("checkout", "v3-0-0", 40)]
 
 
 def test_conflict_rereads_and_reapplies_on_top_of_the_rival_write():
-    api = FakeVirtualServiceApi(three_route_virtual_service())
+    api = FakeKubeApi(three_route_virtual_service())
 
     def rival_changes_the_fallback_route(fake):
-        fake.stored["spec"]["http"][2]["timeout"] = "9s"
-        fake.stored["metadata"]["resourceVersion"] = "50"
+        fake.objects[VS_PATH]["spec"]["http"][2]["timeout"] = "9s"
+        fake.objects[VS_PATH]["metadata"]["resourceVersion"] = "50"
 
-    api.before_put.append(rival_changes_the_fallback_route)
+    api.before_write.append(rival_changes_the_fallback_route)
     result = shift_traffic(api, shift_request(weight=25), now=NOW, sleep=no_sleep)
     assert result.changed
     assert [call[0] for call in api.calls] == ["GET", "PUT", "GET", "PUT", "GET"]
-    assert api.stored["spec"]["http"][2]["timeout"] == "9s"  # the rival's change survives
-    assert destinations_of(api.stored, 1) == [entry("checkout", "v2-9", 75), entry("checkout", "v3-0-0", 25)]
+    assert api.objects[VS_PATH]["spec"]["http"][2]["timeout"] == "9s"  # the rival's change survives
+    assert destinations_of(api.objects[VS_PATH], 1) == [entry("checkout", "v2-9", 75), entry("checkout", "v3-0-0", 25)]
 
 
 def test_a_write_whose_answer_was_lost_still_reports_changed():
-    api = FakeVirtualServiceApi(three_route_virtual_service())
+    api = FakeKubeApi(three_route_virtual_service())
     original_put = api.put
 
     def put_lands_but_answer_is_lost_then_retry_conflicts(path, body):
@@ -539,24 +539,27 @@ def test_a_write_whose_answer_was_lost_still_reports_changed():
     assert result.changed is True
     assert result.previous_weight == 0
     assert destinations_of(result.before, 1) == [entry("checkout", "v2-9", 100)]
-    assert destinations_of(api.stored, 1) == [entry("checkout", "v2-9", 80), entry("checkout", "v3-0-0", 20)]
+    assert destinations_of(api.objects[VS_PATH], 1) == [entry("checkout", "v2-9", 80), entry("checkout", "v3-0-0", 20)]
 
 
 def test_a_rival_that_already_wrote_the_same_weights_is_not_our_change():
-    api = FakeVirtualServiceApi(three_route_virtual_service())
+    api = FakeKubeApi(three_route_virtual_service())
 
     def rival_sets_the_same_weights(fake):
-        fake.stored["spec"]["http"][1]["route"] = [entry("checkout", "v2-9", 80), entry("checkout", "v3-0-0", 20)]
-        fake.stored["metadata"]["resourceVersion"] = "60"
+        fake.objects[VS_PATH]["spec"]["http"][1]["route"] = [
+            entry("checkout", "v2-9", 80),
+            entry("checkout", "v3-0-0", 20),
+        ]
+        fake.objects[VS_PATH]["metadata"]["resourceVersion"] = "60"
 
-    api.before_put.append(rival_sets_the_same_weights)
+    api.before_write.append(rival_sets_the_same_weights)
     result = shift_traffic(api, shift_request(weight=20), now=NOW, sleep=no_sleep)
     assert result.changed is False
     assert result.previous_weight == 20
 
 
 def test_conflicts_beyond_the_limit_fail_clearly():
-    api = FakeVirtualServiceApi(three_route_virtual_service())
+    api = FakeKubeApi(three_route_virtual_service())
     api.always_conflict = True
     with pytest.raises(TooManyConflicts) as raised:
         shift_traffic(api, shift_request(weight=25, max_conflict_retries=2), now=NOW, sleep=no_sleep)
@@ -568,24 +571,24 @@ def test_conflicts_beyond_the_limit_fail_clearly():
 
 
 def test_read_back_mismatch_fails():
-    api = FakeVirtualServiceApi(three_route_virtual_service())
+    api = FakeKubeApi(three_route_virtual_service())
 
     def rival_resets_the_weights(fake):
-        fake.stored["spec"]["http"][1]["route"] = [entry("checkout", "v2-9", 100)]
+        fake.objects[VS_PATH]["spec"]["http"][1]["route"] = [entry("checkout", "v2-9", 100)]
 
-    api.after_put.append(rival_resets_the_weights)
+    api.after_write.append(rival_resets_the_weights)
     with pytest.raises(WeightsNotApplied, match="reads back with canary 0% and stable 100%") as raised:
         shift_traffic(api, shift_request(weight=25), now=NOW, sleep=no_sleep)
     assert raised.value.written is True  # the module reports changed: the PUT landed
 
 
 def test_a_failed_read_back_get_still_says_the_write_landed():
-    api = FakeVirtualServiceApi(three_route_virtual_service())
+    api = FakeKubeApi(three_route_virtual_service())
 
     def the_object_vanishes(fake):
-        fake.stored = None
+        del fake.objects[VS_PATH]
 
-    api.after_put.append(the_object_vanishes)
+    api.after_write.append(the_object_vanishes)
     with pytest.raises(NotFound) as raised:
         shift_traffic(api, shift_request(weight=25), now=NOW, sleep=no_sleep)
     assert raised.value.written is True
@@ -608,22 +611,22 @@ def test_a_stable_without_subset_stays_locatable_once_the_canary_is_beside_it(ro
     is added beside it, the entry without a subset is still the stable one, so the write
     reads back, the next step shifts further and rollback (weight 0) works."""
     stable = Destination("checkout")
-    api = FakeVirtualServiceApi(virtual_service(route("primary", entry(route_host, weight=100))))
+    api = FakeKubeApi(virtual_service(route("primary", entry(route_host, weight=100))))
     request = shift_request(stable=stable, canary=canary, weight=10)
     assert shift_traffic(api, request, now=NOW, sleep=no_sleep).changed is True
-    assert destinations_of(api.stored) == [entry(route_host, weight=90), added]
+    assert destinations_of(api.objects[VS_PATH]) == [entry(route_host, weight=90), added]
     assert shift_traffic(api, request, now=NOW, sleep=no_sleep).changed is False
     further = shift_traffic(api, shift_request(stable=stable, canary=canary, weight=50), now=NOW, sleep=no_sleep)
     assert further.changed is True and further.previous_weight == 10
     rollback = shift_traffic(api, shift_request(stable=stable, canary=canary, weight=0), now=NOW, sleep=no_sleep)
     assert rollback.changed is True and rollback.previous_weight == 50
-    assert traffic_shares(destinations_of(api.stored)) == [100, 0]
+    assert traffic_shares(destinations_of(api.objects[VS_PATH])) == [100, 0]
 
 
 def test_a_shift_that_could_not_be_read_back_is_refused_before_writing():
     """Stable {host: checkout} over a route whose only entry is checkout/v2-9: adding the canary
     checkout/v3-0-0 would leave the stable selector matching both; nothing is written."""
-    api = FakeVirtualServiceApi(virtual_service(route("primary", entry("checkout", "v2-9", 100))))
+    api = FakeKubeApi(virtual_service(route("primary", entry("checkout", "v2-9", 100))))
     with pytest.raises(InvalidRequest) as raised:
         shift_traffic(api, shift_request(stable=Destination("checkout"), weight=10), now=NOW, sleep=no_sleep)
     assert str(raised.value).startswith(
@@ -635,21 +638,21 @@ def test_a_shift_that_could_not_be_read_back_is_refused_before_writing():
 
 
 def test_missing_virtual_service_names_the_field():
-    api = FakeVirtualServiceApi(three_route_virtual_service())
+    api = FakeKubeApi(three_route_virtual_service())
     with pytest.raises(VirtualServiceNotFound, match="^name: VirtualService pilot-apps/cart not found$"):
         shift_traffic(api, shift_request(name="cart"), sleep=no_sleep)
     assert api.writes() == []
 
 
 def test_v1beta1_fallback_when_v1_is_not_served():
-    api = FakeVirtualServiceApi(three_route_virtual_service(), served_versions=("networking.istio.io/v1beta1",))
+    api = FakeKubeApi(three_route_virtual_service(), served={"virtualservices": ("networking.istio.io/v1beta1",)})
     result = shift_traffic(api, shift_request(weight=10), now=NOW, sleep=no_sleep)
     assert result.api_version == "networking.istio.io/v1beta1"
     assert api.calls[-1][1].startswith("/apis/networking.istio.io/v1beta1/")
 
 
 def test_explicit_api_version_is_not_second_guessed():
-    api = FakeVirtualServiceApi(three_route_virtual_service(), served_versions=())
+    api = FakeKubeApi(three_route_virtual_service(), served={"virtualservices": ()})
     with pytest.raises(
         VirtualServiceNotFound,
         match="^api_version: the API server does not serve VirtualServices "
@@ -659,7 +662,7 @@ def test_explicit_api_version_is_not_second_guessed():
 
 
 def test_validation_happens_before_any_request():
-    api = FakeVirtualServiceApi(three_route_virtual_service())
+    api = FakeKubeApi(three_route_virtual_service())
     with pytest.raises(InvalidRequest):
         shift_traffic(api, shift_request(weight=150), sleep=no_sleep)
     assert api.calls == []
@@ -683,7 +686,7 @@ def test_conflict_rereads_stop_at_the_clients_timeout():
     """max_conflict_retries would allow 100 re-reads; the client's 3 s budget allows 7 (jittered
     delays at their ceiling: 0.05, 0.1, 0.2, 0.4, 0.8, 1.0, then 1.0 would pass the 3 s)."""
     clock = FakeClock()
-    api = FakeVirtualServiceApi(three_route_virtual_service())
+    api = FakeKubeApi(three_route_virtual_service())
     api.always_conflict = True
     api.deadline = Deadline(3.0, clock=clock)
     with pytest.raises(TooManyConflicts) as raised:
@@ -701,14 +704,14 @@ def test_conflict_rereads_stop_at_the_clients_timeout():
 
 def test_no_conflict_retry_is_made_once_the_timeout_is_spent():
     clock = FakeClock()
-    api = FakeVirtualServiceApi(three_route_virtual_service())
+    api = FakeKubeApi(three_route_virtual_service())
     api.deadline = Deadline(1.0, clock=clock)
 
     def rival_writes_and_time_runs_out(fake):
-        fake.stored["metadata"]["resourceVersion"] = "50"
+        fake.objects[VS_PATH]["metadata"]["resourceVersion"] = "50"
         clock.now += 1.0
 
-    api.before_put.append(rival_writes_and_time_runs_out)
+    api.before_write.append(rival_writes_and_time_runs_out)
     with pytest.raises(TooManyConflicts, match="^timeout: gave up after 1 attempt in 1.0 s, the timeout of 1 s"):
         shift_traffic(api, shift_request(weight=10), now=NOW, sleep=clock.sleep)
     assert [call[0] for call in api.calls] == ["GET", "PUT"]

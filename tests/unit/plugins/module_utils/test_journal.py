@@ -7,7 +7,7 @@ import json
 import threading
 
 import pytest
-from test_journal_fake_api import FakeKubeApi, configmap_path
+from k8s_stub import FakeKubeApi, configmap_path
 
 from ansible_collections.ceres.rollout.plugins.module_utils import journal
 from ansible_collections.ceres.rollout.plugins.module_utils.journal import JournalError, JournalFull, RecordRequest

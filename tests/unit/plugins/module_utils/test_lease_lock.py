@@ -1,4 +1,4 @@
-"""lease_lock: the rollout lock as a Lease, against the stateful fake API (test_journal_fake_api)."""
+"""lease_lock: the rollout lock as a Lease, against the fake API server (k8s_stub)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import threading
 
 import pytest
-from test_journal_fake_api import FakeKubeApi, lease_path
+from k8s_stub import FakeKubeApi, lease_path
 
 from ansible_collections.ceres.rollout.plugins.module_utils import lease_lock, lease_state
 from ansible_collections.ceres.rollout.plugins.module_utils.lease_lock import (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from workloads_stub import FakeWorkloadApi, daemonset, deployment, in_progress_status, statefulset
+from k8s_stub import FakeKubeApi, daemonset, deployment, in_progress_status, statefulset
 
 from ansible_collections.ceres.rollout.plugins.module_utils import workloads
 from ansible_collections.ceres.rollout.plugins.module_utils.workloads import Selection, SelectionError
@@ -11,7 +11,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.workloads import Sel
 
 @pytest.fixture
 def api():
-    fake = FakeWorkloadApi(namespaces=["empty"])
+    fake = FakeKubeApi(namespaces=["empty"])
     fake.add(deployment("ns-a", "web", labels={"app": "web", "tier": "front"}))
     fake.add(deployment("ns-a", "db", labels={"app": "db"}))
     fake.add(statefulset("ns-a", "cache", labels={"app": "cache"}))
@@ -86,7 +86,7 @@ def test_unknown_kind_is_refused():
 
 
 def test_a_namespace_the_caller_may_not_read_is_not_an_error():
-    class Forbidding(FakeWorkloadApi):
+    class Forbidding(FakeKubeApi):
         def get(self, path, query=None):
             if path.startswith("/api/v1/namespaces/") and path.count("/") == 4:
                 raise workloads.Forbidden("GET %s: 403 Forbidden" % path, status=403)

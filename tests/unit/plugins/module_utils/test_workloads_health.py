@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from workloads_stub import (
-    FakeWorkloadApi,
+from k8s_stub import (
+    FakeKubeApi,
     container_status,
     deployment,
     pod_of,
@@ -27,7 +27,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.workloads_health imp
 
 def world(containers=None, created="2026-01-01T00:00:00Z"):
     """ns: Deployment web (one pod, through its ReplicaSet) and Deployment other (one healthy pod)."""
-    api = FakeWorkloadApi()
+    api = FakeKubeApi()
     web = api.add(deployment("ns", "web", labels={"app": "web"}))
     other = api.add(deployment("ns", "other", labels={"app": "other"}))
     web_rs = api.add(replicaset_of(web))
@@ -89,7 +89,7 @@ def test_restarts_in_a_pods_life_beyond_max_restarts():
 
 def test_init_container_restarts_count():
     api = world()
-    pod = api.objects[("pods", "ns", "web-5d8f9-aaaaa")]
+    pod = api.object("pods", "ns", "web-5d8f9-aaaaa")
     pod["status"]["initContainerStatuses"] = [container_status("init", restarts=1)]
     result = check(api)
     assert by_name(result)["web"]["restarts"] == 1
@@ -101,7 +101,7 @@ def test_restarts_against_a_baseline():
     first = check(api, max_restarts=10)
     assert first.baseline["ns/web-5d8f9-aaaaa"]["containers"] == {"app": 4}
     assert check(api, baseline=first.baseline).healthy  # nothing since
-    api.objects[("pods", "ns", "web-5d8f9-aaaaa")]["status"]["containerStatuses"][0]["restartCount"] = 6
+    api.object("pods", "ns", "web-5d8f9-aaaaa")["status"]["containerStatuses"][0]["restartCount"] = 6
     later = check(api, baseline=first.baseline, max_restarts=1)
     assert by_name(later)["web"]["reasons"] == [
         "pod web-5d8f9-aaaaa: 2 restarts since the baseline, more than max_restarts 1"
@@ -112,7 +112,7 @@ def test_restarts_against_a_baseline():
 def test_a_pod_new_since_the_baseline_counts_all_its_restarts():
     api = world(containers=[container_status(restarts=1)])
     baseline = check(api, max_restarts=5).baseline
-    pod = api.objects[("pods", "ns", "web-5d8f9-aaaaa")]
+    pod = api.object("pods", "ns", "web-5d8f9-aaaaa")
     pod["metadata"]["uid"] = "recreated-under-the-same-name"
     assert by_name(check(api, baseline=baseline))["web"]["restarts"] == 1
     del baseline["ns/web-5d8f9-aaaaa"]
@@ -154,7 +154,7 @@ def test_an_inexact_count_since_says_so():
 
 def test_a_deployment_not_rolled_out_is_unhealthy():
     api = world()
-    api.objects[("deployments", "ns", "web")]["status"]["availableReplicas"] = 0
+    api.object("deployments", "ns", "web")["status"]["availableReplicas"] = 0
     result = check(api)
     assert by_name(result)["web"]["reasons"] == ["not rolled out: 0 of 1 updated replicas available"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from workloads_stub import FakeWorkloadApi, daemonset, deployment, statefulset
+from k8s_stub import FakeKubeApi, daemonset, deployment, object_path, statefulset
 
 from ansible_collections.ceres.rollout.plugins.module_utils import workloads_restart
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
@@ -42,7 +42,7 @@ def clock():
 
 @pytest.fixture
 def api():
-    fake = FakeWorkloadApi()
+    fake = FakeKubeApi()
     for namespace in ("ns-a", "ns-b"):
         for name in ("web", "api", "worker"):
             fake.add(deployment(namespace, name, labels={"app": name}))
@@ -61,7 +61,7 @@ def test_every_workload_is_patched_with_only_the_annotations_then_waited_for(api
     api.rollout_reads = 3
     result = run(api, clock, restart_id="run-1")
     assert result.changed
-    assert len(api.patch_calls()) == 6
+    assert len(api.writes()) == 6
     for _path, body in api.patches:
         assert body == {
             "spec": {
@@ -94,10 +94,10 @@ def test_the_patches_are_in_flight_together(api, clock):
 
 def test_a_second_run_with_the_same_restart_id_changes_nothing(api, clock):
     run(api, clock, restart_id="run-1")
-    patches = len(api.patch_calls())
+    patches = len(api.writes())
     again = run(api, clock, restart_id="run-1")
     assert not again.changed
-    assert len(api.patch_calls()) == patches
+    assert len(api.writes()) == patches
     assert again.summary()["unchanged"] == 6 and again.summary()["ready"] == 6
     third = run(api, clock, restart_id="run-2")
     assert third.changed and third.summary()["restarted"] == 6
@@ -117,7 +117,7 @@ def test_check_mode_reports_and_changes_nothing(api, clock):
     result = run(api, clock, check_mode=True, restart_id="run-1")
     assert [outcome.workload.namespace for outcome in result.outcomes if outcome.restarted] == ["ns-b"] * 3
     assert result.changed
-    assert api.patch_calls() == [call for call in api.calls[:before] if call[0] == "PATCH"]
+    assert api.writes() == [call for call in api.calls[:before] if call[0] == "PATCH"]
     diff = workloads_restart.diff_of(result.outcomes)
     assert diff["before"]["Deployment ns-b/web"] == {}
     assert diff["after"]["Deployment ns-b/web"] == {ANNOTATION_RESTARTED_AT: NOW, ANNOTATION_RESTART_ID: "run-1"}
@@ -208,7 +208,7 @@ def test_a_409_after_a_concurrent_run_of_the_same_id_is_not_patched_again(api, c
     result = run(api, clock, restart_id="run-1", selection=Selection(namespaces=["ns-a"], names=["web"]))
     assert not result.changed  # the other run restarted it
     assert result.outcomes[0].status.ready
-    assert api.workload("deployments", "ns-a", "web")["metadata"]["generation"] == 2
+    assert api.object("deployments", "ns-a", "web")["metadata"]["generation"] == 2
 
 
 def test_conflicts_on_every_try_fail_naming_the_workload(api, clock):
@@ -234,7 +234,7 @@ def test_a_patch_refused_by_the_deadline_is_reported(api, clock):
 
 
 def test_paused_and_ondelete_workloads_are_refused_before_any_patch(clock):
-    api = FakeWorkloadApi()
+    api = FakeKubeApi()
     api.add(deployment("ns", "web"))
     api.add(deployment("ns", "held", paused=True))
     api.add(statefulset("ns", "db", strategy="OnDelete"))
@@ -245,11 +245,11 @@ def test_paused_and_ondelete_workloads_are_refused_before_any_patch(clock):
     assert "Deployment ns/held is paused" in message
     assert "StatefulSet ns/db has the OnDelete update strategy" in message
     assert "DaemonSet ns/agent has the OnDelete" in message
-    assert api.patch_calls() == []
+    assert api.writes() == []
 
 
 def test_statefulsets_and_daemonsets_roll_out(clock):
-    api = FakeWorkloadApi()
+    api = FakeKubeApi()
     api.add(statefulset("ns", "db", replicas=3))
     api.add(daemonset("ns", "agent"))
     api.rollout_reads = 2
@@ -263,7 +263,7 @@ def test_statefulsets_and_daemonsets_roll_out(clock):
 def test_a_missing_namespace_changes_nothing(api, clock):
     with pytest.raises(SelectionError, match="namespace nope does not exist"):
         run(api, clock, selection=Selection(namespaces=["ns-a", "nope"]))
-    assert api.patch_calls() == []
+    assert api.writes() == []
 
 
 def test_a_workload_deleted_while_waiting_is_reported(api, clock):
@@ -271,8 +271,8 @@ def test_a_workload_deleted_while_waiting_is_reported(api, clock):
     original = api.get
 
     def get(path, query=None):
-        if len(api.patch_calls()) == 6:  # the restarts are sent: someone deletes one
-            api.objects.pop(("deployments", "ns-a", "web"), None)
+        if len(api.writes()) == 6:  # the restarts are sent: someone deletes one
+            api.objects.pop(object_path("deployments", "ns-a", "web"), None)
         return original(path, query)
 
     api.get = get

@@ -1,18 +1,13 @@
 """rollout_journal as Ansible runs it: main() through the real K8sClient and urllib3, against the
-stateful fake Lease/ConfigMap API served over HTTP."""
+fake API server (k8s_stub) served over HTTP."""
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
-from k8s_stub import Fault
+from k8s_stub import FakeKubeApi, Fault, configmap_path, lease_path
 from k8s_stub import run_module as run_any_module
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "module_utils"))
-from test_journal_fake_api import FakeKubeApi, configmap_path, lease_path  # pylint: disable=wrong-import-position
 
 from ansible_collections.ceres.rollout.plugins.module_utils import k8s_args, k8s_client
 from ansible_collections.ceres.rollout.plugins.modules import rollout_journal

@@ -1,13 +1,12 @@
-"""rollout_restart as Ansible runs it, against the in-memory workload API served over HTTP."""
+"""rollout_restart as Ansible runs it, against the fake API server (k8s_stub) served over HTTP."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from k8s_stub import Fault
+from k8s_stub import FakeKubeApi, Fault, deployment
 from k8s_stub import run_module as run_any_module
-from workloads_stub import FakeWorkloadApi, deployment
 
 from ansible_collections.ceres.rollout.plugins.module_utils import workloads_restart
 from ansible_collections.ceres.rollout.plugins.modules import rollout_restart
@@ -28,7 +27,7 @@ def no_k8s_environment(monkeypatch):
 
 @pytest.fixture
 def api():
-    fake = FakeWorkloadApi()
+    fake = FakeKubeApi()
     for namespace in ("ns-a", "ns-b"):
         for name in ("web", "api"):
             fake.add(deployment(namespace, name, labels={"app": name}))
@@ -66,7 +65,7 @@ def test_restart_and_wait_reports_every_workload(capsys, api):
     assert first["message"].startswith("rolled out")
     assert "diff" not in result
     assert TOKEN not in output
-    assert len(api.patch_calls()) == 4
+    assert len(api.writes()) == 4
 
 
 def test_a_second_run_with_the_same_restart_id_reports_changed_false(capsys, api):
@@ -75,7 +74,7 @@ def test_a_second_run_with_the_same_restart_id_reports_changed_false(capsys, api
     assert not failed
     assert result["changed"] is False
     assert result["summary"]["restarted"] == 0 and result["summary"]["ready"] == 4
-    assert len(api.patch_calls()) == 4
+    assert len(api.writes()) == 4
 
 
 def test_check_mode_changes_nothing(capsys, api):
@@ -83,7 +82,7 @@ def test_check_mode_changes_nothing(capsys, api):
     assert not failed
     assert result["changed"] is True
     assert all(workload["restarted"] for workload in result["workloads"])
-    assert api.patch_calls() == []
+    assert api.writes() == []
     assert RESTART_ID not in api.template_annotations("deployments", "ns-a", "web")
 
 
@@ -134,7 +133,7 @@ def test_a_409_on_a_patch_is_retried(capsys, api):
     failed, result, _output = run_module(capsys, args(api, restart_id="run-1", names=["web"]))
     assert not failed, result
     assert result["summary"]["restarted"] == 2
-    assert len(api.patch_calls()) == 3
+    assert len(api.writes()) == 3
 
 
 def test_conflicts_beyond_max_conflict_retries_fail_naming_the_workload(capsys, api):
@@ -154,7 +153,7 @@ def test_a_missing_namespace_fails_before_anything_changes(capsys, api):
     assert failed
     assert result["msg"] == "namespace nope does not exist"
     assert result["changed"] is False
-    assert api.patch_calls() == []
+    assert api.writes() == []
 
 
 def test_a_selector_matching_nothing_fails_unless_allow_empty(capsys, api):

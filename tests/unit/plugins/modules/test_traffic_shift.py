@@ -7,7 +7,7 @@ import socket
 import threading
 
 import pytest
-from k8s_stub import VS_PATH, FakeVirtualServiceApi, Fault, entry
+from k8s_stub import VS_PATH, FakeKubeApi, Fault, entry
 from k8s_stub import run_module as run_any_module
 
 from ansible_collections.ceres.rollout.plugins.module_utils import istio, istio_routes, k8s_client
@@ -44,7 +44,7 @@ def three_route_virtual_service():
 
 @pytest.fixture
 def api():
-    fake = FakeVirtualServiceApi(three_route_virtual_service())
+    fake = FakeKubeApi(three_route_virtual_service())
     fake.serve()
     yield fake
     fake.stop()
@@ -86,7 +86,7 @@ def test_shift_sets_weights_and_reports_them(capsys, api):
     assert "diff" not in result
     assert "managedFields" not in result["virtual_service"]["metadata"]
     assert result["virtual_service"]["metadata"]["resourceVersion"] == "8"
-    http = api.stored["spec"]["http"]
+    http = api.objects[VS_PATH]["spec"]["http"]
     assert http[1]["route"] == [entry("checkout", "v2-9", 90), entry("checkout", "v3-0-0", 10)]
     assert http[0] == three_route_virtual_service()["spec"]["http"][0]
     assert http[2] == three_route_virtual_service()["spec"]["http"][2]
@@ -97,9 +97,9 @@ def test_shift_sets_weights_and_reports_them(capsys, api):
 
 def test_a_failed_read_back_reports_changed_because_the_write_landed(capsys, api):
     def rival_resets_the_primary_route(fake):
-        fake.stored["spec"]["http"][1]["route"] = [entry("checkout", "v2-9", 100)]
+        fake.objects[VS_PATH]["spec"]["http"][1]["route"] = [entry("checkout", "v2-9", 100)]
 
-    api.after_put.append(rival_resets_the_primary_route)
+    api.after_write.append(rival_resets_the_primary_route)
     failed, result, _output = run_module(capsys, shift_args(api, weight=10))
     assert failed and result["changed"] is True
     assert "reads back with canary 0% and stable 100%, not the 10%/90% written" in result["msg"]
@@ -116,12 +116,12 @@ def test_second_run_reports_no_change(capsys, api):
 
 
 def test_check_mode_predicts_without_writing(capsys, api):
-    before = copy.deepcopy(api.stored)
+    before = copy.deepcopy(api.objects[VS_PATH])
     failed, result, _output = run_module(capsys, shift_args(api, weight=50, _ansible_check_mode=True))
     assert not failed
     assert result["changed"] is True
     assert api.writes() == []
-    assert api.stored == before
+    assert api.objects[VS_PATH] == before
     assert result["virtual_service"]["spec"]["http"][1]["route"][1] == entry("checkout", "v3-0-0", 50)
 
 
@@ -252,7 +252,10 @@ def test_a_rollback_through_a_flapping_api_server_lands(capsys, api, monkeypatch
 
     assert not failed, result
     assert (result["changed"], result["previous_weight"], result["weight"]) == (True, 50, 0)
-    assert api.stored["spec"]["http"][1]["route"] == [entry("checkout", "v2-9", 100), entry("checkout", "v3-0-0", 0)]
+    assert api.objects[VS_PATH]["spec"]["http"][1]["route"] == [
+        entry("checkout", "v2-9", 100),
+        entry("checkout", "v3-0-0", 0),
+    ]
     # each request answered 503 once, then retried: GET, PUT and the read-back
     assert api.calls == [("GET", VS_PATH)] * 2 + [("PUT", VS_PATH)] * 2 + [("GET", VS_PATH)] * 2
     assert len(slept) == 3
@@ -261,7 +264,7 @@ def test_a_rollback_through_a_flapping_api_server_lands(capsys, api, monkeypatch
 def test_a_hanging_api_server_fails_the_task_at_its_timeout(capsys, api, monkeypatch):
     """Every answer would take 5 s: the read timeout is capped by the 0.5 s budget, so the
     task fails (it would succeed had it waited) and says why."""
-    before = copy.deepcopy(api.stored)
+    before = copy.deepcopy(api.objects[VS_PATH])
     api.fault = lambda method, path, number: Fault.delay(5.0)
 
     failed, result, output = run_module(capsys, shift_args(api, weight=0, timeout=0.5))
@@ -273,7 +276,7 @@ def test_a_hanging_api_server_fails_the_task_at_its_timeout(capsys, api, monkeyp
         in result["msg"]
     )
     assert "Read timed out" in result["msg"]
-    assert api.writes() == [] and api.stored == before
+    assert api.writes() == [] and api.objects[VS_PATH] == before
     assert TOKEN not in output
 
 
@@ -331,7 +334,7 @@ def test_two_concurrent_writers_on_different_routes_both_land(api):
         outcomes
     )
     assert sorted(outcome.conflicts for outcome in outcomes.values()) == [0, 1]  # the writes did overlap
-    http = api.stored["spec"]["http"]
+    http = api.objects[VS_PATH]["spec"]["http"]
     assert http[1]["route"] == [entry("checkout", "v2-9", 70), entry("checkout", "v3-0-0", 30)]
     assert http[2]["route"] == [entry("checkout", "v2-9", 40), entry("checkout", "v3-0-0", 60)]
     assert http[0] == three_route_virtual_service()["spec"]["http"][0]

@@ -1,13 +1,12 @@
-"""workload_health as Ansible runs it, against the in-memory workload API served over HTTP."""
+"""workload_health as Ansible runs it, against the fake API server (k8s_stub) served over HTTP."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from k8s_stub import Fault
+from k8s_stub import FakeKubeApi, Fault, container_status, daemonset, deployment, pod_of, replicaset_of
 from k8s_stub import run_module as run_any_module
-from workloads_stub import FakeWorkloadApi, container_status, daemonset, deployment, pod_of, replicaset_of
 
 from ansible_collections.ceres.rollout.plugins.modules import workload_health
 
@@ -22,7 +21,7 @@ def no_k8s_environment(monkeypatch):
 
 @pytest.fixture
 def api():
-    fake = FakeWorkloadApi()
+    fake = FakeKubeApi()
     for name in ("web", "api"):
         owner = fake.add(deployment("ns", name, labels={"app": name}))
         replicaset = fake.add(replicaset_of(owner))
@@ -46,7 +45,7 @@ def run_module(capsys, module_args):
 
 
 def set_container(api, pod, **status):
-    api.objects[("pods", "ns", pod)]["status"]["containerStatuses"] = [container_status(**status)]
+    api.object("pods", "ns", pod)["status"]["containerStatuses"] = [container_status(**status)]
 
 
 def test_healthy(capsys, api):
@@ -124,7 +123,7 @@ def test_check_mode_runs_the_same(capsys, api):
     set_container(api, "web-5d8f9-aaaaa", waiting="ErrImagePull", ready=False)
     failed, result, _output = run_module(capsys, args(api, _ansible_check_mode=True))
     assert failed and result["changed"] is False and "ErrImagePull" in result["msg"]
-    assert api.patch_calls() == []
+    assert api.writes() == []
 
 
 def test_a_missing_namespace_is_an_error(capsys, api):
