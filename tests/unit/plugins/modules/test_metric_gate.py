@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from k8s_stub import run_module as run_any_module
 from prometheus_stub import error, refused_url, start_stub, vector
 
 from ansible_collections.ceres.rollout.plugins.modules import metric_gate
@@ -33,12 +33,8 @@ def no_prometheus_environment(monkeypatch):
 
 def run_module(capsys, module_args):
     """Run metric_gate's main() with ``module_args``; return (failed, result dict)."""
-    with patch_module_args(module_args):
-        with pytest.raises(SystemExit) as exited:
-            metric_gate.main()
-    result = json.loads(capsys.readouterr().out)
-    assert bool(result.get("failed")) == (exited.value.code != 0)
-    return bool(result.get("failed")), result
+    failed, result, _output = run_any_module(metric_gate, capsys, module_args)
+    return failed, result
 
 
 def error_rate_check(**overrides):
