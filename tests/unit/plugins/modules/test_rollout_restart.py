@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from k8s_stub import FakeKubeApi, Fault, deployment
+from k8s_stub import FakeKubeApi, Fault, deployment, object_path
 from k8s_stub import run_module as run_any_module
 
 from ansible_collections.ceres.rollout.plugins.module_utils import workloads_restart
@@ -93,9 +91,28 @@ def test_diff_mode_shows_the_annotations(capsys, api):
     assert result["diff"]["after"]["Deployment ns-b/web"] == {RESTARTED_AT: result["restarted_at"], RESTART_ID: "run-1"}
 
 
+def most_polls(seconds):
+    """The most polls the wait can make in ``seconds``: each follows a nap of the current interval
+    (POLL_FIRST, growing by POLL_GROWTH up to POLL_MAX), the last nap cut to what is left. Naps are
+    never shorter than asked, so a loaded machine makes fewer polls, never more."""
+    polls, slept, interval = 0, 0.0, workloads_restart.POLL_FIRST
+    while slept < seconds:
+        slept += min(interval, seconds - slept)
+        polls += 1
+        interval = min(workloads_restart.POLL_MAX, interval * workloads_restart.POLL_GROWTH)
+    return polls
+
+
+def polls_of(api, namespace):
+    """How many times the wait listed the namespace's Deployments (the lists after the last patch)."""
+    last_patch = max(index for index, (method, _path) in enumerate(api.calls) if method == "PATCH")
+    listing = ("GET", object_path("deployments", namespace))
+    return sum(1 for call in api.calls[last_patch + 1 :] if call == listing)
+
+
 def test_a_workload_that_never_becomes_ready_is_named(capsys, api):
     api.never_ready.add("api")
-    started = time.monotonic()
+    api.call_limit = 200  # a wait that never ends fails on a refused list instead of running on
     failed, result, _output = run_module(capsys, args(api, restart_id="run-1", wait_timeout=1))
     assert failed
     assert result["msg"].startswith(
@@ -104,16 +121,18 @@ def test_a_workload_that_never_becomes_ready_is_named(capsys, api):
     assert "Deployment ns-b/api (" in result["msg"] and "ns-a/web" not in result["msg"]
     assert result["changed"] is True
     assert result["summary"]["not_ready"] == 2
-    assert time.monotonic() - started < 5
+    # the wait ended at wait_timeout: no more polls than fit in its 1 s (one more for a nap ending a hair early)
+    assert 1 <= polls_of(api, "ns-a") <= most_polls(1) + 1
 
 
 def test_the_timeout_budget_bounds_the_whole_task(capsys, api):
     api.never_ready.add("web")
-    started = time.monotonic()
+    api.call_limit = 200  # a wait the budget does not end fails on a refused list instead of hanging
     failed, result, _output = run_module(capsys, args(api, restart_id="run-1", timeout=1.5))
     assert failed
     assert "did not become ready within the task's timeout (1.5 s)" in result["msg"]
-    assert time.monotonic() - started < 3
+    # no more polls than fit in what the 1.5 s budget left the wait (it stops BUDGET_RESERVE before the end)
+    assert 1 <= polls_of(api, "ns-a") <= most_polls(1.5 - workloads_restart.BUDGET_RESERVE) + 1
 
 
 def test_the_budget_running_out_during_the_patches(capsys, api):
