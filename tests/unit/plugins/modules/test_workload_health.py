@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 
 import pytest
 from k8s_stub import FakeKubeApi, Fault, container_status, daemonset, deployment, pod_of, replicaset_of
@@ -132,9 +132,15 @@ def test_a_missing_namespace_is_an_error(capsys, api):
 
 
 def test_a_hung_api_server_ends_within_the_timeout(capsys, api):
-    api.fault = lambda method, path, number: Fault.delay(5) if "/pods" in path else None
-    started = time.monotonic()
-    failed, result, _output = run_module(capsys, args(api, timeout=1))
+    """The pod lists are never answered until the test lets them go: the task must end on its own."""
+    release = threading.Event()
+    hang = Fault.hold(release, timeout=60)  # a task that does not give up fails here rather than hanging
+    api.fault = lambda method, path, number: hang if "/pods" in path else None
+    try:
+        failed, result, _output = run_module(capsys, args(api, timeout=1))
+        still_held = hang.held
+    finally:
+        release.set()
     assert failed
     assert "the timeout of 1 s" in result["msg"]
-    assert time.monotonic() - started < 3
+    assert still_held >= 1 and hang.expired == 0  # the task ended while the API server still held its list
