@@ -113,11 +113,28 @@ def test_stopping_pg_dump_stops_its_workers_and_kills_what_ignores_sigterm(tmp_p
         [fake_pg_dump, pid_file, "stubborn"], connection.libpq_environment(), connection.secrets()
     )
     worker = worker_pid(pid_file)
+    # what stop() does, in order: the signals sent to pg_dump's process group, and its naps after each
+    signals, naps = [], []
+    real_killpg, real_sleep = os.killpg, time.sleep
+
+    def killpg(group, signum):
+        if signum != 0 and group == dump.process.pid:
+            signals.append(signum)
+        real_killpg(group, signum)
+
+    def sleep(seconds):
+        naps.append((len(signals), seconds))
+        real_sleep(seconds)
+
     try:
         assert dump.failure_if_exited() is None
-        started = time.monotonic()
+        monkeypatch.setattr(processes.os, "killpg", killpg)
+        monkeypatch.setattr(processes.time, "sleep", sleep)
         dump.stop()
-        assert time.monotonic() - started < 5
+        assert signals == [signal.SIGTERM, signal.SIGCONT, signal.SIGKILL]
+        # SIGKILL came once the grace was over, not later: the naps between SIGTERM and SIGKILL add up to
+        # STOP_GRACE_SECONDS at most, plus the one nap (at most 0.1 s) that ended past it
+        assert sum(seconds for sent, seconds in naps if sent == 2) <= 0.5 + 0.1
         assert dump.process.returncode == -signal.SIGTERM
         assert process_gone(worker), "a worker ignoring SIGTERM was not killed"
     finally:
