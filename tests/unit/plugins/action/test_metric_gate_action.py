@@ -10,9 +10,9 @@ import json
 from unittest import mock
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.task import Task
+from k8s_stub import run_module as run_any_module
 from prometheus_stub import error, start_stub, vector
 
 from ansible_collections.ceres.rollout.plugins.action import metric_gate as gate_action
@@ -89,10 +89,8 @@ def run_action(args, **task_settings):
 def run_module(capsys, args):
     """The module's main() as Ansible runs it on a host; returns its JSON result."""
     capsys.readouterr()
-    with patch_module_args(copy.deepcopy(args)):
-        with pytest.raises(SystemExit):
-            gate_module.main()
-    return json.loads(capsys.readouterr().out)
+    _failed, result, _output = run_any_module(gate_module, capsys, copy.deepcopy(args))
+    return result
 
 
 def comparable(result):
