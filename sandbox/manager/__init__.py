@@ -1,0 +1,31 @@
+# Copyright (c) 2026, CERES platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The sandbox manager behind ``python sandbox/sandbox.py up|down|status``, one module per part.
+
+* ``config``: :class:`SandboxConfig`, where the sandbox lives and listens (paths under
+  ``.sandbox/``, the ports from ``CERES_SANDBOX_PORT_BASE``, the timeout from
+  ``CERES_SANDBOX_TIMEOUT``), read from the environment once and passed to every part;
+* ``process``: a supervised :class:`Component` (pid file, log file, port check, readiness
+  wait, stop by process group) and the probes it uses;
+* ``kube``: etcd, the API server, controller manager, scheduler, kwok and the demo world;
+* ``postgres``: PostgreSQL with ``ceres_db``; ``s3``: moto with the backup bucket;
+  ``traffic``: the traffic simulator and the Prometheus scraping it;
+* ``state``: the generated secrets, the vault password and ``.sandbox/env``;
+* ``cli``: the component order, ``up``, ``down``, ``status`` and ``main()``.
+
+Only the standard library is imported at module level, so ``down`` runs with any Python 3
+(``make sandbox-down`` without the venv); ``yaml``, ``boto3`` and ``cryptography`` are
+imported by the steps of ``up`` that need them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# pki, world, kube_apply and prometheus_config live beside this package, in sandbox/.
+SANDBOX_SRC = Path(__file__).resolve().parent.parent
+if str(SANDBOX_SRC) not in sys.path:
+    sys.path.insert(0, str(SANDBOX_SRC))
