@@ -16,8 +16,9 @@ description:
     C(images).
   - A Deployment's digest covers its pod template without the restart annotations (C(kubectl.kubernetes.io/restartedAt),
     C(rollout.ceres.io/restart-id)), so a restart is not a new release but a new image, environment or command is.
-    A DestinationRule's covers its spec. A VirtualService's covers its spec with every route's weights left out, so
-    the rollout's own shifts are not drift but an edited host, match, route or destination is.
+    A DestinationRule's covers its spec. A VirtualService's covers its spec with every route's weights left out, and
+    (with O(apps)) the app's canary destination, which the first shift adds, so the rollout's own shifts are not drift
+    but an edited host, match, route or stable destination is.
   - With O(since) (an earlier fingerprint), returns instead the list of changes in words, empty when nothing changed -
     an object gone, new, or changed (for a Deployment, with its images before and after).
 options:
@@ -85,6 +86,12 @@ def release_fingerprint(objects, apps=None, since=None):
         raise AnsibleFilterError(
             "release_fingerprint: expected a dict of deployments, destination_rules, virtual_services"
         )
+    # The canary destination of each app's VirtualService: added by the first shift, so not drift.
+    canaries = {
+        (app.get("namespace"), app.get("virtual_service")): (app.get("host"), app.get("canary_subset"))
+        for app in apps or []
+        if isinstance(app, Mapping)
+    }
     fingerprint = {}
     for key, kind in KINDS:
         items = objects.get(key) or []
@@ -92,7 +99,7 @@ def release_fingerprint(objects, apps=None, since=None):
             raise AnsibleFilterError("release_fingerprint: %s must be a list, got %r" % (key, items))
         for item in items:
             if isinstance(item, Mapping):
-                fingerprint.update(_entry(kind, item))
+                fingerprint.update(_entry(kind, item, canaries))
     if apps is not None:
         wanted = {}
         for app in apps:
@@ -107,7 +114,7 @@ def release_fingerprint(objects, apps=None, since=None):
     return _changes(since, fingerprint)
 
 
-def _entry(kind, item):
+def _entry(kind, item, canaries):
     metadata = item.get("metadata") or {}
     name = "%s %s/%s" % (kind, metadata.get("namespace"), metadata.get("name"))
     spec = copy.deepcopy(item.get("spec") or {})
@@ -125,10 +132,19 @@ def _entry(kind, item):
             container.get("image") or "" for container in (template.get("spec") or {}).get("containers") or []
         )
     elif kind == "VirtualService":
+        canary = canaries.get((metadata.get("namespace"), metadata.get("name")))
         for route in spec.get("http") or []:
-            for destination in (route or {}).get("route") or []:
-                if isinstance(destination, dict):
-                    destination.pop("weight", None)
+            if not isinstance(route, dict):
+                continue
+            kept = []
+            for destination in route.get("route") or []:
+                if not isinstance(destination, dict):
+                    continue
+                destination.pop("weight", None)
+                target = destination.get("destination") or {}
+                if canary is None or (target.get("host"), target.get("subset")) != canary:
+                    kept.append(destination)
+            route["route"] = kept
         defining = spec
     else:
         defining = spec

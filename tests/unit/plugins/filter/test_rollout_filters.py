@@ -412,6 +412,12 @@ def test_the_rollouts_own_shifts_and_restarts_are_not_drift():
     assert before["Deployment ns/checkout-v3-0-0"]["images"] == ["registry/checkout:v3.0.0"]
     later = canary_objects(weight=50, restarted_at="2026-12-02T01:00:00Z")
     assert release_fingerprint(later, apps=apps, since=before) == []
+    # before the first shift the route had no canary destination at all
+    unshifted = canary_objects(weight=0)
+    unshifted["virtual_services"][0]["spec"]["http"][0]["route"].pop()
+    assert (
+        release_fingerprint(canary_objects(weight=10), apps=apps, since=release_fingerprint(unshifted, apps=apps)) == []
+    )
 
 
 def test_a_new_image_an_edited_route_and_a_deleted_rule_are_named():
