@@ -202,7 +202,7 @@ def _take_from(
     }
     annotations = desired["metadata"]["annotations"]
     annotations[ANNOTATION_TAKEN_OVER_FROM] = _compact_json(taken_over_from)
-    if state.run_id:
+    if state.run_id and state.run_id != request.run_id:  # a run resumed by a new process did not lose it
         lost_runs = {run_id: loss for run_id, loss in state.lost_runs.items() if run_id != state.run_id}
         lost_runs[state.run_id] = {
             "by_run_id": request.run_id,
@@ -227,7 +227,7 @@ def plan_lock(
         return _plan_release(lease, state, request, now)
     desired = copy.deepcopy(dict(lease)) if lease is not None else _new_lease(request)
 
-    if state.held_by(request.run_id):
+    if state.held_by(request.run_id, request.holder):
         _held_by_this_run(desired, request, now, new_holding=False)
         return LockPlan(OUTCOME_RENEWED, desired)
 
@@ -271,7 +271,7 @@ def _plan_release(
 ) -> LockPlan:
     if not state.held:
         return LockPlan(OUTCOME_ALREADY_FREE, None)
-    if not state.held_by(request.run_id):
+    if not state.held_by(request.run_id, request.holder):
         return LockPlan(OUTCOME_HELD_BY_ANOTHER_RUN, None)
     desired = copy.deepcopy(dict(lease or {}))
     annotations = desired["metadata"].get("annotations") or {}

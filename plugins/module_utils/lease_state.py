@@ -210,8 +210,10 @@ class LeaseState:
     def held(self) -> bool:
         return bool(self.holder or self.run_id)
 
-    def held_by(self, run_id: str) -> bool:
-        return self.held and self.run_id == run_id
+    def held_by(self, run_id: str, holder: str | None = None) -> bool:
+        """Held by this run - and, when ``holder`` is given, by this process of it: a run resumed by
+        another process (another holder) holds it only once it has taken it over."""
+        return self.held and self.run_id == run_id and (holder is None or self.holder == holder)
 
     @property
     def last_alive_at(self) -> datetime.datetime | None:

@@ -19,6 +19,8 @@ description:
     renewing it for longer than its C(leaseDurationSeconds) (RV(lock.taken_over_from) says from whom). A lock another
     run holds and renews is refused, naming that run, its holder, phase, since when and its last renewal, unless
     O(force=true), which takes it from a live holder (what a rollback does; rollback always wins).
+  - The same O(run_id) with another O(holder) (a run resumed by a new process, or a second process started with the
+    same run id) is another holder - refused while the lock's holder renews it, taking it over once it has expired.
   - A run that lost the lock (taken with force, or taken over once it had expired) is remembered on the Lease
     (annotation C(rollout.ceres.io/lost-runs), the last 20), and its next O(state=renewed) or O(state=acquired) fails
     with a message such as "lock taken by run X (rollback) at T, by force", so a rollout that a rollback interrupted

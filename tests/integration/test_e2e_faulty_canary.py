@@ -31,7 +31,7 @@ def test_a_faulty_canary_fails_the_first_gate_and_goes_back_to_100_percent_stabl
     # the play's failure names the check, its values and the threshold
     failure = next(line for line in run.lines if "failed at task" in line)
     assert failing_check in failure and threshold in failure and "values [" in failure, failure
-    assert "Rolled back to 100% stable: %s/checkout" % namespace in run.output
+    assert "Rolled back to 100%% stable: %s/checkout" % namespace in run.output
     # the first gate failed: no step passed, the journal says why
     records = world.journal()
     outcomes = [(record["step_id"], record["outcome"]) for record in records]

@@ -47,7 +47,8 @@ def test_a_healthy_pilot_backs_up_restarts_shifts_and_journals_then_a_second_run
     labels = client.CoreV1Api(kube).read_namespace(namespace).metadata.labels
     assert labels.get("istio-injection") == "enabled"
     for deployment in client.AppsV1Api(kube).list_namespaced_deployment(namespace).items:
-        assert deployment.metadata.annotations.get("rollout.ceres.io/restart-id") == run_id, deployment.metadata.name
+        template_annotations = deployment.spec.template.metadata.annotations or {}
+        assert template_annotations.get("rollout.ceres.io/restart-id") == run_id, deployment.metadata.name
 
     # the lock is free again
     lease = world.lease()

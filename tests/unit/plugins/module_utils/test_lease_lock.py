@@ -214,11 +214,33 @@ def test_force_takes_a_live_lock_and_the_rollout_that_lost_it_stops_at_its_next_
         assert str(lost.value).startswith(message)
         assert lost.value.lock["run_id"] == "rollback-1"
     # ... even once the rollback released it
-    lock(api, clock, action="released", run_id="rollback-1")
+    lock(api, clock, action="released", run_id="rollback-1", holder="oncall@ctl")
     with pytest.raises(LockLost) as lost:
         lock(api, clock)
     assert str(lost.value).startswith(message)
     assert "holderIdentity" not in stored(api)["spec"]
+
+
+def test_the_same_run_in_another_process_is_refused_while_the_first_lives_and_takes_over_once_it_expired(api, clock):
+    lock(api, clock, run_id="pilot-1", holder="alice@ctl/first")
+    # a second process resuming the same run id: refused while the first one renews
+    with pytest.raises(LockRefused) as refused:
+        lock(api, clock, run_id="pilot-1", holder="alice@ctl/second")
+    assert "alice@ctl/first" in str(refused.value)
+    with pytest.raises(LockLost):
+        lock(api, clock, action="renewed", run_id="pilot-1", holder="alice@ctl/second")
+    assert (
+        lock(api, clock, action="released", run_id="pilot-1", holder="alice@ctl/second").outcome
+        == "held_by_another_run"
+    )
+    # the first process died: once its lease expired, the resumed run takes over and renews
+    clock.advance(61)
+    taken = lock(api, clock, run_id="pilot-1", holder="alice@ctl/second")
+    assert taken.outcome == "taken_over"
+    assert "rollout.ceres.io/lost-runs" not in stored(api)["metadata"]["annotations"]  # the run lost nothing
+    assert lock(api, clock, action="renewed", run_id="pilot-1", holder="alice@ctl/second").outcome == "renewed"
+    with pytest.raises(LockLost):
+        lock(api, clock, action="renewed", run_id="pilot-1", holder="alice@ctl/first")
 
 
 def test_force_on_a_free_lock_just_acquires_it(api, clock):
