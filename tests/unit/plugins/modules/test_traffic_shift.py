@@ -295,18 +295,12 @@ def test_argument_spec_has_the_timeout():
 
 
 def test_two_concurrent_writers_on_different_routes_both_land(api):
-    """Both writers' first reads are held until both arrived, so both read resourceVersion 7
+    """Both writers' first reads are held, after reading, until both arrived, so both read resourceVersion 7
     and one PUT gets a 409: it is re-read and re-applied on top of the other's write."""
     barrier = threading.Barrier(2, timeout=30)
-    first_reads = []
-
-    def hold_the_first_two_reads(method, path, number):
-        if method == "GET" and len(first_reads) < 2:
-            first_reads.append(number)
-            return Fault.wait_for(barrier)
-        return None
-
-    api.fault = hold_the_first_two_reads
+    # Each of the first two GETs reads the object, then waits at the barrier before answering:
+    # both answers carry resourceVersion 7 however the threads are scheduled after the barrier.
+    api.hold_reads(barrier)
     outcomes = {}
 
     def writer(route_name, weight):
