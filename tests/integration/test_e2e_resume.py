@@ -1,0 +1,72 @@
+"""End-to-end: a pilot killed (SIGKILL) between steps and mid-gate, started again, converges without skipping a gate."""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+from rollout_world import Playbook
+
+pytest_plugins = ["e2e_fixtures"]
+
+LEASE_SECONDS = 45
+
+
+def wait_for_the_lease_to_expire(world, timeout: float = 180) -> None:
+    """A killed run's lock can be taken over once it has not been renewed for its lease duration."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lease = world.lease()
+        renewed = lease.spec.renew_time or lease.spec.acquire_time
+        expires = renewed + datetime.timedelta(seconds=lease.spec.lease_duration_seconds)
+        if datetime.datetime.now(datetime.timezone.utc) > expires + datetime.timedelta(seconds=1):
+            return
+        time.sleep(1)
+    raise AssertionError("the killed run's lease did not expire within %ss" % timeout)
+
+
+def test_a_pilot_killed_between_steps_and_mid_gate_resumes_its_run_and_never_skips_a_gate(rollout_world):
+    world = rollout_world
+    namespace = world.namespace("resume", ["checkout"])
+    variables = world.pilot_vars(namespace, ceres_rollout_lease_duration=LEASE_SECONDS)
+
+    # killed between steps: the 10% gate passed, the shift to 25% is next
+    first = Playbook("pilot", variables)
+    first.wait_for_line("TASK [ceres.rollout.canary : Shift 25% of the traffic to the canary]")
+    first.kill()
+    # a second run while the killed one's lock still looks alive is refused, changing nothing
+    refused = Playbook("pilot", variables)
+    assert refused.wait() != 0 and "is held by" in refused.output, refused.output
+    wait_for_the_lease_to_expire(world)
+
+    # killed again mid-gate at 50%
+    second = Playbook("pilot", variables)
+    second.wait_for_line("TASK [ceres.rollout.canary : Gate every app at 50%]")
+    second.kill()
+    wait_for_the_lease_to_expire(world)
+
+    third = Playbook("pilot", variables)
+    assert third.wait() == 0, third.output
+    assert world.canary_weight(namespace, "checkout") == 50
+
+    records = world.journal()
+    run_ids = {record["run_id"] for record in records}
+    assert len(run_ids) == 1, run_ids  # one run, resumed twice
+    [run_id] = run_ids
+    # (the messages as printed, folded over lines by the YAML result format)
+    assert "resuming run %s (steps passed: pilot/backup, pilot/weight-10)" % run_id in " ".join(second.output.split())
+    assert "resuming run %s (steps passed: pilot/backup, pilot/weight-10, pilot/weight-25)" % run_id in " ".join(
+        third.output.split()
+    )
+    # one backup for the run: the resumed runs reused it
+    assert [r["step_id"] for r in records].count("pilot/backup") == 1
+    assert "before it was interrupted" in " ".join(third.output.split())
+    # every gate passed once, on a complete gate: the 50% step the kill interrupted ran again from the start
+    passed = {r["step_id"]: r for r in records if r["outcome"] == "passed" and r["step_id"].startswith("pilot/weight-")}
+    assert sorted(passed) == ["pilot/weight-10", "pilot/weight-25", "pilot/weight-50"]
+    for record in passed.values():
+        assert record["gate"]["verdict"] == "pass"
+        assert all(check["status"] == "pass" for check in record["gate"]["checks"].values())
+    # the third run sampled one gate only (50%), from its first round; the passed steps were not judged again
+    assert third.output.count("metric_gate [sandbox] round 1 (") == 1, third.output
+    assert records[-1]["step_id"] == "pilot/done" and records[-1]["outcome"] == "completed"
