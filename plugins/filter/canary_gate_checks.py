@@ -81,7 +81,8 @@ def canary_gate_checks(apps, slo=None, window=None, scrape_interval=None):
         thresholds[key] = float(value)
     if not thresholds:
         raise AnsibleFilterError(
-            "canary_gate_checks: slo has none of %s; a gate needs at least one" % ", ".join(key for *_, key in CHECKS)
+            "canary_gate_checks: slo has none of %s; a gate needs at least one"
+            % ", ".join(check[2] for check in CHECKS)
         )
     for field, value in (("window", window), ("scrape_interval", scrape_interval)):
         if not isinstance(value, str) or not value:

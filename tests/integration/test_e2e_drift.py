@@ -36,5 +36,5 @@ def test_a_new_canary_image_during_a_soak_sends_it_back_to_0_and_names_the_drift
     records = world.journal()
     outcomes = [(record["step_id"], record["outcome"]) for record in records]
     assert ("pilot/weight-10", "rolled_back") in outcomes, outcomes
-    assert not any(step.startswith("pilot/weight-25") for step, _ in outcomes), outcomes
+    assert not any(step.startswith("pilot/weight-25") for step, _outcome in outcomes), outcomes
     assert "drift" in next(record["message"] for record in records if record["outcome"] == "rolled_back")

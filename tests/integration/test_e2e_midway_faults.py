@@ -46,7 +46,7 @@ def test_a_fault_after_the_25_percent_shift_rolls_back_and_25_is_never_exceeded(
     outcomes = [(record["step_id"], record["outcome"]) for record in world.journal()]
     assert ("pilot/weight-10", "passed") in outcomes
     assert ("pilot/weight-25", "rolled_back") in outcomes, outcomes
-    assert not any("weight-50" in step for step, _ in outcomes), outcomes
+    assert not any("weight-50" in step for step, _outcome in outcomes), outcomes
     assert "checkout/error-rate" in next(line for line in run.lines if "failed at task" in line)
 
 

@@ -19,7 +19,7 @@ def wait_for_the_lease_to_expire(world, timeout: float = 180) -> None:
         lease = world.lease()
         renewed = lease.spec.renew_time or lease.spec.acquire_time
         expires = renewed + datetime.timedelta(seconds=lease.spec.lease_duration_seconds)
-        if datetime.datetime.now(datetime.timezone.utc) > expires + datetime.timedelta(seconds=1):
+        if datetime.datetime.now(datetime.UTC) > expires + datetime.timedelta(seconds=1):
             return
         time.sleep(1)
     raise AssertionError("the killed run's lease did not expire within %ss" % timeout)
@@ -32,7 +32,7 @@ def test_a_pilot_killed_between_steps_and_mid_gate_resumes_its_run_and_never_ski
 
     # killed between steps: the 10% gate passed, the shift to 25% is next
     first = Playbook("pilot", variables)
-    first.wait_for_line("TASK [ceres.rollout.canary : Shift 25% of the traffic to the canary]")
+    first.wait_for_line("TASK [ceres.rollout.canary : Shift the canary's share of the traffic to 25%]")
     first.kill()
     # a second run while the killed one's lock still looks alive is refused, changing nothing
     refused = Playbook("pilot", variables)

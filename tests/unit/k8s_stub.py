@@ -583,7 +583,7 @@ class FakeKubeApi:
         self.calls.append((method, path))
         if self.call_limit is not None and len(self.calls) > self.call_limit:
             raise BadRequest(
-                "%s %s: 400 BadRequest: more than %d calls (the fake's call_limit): the code under test "
+                "%s %s: 400 BadRequest: more than %s calls (the fake's call_limit): the code under test "
                 "does not stop calling" % (method, path, self.call_limit),
                 status=400,
                 reason="BadRequest",
