@@ -20,7 +20,7 @@ from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import build_checks, build_policy
+from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import build_gate
 from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import PrometheusClient, PrometheusConfigError
 from ansible_collections.ceres.rollout.plugins.module_utils.prometheus_args import (
     PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE,
@@ -65,15 +65,7 @@ class ActionModule(ActionBase):
                 message = "Unsupported parameters for (%s) module: %s" % (MODULE_NAME, message)
             return finish({"failed": True, "msg": message})
         try:
-            checks = build_checks(params["checks"])
-            policy = build_policy(
-                samples=params["samples"],
-                interval=params["interval"],
-                failure_limit=params["failure_limit"],
-                error_limit=params["error_limit"],
-                no_data=params["no_data"],
-                warmup=params["warmup"],
-            )
+            checks, policy = build_gate(params)
             client = PrometheusClient.from_module_params(params)
         except (GateConfigError, PrometheusConfigError) as config_error:
             return finish({"failed": True, "msg": str(config_error)})

@@ -172,6 +172,20 @@ def _bound(raw_bound: Any, field_name: str) -> float | None:
     return bound
 
 
+def build_gate(params: Mapping[str, Any]) -> tuple[list[GateCheck], GatePolicy]:
+    """The checks and the policy of metric_gate's validated options (the module's and its action's)."""
+    checks = build_checks(params["checks"])
+    policy = build_policy(
+        samples=params["samples"],
+        interval=params["interval"],
+        failure_limit=params["failure_limit"],
+        error_limit=params["error_limit"],
+        no_data=params["no_data"],
+        warmup=params["warmup"],
+    )
+    return checks, policy
+
+
 def build_policy(
     samples: Any = 1,
     interval: Any = 30,

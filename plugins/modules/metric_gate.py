@@ -385,8 +385,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import (
     NO_DATA_POLICIES,
-    build_checks,
-    build_policy,
+    build_gate,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import PrometheusClient, PrometheusConfigError
 from ansible_collections.ceres.rollout.plugins.module_utils.prometheus_args import (
@@ -440,15 +439,7 @@ def main():
     )
     params = module.params
     try:
-        checks = build_checks(params["checks"])
-        policy = build_policy(
-            samples=params["samples"],
-            interval=params["interval"],
-            failure_limit=params["failure_limit"],
-            error_limit=params["error_limit"],
-            no_data=params["no_data"],
-            warmup=params["warmup"],
-        )
+        checks, policy = build_gate(params)
         client = PrometheusClient.from_module_params(params)
     except (GateConfigError, PrometheusConfigError) as config_error:
         module.fail_json(msg=str(config_error))
