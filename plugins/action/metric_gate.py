@@ -11,13 +11,8 @@ failure message, ``changed=false``, values of no_log options masked."""
 
 from __future__ import annotations
 
-import os
 import time
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.common.parameters import env_fallback, remove_values
-from ansible.module_utils.errors import UnsupportedError
-from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import build_gate
@@ -28,52 +23,38 @@ from ansible_collections.ceres.rollout.plugins.module_utils.prometheus_args impo
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.verdict import GateConfigError, format_number, run_gate
 from ansible_collections.ceres.rollout.plugins.modules.metric_gate import argument_spec
+from ansible_collections.ceres.rollout.plugins.plugin_utils.controller_action import ControllerModuleAction
 
 display = Display()
 
-MODULE_NAME = "ceres.rollout.metric_gate"
 _SAMPLING = "sampling"  # a check's status until it is decided (verdict.CheckProgress)
 _MESSAGE_CHARS = 160  # a query error's message is cut to this in a round line
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
+class ActionModule(ControllerModuleAction):
+    MODULE_NAME = "ceres.rollout.metric_gate"
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp
-        task_vars = task_vars or {}
-        validation = ArgumentSpecValidator(
-            argument_spec(),
-            mutually_exclusive=PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE,
-            required_together=PROMETHEUS_CONNECTION_REQUIRED_TOGETHER,
-        ).validate(self._args_with_task_environment())
-        params = validation.validated_parameters
-        # The values AnsibleModule would mask in its result: no_log options (bearer_token,
-        # password, every value of headers), given or from the environment.
-        no_log_values = validation._no_log_values  # pylint: disable=protected-access
+    def argument_spec(self):
+        return argument_spec()
 
-        def finish(outcome):
-            outcome["invocation"] = {"module_args": params}
-            result.update(remove_values(outcome, no_log_values))
-            return result
+    def argument_constraints(self):
+        return {
+            "mutually_exclusive": PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE,
+            "required_together": PROMETHEUS_CONNECTION_REQUIRED_TOGETHER,
+        }
 
-        if validation.errors.errors:
-            message = validation.errors.msg
-            if isinstance(validation.errors[0], UnsupportedError):
-                message = "Unsupported parameters for (%s) module: %s" % (MODULE_NAME, message)
-            return finish({"failed": True, "msg": message})
+    def run_module(self, run):
+        params = run.params
         try:
             checks, policy = build_gate(params)
             client = PrometheusClient.from_module_params(params)
         except (GateConfigError, PrometheusConfigError) as config_error:
-            return finish({"failed": True, "msg": str(config_error)})
+            return {"failed": True, "msg": str(config_error)}
 
         printer = None
-        if params["progress"] and not self._task.no_log:
-            host = task_vars.get("inventory_hostname") or "localhost"
-            printer = RoundPrinter(host, policy, emit=lambda line: display.display(remove_values(line, no_log_values)))
+        if params["progress"] and not run.no_log:
+            host = run.task_vars.get("inventory_hostname") or "localhost"
+            printer = RoundPrinter(host, policy, emit=lambda line: display.display(run.mask(line)))
         gate_result = run_gate(
             checks,
             policy,
@@ -86,27 +67,7 @@ class ActionModule(ActionBase):
             outcome.update(
                 failed=True, msg="metric gate verdict %s: %s" % (gate_result["verdict"], gate_result["reason"])
             )
-        return finish(outcome)
-
-    def _args_with_task_environment(self):
-        """The task's arguments, with the environment fallbacks (CERES_PROMETHEUS_URL, ...) taken
-        from the task's ``environment`` first, as the module saw them when it ran on the host."""
-        args = dict(self._task.args)
-        environment = {}
-        for layer in self._task.environment if isinstance(self._task.environment, list) else [self._task.environment]:
-            if layer:
-                environment.update(self._templar.template(layer))
-        if not environment:
-            return args
-        merged = dict(os.environ, **{str(name): value for name, value in environment.items()})
-        for option, settings in argument_spec().items():
-            strategy, *fallback = settings.get("fallback") or (None,)
-            if strategy is not env_fallback or option in args:
-                continue
-            found = next((name for name in fallback[0] if name in merged), None)
-            if found in environment:
-                args[option] = str(environment[found])
-        return args
+        return outcome
 
 
 class RoundPrinter:
