@@ -68,6 +68,7 @@ class Playbook:
             start_new_session=True,
         )
         self.lines: list[str] = []
+        self.times: list[float] = []  # when each line arrived (time.time())
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -76,6 +77,7 @@ class Playbook:
         for line in self.process.stdout:
             with self._changed:
                 self.lines.append(line.rstrip("\n"))
+                self.times.append(time.time())
                 self._changed.notify_all()
         with self._changed:
             self._changed.notify_all()
@@ -135,13 +137,13 @@ class RolloutWorld:
 
     # --- building ----------------------------------------------------------------------
 
-    def namespace(self, suffix: str, apps: list[str], canary_annotations: dict | None = None) -> str:
+    def namespace(self, suffix: str, apps: list[str], canary_annotations: dict | None = None, rps: int = RPS) -> str:
         name = ("e2e-%s-%s" % (self.id, suffix))[:63].rstrip("-")
         world.create_namespace(self.kube, name)
         self.namespaces.append(name)
         self.apps[name] = list(apps)
         for app in apps:
-            world.create_app(self.kube, name, app, dict(canary_annotations or {}), canary_weight=0, rps=RPS)
+            world.create_app(self.kube, name, app, dict(canary_annotations or {}), canary_weight=0, rps=rps)
         return name
 
     def pilot_vars(self, namespace: str, **extra) -> dict:
