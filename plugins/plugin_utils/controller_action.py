@@ -17,9 +17,10 @@ sending the module to the host: what AnsibleModule does around a module's ``main
   option with ``apply_defaults``).
 * Check mode and diff mode are the task's (``self._task.check_mode``, ``self._task.diff``),
   as the module got them.
-* The result is the module's: ``invocation.module_args`` (the validated parameters), alias
-  warnings and deprecations, and every value of a no_log option masked everywhere in it
-  (top-level booleans and None kept, as AnsibleModule keeps them).
+* The result is the module's: ``invocation.module_args`` (the validated parameters), and every
+  value of a no_log option masked everywhere in it (top-level booleans and None kept, as
+  AnsibleModule keeps them). The validator is AnsibleModule's, so an alias set together with
+  its option, or a deprecated option, is warned about as a module run on the controller warns.
 
 A subclass names the module (``MODULE_NAME``), gives its argument spec (``argument_spec()``)
 and constraints (``argument_constraints()``), and does the work in ``run_module(run)``,
@@ -33,7 +34,7 @@ import contextlib
 import os
 import typing as t
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
 from ansible.module_utils.common.parameters import env_fallback, remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
@@ -93,13 +94,12 @@ class ControllerModuleAction(ActionBase):
         task_vars = task_vars or {}
         environment = self.task_environment()
         spec = self.argument_spec()
-        validation = ArgumentSpecValidator(spec, **self.argument_constraints()).validate(
+        validation = ModuleArgumentSpecValidator(spec, **self.argument_constraints()).validate(
             args_with_environment(spec, self._task.args, environment)
         )
         params = validation.validated_parameters
         # The values AnsibleModule would mask in its result: no_log options, given or from the environment.
         no_log_values = validation._no_log_values  # pylint: disable=protected-access
-        notes = _validation_notes(validation)
 
         if validation.errors.errors:
             message = validation.errors.msg
@@ -121,8 +121,6 @@ class ControllerModuleAction(ActionBase):
             ):
                 outcome = self.run_module(run)
         outcome = dict(outcome, invocation={"module_args": params})
-        for key, notes_of_key in notes.items():
-            outcome[key] = list(outcome.get(key) or []) + notes_of_key
         result.update(masked_result(outcome, no_log_values))
         return result
 
@@ -177,24 +175,6 @@ def masked_result(outcome: dict, no_log_values) -> dict:
     masked = remove_values(outcome, no_log_values)
     masked.update(preserved)
     return masked
-
-
-def _validation_notes(validation) -> dict:
-    """The alias warnings and deprecations AnsibleModule would add to its result."""
-    notes = {}
-    warnings = [
-        "Both option %s and its alias %s are set." % (warning["option"], warning["alias"])
-        for warning in validation._warnings  # pylint: disable=protected-access
-    ]
-    if warnings:
-        notes["warnings"] = warnings
-    deprecations = [
-        {key: value for key, value in deprecation.items() if value is not None}
-        for deprecation in validation._deprecations  # pylint: disable=protected-access
-    ]
-    if deprecations:
-        notes["deprecations"] = deprecations
-    return notes
 
 
 @contextlib.contextmanager
