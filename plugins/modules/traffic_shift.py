@@ -27,6 +27,10 @@ description:
     if one of them receives traffic the module fails rather than take that traffic away.
   - The whole shift, every read, write, retry and conflict re-read, fits in O(timeout), so a rollback
     (O(weight=0)) through a slow or flapping API server ends, done or failed, within it.
+  - Runs on the controller through an action plugin, whatever the host's connection, so the Kubernetes API is
+    reached from the controller, and a loop over many C(VirtualService)s starts no module process per item.
+    The C(K8S_AUTH_*) fallbacks (and C(KUBECONFIG)) are read from the task's C(environment), then from the
+    controller's environment.
 author:
   - CERES platform team (@ceres)
 extends_documentation_fragment:
@@ -34,6 +38,8 @@ extends_documentation_fragment:
   - ceres.rollout.k8s_auth.timeout
   - ceres.rollout.attributes
   - ceres.rollout.attributes.k8s_action_group
+  - ceres.rollout.attributes.controller_action
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
     support: full
