@@ -34,14 +34,12 @@ _MESSAGE_CHARS = 160  # a query error's message is cut to this in a round line
 class ActionModule(ControllerModuleAction):
     MODULE_NAME = "ceres.rollout.metric_gate"
 
-    def argument_spec(self):
-        return argument_spec()
-
-    def argument_constraints(self):
-        return {
+    def module_spec(self):
+        constraints = {
             "mutually_exclusive": PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE,
             "required_together": PROMETHEUS_CONNECTION_REQUIRED_TOGETHER,
         }
+        return argument_spec(), constraints
 
     def run_module(self, run):
         params = run.params

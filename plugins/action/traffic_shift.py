@@ -37,8 +37,8 @@ class ActionModule(ControllerModuleAction):
     # Without kubeconfig and context, the client reads $KUBECONFIG: the task's, as the module's process had it.
     PROCESS_ENVIRONMENT = ("KUBECONFIG",)
 
-    def argument_spec(self):
-        return argument_spec()
+    def module_spec(self):
+        return argument_spec(), {}
 
     def run_module(self, run):
         if not HAS_KUBERNETES:

@@ -22,10 +22,14 @@ sending the module to the host: what AnsibleModule does around a module's ``main
   AnsibleModule keeps them). The validator is AnsibleModule's, so an alias set together with
   its option, or a deprecated option, is warned about as a module run on the controller warns.
 
-A subclass names the module (``MODULE_NAME``), gives its argument spec (``argument_spec()``)
-and constraints (``argument_constraints()``), and does the work in ``run_module(run)``,
-returning the module's outcome: what ``exit_json`` would get, or ``failed``/``msg`` for what
-``fail_json`` would. Lines it shows while it works should go through ``run.mask()``.
+* Environment variables the work itself reads from its process (``PROCESS_ENVIRONMENT``, for
+  example ``KUBECONFIG``) are set from the task's ``environment`` while the work runs.
+
+A subclass names the module (``MODULE_NAME``), gives its argument spec and constraints
+(``module_spec()``), and does the work in ``run_module(run)``, returning the module's outcome:
+what ``exit_json`` would get, or ``failed``/``msg`` for what ``fail_json`` would. Lines it
+shows while it works should go through ``run.mask()``. ``invalid_arguments()`` may raise
+instead of returning the failure (``AnsibleActionFail``).
 """
 
 from __future__ import annotations
@@ -70,13 +74,14 @@ class ControllerModuleAction(ActionBase):
 
     # -- what a subclass gives
 
-    def argument_spec(self) -> dict:
+    def module_spec(self) -> tuple[dict, dict]:
+        """The module's argument spec, and its constraints: AnsibleModule's ``mutually_exclusive``,
+        ``required_together``, ``required_one_of``, ``required_if`` and ``required_by``, by those names."""
         raise NotImplementedError
 
-    def argument_constraints(self) -> dict:
-        """AnsibleModule's ``mutually_exclusive``, ``required_together``, ``required_one_of``,
-        ``required_if`` and ``required_by``, by those names."""
-        return {}
+    def module_fqcn(self) -> str:
+        """The module's name in the "Unsupported parameters for (NAME) module" message."""
+        return self.MODULE_NAME
 
     def run_module(self, run: ControllerRun) -> dict:
         """The module's work; returns its outcome (without ``invocation``)."""
@@ -93,8 +98,8 @@ class ControllerModuleAction(ActionBase):
         del tmp
         task_vars = task_vars or {}
         environment = self.task_environment()
-        spec = self.argument_spec()
-        validation = ModuleArgumentSpecValidator(spec, **self.argument_constraints()).validate(
+        spec, constraints = self.module_spec()
+        validation = ModuleArgumentSpecValidator(spec, **constraints).validate(
             args_with_environment(spec, self._task.args, environment)
         )
         params = validation.validated_parameters
@@ -104,7 +109,7 @@ class ControllerModuleAction(ActionBase):
         if validation.errors.errors:
             message = validation.errors.msg
             if isinstance(validation.errors[0], UnsupportedError):
-                message = "Unsupported parameters for (%s) module: %s" % (self.MODULE_NAME, message)
+                message = "Unsupported parameters for (%s) module: %s" % (self.module_fqcn(), message)
             outcome = self.invalid_arguments(message)
         else:
             run = ControllerRun(

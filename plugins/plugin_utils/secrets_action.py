@@ -3,15 +3,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """The controller-side run shared by the secrets_export and secrets_restore action plugins:
-validate the arguments, build the vault codec and the Kubernetes client, run the transfer,
-and turn its errors into a redacted failure. A transfer that failed part-way
-(``RestoreIncomplete``) still reports what it did: its result, ``changed`` included, with
-``failed`` set."""
+on the controller_action base (the module's validation, the task's environment fallbacks,
+check mode and diff mode, ``invocation`` and no_log masking of the result), build the vault
+codec and the Kubernetes client, run the transfer, and turn its errors into a redacted
+failure. Arguments that do not validate raise ``AnsibleActionFail``. A transfer that failed
+part-way (``RestoreIncomplete``) still reports what it did: its result, ``changed`` included,
+with ``failed`` set."""
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleError
-from ansible.plugins.action import ActionBase
+from ansible.errors import AnsibleActionFail, AnsibleError
 
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     K8sClient,
@@ -20,6 +21,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
     K8sError,
 )
+from ansible_collections.ceres.rollout.plugins.plugin_utils.controller_action import ControllerModuleAction
 from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_bundle import (
     SecretsBundleError,
     ValueRedactor,
@@ -28,12 +30,13 @@ from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_bundle impor
 from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_transfer import RestoreIncomplete
 
 
-class SecretsTransferAction(ActionBase):
-    """Subclasses name the module and supply its argument spec, request and transfer."""
+class SecretsTransferAction(ControllerModuleAction):
+    """Subclasses name the module (its short name, which begins the failure messages) and supply
+    its argument spec, request and transfer."""
 
-    TRANSFERS_FILES = False
-    _requires_connection = False
     MODULE_NAME = ""
+    # Without kubeconfig and context, the client reads $KUBECONFIG: the task's, as a module's process has it.
+    PROCESS_ENVIRONMENT = ("KUBECONFIG",)
 
     def argument_spec(self):
         """Return (argument_spec, mutually_exclusive) of the module."""
@@ -45,11 +48,18 @@ class SecretsTransferAction(ActionBase):
     def transfer(self, client, codec, request, check_mode, diff, redactor):
         raise NotImplementedError
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp
+    def module_spec(self):
         spec, mutually_exclusive = self.argument_spec()
-        _validation, args = self.validate_argument_spec(argument_spec=spec, mutually_exclusive=mutually_exclusive)
+        return spec, {"mutually_exclusive": mutually_exclusive}
+
+    def module_fqcn(self):
+        return "ceres.rollout.%s" % self.MODULE_NAME
+
+    def invalid_arguments(self, message):
+        raise AnsibleActionFail(message, obj=self._task.args)
+
+    def run_module(self, run):
+        args = run.params
         request = self.build_request(args)
         redactor = ValueRedactor()
         try:
@@ -58,23 +68,13 @@ class SecretsTransferAction(ActionBase):
             )
             client = K8sClient.from_auth(auth_options(args))
             try:
-                outcome = self.transfer(
-                    client,
-                    codec,
-                    request,
-                    check_mode=bool(self._task.check_mode),
-                    diff=bool(self._task.diff),
-                    redactor=redactor,
+                return self.transfer(
+                    client, codec, request, check_mode=run.check_mode, diff=run.diff, redactor=redactor
                 )
             finally:
                 client.close()
         except RestoreIncomplete as error:
             # Part of the work was done: report it (changed, created, replaced...) and fail.
-            result.update(error.result)
-            result.update(failed=True, msg=redactor.redact("%s: %s" % (self.MODULE_NAME, error)))
-            return result
+            return dict(error.result, failed=True, msg=redactor.redact("%s: %s" % (self.MODULE_NAME, error)))
         except (K8sError, SecretsBundleError, AnsibleError, OSError) as error:
-            result.update(failed=True, changed=False, msg=redactor.redact("%s: %s" % (self.MODULE_NAME, error)))
-            return result
-        result.update(outcome)
-        return result
+            return {"failed": True, "changed": False, "msg": redactor.redact("%s: %s" % (self.MODULE_NAME, error))}
