@@ -26,10 +26,13 @@ def test_waves_then_cutover_leave_every_app_on_the_new_version_and_clean_up_only
     ]
     variables["ceres_wave_canary_steps"] = [50, 100]
 
+    all_apps = [(pilot, "checkout")] + [(namespace, "app%d" % number) for number, namespace in zip((1, 2, 3), waves)]
+    replicas = {app: apps_api.read_namespaced_deployment("%s-v2-9" % app, ns).spec.replicas for ns, app in all_apps}
+    assert all(count > 0 for count in replicas.values()), replicas
+
     site = Playbook("site", variables)
     assert site.wait(timeout=1500) == 0, site.output
 
-    all_apps = [(pilot, "checkout")] + [(namespace, "app%d" % number) for number, namespace in zip((1, 2, 3), waves)]
     records = world.journal()
     done = [record["step_id"] for record in records if record["outcome"] == "completed"]
     assert done == ["pilot/done", "wave1/done", "wave2/done", "wave3/done", "cutover/done"], done
@@ -39,7 +42,9 @@ def test_waves_then_cutover_leave_every_app_on_the_new_version_and_clean_up_only
         routes = world.virtual_service(namespace, app)["spec"]["http"][0]["route"]
         assert {r["destination"]["subset"]: r.get("weight", 0) for r in routes}.get("v3-0-0") == 100, routes
         old = apps_api.read_namespaced_deployment("%s-v2-9" % app, namespace)
-        assert old.spec.replicas == 0 and old.metadata.annotations["rollout.ceres.io/replicas-before-cutover"] == "2"
+        assert old.spec.replicas == 0 and old.metadata.annotations["rollout.ceres.io/replicas-before-cutover"] == str(
+            replicas[app]
+        )
         service = core.read_namespaced_service(app, namespace)
         assert service.spec.selector == {"app": app, "version": "v3.0.0"}
     archive = next(record for record in records if record["step_id"] == "cutover/archive")
@@ -59,7 +64,7 @@ def test_waves_then_cutover_leave_every_app_on_the_new_version_and_clean_up_only
     for namespace, app in all_apps:
         assert world.canary_weight(namespace, app) == 0
         old = apps_api.read_namespaced_deployment("%s-v2-9" % app, namespace)
-        assert old.spec.replicas == 2 and "rollout.ceres.io/replicas-before-cutover" not in (
+        assert old.spec.replicas == replicas[app] and "rollout.ceres.io/replicas-before-cutover" not in (
             old.metadata.annotations or {}
         )
         assert core.read_namespaced_service(app, namespace).spec.selector == {"app": app}
