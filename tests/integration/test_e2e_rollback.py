@@ -42,12 +42,13 @@ def test_rollback_in_the_middle_of_a_wave_with_prometheus_and_s3_down_sends_ever
     assert records[-1]["step_id"] == "rollback/done" and records[-1]["outcome"] == "completed", records
     assert "%s/checkout" % pilot in records[-1]["message"]
 
-    # again: nothing left to do, nothing changed on the routes
+    # again: nothing left to do - no lock taken, no journal record, changed=0
     again = Playbook("rollback", unreachable(world, [pilot, wave]))
     assert again.wait() == 0, again.output
-    assert "Every app back to 100% stable" in again.output
-    shift_lines = [line for line in again.lines if line.startswith("changed:") and "100% stable" in line]
-    assert not shift_lines, shift_lines
+    assert "nothing changed" in " ".join(again.output.split())
+    recap = [line for line in again.lines if line.startswith("sandbox ")][-1]
+    assert "changed=0" in recap and "failed=0" in recap, recap
+    assert world.journal() == records
 
 
 def test_rollback_during_a_running_pilot_wins_and_a_second_pilot_is_refused(rollout_world):
