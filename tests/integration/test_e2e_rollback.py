@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 
+from kubernetes import client
 from rollout_world import Playbook
 
 pytest_plugins = ["e2e_fixtures"]
@@ -73,3 +75,32 @@ def test_rollback_during_a_running_pilot_wins_and_a_second_pilot_is_refused(roll
     assert "rollback" in pilot.output and world.canary_weight(namespace, "checkout") == 0
     phases = [record["phase"] for record in world.journal()]
     assert "rollback" in phases
+
+
+def test_a_complete_rollback_reapplies_the_backups_secrets_and_never_the_database_unless_asked(rollout_world, kube):
+    world = rollout_world
+    namespace = world.namespace("complete", ["checkout"])
+    core = client.CoreV1Api(kube)
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "checkout-api-key"}, "type": "Opaque", "stringData": {"key": "before"}}
+    )
+    variables = world.pilot_vars(namespace, backup_secrets_namespaces=[namespace])
+    backup = Playbook("backup", variables)
+    assert backup.wait() == 0, backup.output
+    world.set_weight(namespace, "checkout", 50)
+    core.delete_namespaced_secret("checkout-api-key", namespace)
+
+    # the database only when asked explicitly, and then only from a named backup: refused before anything moves
+    refused = Playbook("rollback", variables, "-e", "rollback_mode=complete", "-e", "rollback_restore_database=true")
+    assert refused.wait() != 0 and "rollback_restore_database=true needs" in " ".join(refused.output.split())
+    assert world.canary_weight(namespace, "checkout") == 50
+
+    complete = Playbook("rollback", variables, "-e", "rollback_mode=complete")
+    assert complete.wait() == 0, complete.output
+    assert world.canary_weight(namespace, "checkout") == 0
+    secret = core.read_namespaced_secret("checkout-api-key", namespace)
+    assert base64.b64decode(secret.data["key"]) == b"before"
+    assert "(Secrets only, no database)" in " ".join(complete.output.split())
+    done = world.journal()[-1]
+    assert done["step_id"] == "rollback/done" and done["outcome"] == "completed", done
+    assert "Secrets from backup" in done["message"]
