@@ -77,11 +77,8 @@ integration: sandbox
 	@source .sandbox/env && $(BIN)/python -m pytest -q -m serial tests/integration
 
 molecule: sandbox
-	@source .sandbox/env; cd extensions; \
-	for scenario in molecule/*/molecule.yml; do \
-	  scenario=$${scenario#molecule/}; scenario=$${scenario%/molecule.yml}; \
-	  echo "==> molecule scenario $$scenario"; $(BIN)/molecule test -s "$$scenario"; \
-	done
+	@echo "==> molecule scenarios (up to $${MOLECULE_JOBS:-4} at once)"
+	@source .sandbox/env && tests/run-molecule.sh
 
 # The Go build (12-17 min cold, 0 s warm) runs while lint, sanity and unit tests do; its output
 # is shown when it fails. Then the sandbox-backed suites.
