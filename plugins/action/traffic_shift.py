@@ -16,13 +16,10 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.istio import (
-    TrafficShiftRequest,
-    diff_objects,
+    request_from_params,
+    shift_output,
     shift_traffic,
-    validate_request,
-    without_managed_fields,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.istio_routes import Destination
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     HAS_KUBERNETES,
     K8sClient,
@@ -46,17 +43,7 @@ class ActionModule(ControllerModuleAction):
         params = run.params
         client = None
         try:
-            request = TrafficShiftRequest(
-                namespace=params["namespace"],
-                name=params["name"],
-                route=params["route"],
-                stable=Destination.from_option("stable", params["stable"]),
-                canary=Destination.from_option("canary", params["canary"]),
-                weight=params["weight"],
-                api_version=params["api_version"],
-                max_conflict_retries=params["max_conflict_retries"],
-            )
-            validate_request(request)
+            request = request_from_params(params)
             client = K8sClient.from_auth(auth_options(params))
             result = shift_traffic(client, request, check_mode=run.check_mode)
         except CeresError as error:  # TrafficShiftError, K8sError
@@ -66,13 +53,4 @@ class ActionModule(ControllerModuleAction):
             if client is not None:
                 client.close()
 
-        output = {
-            "changed": result.changed,
-            "previous_weight": result.previous_weight,
-            "weight": result.weight,
-            "api_version": result.api_version,
-            "virtual_service": without_managed_fields(result.after),
-        }
-        if run.diff:
-            output["diff"] = diff_objects(result.before, result.after)
-        return output
+        return shift_output(result, run.diff)

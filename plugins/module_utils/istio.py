@@ -386,6 +386,36 @@ def validate_request(request: TrafficShiftRequest) -> None:
         raise InvalidRequest("route", "must not be empty; omit it to select the only http route")
 
 
+def request_from_params(params: t.Mapping[str, t.Any]) -> TrafficShiftRequest:
+    """traffic_shift's validated options as a checked request (the module's and its action's)."""
+    request = TrafficShiftRequest(
+        namespace=params["namespace"],
+        name=params["name"],
+        route=params["route"],
+        stable=Destination.from_option("stable", params["stable"]),
+        canary=Destination.from_option("canary", params["canary"]),
+        weight=params["weight"],
+        api_version=params["api_version"],
+        max_conflict_retries=params["max_conflict_retries"],
+    )
+    validate_request(request)
+    return request
+
+
+def shift_output(result: TrafficShiftResult, diff: bool) -> dict[str, t.Any]:
+    """What traffic_shift returns for a shift (the module's and its action's)."""
+    output = {
+        "changed": result.changed,
+        "previous_weight": result.previous_weight,
+        "weight": result.weight,
+        "api_version": result.api_version,
+        "virtual_service": without_managed_fields(result.after),
+    }
+    if diff:
+        output["diff"] = diff_objects(result.before, result.after)
+    return output
+
+
 def read_virtual_service(client: t.Any, request: TrafficShiftRequest) -> tuple[str, dict[str, t.Any]]:
     """GET the VirtualService; returns (api_version, object). Without an explicit
     ``api_version``, falls back from networking.istio.io/v1 to v1beta1 (Istio < 1.22)."""

@@ -231,14 +231,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.istio import (
-    TrafficShiftRequest,
-    diff_objects,
+    request_from_params,
+    shift_output,
     shift_traffic,
-    validate_request,
-    without_managed_fields,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.istio_routes import (
-    Destination,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_args import (
     K8S_CONNECTION_ARG_SPEC,
@@ -279,33 +274,14 @@ def main() -> None:
 
     params = module.params
     try:
-        request = TrafficShiftRequest(
-            namespace=params["namespace"],
-            name=params["name"],
-            route=params["route"],
-            stable=Destination.from_option("stable", params["stable"]),
-            canary=Destination.from_option("canary", params["canary"]),
-            weight=params["weight"],
-            api_version=params["api_version"],
-            max_conflict_retries=params["max_conflict_retries"],
-        )
-        validate_request(request)
+        request = request_from_params(params)
         client = K8sClient.from_auth(auth_options(params))
         result = shift_traffic(client, request, check_mode=module.check_mode)
     except CeresError as error:  # TrafficShiftError, K8sError
         # A failure after the write landed (the read-back) still changed the VirtualService.
         module.fail_json(msg=str(error), changed=getattr(error, "written", False))
 
-    output = {
-        "changed": result.changed,
-        "previous_weight": result.previous_weight,
-        "weight": result.weight,
-        "api_version": result.api_version,
-        "virtual_service": without_managed_fields(result.after),
-    }
-    if module._diff:
-        output["diff"] = diff_objects(result.before, result.after)
-    module.exit_json(**output)
+    module.exit_json(**shift_output(result, module._diff))
 
 
 if __name__ == "__main__":

@@ -110,10 +110,10 @@ class ProxyFault:
         return cls("hang", seconds=seconds)
 
     @classmethod
-    def wait_for(cls, barrier) -> ProxyFault:
-        """Forward once ``barrier`` (a threading.Barrier) is full: forces concurrent requests
-        to overlap."""
-        return cls("barrier", barrier=barrier)
+    def answer_together(cls, barrier) -> ProxyFault:
+        """Forward at once, but answer only once ``barrier`` is full: the answers of concurrent
+        requests all carry what the server held before any of them was answered."""
+        return cls("barrier-after", barrier=barrier)
 
 
 class ProxiedRequest:
@@ -223,8 +223,6 @@ class KubeApiProxy:
                     return
                 if fault is not None and fault.kind == "delay":
                     time.sleep(fault.seconds)
-                if fault is not None and fault.kind == "barrier":
-                    fault.barrier.wait()
                 headers = {
                     name: value
                     for name, value in self.headers.items()
@@ -242,6 +240,8 @@ class KubeApiProxy:
                     timeout=30,
                 )
                 record.outcome = response.status
+                if fault is not None and fault.kind == "barrier-after":
+                    fault.barrier.wait()
                 self._reply(
                     record, response.status, response.data, response.headers.get("Content-Type", "application/json")
                 )

@@ -153,7 +153,8 @@ def test_acquire_refuse_take_over_force_and_release(tmp_path, coordination, scra
 
 
 def first_lease_reads_meet(parties: int):
-    """A proxy fault holding the first ``parties`` GETs of the Lease until all have arrived."""
+    """A proxy fault holding the answers of the first ``parties`` GETs of the Lease until all have
+    arrived: every run reads the Lease as it was before any of them wrote."""
     barrier = threading.Barrier(parties, timeout=120)
     held = []
     lock = threading.Lock()
@@ -165,7 +166,7 @@ def first_lease_reads_meet(parties: int):
             if len(held) >= parties:
                 return None
             held.append(request)
-        return ProxyFault.wait_for(barrier)
+        return ProxyFault.answer_together(barrier)
 
     return fault
 

@@ -241,8 +241,9 @@ def test_a_stable_without_subset_shifts_and_rolls_back(tmp_path, custom_objects,
 
 
 def first_reads_meet(parties: int):
-    """A proxy fault holding the first ``parties`` GETs of the VirtualService until all have
-    arrived: every writer then reads the same resourceVersion before any of them writes."""
+    """A proxy fault holding the answers of the first ``parties`` GETs of the VirtualService (read
+    from the API server at once) until all have arrived: every writer reads the same
+    resourceVersion before any of them writes, however the threads are scheduled afterwards."""
     barrier = threading.Barrier(parties, timeout=120)
     held = []
     lock = threading.Lock()
@@ -254,7 +255,7 @@ def first_reads_meet(parties: int):
             if len(held) >= parties:
                 return None
             held.append(request)
-        return ProxyFault.wait_for(barrier)
+        return ProxyFault.answer_together(barrier)
 
     return fault
 
