@@ -135,6 +135,33 @@ def entry(host, subset=None, weight=None, port=None):
     return result
 
 
+def three_route_virtual_service():
+    """checkout in pilot-apps with three http routes: a header match to the canary, primary (100% stable), fallback."""
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {
+            "name": "checkout",
+            "namespace": "pilot-apps",
+            "resourceVersion": "7",
+            "generation": 1,
+            "managedFields": [{"manager": "kubectl-client-side-apply"}],
+        },
+        "spec": {
+            "hosts": ["checkout"],
+            "http": [
+                {
+                    "name": "header-match",
+                    "match": [{"headers": {"x-canary": {"exact": "true"}}}],
+                    "route": [entry("checkout", "v3-0-0")],
+                },
+                {"name": "primary", "route": [entry("checkout", "v2-9", 100)]},
+                {"name": "fallback", "route": [entry("checkout", "v2-9")]},
+            ],
+        },
+    }
+
+
 def _metadata(namespace, name, labels=None, owner=None):
     metadata = {
         "namespace": namespace,

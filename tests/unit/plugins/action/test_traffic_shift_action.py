@@ -16,7 +16,7 @@ import pytest
 from ansible.errors import AnsibleActionFail
 from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.task import Task
-from k8s_stub import VS_PATH, FakeKubeApi, Fault, entry
+from k8s_stub import VS_PATH, FakeKubeApi, Fault, entry, three_route_virtual_service
 from k8s_stub import run_module as run_any_module
 
 from ansible_collections.ceres.rollout.plugins.action import traffic_shift as shift_action
@@ -40,32 +40,6 @@ K8S_VARIABLES = (
     "KUBERNETES_SERVICE_HOST",
     "KUBERNETES_SERVICE_PORT",
 )
-
-
-def three_route_virtual_service():
-    return {
-        "apiVersion": "networking.istio.io/v1",
-        "kind": "VirtualService",
-        "metadata": {
-            "name": "checkout",
-            "namespace": "pilot-apps",
-            "resourceVersion": "7",
-            "generation": 1,
-            "managedFields": [{"manager": "kubectl-client-side-apply"}],
-        },
-        "spec": {
-            "hosts": ["checkout"],
-            "http": [
-                {
-                    "name": "header-match",
-                    "match": [{"headers": {"x-canary": {"exact": "true"}}}],
-                    "route": [entry("checkout", "v3-0-0")],
-                },
-                {"name": "primary", "route": [entry("checkout", "v2-9", 100)]},
-                {"name": "fallback", "route": [entry("checkout", "v2-9")]},
-            ],
-        },
-    }
 
 
 @pytest.fixture(autouse=True)

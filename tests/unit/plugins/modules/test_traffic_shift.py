@@ -7,39 +7,13 @@ import socket
 import threading
 
 import pytest
-from k8s_stub import VS_PATH, FakeKubeApi, Fault, entry
+from k8s_stub import VS_PATH, FakeKubeApi, Fault, entry, three_route_virtual_service
 from k8s_stub import run_module as run_any_module
 
 from ansible_collections.ceres.rollout.plugins.module_utils import istio, istio_routes, k8s_client
 from ansible_collections.ceres.rollout.plugins.modules import traffic_shift
 
 TOKEN = "shift-token-0123456789"
-
-
-def three_route_virtual_service():
-    return {
-        "apiVersion": "networking.istio.io/v1",
-        "kind": "VirtualService",
-        "metadata": {
-            "name": "checkout",
-            "namespace": "pilot-apps",
-            "resourceVersion": "7",
-            "generation": 1,
-            "managedFields": [{"manager": "kubectl-client-side-apply"}],
-        },
-        "spec": {
-            "hosts": ["checkout"],
-            "http": [
-                {
-                    "name": "header-match",
-                    "match": [{"headers": {"x-canary": {"exact": "true"}}}],
-                    "route": [entry("checkout", "v3-0-0")],
-                },
-                {"name": "primary", "route": [entry("checkout", "v2-9", 100)]},
-                {"name": "fallback", "route": [entry("checkout", "v2-9")]},
-            ],
-        },
-    }
 
 
 @pytest.fixture
