@@ -4,6 +4,9 @@
 # each scenario's output is printed whole when it ends, and any failure fails the run.
 set -uo pipefail
 cd "$(dirname "$0")/../extensions" || exit 1
+# the scenarios' collections_path is relative to the project's ansible.cfg (molecule writes its own
+# ansible.cfg elsewhere), as `make molecule` exports it
+export ANSIBLE_CONFIG=${ANSIBLE_CONFIG:-$(cd .. && pwd)/ansible.cfg}
 jobs=${MOLECULE_JOBS:-4}
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
