@@ -53,6 +53,10 @@ description:
   - Records are user data and are returned as recorded; keep secrets out of them. The connection options and
     credentials are never written to the cluster or shown.
   - Every read, write, retry and conflict re-read of one task fits in O(timeout).
+  - Runs on the controller through an action plugin, whatever the host's connection, so the Kubernetes API is
+    reached from the controller, O(holder) defaults to C(user@host) of the controller, and the journal tasks of a
+    rollout step start no module process each. The C(K8S_AUTH_*) fallbacks (and C(KUBECONFIG)) are read from the
+    task's C(environment), then from the controller's environment.
 author:
   - CERES platform team (@ceres)
 extends_documentation_fragment:
@@ -60,6 +64,8 @@ extends_documentation_fragment:
   - ceres.rollout.k8s_auth.timeout
   - ceres.rollout.attributes
   - ceres.rollout.attributes.k8s_action_group
+  - ceres.rollout.attributes.controller_action
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
     support: full
@@ -105,7 +111,7 @@ options:
   holder:
     description:
       - Who runs it, written as the Lease's C(holderIdentity) and shown to the runs it refuses.
-      - Defaults to C(user@host) of the machine running the module.
+      - Defaults to C(user@host) of the controller, where the module runs (through its action plugin).
     type: str
   phase:
     description:
@@ -354,8 +360,10 @@ diff:
 
 import getpass
 import socket
+import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.ceres.rollout.plugins.module_utils import journal, lease_lock, lease_state
 from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
@@ -368,6 +376,9 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
     K8sClient,
     auth_options,
 )
+
+# How a task function warns: AnsibleModule.warn in the module, ControllerRun.warn in the action plugin.
+Warn = t.Callable[[str], None]
 
 STATES = ["acquired", "renewed", "released", "recorded", "read"]
 
@@ -405,8 +416,7 @@ def default_holder() -> str:
     return "%s@%s" % (user, socket.gethostname())
 
 
-def lock_task(module: AnsibleModule, client: K8sClient) -> dict:
-    params = module.params
+def lock_task(params: dict, client: K8sClient, check_mode: bool, diff: bool, warn: Warn) -> dict:
     request = lease_state.LockRequest(
         namespace=params["namespace"],
         name=params["name"],
@@ -417,19 +427,18 @@ def lock_task(module: AnsibleModule, client: K8sClient) -> dict:
         force=params["force"],
         max_conflict_retries=params["max_conflict_retries"],
     )
-    result = lease_lock.apply_lock(client, request, params["state"], check_mode=module.check_mode)
+    result = lease_lock.apply_lock(client, request, params["state"], check_mode=check_mode)
     if result.outcome == lease_state.OUTCOME_HELD_BY_ANOTHER_RUN and result.note:
-        module.warn(result.note)
+        warn(result.note)
     output = {"changed": result.changed, "lock": result.after, "lock_outcome": result.outcome}
     if result.note:
         output["lock_note"] = result.note
-    if module._diff:
+    if diff:
         output["diff"] = {"before": lease_state.ownership(result.before), "after": lease_state.ownership(result.after)}
     return output
 
 
-def record_task(module: AnsibleModule, client: K8sClient) -> dict:
-    params = module.params
+def record_task(params: dict, client: K8sClient, check_mode: bool, diff: bool, warn: Warn) -> dict:
     request = journal.RecordRequest(
         namespace=params["namespace"],
         lock_name=params["name"],
@@ -438,11 +447,11 @@ def record_task(module: AnsibleModule, client: K8sClient) -> dict:
         phase=params["phase"],
         max_conflict_retries=params["max_conflict_retries"],
     )
-    result = journal.record_step(client, request, check_mode=module.check_mode)
+    result = journal.record_step(client, request, check_mode=check_mode)
     for warning in result.warnings:
-        module.warn(warning)
+        warn(warning)
     output = {"changed": result.changed, "record": result.record, "step": result.step, "journal": result.info}
-    if module._diff:
+    if diff:
         if result.step == journal.STEP_UNCHANGED:
             before = after = {"record": result.record}
         else:
@@ -451,8 +460,8 @@ def record_task(module: AnsibleModule, client: K8sClient) -> dict:
     return output
 
 
-def read_task(module: AnsibleModule, client: K8sClient) -> dict:
-    params = module.params
+def read_task(params: dict, client: K8sClient, check_mode: bool, diff: bool, warn: Warn) -> dict:
+    del check_mode, diff, warn  # a read never writes, has no diff and nothing to warn about
     view = journal.read_journal(client, params["namespace"], params["name"], run_id=params["run_id"])
     lock = lease_lock.read_lock(client, params["namespace"], params["name"])
     return {
@@ -468,19 +477,37 @@ def read_task(module: AnsibleModule, client: K8sClient) -> dict:
 TASKS = {"acquired": lock_task, "renewed": lock_task, "released": lock_task, "recorded": record_task, "read": read_task}
 
 
-def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), required_if=REQUIRED_IF, supports_check_mode=True)
+def journal_outcome(params: dict, check_mode: bool, diff: bool, warn: Warn) -> dict:
+    """The module's outcome for validated ``params``: what ``exit_json`` gets, or ``failed`` and
+    what ``fail_json`` gets. ``warn`` is ``AnsibleModule.warn`` or the action plugin's. Shared by
+    main() and the action plugin (plugins/action/rollout_journal.py), which runs it on the controller."""
     if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_TRACEBACK)
+        return {"failed": True, "msg": missing_required_lib("kubernetes"), "exception": KUBERNETES_IMPORT_TRACEBACK}
+    client = None
     try:
-        client = K8sClient.from_auth(auth_options(module.params))
-        output = TASKS[module.params["state"]](module, client)
+        client = K8sClient.from_auth(auth_options(params))
+        return TASKS[params["state"]](params, client, check_mode, diff, warn)
     except CeresError as error:  # LockError, JournalError, RecordError, K8sError
-        failure = {"msg": str(error), "changed": getattr(error, "written", False)}
+        failure = {"failed": True, "msg": str(error), "changed": getattr(error, "written", False)}
         if getattr(error, "lock", None) is not None:
             failure["lock"] = error.lock
-        module.fail_json(**failure)
-    module.exit_json(**output)
+        return failure
+    finally:
+        if client is not None:
+            client.close()
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), required_if=REQUIRED_IF, supports_check_mode=True)
+
+    def warn(warning: str) -> None:
+        # AnsibleModule masks no_log values in the result but not in its warnings (a lock note names the holder).
+        module.warn(remove_values(warning, module.no_log_values))
+
+    outcome = journal_outcome(module.params, module.check_mode, module._diff, warn)
+    if outcome.pop("failed", False):
+        module.fail_json(**outcome)
+    module.exit_json(**outcome)
 
 
 if __name__ == "__main__":

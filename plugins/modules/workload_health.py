@@ -26,6 +26,9 @@ description:
   - A namespace that does not exist, a name in O(names) that matches nothing and (unless O(allow_empty)) a
     selection that matches nothing are errors.
   - It never changes anything.
+  - Runs on the controller through an action plugin, whatever the host's connection, so the Kubernetes API is
+    reached from the controller and a rollout step's health check starts no module process. The C(K8S_AUTH_*)
+    fallbacks (and C(KUBECONFIG)) are read from the task's C(environment), then from the controller's environment.
 author:
   - CERES platform team (@ceres)
 extends_documentation_fragment:
@@ -34,6 +37,8 @@ extends_documentation_fragment:
   - ceres.rollout.attributes
   - ceres.rollout.attributes.info_module
   - ceres.rollout.attributes.k8s_action_group
+  - ceres.rollout.attributes.controller_action
+  - ansible.builtin.action_common_attributes.flow
 options:
   namespaces:
     description:
@@ -309,36 +314,44 @@ def argument_spec() -> dict:
     return spec
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        required_one_of=[("namespaces", "selector")],
-        mutually_exclusive=[("since", "baseline")],
-    )
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_TRACEBACK)
+REQUIRED_ONE_OF = [("namespaces", "selector")]
+MUTUALLY_EXCLUSIVE = [("since", "baseline")]
 
-    params = module.params
+
+def health_request(params: dict) -> HealthRequest:
+    request = HealthRequest(
+        Selection(
+            namespaces=params["namespaces"],
+            selector=params["selector"],
+            names=params["names"],
+            kinds=params["kinds"],
+            allow_empty=params["allow_empty"],
+        ),
+        max_restarts=params["max_restarts"],
+        since=params["since"],
+        baseline=params["baseline"],
+        unhealthy_reasons=params["unhealthy_reasons"],
+    )
+    request.validate()
+    return request
+
+
+def health_outcome(params: dict) -> dict:
+    """The module's outcome for validated ``params``: what ``exit_json`` gets, or ``failed`` and
+    what ``fail_json`` gets. Shared by main() and the action plugin (plugins/action/workload_health.py),
+    which runs it on the controller. Check mode changes nothing: the module only reads."""
+    if not HAS_KUBERNETES:
+        return {"failed": True, "msg": missing_required_lib("kubernetes"), "exception": KUBERNETES_IMPORT_TRACEBACK}
+    client = None
     try:
-        request = HealthRequest(
-            Selection(
-                namespaces=params["namespaces"],
-                selector=params["selector"],
-                names=params["names"],
-                kinds=params["kinds"],
-                allow_empty=params["allow_empty"],
-            ),
-            max_restarts=params["max_restarts"],
-            since=params["since"],
-            baseline=params["baseline"],
-            unhealthy_reasons=params["unhealthy_reasons"],
-        )
-        request.validate()
+        request = health_request(params)
         client = K8sClient.from_auth(auth_options(params))
         result = check_health(client, request)
     except CeresError as error:  # HealthError, SelectionError, K8sError
-        module.fail_json(msg=str(error))
+        return {"failed": True, "msg": str(error)}
+    finally:
+        if client is not None:
+            client.close()
 
     output = {
         "changed": False,
@@ -347,10 +360,24 @@ def main() -> None:
         "summary": result.summary(),
         "baseline": result.baseline,
         "workloads": result.workloads,
+        "msg": result.message(),
     }
     if not result.healthy and params["fail_on_unhealthy"]:
-        module.fail_json(msg=result.message(), **output)
-    module.exit_json(msg=result.message(), **output)
+        output["failed"] = True
+    return output
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        required_one_of=REQUIRED_ONE_OF,
+        mutually_exclusive=MUTUALLY_EXCLUSIVE,
+    )
+    outcome = health_outcome(module.params)
+    if outcome.pop("failed", False):
+        module.fail_json(**outcome)
+    module.exit_json(**outcome)
 
 
 if __name__ == "__main__":

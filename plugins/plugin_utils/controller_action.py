@@ -28,7 +28,8 @@ sending the module to the host: what AnsibleModule does around a module's ``main
 A subclass names the module (``MODULE_NAME``), gives its argument spec and constraints
 (``module_spec()``), and does the work in ``run_module(run)``, returning the module's outcome:
 what ``exit_json`` would get, or ``failed``/``msg`` for what ``fail_json`` would. Lines it
-shows while it works should go through ``run.mask()``. ``invalid_arguments()`` may raise
+shows while it works should go through ``run.mask()``; what the module would ``warn()`` goes to
+``run.warn()`` (or in the outcome's ``warnings``). ``invalid_arguments()`` may raise
 instead of returning the failure (``AnsibleActionFail``).
 """
 
@@ -56,10 +57,16 @@ class ControllerRun:
         self.task_vars = task_vars
         self.environment = environment  # the task's own environment (not the controller's)
         self.no_log = no_log  # the task's no_log: show nothing while working
+        self.warnings: list[str] = []  # what warn() was given, added to the outcome's ``warnings``
 
     def mask(self, value):
         """``value`` with every no_log value masked, as AnsibleModule masks its result."""
         return remove_values(value, self.no_log_values)
+
+    def warn(self, warning: str) -> None:
+        """As ``AnsibleModule.warn``: the warning goes in the result's ``warnings`` (masked as the
+        rest of it), which Ansible shows as it shows a module's."""
+        self.warnings.append(warning)
 
 
 class ControllerModuleAction(ActionBase):
@@ -125,6 +132,8 @@ class ControllerModuleAction(ActionBase):
                 {name: environment[name] for name in self.PROCESS_ENVIRONMENT if name in environment}
             ):
                 outcome = self.run_module(run)
+            if run.warnings:
+                outcome = dict(outcome, warnings=[*(outcome.get("warnings") or []), *run.warnings])
         outcome = dict(outcome, invocation={"module_args": params})
         result.update(masked_result(outcome, no_log_values))
         return result
