@@ -6,8 +6,9 @@
 each sampling round is shown as it comes (one line per round, through Display, which a
 worker process forwards to the main process at once) instead of one silent task for the
 whole soak. The documentation and the argument spec are in plugins/modules/metric_gate.py;
-the engine is plugins/module_utils/verdict.py. The result is the module's: same keys, same
-failure message, ``changed=false``, values of no_log options masked."""
+the engine is plugins/module_utils/verdict.py, the lock renewal (``renew_lock``)
+plugins/module_utils/gate_lock.py. The result is the module's: same keys, same failure
+message, ``changed=false``, values of no_log options masked."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import time
 from ansible.utils.display import Display
 
 from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import build_gate
+from ansible_collections.ceres.rollout.plugins.module_utils.gate_lock import gate_outcome, lock_keeper
 from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import PrometheusClient, PrometheusConfigError
 from ansible_collections.ceres.rollout.plugins.module_utils.prometheus_args import (
     PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE,
@@ -33,6 +35,8 @@ _MESSAGE_CHARS = 160  # a query error's message is cut to this in a round line
 
 class ActionModule(ControllerModuleAction):
     MODULE_NAME = "ceres.rollout.metric_gate"
+    # For renew_lock without kubeconfig and context, the client reads $KUBECONFIG: the task's.
+    PROCESS_ENVIRONMENT = ("KUBECONFIG",)
 
     def module_spec(self):
         constraints = {
@@ -46,26 +50,32 @@ class ActionModule(ControllerModuleAction):
         try:
             checks, policy = build_gate(params)
             client = PrometheusClient.from_module_params(params)
+            keeper = lock_keeper(params, policy, check_mode=run.check_mode)
         except (GateConfigError, PrometheusConfigError) as config_error:
             return {"failed": True, "msg": str(config_error)}
 
         printer = None
         if params["progress"] and not run.no_log:
             host = run.task_vars.get("inventory_hostname") or "localhost"
-            printer = RoundPrinter(host, policy, emit=lambda line: display.display(run.mask(line)))
-        gate_result = run_gate(
-            checks,
-            policy,
-            client.query,
-            on_round=printer.on_round if printer else None,
-            wall_clock=printer.wall_clock if printer else time.time,
-        ).as_dict()
-        outcome = dict(gate_result, changed=False)
-        if params["fail_on_breach"] and not gate_result["passed"]:
-            outcome.update(
-                failed=True, msg="metric gate verdict %s: %s" % (gate_result["verdict"], gate_result["reason"])
+            printer = RoundPrinter(
+                host,
+                policy,
+                emit=lambda line: display.display(run.mask(line)),
+                round_note=(lambda: keeper.note) if keeper else None,
             )
-        return outcome
+        try:
+            gate = run_gate(
+                checks,
+                policy,
+                client.query,
+                on_round=printer.on_round if printer else None,
+                wall_clock=printer.wall_clock if printer else time.time,
+                before_round=keeper.before_round if keeper else None,
+            )
+        finally:
+            if keeper is not None:
+                keeper.close()
+        return gate_outcome(gate, params["fail_on_breach"], keeper, renew_lock=params["renew_lock"] is not None)
 
 
 class RoundPrinter:
@@ -77,12 +87,15 @@ class RoundPrinter:
     Names, values, bounds, request counts and what the sample did; never the queries. Pass
     :meth:`wall_clock` as run_gate's ``wall_clock`` so the line knows when its round started
     (for "warm-up"); the engine asks for it once per round, when the round starts.
+    ``round_note()`` (optional) says what the round did besides sampling, for example
+    ``lock renewed``; it is added to the line's header.
     """
 
-    def __init__(self, host, policy, emit, clock=time.monotonic, wall_clock=time.time):
+    def __init__(self, host, policy, emit, clock=time.monotonic, wall_clock=time.time, round_note=None):
         self.host = host
         self.policy = policy
         self.emit = emit
+        self._round_note = round_note
         self._clock = clock
         self._wall_clock = wall_clock
         self._started_at = clock()
@@ -108,6 +121,9 @@ class RoundPrinter:
         header = "%d/%d samples" % (counted, self.policy.samples)
         if self._round_started_at - self._started_at < self.policy.warmup_seconds:
             header += ", warm-up"
+        note = self._round_note() if self._round_note is not None else None
+        if note:
+            header += ", %s" % note
         parts = []
         for index, check_progress in enumerate(progress):
             before = self._seen.get(index) or _Snapshot()

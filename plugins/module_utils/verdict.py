@@ -29,6 +29,9 @@ Rules (fail-closed):
   instead of after the soak. Checks still sampling at that moment are ``incomplete``.
 * The verdict is ``fail`` when a check failed, else ``inconclusive`` when a check is
   inconclusive or in error, else ``pass`` (every check collected all its samples).
+* A caller's ``before_round`` hook may stop the gate before a round (:class:`GateStopped`,
+  for example when the run lost its lock): no more rounds; the checks still sampling are
+  ``incomplete`` and the verdict is ``inconclusive``, never ``pass``.
 
 Turning module options into checks and a policy is :mod:`gate_config`'s job.
 """
@@ -69,6 +72,10 @@ MAX_CONCURRENT_QUERIES = 16
 
 class GateConfigError(CeresError, ValueError):
     """Gate settings or a check definition that cannot be used; the message names the field."""
+
+
+class GateStopped(CeresError):
+    """Raised by a ``before_round`` hook of :func:`run_gate` to stop sampling; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -289,6 +296,7 @@ class GateResult:
     elapsed: float
     reason: str
     rounds: int
+    stopped: str | None = None  # why a before_round hook stopped the gate, or None
 
     @property
     def passed(self) -> bool:
@@ -312,24 +320,34 @@ def run_gate(
     sleep: Callable[[float], None] = time.sleep,
     wall_clock: Callable[[], float] = time.time,
     on_round: Callable[[int, Sequence[CheckProgress]], None] | None = None,
+    before_round: Callable[[int], None] | None = None,
 ) -> GateResult:
     """Sample ``checks`` with ``query`` under ``policy`` and return the verdict.
 
     ``query`` is usually :meth:`PrometheusClient.query`; ``clock``, ``sleep`` and
     ``wall_clock`` (the time stamped on samples) are injectable so tests run without
     waiting. ``on_round`` is called after every round with the round number and the checks'
-    progress, for callers that show samples as they come.
+    progress, for callers that show samples as they come. ``before_round`` is called with
+    the round's number at the start of every round, before its queries (within the round's
+    interval); raising :class:`GateStopped` ends the gate there, with ``stopped`` set to why.
     """
     if not checks:
         raise GateConfigError("checks must contain at least one check")
     started_at = clock()
     progress = [CheckProgress(check) for check in checks]
     rounds = 0
+    stopped = None
     worker_count = min(2 * len(progress), MAX_CONCURRENT_QUERIES)
     with ThreadPoolExecutor(max_workers=worker_count, thread_name_prefix="metric-gate") as executor:
         while True:
             round_started_at = clock()
             in_warmup = round_started_at - started_at < policy.warmup_seconds
+            if before_round is not None:
+                try:
+                    before_round(rounds + 1)
+                except GateStopped as stop:
+                    stopped = str(stop)
+                    break
             _sample_round(executor, query, progress, policy, wall_clock(), in_warmup)
             rounds += 1
             if on_round is not None:
@@ -339,14 +357,15 @@ def run_gate(
             wait_seconds = round_started_at + policy.interval_seconds - clock()
             if wait_seconds > 0:
                 sleep(wait_seconds)
-    _mark_unfinished_checks(progress, policy)
-    verdict = _verdict(progress)
+    _mark_unfinished_checks(progress, policy, stopped)
+    verdict = _verdict(progress)  # a stopped gate has a check left incomplete: never pass
     return GateResult(
         verdict=verdict,
         checks=[check_progress.as_result() for check_progress in progress],
         elapsed=clock() - started_at,
-        reason=_reason(verdict, progress, policy),
+        reason=stopped if stopped is not None else _reason(verdict, progress, policy),
         rounds=rounds,
+        stopped=stopped,
     )
 
 
@@ -376,15 +395,16 @@ def _sample_round(
         check_progress.record(sample, policy)
 
 
-def _mark_unfinished_checks(progress: Sequence[CheckProgress], policy: GatePolicy) -> None:
+def _mark_unfinished_checks(progress: Sequence[CheckProgress], policy: GatePolicy, stopped: str | None) -> None:
     deciders = [check_progress.check.name for check_progress in progress if check_progress.status in _DECIDING_STATUSES]
+    why = stopped if stopped is not None else "%s decided the verdict" % ", ".join(repr(name) for name in deciders)
     for check_progress in progress:
         if check_progress.sampling:
             check_progress.status = STATUS_INCOMPLETE
-            check_progress.message = "sampling stopped after %d of %d samples: %s decided the verdict" % (
+            check_progress.message = "sampling stopped after %d of %d samples: %s" % (
                 check_progress.counted,
                 policy.samples,
-                ", ".join(repr(name) for name in deciders),
+                why,
             )
 
 

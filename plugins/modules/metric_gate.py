@@ -24,7 +24,10 @@ description:
   - Sampling stops as soon as the verdict can no longer be V(pass), so a breach is reported at once, not after the
     soak.
   - The checks of one round are queried concurrently, so a round takes about as long as the slowest query.
-  - The module only reads; it runs the same way in check mode and always reports RV(ignore:changed=false).
+  - The module only reads; it runs the same way in check mode and always reports RV(ignore:changed=false). With
+    O(renew_lock) it also renews the run's lock while it samples (the Lease's renew time only, as a renewal by
+    M(ceres.rollout.rollout_journal) that is no change), except in check mode, and stops as soon as another run takes
+    the lock.
   - Runs on the controller through an action plugin, whatever the host's connection, so Prometheus is reached from
     the controller. While it samples, it shows one line per round (see O(progress)).
 author:
@@ -192,6 +195,8 @@ options:
         C(too few requests), a query error), and the check's status once it is decided.
       - 'A round line reads, for example: metric_gate [localhost] round 3 (2/10 samples): error-rate=0 (max 0.001,
         4210 req) ok; p95-ms=74.2 (max 100) ok'
+      - With O(renew_lock), the header also says what the round did with the lock, C(lock renewed), or
+        C(lock NOT renewed) and why, when it could not and tries again at the next round.
       - The lines carry check names, never queries; values of O(bearer_token), O(password) and O(headers) are masked
         in them as in the result. A task with C(no_log) shows none.
       - The lines are written to the controller's standard output, whatever the stdout callback.
@@ -199,8 +204,175 @@ options:
         output; set E(PYTHONUNBUFFERED=1) for a CI log to show the lines as they come.
     type: bool
     default: true
+  renew_lock:
+    description:
+      - The rollout lock (the Lease of M(ceres.rollout.rollout_journal)) to keep alive while the gate samples, so the
+        lease need not outlast the soak, and to stop the gate as soon as another run takes it (a rollback takes it
+        with force).
+      - At the start of the first round, and of every round once a third of O(renew_lock.lease_duration) has passed
+        since the last renewal, the gate renews the lock as O(ceres.rollout.rollout_journal#module:state=renewed)
+        does; at the start of every other round it reads the Lease (one request) to check that this run still holds
+        it. A renewal is shown in the round's line (C(lock renewed)).
+      - 'When another run holds the lock (or it is free, or gone), the gate stops at once, before the round''s
+        queries, and the task fails, whatever O(fail_on_breach), with a message naming the holder, for example
+        "the rollout lock ceres-system/ceres-rollout was taken by run rollback-1 (holder bob@ctl, phase rollback)
+        at ..., by force: run pilot-1 (holder alice@ctl) no longer holds it, so this run stops". RV(lock_lost) is
+        V(true), RV(verdict) V(inconclusive), and the checks still sampling are V(incomplete) (their samples so far
+        are kept).'
+      - A renewal or check that fails otherwise (the API server unreachable or refusing, after the retries of
+        O(renew_lock.timeout)) does not stop the gate while the lease, as last renewed, outlives the next possible
+        renewal (one round from now, that is O(interval), or O(timeout) if the queries take longer, plus
+        O(renew_lock.timeout)); the round's line and a warning say so, and the next round tries again. Otherwise
+        the gate stops and the task fails as for a lost lock (fail-closed, since the run can no longer show it holds the
+        lock). A failure of the very first renewal stops the gate at once, since nothing is known of the lease.
+      - In check mode nothing is renewed or read (a check-mode run holds no lock); the options are still checked.
+      - O(renew_lock.lease_duration) must be at least three times O(interval).
+      - Needs the Python C(kubernetes) client (>= 30.1.0) on the machine running the gate (the controller, through
+        the action plugin).
+      - The connection suboptions are those of the collection's Kubernetes modules (the C(ceres.rollout.k8s_auth)
+        options, with the same E(K8S_AUTH_*) environment variables). C(module_defaults) of
+        C(group/ceres.rollout.k8s) do not reach them, so give them here.
+    type: dict
+    suboptions:
+      namespace:
+        description: The namespace of the Lease.
+        type: str
+        default: ceres-system
+      name:
+        description: The name of the Lease (the lock).
+        type: str
+        default: ceres-rollout
+      run_id:
+        description: The id of the run holding the lock, as it acquired it.
+        type: str
+        required: true
+      holder:
+        description:
+          - The holder the run acquired the lock with (C(spec.holderIdentity)).
+          - Defaults, as in M(ceres.rollout.rollout_journal), to C(user@host) of the machine running the gate.
+        type: str
+      phase:
+        description: The run's phase, written on the Lease at each renewal; the Lease's phase is kept when omitted.
+        type: str
+      lease_duration:
+        description:
+          - Seconds after each renewal that the lock may be taken over by another run, written on the Lease at each
+            renewal (as O(ceres.rollout.rollout_journal#module:lease_duration)).
+          - The gate renews the lock every third of it, so a lease of a few minutes is enough whatever the soak.
+        type: int
+        default: 600
+      timeout:
+        description:
+          - The time, in seconds, one renewal (or check) may spend on the Kubernetes API, every retry included; at
+            most a third of O(renew_lock.lease_duration).
+        type: float
+        default: 30
+      kubeconfig:
+        description:
+          - Path to a Kubernetes config file, or the config itself as a dictionary.
+          - Without it, O(renew_lock.context) or O(renew_lock.host) with credentials, the in-cluster service account
+            is tried first, then the default kubeconfig (E(KUBECONFIG), then C(~/.kube/config)).
+          - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
+        type: raw
+      context:
+        description:
+          - The name of a context of the kubeconfig. Defaults to the kubeconfig's current context.
+          - Can also be set with the E(K8S_AUTH_CONTEXT) environment variable.
+        type: str
+      host:
+        description:
+          - The URL of the Kubernetes API server, overriding the kubeconfig's.
+          - Can also be set with the E(K8S_AUTH_HOST) environment variable.
+        type: str
+      api_key:
+        description:
+          - A bearer token to authenticate with, overriding the kubeconfig's credentials.
+          - Can also be set with the E(K8S_AUTH_API_KEY) environment variable.
+        type: str
+      username:
+        description:
+          - A user name for HTTP basic authentication, with O(renew_lock.password).
+          - Can also be set with the E(K8S_AUTH_USERNAME) environment variable.
+        type: str
+      password:
+        description:
+          - The password for O(renew_lock.username).
+          - Can also be set with the E(K8S_AUTH_PASSWORD) environment variable.
+        type: str
+      validate_certs:
+        description:
+          - Whether to verify the API server's TLS certificate; defaults to the kubeconfig's setting.
+          - Can also be set with the E(K8S_AUTH_VERIFY_SSL) environment variable.
+        type: bool
+        aliases: [verify_ssl]
+      ca_cert:
+        description:
+          - Path to the CA certificate that signed the API server's certificate.
+          - Can also be set with the E(K8S_AUTH_SSL_CA_CERT) environment variable.
+        type: path
+        aliases: [ssl_ca_cert]
+      client_cert:
+        description:
+          - Path to a client certificate to authenticate with.
+          - Can also be set with the E(K8S_AUTH_CERT_FILE) environment variable.
+        type: path
+        aliases: [cert_file]
+      client_key:
+        description:
+          - Path to the key of O(renew_lock.client_cert).
+          - Can also be set with the E(K8S_AUTH_KEY_FILE) environment variable.
+        type: path
+        aliases: [key_file]
+      proxy:
+        description:
+          - The URL of an HTTP(S) or SOCKS proxy to reach the API server through.
+          - Can also be set with the E(K8S_AUTH_PROXY) environment variable.
+        type: str
+      no_proxy:
+        description:
+          - Comma-separated hosts, domains and CIDRs reached without O(renew_lock.proxy).
+          - Can also be set with the E(K8S_AUTH_NO_PROXY) environment variable.
+        type: str
+      proxy_headers:
+        description:
+          - Headers sent to O(renew_lock.proxy).
+        type: dict
+        suboptions:
+          proxy_basic_auth:
+            description:
+              - V(user:password) for the proxy's basic authentication.
+              - Can also be set with the E(K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH) environment variable.
+            type: str
+          basic_auth:
+            description:
+              - V(user:password) for a basic authentication header.
+              - Can also be set with the E(K8S_AUTH_PROXY_HEADERS_BASIC_AUTH) environment variable.
+            type: str
+          user_agent:
+            description:
+              - The User-Agent header sent to the proxy.
+              - Can also be set with the E(K8S_AUTH_PROXY_HEADERS_USER_AGENT) environment variable.
+            type: str
+      persist_config:
+        description:
+          - Whether to write refreshed credentials back to the kubeconfig file.
+          - Can also be set with the E(K8S_AUTH_PERSIST_CONFIG) environment variable.
+        type: bool
+      impersonate_user:
+        description:
+          - A user name to act as (the C(Impersonate-User) header).
+          - Can also be set with the E(K8S_AUTH_IMPERSONATE_USER) environment variable.
+        type: str
+      impersonate_groups:
+        description:
+          - Groups to act as (C(Impersonate-Group) headers), with O(renew_lock.impersonate_user).
+          - Can also be set with the E(K8S_AUTH_IMPERSONATE_GROUPS) environment variable, comma-separated.
+        type: list
+        elements: str
 notes:
   - Retrying the task is not needed for transient query errors; O(error_limit) already covers them.
+  - With O(renew_lock), the Role needed in O(renew_lock.namespace) is C(get) and C(update) on C(leases)
+    (coordination.k8s.io).
 seealso:
   - name: Prometheus HTTP API
     description: The instant query endpoint the checks are sent to.
@@ -266,6 +438,26 @@ EXAMPLES = r"""
     name: ceres.rollout.rollback
   when: not checkout_gate.passed
 
+- name: Soak for six hours holding the run's lock (a 15 minute lease), stopping at once if a rollback takes it
+  ceres.rollout.metric_gate:
+    prometheus_url: http://prometheus.monitoring:9090
+    interval: 1m
+    samples: 360
+    checks:
+      - name: error-rate
+        template: istio_error_rate
+        params: {namespace: pilot-apps, workload: checkout-v3-0-0, service: checkout, window: 5m}
+        max: 0.001
+    renew_lock:
+      namespace: ceres-system
+      name: ceres-rollout-checkout
+      run_id: "{{ rollout_run_id }}"
+      holder: "{{ rollout_run_holder_id }}"
+      phase: pilot
+      lease_duration: 900
+      context: prod-eu-west-1
+  register: soak
+
 - name: Set the Prometheus connection once for every gate in the play
   module_defaults:
     group/ceres.rollout.prometheus:
@@ -298,6 +490,40 @@ reason:
   returned: when the checks could be run
   type: str
   sample: "error-rate fail: 0.0213 is above max 0.01 (1 breaching sample(s), failure_limit 0)"
+lock_lost:
+  description:
+    - Whether the gate stopped because this run could not keep the lock of O(renew_lock). Another run took it (a
+      rollback), it was freed, or it could not be renewed before it would have expired. The task then fails, and
+      the task's message names the holder.
+    - V(false) in check mode (nothing renewed).
+  returned: when O(renew_lock) is given
+  type: bool
+  sample: false
+lock_renewals:
+  description: How many times the gate renewed the lock of O(renew_lock) (V(0) in check mode).
+  returned: when O(renew_lock) is given
+  type: int
+  sample: 3
+lock:
+  description:
+    - The lock as last seen (renewed, checked, or found held by another run), as RV(ceres.rollout.rollout_journal#module:lock)
+      of M(ceres.rollout.rollout_journal) returns it, or V(null) when nothing was read (check mode, or the API
+      server was not reached).
+    - C(namespace), C(name), C(exists), C(held), C(holder), C(run_id), C(phase), C(acquired_at), C(renewed_at),
+      C(lease_duration), C(expires_at), C(expired), C(taken_over_from), C(released), C(lease_transitions).
+  returned: when O(renew_lock) is given
+  type: dict
+  sample:
+    namespace: ceres-system
+    name: ceres-rollout
+    held: true
+    holder: alice@ctl/5f2a9c01
+    run_id: pilot-20250131T093000Z-1a2b
+    phase: pilot
+    renewed_at: "2025-01-31T09:42:10.000000Z"
+    lease_duration: 600
+    expires_at: "2025-01-31T09:52:10.000000Z"
+    expired: false
 elapsed:
   description: Seconds the gate took, from the first query to the verdict.
   returned: when the checks could be run
@@ -371,7 +597,8 @@ checks:
           V(inconclusive) saw no data under O(no_data=inconclusive), a response with warnings, or more samples
           without enough evidence (O(checks[].min_requests)) than O(failure_limit) allows;
           V(error) had more than O(error_limit) consecutive query errors;
-          V(incomplete) was still sampling when another check decided the verdict.
+          V(incomplete) was still sampling when another check decided the verdict, or when the gate stopped because
+          this run could not keep the lock (O(renew_lock)).
       type: str
       choices: [pass, fail, inconclusive, error, incomplete]
       sample: pass
@@ -386,6 +613,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import (
     NO_DATA_POLICIES,
     build_gate,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.gate_lock import (
+    RENEW_LOCK_ARGSPEC,
+    gate_outcome,
+    lock_keeper,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import PrometheusClient, PrometheusConfigError
 from ansible_collections.ceres.rollout.plugins.module_utils.prometheus_args import (
@@ -427,6 +659,7 @@ def argument_spec():
         # Used by the action plugin (plugins/action/metric_gate.py), which shows the rounds.
         progress=dict(type="bool", default=True),
     )
+    spec.update(RENEW_LOCK_ARGSPEC)
     return spec
 
 
@@ -441,17 +674,19 @@ def main():
     try:
         checks, policy = build_gate(params)
         client = PrometheusClient.from_module_params(params)
+        keeper = lock_keeper(params, policy, check_mode=module.check_mode)
     except (GateConfigError, PrometheusConfigError) as config_error:
         module.fail_json(msg=str(config_error))
 
-    gate_result = run_gate(checks, policy, client.query).as_dict()
-    if params["fail_on_breach"] and not gate_result["passed"]:
-        module.fail_json(
-            msg="metric gate verdict %s: %s" % (gate_result["verdict"], gate_result["reason"]),
-            changed=False,
-            **gate_result,
-        )
-    module.exit_json(changed=False, **gate_result)
+    try:
+        gate = run_gate(checks, policy, client.query, before_round=keeper.before_round if keeper else None)
+    finally:
+        if keeper is not None:
+            keeper.close()
+    outcome = gate_outcome(gate, params["fail_on_breach"], keeper, renew_lock=params["renew_lock"] is not None)
+    if outcome.get("failed"):
+        module.fail_json(**outcome)
+    module.exit_json(**outcome)
 
 
 if __name__ == "__main__":
