@@ -31,8 +31,6 @@ plugin use :func:`lock_keeper` and :func:`gate_outcome`, so they behave the same
 
 from __future__ import annotations
 
-import getpass
-import socket
 import time
 import typing as t
 
@@ -54,6 +52,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.lease_state import (
     LockLost,
     LockRefused,
     LockRequest,
+    default_holder,
     utc_now,
     validate_lock_request,
 )
@@ -86,16 +85,6 @@ RENEW_LOCK_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     **K8S_AUTH_ARG_SPEC,
 )
 RENEW_LOCK_ARGSPEC: dict[str, dict[str, t.Any]] = {"renew_lock": {"type": "dict", "options": RENEW_LOCK_OPTIONS}}
-
-
-def default_holder() -> str:
-    """``user@host`` of this machine: rollout_journal's default holder, so a lock it took with its
-    default is renewed here with the same one."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry for the uid (containers)
-        user = "ansible"
-    return "%s@%s" % (user, socket.gethostname())
 
 
 def lock_request(options: t.Mapping[str, t.Any]) -> LockRequest:

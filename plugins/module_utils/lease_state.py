@@ -9,8 +9,10 @@ decision and the read-write cycle are :mod:`lease_lock`'s."""
 from __future__ import annotations
 
 import datetime
+import getpass
 import json
 import re
+import socket
 import typing as t
 
 from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
@@ -267,3 +269,13 @@ class LeaseState:
 def ownership(summary: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     """The part of a lock summary whose change is a change of the lock (renewTime is not)."""
     return {key: summary.get(key) for key in ("held", "holder", "run_id", "phase", "lease_duration", "acquired_at")}
+
+
+def default_holder() -> str:
+    """``user@host`` of this machine: the holder a lock request names when it gives none (rollout_journal's
+    default, and metric_gate's renew_lock, so a lock taken with the default is renewed with the same one)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for the uid (containers)
+        user = "ansible"
+    return "%s@%s" % (user, socket.gethostname())

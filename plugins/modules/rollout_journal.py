@@ -122,7 +122,8 @@ options:
   lease_duration:
     description:
       - Seconds after its last renewal that the lock may be taken over by another run. Renew more often than that; a
-        task that runs longer than it without renewing (a long soak) needs a longer duration.
+        task that runs longer than it without renewing needs a longer duration (M(ceres.rollout.metric_gate) renews it
+        during a soak with its O(ceres.rollout.metric_gate#module:renew_lock) option).
     type: int
     default: 600
   force:
@@ -358,8 +359,6 @@ diff:
   type: dict
 """
 
-import getpass
-import socket
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -408,20 +407,12 @@ REQUIRED_IF = [
 ]
 
 
-def default_holder() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry for the uid (containers)
-        user = "ansible"
-    return "%s@%s" % (user, socket.gethostname())
-
-
 def lock_task(params: dict, client: K8sClient, check_mode: bool, diff: bool, warn: Warn) -> dict:
     request = lease_state.LockRequest(
         namespace=params["namespace"],
         name=params["name"],
         run_id=params["run_id"],
-        holder=params["holder"] or default_holder(),
+        holder=params["holder"] or lease_state.default_holder(),
         lease_duration=params["lease_duration"],
         phase=params["phase"],
         force=params["force"],

@@ -15,6 +15,7 @@ from action_runner import run_module as run_any_module
 from k8s_stub import FakeKubeApi, configmap_path, lease_path
 
 from ansible_collections.ceres.rollout.plugins.action import rollout_journal as journal_action
+from ansible_collections.ceres.rollout.plugins.module_utils import lease_state
 from ansible_collections.ceres.rollout.plugins.modules import rollout_journal as journal_module
 
 TOKEN = "journal-action-token-0123456789"
@@ -237,8 +238,8 @@ def test_invalid_arguments_fail_with_the_modules_message_before_any_request(apis
 
 
 def test_the_holder_defaults_to_user_at_host_as_in_the_module(capsys, apis, monkeypatch):
-    monkeypatch.setattr(journal_module.getpass, "getuser", lambda: "deploy")
-    monkeypatch.setattr(journal_module.socket, "gethostname", lambda: "controller-1")
+    monkeypatch.setattr(lease_state.getpass, "getuser", lambda: "deploy")
+    monkeypatch.setattr(lease_state.socket, "gethostname", lambda: "controller-1")
     (acquired,) = run_both(capsys, apis, [("acquired", {"holder": None}, {})])
     assert acquired["lock"]["holder"] == "deploy@controller-1"
     assert acquired["invocation"]["module_args"]["holder"] is None

@@ -9,7 +9,7 @@ import pytest
 from k8s_stub import FakeKubeApi, Fault, configmap_path, lease_path
 from k8s_stub import run_module as run_any_module
 
-from ansible_collections.ceres.rollout.plugins.module_utils import k8s_args, k8s_client
+from ansible_collections.ceres.rollout.plugins.module_utils import k8s_args, k8s_client, lease_state
 from ansible_collections.ceres.rollout.plugins.modules import rollout_journal
 
 TOKEN = "journal-token-0123456789"
@@ -243,8 +243,8 @@ def test_missing_kubernetes_library_is_reported(capsys, api, monkeypatch):
 
 
 def test_the_holder_defaults_to_user_at_host(capsys, api, monkeypatch):
-    monkeypatch.setattr(rollout_journal.getpass, "getuser", lambda: "deploy")
-    monkeypatch.setattr(rollout_journal.socket, "gethostname", lambda: "controller-1")
+    monkeypatch.setattr(lease_state.getpass, "getuser", lambda: "deploy")
+    monkeypatch.setattr(lease_state.socket, "gethostname", lambda: "controller-1")
     _failed, result, _output = run(capsys, args(api, "acquired", holder=None))
     assert result["lock"]["holder"] == "deploy@controller-1"
 
