@@ -53,6 +53,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.lease_state import (
     LockRefused,
     LockRequest,
     default_holder,
+    describe_holder,
     utc_now,
     validate_lock_request,
 )
@@ -280,11 +281,7 @@ def lock_lost_message(request: LockRequest, lock: t.Mapping[str, t.Any] | None) 
     lock = lock or {}
     reference = "the rollout lock %s" % request.reference
     if lock.get("held"):
-        if lock.get("run_id"):
-            who = "run %s (holder %s" % (lock["run_id"], lock.get("holder") or "unnamed")
-        else:
-            who = "%s (not a ceres.rollout run" % (lock.get("holder") or "an unnamed holder")
-        who += ", phase %s)" % lock["phase"] if lock.get("phase") else ")"
+        who = describe_holder(lock.get("run_id"), lock.get("holder"), lock.get("phase"))
         taken = lock.get("taken_over_from") or {}
         how = ""
         if taken.get("run_id") == request.run_id:

@@ -236,13 +236,7 @@ class LeaseState:
         return expires_at is None or now > expires_at
 
     def describe_holder(self) -> str:
-        if self.run_id:
-            what = "run %s (holder %s" % (self.run_id, self.holder or "unnamed")
-        else:
-            what = "%s (not a ceres.rollout run" % (self.holder or "an unnamed holder")
-        if self.phase:
-            what += ", phase %s" % self.phase
-        return what + ")"
+        return describe_holder(self.run_id, self.holder, self.phase)
 
     def summary(self, namespace: str, name: str, now: datetime.datetime) -> dict[str, t.Any]:
         """The ``lock`` return value."""
@@ -279,3 +273,14 @@ def default_holder() -> str:
     except (KeyError, OSError):  # no passwd entry for the uid (containers)
         user = "ansible"
     return "%s@%s" % (user, socket.gethostname())
+
+
+def describe_holder(run_id: str | None, holder: str | None, phase: str | None) -> str:
+    """``run X (holder Y, phase Z)``, or ``Y (not a ceres.rollout run)``: who holds a lock, in messages."""
+    if run_id:
+        what = "run %s (holder %s" % (run_id, holder or "unnamed")
+    else:
+        what = "%s (not a ceres.rollout run" % (holder or "an unnamed holder")
+    if phase:
+        what += ", phase %s" % phase
+    return what + ")"
