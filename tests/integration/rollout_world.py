@@ -41,27 +41,22 @@ def ensure_vault_password() -> None:
             handle.write(uuid.uuid4().hex + "\n")
 
 
-class Playbook:
-    """One ansible-playbook run in the background, its output collected line by line."""
+class BackgroundRun:
+    """A command run in the background (in a session of its own), its output collected line by line
+    with the time each line arrived; ``env`` is added to this process's environment and the project's
+    ansible.cfg, without colours."""
 
-    def __init__(self, name: str, extra_vars: dict, *args: str):
-        self._dir = tempfile.TemporaryDirectory(prefix="ceres-e2e-")
-        vars_file = Path(self._dir.name) / "vars.json"
-        vars_file.write_text(json.dumps(extra_vars))
-        command = [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "playbooks/%s.yml" % name,
-            "-i",
-            "inventories/local",
-            "-e",
-            "@%s" % vars_file,
-            *args,
-        ]
-        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    def __init__(self, command: list[str], env: dict | None = None):
         self.process = subprocess.Popen(
             command,
             cwd=ROOT,
-            env=env,
+            env=dict(
+                os.environ,
+                ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+                ANSIBLE_NOCOLOR="1",
+                ANSIBLE_FORCE_COLOR="0",
+                **(env or {}),
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -86,20 +81,33 @@ class Playbook:
     def output(self) -> str:
         return "\n".join(self.lines)
 
-    def wait_for_line(self, text: str, timeout: float = 300) -> str:
-        """Block until a line containing ``text`` is printed; fail if the run ends first."""
+    def finished(self) -> bool:
+        return self.process.poll() is not None
+
+    def wait_until(self, found, ended: str, late: str, timeout: float = 300):
+        """Block until ``found()`` (it reads ``lines``) returns something true, and return it; fail
+        with ``ended`` if the run ends first, with ``late`` if ``timeout`` passes (both followed by the output)."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                for line in self.lines:
-                    if text in line:
-                        return line
+                answer = found()
+                if answer:
+                    return answer
                 if self.process.poll() is not None and not self._reader.is_alive():
-                    raise AssertionError("the run ended without printing %r:\n%s" % (text, self.output))
+                    raise AssertionError("%s:\n%s" % (ended, self.output))
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError("no line with %r within %ss:\n%s" % (text, timeout, self.output))
+                    raise AssertionError("%s:\n%s" % (late, self.output))
                 self._changed.wait(min(remaining, 1))
+
+    def wait_for_line(self, text: str, timeout: float = 300) -> str:
+        """Block until a line containing ``text`` is printed; fail if the run ends first."""
+        return self.wait_until(
+            lambda: next((line for line in self.lines if text in line), None),
+            "the run ended without printing %r" % text,
+            "no line with %r within %ss" % (text, timeout),
+            timeout,
+        )
 
     def wait(self, timeout: float = 600) -> int:
         try:
@@ -108,7 +116,6 @@ class Playbook:
             self.kill()
             raise AssertionError("ansible-playbook did not end within %ss:\n%s" % (timeout, self.output))
         self._reader.join(timeout=10)
-        self._dir.cleanup()
         return code
 
     def kill(self) -> None:
@@ -119,6 +126,30 @@ class Playbook:
             pass
         self.process.wait(timeout=30)
         self._reader.join(timeout=10)
+
+
+class Playbook(BackgroundRun):
+    """One ansible-playbook run of playbooks/<name>.yml against the local inventory, in the background."""
+
+    def __init__(self, name: str, extra_vars: dict, *args: str):
+        self._dir = tempfile.TemporaryDirectory(prefix="ceres-e2e-")
+        vars_file = Path(self._dir.name) / "vars.json"
+        vars_file.write_text(json.dumps(extra_vars))
+        command = [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "playbooks/%s.yml" % name,
+            "-i",
+            "inventories/local",
+            "-e",
+            "@%s" % vars_file,
+            *args,
+        ]
+        super().__init__(command)
+
+    def wait(self, timeout: float = 600) -> int:
+        code = super().wait(timeout)
+        self._dir.cleanup()
+        return code
 
 
 class RolloutWorld:

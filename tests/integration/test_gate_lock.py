@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -25,6 +23,7 @@ from pathlib import Path
 import pytest
 from integration_support import ROOT, SANDBOX_ENV, run_ansible
 from kubernetes import client
+from rollout_world import BackgroundRun
 
 sys.path.insert(0, str(ROOT / ".collections"))
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import K8sClient  # noqa: E402
@@ -73,7 +72,7 @@ def journal(tmp_path: Path, name: str, task: dict) -> dict:
     return json.loads(result_path.read_text())
 
 
-class GateRun:
+class GateRun(BackgroundRun):
     """A run holding the lock: takes it (rollout_journal acquired), then gates with renew_lock, in
     the background; its output is read line by line (PYTHONUNBUFFERED, so lines come as printed)."""
 
@@ -111,71 +110,30 @@ class GateRun:
         ]
         playbook = tmp_path / "gate.yml"
         playbook.write_text(json.dumps(play(tasks)))
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "ansible-playbook"), *command(playbook)[1:]],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-                "ANSIBLE_NOCOLOR": "1",
-                "ANSIBLE_FORCE_COLOR": "0",
-                "PYTHONUNBUFFERED": "1",
-            },
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        command_line = command(playbook)
+        super().__init__(
+            [str(Path(sys.executable).parent / "ansible-playbook"), *command_line[1:]], env={"PYTHONUNBUFFERED": "1"}
         )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
 
     def rounds_shown(self) -> int:
         return sum(1 for line in self.lines if line.startswith("metric_gate [localhost] round "))
 
     def wait_for_round(self, number: int, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while self.rounds_shown() < number:
-                if self.process.poll() is not None and not self._reader.is_alive():
-                    raise AssertionError("the gate ended before round %d:\n%s" % (number, self.output))
-                if time.monotonic() > deadline:
-                    raise AssertionError("no round %d within %ss:\n%s" % (number, timeout, self.output))
-                self._changed.wait(1)
-
-    def finished(self) -> bool:
-        return self.process.poll() is not None
+        self.wait_until(
+            lambda: self.rounds_shown() >= number,
+            "the gate ended before round %d" % number,
+            "no round %d within %ss" % (number, timeout),
+            timeout,
+        )
 
     def gate_ended(self) -> bool:
         """The gate task has ended (the next task started), or the whole run."""
         return any(line.startswith("TASK [Save the result]") for line in self.lines) or self.finished()
 
     def wait(self, timeout: float = 300) -> dict:
-        try:
-            code = self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise AssertionError("the gate's playbook did not end within %ss:\n%s" % (timeout, self.output))
-        self._reader.join(timeout=10)
+        code = super().wait(timeout)
         assert code == 0, self.output  # the gate's failure is registered (ignore_errors), not the play's
         return json.loads(self.result_path.read_text())
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=30)
 
 
 @pytest.fixture()
