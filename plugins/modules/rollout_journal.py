@@ -219,6 +219,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_lost:
+  description:
+    - V(true) when the task failed because this run does not hold the lock (any more): another run took it (a
+      rollback by force, or a run that took over the expired lease), it was released, or it was never acquired.
+      Such a run must stop without changing anything: the lock's holder owns the rollout (the canary role's rescue
+      then leaves the traffic and the journal to it).
+  returned: when the task failed for that reason
+  type: bool
+  sample: true
 lock:
   description:
     - The lock after the task (in check mode, as it would be). With O(state=recorded), not returned.
@@ -482,6 +491,8 @@ def journal_outcome(params: dict, check_mode: bool, diff: bool, warn: Warn) -> d
         failure = {"failed": True, "msg": str(error), "changed": getattr(error, "written", False)}
         if getattr(error, "lock", None) is not None:
             failure["lock"] = error.lock
+        if isinstance(error, lease_state.LockLost):
+            failure["lock_lost"] = True  # another run owns the rollout now: this run must change nothing more
         return failure
     finally:
         if client is not None:

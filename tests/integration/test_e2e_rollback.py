@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import socket
 
 from kubernetes import client
@@ -75,6 +76,34 @@ def test_rollback_during_a_running_pilot_wins_and_a_second_pilot_is_refused(roll
     assert "rollback" in pilot.output and world.canary_weight(namespace, "checkout") == 0
     phases = [record["phase"] for record in world.journal()]
     assert "rollback" in phases
+
+
+def test_a_run_that_lost_its_lock_to_another_run_leaves_that_runs_traffic_and_journal_alone(rollout_world):
+    """A stalled run whose lease expired and was taken over by another forward run must not roll back the other
+    run's traffic when it notices: it stops, shifting nothing and writing nothing."""
+    world = rollout_world
+    namespace = world.namespace("lost", ["checkout"])
+    pilot = Playbook("pilot", world.pilot_vars(namespace))
+    pilot.wait_for_line("TASK [ceres.rollout.canary : Gate every app at 10%]")
+
+    # another run takes the lease over, as after this run's lease had expired, and moves the traffic
+    coordination = client.CoordinationV1Api(world.kube)
+    lease = world.lease()
+    assert lease is not None and lease.spec.holder_identity, lease
+    lease.metadata.annotations["rollout.ceres.io/run-id"] = "pilot-other-run"
+    lease.spec.holder_identity = "someone@elsewhere/0001"
+    lease.spec.renew_time = datetime.datetime.now(datetime.timezone.utc)
+    coordination.replace_namespaced_lease(lease.metadata.name, lease.metadata.namespace, lease)
+    world.set_weight(namespace, "checkout", 25)
+    records = world.journal()
+
+    assert pilot.wait() != 0, pilot.output
+    output = " ".join(pilot.output.split())
+    assert "no longer holds the lock" in output and "someone@elsewhere/0001" in output, output
+    assert world.canary_weight(namespace, "checkout") == 25  # the other run's traffic, untouched
+    assert world.journal() == records  # nothing recorded after the loss (no rolled_back, no pilot/done)
+    after = world.lease()
+    assert after.spec.holder_identity == "someone@elsewhere/0001"  # and the other run's lock not released
 
 
 def test_a_complete_rollback_reapplies_the_backups_secrets_and_never_the_database_unless_asked(rollout_world, kube):

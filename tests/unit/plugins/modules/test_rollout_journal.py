@@ -67,6 +67,7 @@ def test_acquire_then_a_second_run_is_refused_naming_the_holder(capsys, api):
     )
     assert "run pilot-2 refuses to start" in result["msg"]
     assert result["lock"]["run_id"] == "pilot-1"
+    assert "lock_lost" not in result  # refused to start: it never held the lock
     assert TOKEN not in output
 
 
@@ -89,6 +90,7 @@ def test_force_takes_the_lock_and_the_old_runs_renewal_fails(capsys, api):
     assert failed
     assert "lock taken by run rollback-1 (rollback) at " in result["msg"]
     assert result["msg"].endswith(", by force; run pilot-1 no longer holds it and must stop (start a new run to go on)")
+    assert result["lock_lost"] is True  # the canary role's rescue then changes nothing more
 
 
 def test_release_by_the_owner_then_again_then_by_another_run(capsys, api):
