@@ -92,7 +92,7 @@ def test_a_run_that_lost_its_lock_to_another_run_leaves_that_runs_traffic_and_jo
     assert lease is not None and lease.spec.holder_identity, lease
     lease.metadata.annotations["rollout.ceres.io/run-id"] = "pilot-other-run"
     lease.spec.holder_identity = "someone@elsewhere/0001"
-    lease.spec.renew_time = datetime.datetime.now(datetime.timezone.utc)
+    lease.spec.renew_time = datetime.datetime.now(datetime.UTC)
     coordination.replace_namespaced_lease(lease.metadata.name, lease.metadata.namespace, lease)
     world.set_weight(namespace, "checkout", 25)
     records = world.journal()
