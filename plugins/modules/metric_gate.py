@@ -520,6 +520,8 @@ def main():
         if keeper is not None:
             keeper.close()
     outcome = gate_outcome(gate, params["fail_on_breach"], keeper, renew_lock=params["renew_lock"] is not None)
+    for warning in outcome.pop("warnings", []):  # through warn(): a warnings key in exit_json is deprecated (2.19)
+        module.warn(warning)
     if outcome.get("failed"):
         module.fail_json(**outcome)
     module.exit_json(**outcome)
