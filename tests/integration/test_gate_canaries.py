@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +22,7 @@ import canary_world as world
 import pytest
 from integration_support import ROOT, SANDBOX_ENV
 from kubernetes import client
+from rollout_world import BackgroundRun
 
 sys.path.insert(0, str(ROOT / "sandbox"))
 sys.path.insert(0, str(ROOT / ".collections"))
@@ -104,7 +102,7 @@ def slo_checks(prometheus: PrometheusUnderTest, namespace: str, app: str, window
     ]
 
 
-class PlaybookRun:
+class PlaybookRun(BackgroundRun):
     """ansible-playbook running tasks (the last one registered as ``result``) in the background."""
 
     def __init__(self, tasks: list):
@@ -135,46 +133,26 @@ class PlaybookRun:
         ]
         playbook_path = work_dir / "gate.yml"
         playbook_path.write_text(json.dumps(playbook))
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook_path)],
-            cwd=ROOT,
-            env=dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        super().__init__(
+            [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook_path)]
         )
-        self._lines: list[str] = []
-        self._gate_started = threading.Event()
-        self._reader = threading.Thread(target=self._read_output, daemon=True)
-        self._reader.start()
-
-    def _read_output(self) -> None:
-        for line in self.process.stdout:
-            self._lines.append(line)
-            if line.startswith("TASK [Gate]"):
-                self._gate_started.set()
 
     def wait_for_gate_task(self, timeout: float) -> bool:
         """Wait until ansible-playbook has started the gate task (its banner is printed)."""
-        return self._gate_started.wait(timeout)
+        try:
+            self.wait_for_line("TASK [Gate]", timeout)
+        except AssertionError:
+            return False
+        return True
 
     def running(self) -> bool:
-        return self.process.poll() is None
+        return not self.finished()
 
     def result(self, timeout: float) -> dict:
         try:
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                self._reader.join(timeout=10)
-                raise AssertionError("the playbook did not end within %ss:\n%s" % (timeout, "".join(self._lines)))
-            self._reader.join(timeout=10)
+            self.wait(timeout)  # kills the run and fails, with its output, when it does not end in time
             if not self.result_path.exists():
-                raise AssertionError(
-                    "the playbook saved no result (%s):\n%s" % (self.process.returncode, "".join(self._lines))
-                )
+                raise AssertionError("the playbook saved no result (%s):\n%s" % (self.process.returncode, self.output))
             return json.loads(self.result_path.read_text())
         finally:
             self._work_dir.cleanup()
