@@ -108,8 +108,8 @@ def main(argv: Sequence[str] | None = None, config: SandboxConfig | None = None)
     parser = argparse.ArgumentParser(description=DESCRIPTION)
     parser.add_argument("command", choices=list(COMMANDS))
     args = parser.parse_args(argv)
-    config = SandboxConfig.from_env() if config is None else config
     try:
+        config = SandboxConfig.from_env() if config is None else config
         return COMMANDS[args.command](config)
     except SandboxError as error:
         log(f"ERROR: {error}")

@@ -50,6 +50,32 @@ def log(message: str) -> None:
     print(f"sandbox: {message}", flush=True)
 
 
+def _port_base(text: str) -> int:
+    """CERES_SANDBOX_PORT_BASE: an integer with every port above it (base + the largest offset) a valid port."""
+    highest = max(PORT_OFFSETS.values())
+    try:
+        base = int(text.strip())
+    except ValueError:
+        base = None
+    if base is None or not 1024 <= base <= 65535 - highest:
+        raise SandboxError(
+            f"{PORT_BASE_ENV}={text!r} is not a port base: it must be an integer from 1024 to {65535 - highest} "
+            f"(the sandbox uses it plus offsets up to {highest})"
+        )
+    return base
+
+
+def _ready_timeout(text: str) -> float:
+    """CERES_SANDBOX_TIMEOUT: seconds, a positive number."""
+    try:
+        seconds = float(text.strip())
+    except ValueError:
+        seconds = None
+    if seconds is None or not seconds > 0 or seconds == float("inf"):
+        raise SandboxError(f"{TIMEOUT_ENV}={text!r} is not a timeout: it must be a positive number of seconds")
+    return seconds
+
+
 def ports_from(base: int) -> dict[str, int]:
     return {name: base + offset for name, offset in PORT_OFFSETS.items()}
 
@@ -92,9 +118,9 @@ class SandboxConfig:
         return cls(
             root=root,
             state=state,
-            ports=ports_from(int(environ.get(PORT_BASE_ENV, str(DEFAULT_PORT_BASE)))),
+            ports=ports_from(_port_base(environ.get(PORT_BASE_ENV, str(DEFAULT_PORT_BASE)))),
             postgres_root=postgres_root_for(state),
-            ready_timeout=float(environ.get(TIMEOUT_ENV, str(DEFAULT_READY_TIMEOUT))),
+            ready_timeout=_ready_timeout(environ.get(TIMEOUT_ENV, str(DEFAULT_READY_TIMEOUT))),
         )
 
     @property
