@@ -89,3 +89,77 @@ def test_a_bad_port_base_or_timeout_is_named_not_a_traceback(manager, tmp_path, 
         monkeypatch.setenv(name, value)
     assert manager.cli.main(["status"]) == 1
     assert named in capsys.readouterr().out
+
+
+def test_every_component_listens_on_a_configured_port(manager, config):
+    names = [component.name for component in manager.cli.components(config)]
+    assert names == [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok",
+        "postgres",
+        "s3",
+        "simulator",
+        "prometheus",
+    ]
+    used = {port for component in manager.cli.components(config) for port in component.ports}
+    assert used == set(config.ports)
+
+
+def test_port_taken_is_reported_with_component_and_port(manager, config):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        probe_config = _with_port(config, "probe", port)
+        component = manager.process.Component(probe_config, "probe", ["probe"], lambda ctx: ["true"], lambda ctx: True)
+        with pytest.raises(manager.config.SandboxError) as error:
+            component.start(_context(manager))
+    message = str(error.value)
+    assert f"probe cannot start: port 127.0.0.1:{port} is already in use" in message
+    assert "CERES_SANDBOX_PORT_BASE" in message
+    assert not component.pid_file.exists()
+
+
+def test_component_that_exits_is_reported_with_its_log(manager, config):
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    crasher_config = _with_port(config, "crasher", port)
+    component = manager.process.Component(
+        crasher_config,
+        "crasher",
+        ["crasher"],
+        lambda ctx: [sys.executable, "-c", "import sys; print('bad flag --frobnicate'); sys.exit(3)"],
+        lambda ctx: False,
+    )
+    with pytest.raises(manager.config.SandboxError) as error:
+        component.start(_context(manager))
+    message = str(error.value)
+    assert "crasher exited with code 3 while starting" in message
+    assert str(config.logs / "crasher.log") in message
+    assert "bad flag --frobnicate" in message
+
+
+def test_component_never_ready_times_out_naming_it(manager, config):
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    sleeper_config = _with_port(config, "sleeper", port, ready_timeout=1.0)
+    component = manager.process.Component(
+        sleeper_config,
+        "sleeper",
+        ["sleeper"],
+        lambda ctx: [sys.executable, "-c", "import time; time.sleep(30)"],
+        lambda ctx: False,
+    )
+    try:
+        with pytest.raises(manager.config.SandboxError) as error:
+            component.start(_context(manager))
+        assert "sleeper was not ready after 1s" in str(error.value)
+        assert str(config.logs / "sleeper.log") in str(error.value)
+    finally:
+        component.stop()
+    assert not component.running()
