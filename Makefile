@@ -63,7 +63,7 @@ lint: venv
 	@echo "==> ansible-lint (production profile)"
 	@$(BIN)/ansible-lint --profile production
 
-sanity: venv
+sanity: venv apt  # ansible-test runs shellcheck (apt-deps installs it)
 	@tests/run-sanity.sh
 
 unit: venv
