@@ -117,10 +117,12 @@ def release_fingerprint(objects, apps=None, since=None):
 def _entry(kind, item, canaries):
     metadata = item.get("metadata") or {}
     name = "%s %s/%s" % (kind, metadata.get("namespace"), metadata.get("name"))
-    spec = copy.deepcopy(item.get("spec") or {})
+    spec = item.get("spec") or {}
     entry = {"kind": kind}
+    # only what is changed below is copied (the objects are the caller's, and copying a whole
+    # Deployment spec is most of this filter's time)
     if kind == "Deployment":
-        template = spec.get("template") or {}
+        template = copy.deepcopy(spec.get("template") or {})
         template_metadata = template.get("metadata") or {}
         annotations = template_metadata.get("annotations") or {}
         for annotation in RESTART_ANNOTATIONS:
@@ -132,6 +134,7 @@ def _entry(kind, item, canaries):
             container.get("image") or "" for container in (template.get("spec") or {}).get("containers") or []
         )
     elif kind == "VirtualService":
+        spec = copy.deepcopy(spec)
         canary = canaries.get((metadata.get("namespace"), metadata.get("name")))
         for route in spec.get("http") or []:
             if not isinstance(route, dict):
