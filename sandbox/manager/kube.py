@@ -146,6 +146,10 @@ def _controller_manager(config: SandboxConfig) -> Component:
             "--controllers=*,-nodeipam,-ttl",
             "--concurrent-deployment-syncs=10",
             "--concurrent-replicaset-syncs=10",
+            # each controller's client is throttled to 20 requests/s by default: a rollout of 200
+            # Deployments then waits on the sandbox's controllers, not on what is being measured
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
             "--v=1",
         ],
         _kube_ready(config, "/healthz", "controller-manager", verify=False),
