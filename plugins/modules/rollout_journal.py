@@ -221,9 +221,9 @@ EXAMPLES = r"""
 RETURN = r"""
 lock_lost:
   description:
-    - V(true) when the task failed because this run does not hold the lock (any more): another run took it (a
+    - V(true) when the task failed because this run does not hold the lock (any more) - another run took it (a
       rollback by force, or a run that took over the expired lease), it was released, or it was never acquired.
-      Such a run must stop without changing anything: the lock's holder owns the rollout (the canary role's rescue
+    - Such a run must stop without changing anything, as the lock's holder owns the rollout (the canary role's rescue
       then leaves the traffic and the journal to it).
   returned: when the task failed for that reason
   type: bool

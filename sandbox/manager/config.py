@@ -71,7 +71,7 @@ def _ready_timeout(text: str) -> float:
         seconds = float(text.strip())
     except ValueError:
         seconds = None
-    if seconds is None or not seconds > 0 or seconds == float("inf"):
+    if seconds is None or seconds != seconds or seconds <= 0 or seconds == float("inf"):  # NaN != NaN
         raise SandboxError(f"{TIMEOUT_ENV}={text!r} is not a timeout: it must be a positive number of seconds")
     return seconds
 
