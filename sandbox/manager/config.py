@@ -13,6 +13,7 @@ state lives in ``.sandbox/`` of the clone (PostgreSQL's files may live elsewhere
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -71,7 +72,7 @@ def _ready_timeout(text: str) -> float:
         seconds = float(text.strip())
     except ValueError:
         seconds = None
-    if seconds is None or seconds != seconds or seconds <= 0 or seconds == float("inf"):  # NaN != NaN
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
         raise SandboxError(f"{TIMEOUT_ENV}={text!r} is not a timeout: it must be a positive number of seconds")
     return seconds
 
