@@ -24,7 +24,8 @@ scenarios() {
   if [ $# -gt 0 ]; then printf '%s\n' "$@"; return; fi
   for file in molecule/*/molecule.yml; do
     scenario=${file#molecule/}
-    echo "${scenario%/molecule.yml}"
+    scenario=${scenario%/molecule.yml}
+    [ "$scenario" = default ] || echo "$scenario"  # default: molecule's stub, not a test
   done
 }
 # shellcheck disable=SC2016  # $1 and $2 are run_one's arguments, expanded by the inner bash
