@@ -35,12 +35,14 @@ def test_rollback_in_the_middle_of_a_wave_with_prometheus_and_s3_down_sends_ever
     world.set_weight(pilot, "checkout", 50)
     world.set_weight(wave, "catalog", 25)
 
-    run = Playbook("rollback", unreachable(world, [pilot, wave]))
+    # the inventory's lease duration holds for the rollback's lock as for every phase's
+    run = Playbook("rollback", unreachable(world, [pilot, wave]) | {"ceres_rollout_lease_duration": 77})
     code = run.wait()
 
     assert code == 0, run.output
     for namespace, app in ((pilot, "checkout"), (wave, "catalog"), (wave, "recommendations")):
         assert world.canary_weight(namespace, app) == 0, (namespace, app)
+    assert world.lease().spec.lease_duration_seconds == 77
     records = world.journal()
     assert records[-1]["step_id"] == "rollback/done" and records[-1]["outcome"] == "completed", records
     assert "%s/checkout" % pilot in records[-1]["message"]
