@@ -27,13 +27,16 @@ apt:
 # The venv path carries a hash of the requirement files, so a change makes a new venv;
 # the marker has no file prerequisites (a fresh clone's timestamps must not rebuild it).
 # uv (pinned, installed into the venv first) resolves and installs the pins in ~1 min cold
-# where pip took 6-13 min; its download cache is ~/.cache/uv, outside the clone.
+# where pip took 6-13 min; its download cache is ~/.cache/uv, outside the clone. It compiles the
+# bytecode at install time (pip did, uv does not by default): with PYTHONDONTWRITEBYTECODE set, as
+# on the CI machine, every ansible-playbook and every module run compiled ansible and the
+# kubernetes client from source again (import kubernetes 0.76 s -> 0.57 s).
 UV_VERSION := 0.13.8
 $(VENV)/.ok:
 	@echo "==> creating the Python venv $(VENV)"
 	@$(PYTHON) -m venv --clear $(VENV)
 	@$(BIN)/pip install --disable-pip-version-check --progress-bar off --quiet uv==$(UV_VERSION)
-	@$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements-dev.txt
+	@$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -r requirements-dev.txt
 	@echo "==> venv ready"
 	@touch $@
 
