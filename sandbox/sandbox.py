@@ -17,10 +17,9 @@ Makefile, CI and the tests run.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from manager.cli import main  # noqa: E402
+# Run as a script, this file's directory (sandbox/) is sys.path[0]: ``manager`` is the package beside it.
+from manager.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

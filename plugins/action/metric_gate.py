@@ -6,8 +6,8 @@
 each sampling round is shown as it comes (one line per round, through Display, which a
 worker process forwards to the main process at once) instead of one silent task for the
 whole soak. The documentation and the argument spec are in plugins/modules/metric_gate.py;
-the engine is plugins/module_utils/verdict.py, the lock renewal (``renew_lock``)
-plugins/module_utils/gate_lock.py. The result is the module's: same keys, same failure
+the engine is plugins/module_utils/gate/verdict.py, the lock renewal (``renew_lock``)
+plugins/module_utils/gate/renew_lock.py. The result is the module's: same keys, same failure
 message, ``changed=false``, values of no_log options masked."""
 
 from __future__ import annotations
@@ -16,14 +16,17 @@ import time
 
 from ansible.utils.display import Display
 
-from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import build_gate
-from ansible_collections.ceres.rollout.plugins.module_utils.gate_lock import gate_outcome, lock_keeper
-from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import PrometheusClient, PrometheusConfigError
-from ansible_collections.ceres.rollout.plugins.module_utils.prometheus_args import (
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.config import build_gate
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.prometheus import (
+    PrometheusClient,
+    PrometheusConfigError,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.prometheus_args import (
     PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE,
     PROMETHEUS_CONNECTION_REQUIRED_TOGETHER,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.verdict import GateConfigError, format_number, run_gate
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.renew_lock import gate_outcome, lock_keeper
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.verdict import GateConfigError, format_number, run_gate
 from ansible_collections.ceres.rollout.plugins.modules.metric_gate import argument_spec
 from ansible_collections.ceres.rollout.plugins.plugin_utils.controller_action import ControllerModuleAction
 

@@ -6,7 +6,7 @@
 reads and writes the journal in the controller process, so the three journal tasks of a rollout
 step start no module process each (AnsiballZ, a Python start, the imports). The documentation and
 the argument spec are in plugins/modules/rollout_journal.py, whose ``journal_outcome()`` both its
-main() and this plugin run; the engines are plugins/module_utils/lease_lock.py and journal.py.
+main() and this plugin run; the engines are plugins/module_utils/lock/lease.py and journal.py.
 The result is the module's: same keys, same messages and warnings, ``changed`` true on a failure
 after a write landed, the same default ``holder`` (``user@host`` of the controller, where the
 module ran through a local connection), values of no_log options masked."""

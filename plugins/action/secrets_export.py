@@ -5,13 +5,13 @@
 """Action plugin of ceres.rollout.secrets_export: runs on the controller, where
 ansible-vault lives, so the Secrets are encrypted in memory and never reach a disk in clear.
 The documentation and argument spec are in plugins/modules/secrets_export.py; the work is in
-plugins/plugin_utils/secrets_transfer.py."""
+plugins/plugin_utils/secrets/transfer.py."""
 
 from __future__ import annotations
 
 from ansible_collections.ceres.rollout.plugins.modules.secrets_export import MUTUALLY_EXCLUSIVE, argument_spec
-from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_action import SecretsTransferAction
-from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_transfer import ExportRequest, export_secrets
+from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets.action import SecretsTransferAction
+from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets.transfer import ExportRequest, export_secrets
 
 
 class ActionModule(SecretsTransferAction):

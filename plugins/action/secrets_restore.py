@@ -5,13 +5,13 @@
 """Action plugin of ceres.rollout.secrets_restore: decrypts the bundle in memory on the
 controller and applies its Secrets through the Kubernetes API. The documentation and
 argument spec are in plugins/modules/secrets_restore.py; the work is in
-plugins/plugin_utils/secrets_transfer.py."""
+plugins/plugin_utils/secrets/transfer.py."""
 
 from __future__ import annotations
 
 from ansible_collections.ceres.rollout.plugins.modules.secrets_restore import MUTUALLY_EXCLUSIVE, argument_spec
-from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_action import SecretsTransferAction
-from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_transfer import RestoreRequest, restore_secrets
+from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets.action import SecretsTransferAction
+from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets.transfer import RestoreRequest, restore_secrets
 
 
 class ActionModule(SecretsTransferAction):

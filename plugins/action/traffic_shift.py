@@ -6,7 +6,7 @@
 so a loop over a step's apps (the canary rollback) costs one API round trip per app, not one
 module process each (AnsiballZ, a Python start, the imports). The documentation and the
 argument spec are in plugins/modules/traffic_shift.py, whose main() does the same for a direct
-run; the engine is plugins/module_utils/istio.py. The result is the module's: same keys, same
+run; the engine is plugins/module_utils/istio/traffic.py. The result is the module's: same keys, same
 messages, ``changed`` true on a failure after the write landed, values of no_log options
 (``api_key``, ``password``, ``kubeconfig``...) masked."""
 
@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
-from ansible_collections.ceres.rollout.plugins.module_utils.istio import (
+from ansible_collections.ceres.rollout.plugins.module_utils.common.errors import CeresError
+from ansible_collections.ceres.rollout.plugins.module_utils.istio.traffic import (
     request_from_params,
     shift_output,
     shift_traffic,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import (
     HAS_KUBERNETES,
     K8sClient,
     auth_options,

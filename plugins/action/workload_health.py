@@ -6,7 +6,7 @@
 so a rollout step's health check starts no module process (AnsiballZ, a Python start, the
 imports). The documentation and the argument spec are in plugins/modules/workload_health.py,
 whose ``health_outcome()`` both its main() and this plugin run; the engine is
-plugins/module_utils/workloads_health.py. The result is the module's: same keys, same messages,
+plugins/module_utils/workloads/health.py. The result is the module's: same keys, same messages,
 ``changed=false``, values of no_log options masked."""
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 # The Kubernetes connection options of every Kubernetes-facing module of ceres.rollout.
 # Names, aliases and environment variables are those of kubernetes.core, so module_defaults
 # and AWX credential types written for kubernetes.core apply unchanged.
-# Paired with K8S_AUTH_ARG_SPEC in plugins/module_utils/k8s_args.py.
+# Paired with K8S_AUTH_ARG_SPEC in plugins/module_utils/k8s/args.py.
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ notes:
 """
 
     # The one total time budget of a Kubernetes-facing task: K8S_TIMEOUT_ARG_SPEC, part of
-    # K8S_CONNECTION_ARG_SPEC in plugins/module_utils/k8s_args.py. Use together with the
+    # K8S_CONNECTION_ARG_SPEC in plugins/module_utils/k8s/args.py. Use together with the
     # standard fragment: ceres.rollout.k8s_auth and ceres.rollout.k8s_auth.timeout.
     TIMEOUT = r"""
 options:

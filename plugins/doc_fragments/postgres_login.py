@@ -7,7 +7,7 @@ from __future__ import annotations
 
 class ModuleDocFragment:
     # The login options of ceres.rollout.pg_backup and ceres.rollout.pg_restore; the argument
-    # spec is LOGIN_ARGUMENT_SPEC in plugins/module_utils/pg_args.py.
+    # spec is LOGIN_ARGUMENT_SPEC in plugins/module_utils/postgres/args.py.
     DOCUMENTATION = r"""
 options:
   login_host:

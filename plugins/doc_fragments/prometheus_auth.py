@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 # The Prometheus connection options; the argument spec they document is
-# PROMETHEUS_CONNECTION_ARGSPEC in plugins/module_utils/prometheus_args.py.
+# PROMETHEUS_CONNECTION_ARGSPEC in plugins/module_utils/gate/prometheus_args.py.
 
 from __future__ import annotations
 

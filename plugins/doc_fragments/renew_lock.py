@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 # metric_gate's renew_lock option: the rollout lock kept alive while a gate samples.
-# Paired with RENEW_LOCK_ARGSPEC in plugins/module_utils/gate_lock.py; its Kubernetes
+# Paired with RENEW_LOCK_ARGSPEC in plugins/module_utils/gate/renew_lock.py; its Kubernetes
 # connection suboptions are those of K8S_AUTH_ARG_SPEC (the k8s_auth fragment documents them
 # as top-level options; suboptions must be documented where they are, with renew_lock.* references).
 

@@ -47,7 +47,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ceres.rollout.plugins.module_utils.durations import (
+from ansible_collections.ceres.rollout.plugins.module_utils.common.durations import (
     DurationError,
     parse_duration_seconds,
 )

@@ -446,23 +446,26 @@ checks:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import (
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.config import (
     NO_DATA_POLICIES,
     build_gate,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.gate_lock import (
-    RENEW_LOCK_ARGSPEC,
-    gate_outcome,
-    lock_keeper,
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.prometheus import (
+    PrometheusClient,
+    PrometheusConfigError,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import PrometheusClient, PrometheusConfigError
-from ansible_collections.ceres.rollout.plugins.module_utils.prometheus_args import (
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.prometheus_args import (
     PROMETHEUS_CONNECTION_ARGSPEC,
     PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE,
     PROMETHEUS_CONNECTION_REQUIRED_TOGETHER,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.promql_templates import TEMPLATE_NAMES
-from ansible_collections.ceres.rollout.plugins.module_utils.verdict import GateConfigError, run_gate
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.renew_lock import (
+    RENEW_LOCK_ARGSPEC,
+    gate_outcome,
+    lock_keeper,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.templates import TEMPLATE_NAMES
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.verdict import GateConfigError, run_gate
 
 
 def argument_spec():

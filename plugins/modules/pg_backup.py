@@ -353,34 +353,37 @@ source:
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_args import (
+from ansible_collections.ceres.rollout.plugins.module_utils.common.redaction import redact
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.args import (
     K8S_CONNECTION_ARG_SPEC,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_TRACEBACK,
     auth_options,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.errors import (
     K8sError,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_args import (
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres.args import (
     LOGIN_ARGUMENT_SPEC,
     POD_SOURCE_ARGUMENT_SPEC,
     POD_SOURCE_MUTUALLY_EXCLUSIVE,
     POD_SOURCE_REQUIRED_ONE_OF,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_common import VERIFY_MODES, BackupRequest
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_local import check_mode_backup_result, run_backup
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_backup_pod import (
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres.backup.common import VERIFY_MODES, BackupRequest
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres.backup.local import (
+    check_mode_backup_result,
+    run_backup,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres.backup.pod import (
     PodSource,
     check_mode_pod_backup_result,
     run_pod_backup,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_connection import HAS_PSYCOPG2, ConnectionParams
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import PostgresBackupError, terminate_raises
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_manifest import BACKUP_FORMATS
-from ansible_collections.ceres.rollout.plugins.module_utils.redaction import redact
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres.connection import HAS_PSYCOPG2, ConnectionParams
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres.errors import PostgresBackupError, terminate_raises
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres.manifest import BACKUP_FORMATS
 
 
 def argument_spec():

@@ -152,15 +152,15 @@ duration_s:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_args import LOGIN_ARGUMENT_SPEC
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_connection import HAS_PSYCOPG2, ConnectionParams
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_errors import PostgresBackupError, terminate_raises
-from ansible_collections.ceres.rollout.plugins.module_utils.pg_restore_engine import (
+from ansible_collections.ceres.rollout.plugins.module_utils.common.redaction import redact
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres.args import LOGIN_ARGUMENT_SPEC
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres.connection import HAS_PSYCOPG2, ConnectionParams
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres.errors import PostgresBackupError, terminate_raises
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres.restore import (
     RestoreRequest,
     check_mode_restore_result,
     run_restore,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.redaction import redact
 
 
 def argument_spec():

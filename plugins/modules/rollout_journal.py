@@ -373,17 +373,18 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.parameters import remove_values
 
-from ansible_collections.ceres.rollout.plugins.module_utils import journal, lease_lock, lease_state
-from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_args import (
+from ansible_collections.ceres.rollout.plugins.module_utils.common.errors import CeresError
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.args import (
     K8S_CONNECTION_ARG_SPEC,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_TRACEBACK,
     K8sClient,
     auth_options,
 )
+from ansible_collections.ceres.rollout.plugins.module_utils.lock import journal, lease_state
+from ansible_collections.ceres.rollout.plugins.module_utils.lock import lease as lease_lock
 
 # How a task function warns: AnsibleModule.warn in the module, ControllerRun.warn in the action plugin.
 Warn = t.Callable[[str], None]

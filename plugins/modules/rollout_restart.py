@@ -273,23 +273,23 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_args import (
+from ansible_collections.ceres.rollout.plugins.module_utils.common.errors import CeresError
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.args import (
     K8S_CONNECTION_ARG_SPEC,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_TRACEBACK,
     K8sClient,
     auth_options,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.workloads import KINDS, Selection
-from ansible_collections.ceres.rollout.plugins.module_utils.workloads_restart import (
+from ansible_collections.ceres.rollout.plugins.module_utils.workloads.restart import (
     RestartRequest,
     diff_of,
     restart_workloads,
     summarize,
 )
+from ansible_collections.ceres.rollout.plugins.module_utils.workloads.selection import KINDS, Selection
 
 
 def argument_spec() -> dict:

@@ -201,7 +201,7 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_args import (
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.args import (
     K8S_CONNECTION_ARG_SPEC,
 )
 

@@ -229,16 +229,16 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.ceres.rollout.plugins.module_utils.errors import CeresError
-from ansible_collections.ceres.rollout.plugins.module_utils.istio import (
+from ansible_collections.ceres.rollout.plugins.module_utils.common.errors import CeresError
+from ansible_collections.ceres.rollout.plugins.module_utils.istio.traffic import (
     request_from_params,
     shift_output,
     shift_traffic,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_args import (
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.args import (
     K8S_CONNECTION_ARG_SPEC,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_TRACEBACK,
     K8sClient,

@@ -13,7 +13,12 @@
 * ``postgres``: PostgreSQL with ``ceres_db``; ``s3``: moto with the backup bucket;
   ``traffic``: the traffic simulator and the Prometheus scraping it;
 * ``state``: the generated secrets, the vault password and ``.sandbox/env``;
-* ``cli``: the component order, ``up``, ``down``, ``status`` and ``main()``.
+* ``cli``: the component order, ``up``, ``down``, ``status`` and ``main()``;
+* ``pki``: the sandbox's certificate authority, certificates and kubeconfigs;
+* ``kube_apply``: a small server-side-apply client for the demo world and the CRDs;
+* ``world``: the demo world (namespaces, apps, Istio routes);
+* ``prometheus_config``: Prometheus' configuration and scrape interval (also used by tests
+  that start a second Prometheus).
 
 Only the standard library is imported at module level, so ``down`` runs with any Python 3
 (``make sandbox-down`` without the venv); ``yaml``, ``boto3`` and ``cryptography`` are
@@ -21,11 +26,3 @@ imported by the steps of ``up`` that need them.
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# pki, world, kube_apply and prometheus_config live beside this package, in sandbox/.
-SANDBOX_SRC = Path(__file__).resolve().parent.parent
-if str(SANDBOX_SRC) not in sys.path:
-    sys.path.insert(0, str(SANDBOX_SRC))

@@ -64,7 +64,7 @@ def command_up(config: SandboxConfig) -> int:
     os.chmod(config.state, 0o711)  # the postgres user must reach .sandbox/postgres
     ctx = Context(bin_dir=find_binaries(config), python=sys.executable, secrets=load_secrets(config))
     ensure_vault_password(config)
-    import pki  # noqa: PLC0415 - needs the venv's cryptography; `down` must not
+    from . import pki  # noqa: PLC0415 - needs the venv's cryptography; `down` must not
 
     pki.ensure_pki(config.pki, config.api_url)
     for component in all_components:

@@ -208,9 +208,12 @@ def apply_world(config: SandboxConfig, ctx: Context) -> None:
     marker = config.state / "world.applied"
     if marker.exists():
         return
-    import kube_apply  # noqa: PLC0415
-    import world  # noqa: PLC0415
     import yaml  # noqa: PLC0415
+
+    from . import (
+        kube_apply,  # noqa: PLC0415
+        world,  # noqa: PLC0415
+    )
 
     started = time.monotonic()
     timeout = config.ready_timeout

@@ -11,10 +11,9 @@ import json
 import os
 import secrets
 
-from prometheus_config import SCRAPE_INTERVAL_ENV, scrape_interval_from_env
-
 from .config import SandboxConfig
 from .process import Context
+from .prometheus_config import SCRAPE_INTERVAL_ENV, scrape_interval_from_env
 
 
 def ensure_vault_password(config: SandboxConfig) -> None:

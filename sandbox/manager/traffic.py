@@ -14,10 +14,9 @@ import json
 import urllib.parse
 from pathlib import Path
 
-from prometheus_config import render_config, scrape_interval_from_env
-
 from .config import SandboxConfig
 from .process import Component, http_get
+from .prometheus_config import render_config, scrape_interval_from_env
 
 
 def _prometheus_config(config: SandboxConfig) -> Path:

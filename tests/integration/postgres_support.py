@@ -15,7 +15,8 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 if str(REPOSITORY / ".collections") not in sys.path:
     sys.path.insert(0, str(REPOSITORY / ".collections"))
 
-from ansible_collections.ceres.rollout.plugins.module_utils import pg_catalog, pg_connection  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres import catalog as pg_catalog  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres import connection as pg_connection  # noqa: E402
 
 
 def admin_connection(database="postgres"):

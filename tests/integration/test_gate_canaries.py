@@ -26,9 +26,9 @@ from rollout_world import BackgroundRun
 
 sys.path.insert(0, str(ROOT / "sandbox"))
 sys.path.insert(0, str(ROOT / ".collections"))
-from prometheus_config import ExtraPrometheus, parse_scrape_interval  # noqa: E402
+from manager.prometheus_config import ExtraPrometheus, parse_scrape_interval  # noqa: E402
 
-from ansible_collections.ceres.rollout.plugins.module_utils.promql_templates import render_template  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.templates import render_template  # noqa: E402
 
 PRODUCTION_LIKE_SCRAPE_SECONDS = 5.0
 GATE_INTERVAL_SECONDS = 5

@@ -26,9 +26,9 @@ from kubernetes import client
 from rollout_world import BackgroundRun
 
 sys.path.insert(0, str(ROOT / ".collections"))
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import K8sClient  # noqa: E402
-from ansible_collections.ceres.rollout.plugins.module_utils.lease_lock import apply_lock  # noqa: E402
-from ansible_collections.ceres.rollout.plugins.module_utils.lease_state import LockRefused, LockRequest  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import K8sClient  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease import apply_lock  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease_state import LockRefused, LockRequest  # noqa: E402
 
 LOCK = "ceres-rollout-gate"
 # A query that always answers one real number: the gate passes on every sample, so only the lock can stop it.

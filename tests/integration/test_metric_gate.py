@@ -267,7 +267,7 @@ def test_breach_ends_the_gate_within_one_interval(gate_world, kube):
 
 def _resolved_query(check: dict) -> str:
     sys.path.insert(0, str(ROOT / ".collections"))
-    from ansible_collections.ceres.rollout.plugins.module_utils.promql_templates import render_template
+    from ansible_collections.ceres.rollout.plugins.module_utils.gate.templates import render_template
 
     return render_template(check["template"], check["params"])
 

@@ -27,7 +27,7 @@ import pytest
 from integration_support import ROOT, SANDBOX_ENV, prometheus_query, wait_for
 
 sys.path.insert(0, str(ROOT / ".collections"))
-from ansible_collections.ceres.rollout.plugins.module_utils.verdict import format_number  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.verdict import format_number  # noqa: E402
 
 APP = "progress"
 APP_RPS = 100

@@ -44,15 +44,13 @@ from postgres_support import (  # noqa: E402
     pg_dump_process_tree,
 )
 
-from ansible_collections.ceres.rollout.plugins.module_utils import (  # noqa: E402
-    atomic_files,
-    pg_backup_common,
-    pg_backup_local,
-    pg_connection,
-    pg_errors,
-    pg_manifest,
-    pg_verify,
-)
+from ansible_collections.ceres.rollout.plugins.module_utils.common import atomic_files  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres import connection as pg_connection  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres import errors as pg_errors  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres import manifest as pg_manifest  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres import verify as pg_verify  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres.backup import common as pg_backup_common  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres.backup import local as pg_backup_local  # noqa: E402
 
 PG_ENVIRONMENT = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
 

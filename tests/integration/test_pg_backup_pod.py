@@ -33,7 +33,10 @@ psycopg2 = pytest.importorskip("psycopg2")
 
 from postgres_support import admin_connection, database_names, drop_database, execute, live_table_stats, load_manifest  # noqa: E402
 
-from ansible_collections.ceres.rollout.plugins.module_utils import pg_catalog, pg_manifest, pg_tools, pg_verify  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres import catalog as pg_catalog  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres import manifest as pg_manifest  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres import tools as pg_tools  # noqa: E402
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres import verify as pg_verify  # noqa: E402
 
 NAMESPACE = "ceres-system"
 DEPLOYMENT = "postgres-main"
@@ -371,8 +374,11 @@ def test_sigterm_mid_run_removes_the_temporary_output_and_ends_the_pod_sessions(
     script = textwrap.dedent("""
         import sys
         sys.path.insert(0, %r)
-        from ansible_collections.ceres.rollout.plugins.module_utils import pg_backup_common, pg_backup_pod, pg_connection, pg_errors
-        from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import auth_options
+        from ansible_collections.ceres.rollout.plugins.module_utils.postgres.backup import common as pg_backup_common
+        from ansible_collections.ceres.rollout.plugins.module_utils.postgres.backup import pod as pg_backup_pod
+        from ansible_collections.ceres.rollout.plugins.module_utils.postgres import connection as pg_connection
+        from ansible_collections.ceres.rollout.plugins.module_utils.postgres import errors as pg_errors
+        from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import auth_options
         request = pg_backup_common.BackupRequest(pg_connection.ConnectionParams(database=%r), %r,
                                                  pod=pg_backup_pod.PodSource(namespace=%r, deployment=%r, auth=auth_options({})))
         try:

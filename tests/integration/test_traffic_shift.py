@@ -22,8 +22,9 @@ from kubernetes import client
 # The repository is the collection: .collections resolves ansible_collections.ceres.rollout.
 sys.path.insert(0, str(ROOT / ".collections"))
 
-from ansible_collections.ceres.rollout.plugins.module_utils import istio, istio_routes
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+from ansible_collections.ceres.rollout.plugins.module_utils.istio import routes as istio_routes
+from ansible_collections.ceres.rollout.plugins.module_utils.istio import traffic as istio
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import (
     K8sClient,
 )
 

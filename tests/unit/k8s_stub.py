@@ -51,8 +51,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import PATCH_CONTENT_TYPES
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import PATCH_CONTENT_TYPES
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.errors import (
     BadRequest,
     Conflict,
     Invalid,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_args import (
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.args import (
     K8S_AUTH_ARG_SPEC,
     K8S_CONNECTION_ARG_SPEC,
 )

@@ -14,7 +14,7 @@ SANDBOX_DIR = Path(__file__).resolve().parents[3] / "sandbox"
 @pytest.fixture()
 def kube_apply(monkeypatch):
     monkeypatch.syspath_prepend(str(SANDBOX_DIR))
-    spec = importlib.util.spec_from_file_location("ceres_sandbox_kube_apply", SANDBOX_DIR / "kube_apply.py")
+    spec = importlib.util.spec_from_file_location("ceres_sandbox_kube_apply", SANDBOX_DIR / "manager" / "kube_apply.py")
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)

@@ -16,9 +16,9 @@ from k8s_stub import run_module as run_any_module
 from prometheus_stub import error, start_stub, vector
 
 from ansible_collections.ceres.rollout.plugins.action import metric_gate as gate_action
-from ansible_collections.ceres.rollout.plugins.module_utils import verdict
-from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import build_checks, build_policy
-from ansible_collections.ceres.rollout.plugins.module_utils.prometheus import NO_DATA, VALUE, QueryResult
+from ansible_collections.ceres.rollout.plugins.module_utils.gate import verdict
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.config import build_checks, build_policy
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.prometheus import NO_DATA, VALUE, QueryResult
 from ansible_collections.ceres.rollout.plugins.modules import metric_gate as gate_module
 
 TOKEN = "gate-token-0123456789"

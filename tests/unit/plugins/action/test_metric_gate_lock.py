@@ -19,9 +19,9 @@ from k8s_stub import run_module as run_any_module
 from prometheus_stub import start_stub, vector
 
 from ansible_collections.ceres.rollout.plugins.action import metric_gate as gate_action
-from ansible_collections.ceres.rollout.plugins.module_utils import verdict
-from ansible_collections.ceres.rollout.plugins.module_utils.lease_lock import apply_lock
-from ansible_collections.ceres.rollout.plugins.module_utils.lease_state import LockRequest
+from ansible_collections.ceres.rollout.plugins.module_utils.gate import verdict
+from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease import apply_lock
+from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease_state import LockRequest
 from ansible_collections.ceres.rollout.plugins.modules import metric_gate as gate_module
 
 TOKEN = "lease-token-0123456789"

@@ -15,7 +15,7 @@ from action_runner import run_module as run_any_module
 from k8s_stub import FakeKubeApi, configmap_path, lease_path
 
 from ansible_collections.ceres.rollout.plugins.action import rollout_journal as journal_action
-from ansible_collections.ceres.rollout.plugins.module_utils import lease_state
+from ansible_collections.ceres.rollout.plugins.module_utils.lock import lease_state
 from ansible_collections.ceres.rollout.plugins.modules import rollout_journal as journal_module
 
 TOKEN = "journal-action-token-0123456789"

@@ -18,16 +18,17 @@ from ansible.playbook.task import Task
 
 from ansible_collections.ceres.rollout.plugins.action import secrets_export as export_action
 from ansible_collections.ceres.rollout.plugins.action import secrets_restore as restore_action
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import (
     K8sClient,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.errors import (
     Conflict,
     Invalid,
     NotFound,
 )
-from ansible_collections.ceres.rollout.plugins.plugin_utils import secrets_bundle, secrets_transfer
-from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_bundle import (
+from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets import bundle as secrets_bundle
+from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets import transfer as secrets_transfer
+from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets.bundle import (
     LAST_APPLIED_ANNOTATION,
     SecretsBundleError,
     ValueRedactor,
@@ -35,7 +36,7 @@ from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_bundle impor
     exportable_secret,
     parse_bundle,
 )
-from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_transfer import (
+from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets.transfer import (
     CREATE,
     REPLACE,
     SKIP,

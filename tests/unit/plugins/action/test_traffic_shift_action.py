@@ -20,7 +20,7 @@ from k8s_stub import VS_PATH, FakeKubeApi, Fault, entry, three_route_virtual_ser
 from k8s_stub import run_module as run_any_module
 
 from ansible_collections.ceres.rollout.plugins.action import traffic_shift as shift_action
-from ansible_collections.ceres.rollout.plugins.module_utils import k8s_client
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s import client as k8s_client
 from ansible_collections.ceres.rollout.plugins.modules import traffic_shift as shift_module
 from ansible_collections.ceres.rollout.plugins.plugin_utils import controller_action
 

@@ -9,7 +9,7 @@ from ansible_collections.ceres.rollout.plugins.filter.canary_steps import Filter
 from ansible_collections.ceres.rollout.plugins.filter.canary_steps import canary_steps
 from ansible_collections.ceres.rollout.plugins.filter.to_seconds import FilterModule as ToSecondsFilters
 from ansible_collections.ceres.rollout.plugins.filter.to_seconds import to_seconds
-from ansible_collections.ceres.rollout.plugins.module_utils.durations import (
+from ansible_collections.ceres.rollout.plugins.module_utils.common.durations import (
     DurationError,
     is_prometheus_duration,
     parse_duration_seconds,

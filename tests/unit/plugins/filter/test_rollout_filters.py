@@ -16,7 +16,7 @@ from ansible_collections.ceres.rollout.plugins.filter.mesh_apps import mesh_apps
 from ansible_collections.ceres.rollout.plugins.filter.release_fingerprint import release_fingerprint
 from ansible_collections.ceres.rollout.plugins.filter.rollback_targets import rollback_targets
 from ansible_collections.ceres.rollout.plugins.filter.rollout_plan import rollout_plan
-from ansible_collections.ceres.rollout.plugins.module_utils.gate_config import build_checks
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.config import build_checks
 
 SUBSETS = {"stable_subset": "v2-9", "canary_subset": "v3-0-0"}
 SLO = {"max_error_rate": 0.001, "max_latency_p95_ms": 100, "max_latency_p99_ms": 200, "max_pod_restarts": 0}

@@ -9,7 +9,9 @@ import pytest
 from k8s_stub import FakeKubeApi, Fault, configmap_path, lease_path
 from k8s_stub import run_module as run_any_module
 
-from ansible_collections.ceres.rollout.plugins.module_utils import k8s_args, k8s_client, lease_state
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s import args as k8s_args
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s import client as k8s_client
+from ansible_collections.ceres.rollout.plugins.module_utils.lock import lease_state
 from ansible_collections.ceres.rollout.plugins.modules import rollout_journal
 
 TOKEN = "journal-token-0123456789"

@@ -6,7 +6,7 @@ import pytest
 from k8s_stub import FakeKubeApi, Fault, deployment, object_path
 from k8s_stub import run_module as run_any_module
 
-from ansible_collections.ceres.rollout.plugins.module_utils import workloads_restart
+from ansible_collections.ceres.rollout.plugins.module_utils.workloads import restart as workloads_restart
 from ansible_collections.ceres.rollout.plugins.modules import rollout_restart
 
 TOKEN = "restart-token-0123456789"

@@ -10,7 +10,9 @@ import pytest
 from k8s_stub import VS_PATH, FakeKubeApi, Fault, entry, three_route_virtual_service
 from k8s_stub import run_module as run_any_module
 
-from ansible_collections.ceres.rollout.plugins.module_utils import istio, istio_routes, k8s_client
+from ansible_collections.ceres.rollout.plugins.module_utils.istio import routes as istio_routes
+from ansible_collections.ceres.rollout.plugins.module_utils.istio import traffic as istio
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s import client as k8s_client
 from ansible_collections.ceres.rollout.plugins.modules import traffic_shift
 
 TOKEN = "shift-token-0123456789"

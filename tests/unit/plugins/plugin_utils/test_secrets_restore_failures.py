@@ -15,10 +15,11 @@ from ansible.parsing.vault import VaultSecret
 from ansible.playbook.task import Task
 
 from ansible_collections.ceres.rollout.plugins.action import secrets_restore as restore_action
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_client import (
+from ansible_collections.ceres.rollout.plugins.module_utils.common.retry import Deadline
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import (
     K8sClient,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.errors import (
     Conflict,
     DeadlineExceeded,
     Forbidden,
@@ -27,14 +28,13 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s_errors import (
     NotFound,
     Unauthorized,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.retry import Deadline
-from ansible_collections.ceres.rollout.plugins.plugin_utils import secrets_transfer
-from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_bundle import (
+from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets import transfer as secrets_transfer
+from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets.bundle import (
     VaultCodec,
     build_bundle,
     serialize_bundle,
 )
-from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets_transfer import RestoreRequest, restore_secrets
+from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets.transfer import RestoreRequest, restore_secrets
 
 PASSWORD = "unit-vault-password-partial"
 NS = "ceres-system"
