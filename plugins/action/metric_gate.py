@@ -2,12 +2,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Action plugin of ceres.rollout.metric_gate: runs the gate in the controller process, so
-each sampling round is shown as it comes (one line per round, through Display, which a
-worker process forwards to the main process at once) instead of one silent task for the
-whole soak. The documentation and the argument spec are in plugins/modules/metric_gate.py;
-the engine is plugins/module_utils/gate/verdict.py, the lock renewal (``renew_lock``)
-plugins/module_utils/gate/renew_lock.py. The result is the module's: same keys, same failure
+"""Action plugin of ceres.rollout.metric_gate: runs the gate in the controller process, so each
+sampling round is shown as it comes (one line per round, through Display, which a worker process
+forwards to the main process at once) instead of one silent task for the whole soak. The
+argument spec and the work are in plugins/module_utils/gate/metric_gate.py, which the module's
+main() runs too; this plugin only adds the round lines (RoundPrinter). The documentation is in
+its module file (modules/metric_gate.py). The result is the module's: same keys, same failure
 message, ``changed=false``, values of no_log options masked."""
 
 from __future__ import annotations
@@ -16,18 +16,8 @@ import time
 
 from ansible.utils.display import Display
 
-from ansible_collections.ceres.rollout.plugins.module_utils.gate.config import build_gate
-from ansible_collections.ceres.rollout.plugins.module_utils.gate.prometheus import (
-    PrometheusClient,
-    PrometheusConfigError,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.gate.prometheus_args import (
-    PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE,
-    PROMETHEUS_CONNECTION_REQUIRED_TOGETHER,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.gate.renew_lock import gate_outcome, lock_keeper
-from ansible_collections.ceres.rollout.plugins.module_utils.gate.verdict import GateConfigError, format_number, run_gate
-from ansible_collections.ceres.rollout.plugins.modules.metric_gate import argument_spec
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.metric_gate import METRIC_GATE
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.verdict import format_number
 from ansible_collections.ceres.rollout.plugins.plugin_utils.controller_action import ControllerModuleAction
 
 display = Display()
@@ -38,47 +28,29 @@ _MESSAGE_CHARS = 160  # a query error's message is cut to this in a round line
 
 class ActionModule(ControllerModuleAction):
     MODULE_NAME = "ceres.rollout.metric_gate"
+    MODULE = METRIC_GATE
     # For renew_lock without kubeconfig and context, the client reads $KUBECONFIG: the task's.
     PROCESS_ENVIRONMENT = ("KUBECONFIG",)
 
-    def module_spec(self):
-        constraints = {
-            "mutually_exclusive": PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE,
-            "required_together": PROMETHEUS_CONNECTION_REQUIRED_TOGETHER,
-        }
-        return argument_spec(), constraints
-
     def run_module(self, run):
-        params = run.params
-        try:
-            checks, policy = build_gate(params)
-            client = PrometheusClient.from_module_params(params)
-            keeper = lock_keeper(params, policy, check_mode=run.check_mode)
-        except (GateConfigError, PrometheusConfigError) as config_error:
-            return {"failed": True, "msg": str(config_error)}
+        return self.MODULE.outcome(run, watch_rounds=self.round_printer(run))
 
-        printer = None
-        if params["progress"] and not run.no_log:
-            host = run.task_vars.get("inventory_hostname") or "localhost"
-            printer = RoundPrinter(
+    def round_printer(self, run):
+        """What makes the printer of the rounds (given the gate's policy and lock keeper), or None
+        when the rounds are not shown: ``progress=false``, or a no_log task."""
+        if not run.params["progress"] or run.no_log:
+            return None
+        host = run.task_vars.get("inventory_hostname") or "localhost"
+
+        def printer(policy, keeper):
+            return RoundPrinter(
                 host,
                 policy,
                 emit=lambda line: display.display(run.mask(line)),
                 round_note=(lambda: keeper.note) if keeper else None,
             )
-        try:
-            gate = run_gate(
-                checks,
-                policy,
-                client.query,
-                on_round=printer.on_round if printer else None,
-                wall_clock=printer.wall_clock if printer else time.time,
-                before_round=keeper.before_round if keeper else None,
-            )
-        finally:
-            if keeper is not None:
-                keeper.close()
-        return gate_outcome(gate, params["fail_on_breach"], keeper, renew_lock=params["renew_lock"] is not None)
+
+        return printer
 
 
 class RoundPrinter:

@@ -4,21 +4,20 @@
 
 """Action plugin of ceres.rollout.secrets_export: runs on the controller, where
 ansible-vault lives, so the Secrets are encrypted in memory and never reach a disk in clear.
-The documentation and argument spec are in plugins/modules/secrets_export.py; the work is in
+The documentation is in the module file (modules/secrets_export.py), the argument spec in
+plugins/module_utils/secrets/secrets_export.py; the work is in
 plugins/plugin_utils/secrets/transfer.py."""
 
 from __future__ import annotations
 
-from ansible_collections.ceres.rollout.plugins.modules.secrets_export import MUTUALLY_EXCLUSIVE, argument_spec
+from ansible_collections.ceres.rollout.plugins.module_utils.secrets.secrets_export import SECRETS_EXPORT
 from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets.action import SecretsTransferAction
 from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets.transfer import ExportRequest, export_secrets
 
 
 class ActionModule(SecretsTransferAction):
     MODULE_NAME = "secrets_export"
-
-    def argument_spec(self):
-        return argument_spec(), MUTUALLY_EXCLUSIVE
+    MODULE = SECRETS_EXPORT
 
     def build_request(self, args):
         return ExportRequest(

@@ -444,90 +444,15 @@ checks:
       sample: 5 of 5 samples accepted
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ceres.rollout.plugins.module_utils.common.module import CeresModule
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.metric_gate import METRIC_GATE
 
-from ansible_collections.ceres.rollout.plugins.module_utils.gate.config import (
-    NO_DATA_POLICIES,
-    build_gate,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.gate.prometheus import (
-    PrometheusClient,
-    PrometheusConfigError,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.gate.prometheus_args import (
-    PROMETHEUS_CONNECTION_ARGSPEC,
-    PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE,
-    PROMETHEUS_CONNECTION_REQUIRED_TOGETHER,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.gate.renew_lock import (
-    RENEW_LOCK_ARGSPEC,
-    gate_outcome,
-    lock_keeper,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.gate.templates import TEMPLATE_NAMES
-from ansible_collections.ceres.rollout.plugins.module_utils.gate.verdict import GateConfigError, run_gate
+# The module's options, where tools and tests look for them.
+argument_spec = METRIC_GATE.argument_spec
 
 
-def argument_spec():
-    spec = dict(PROMETHEUS_CONNECTION_ARGSPEC)
-    spec.update(
-        checks=dict(
-            type="list",
-            elements="dict",
-            required=True,
-            options=dict(
-                name=dict(type="str", required=True),
-                query=dict(type="str"),
-                template=dict(type="str", choices=list(TEMPLATE_NAMES)),
-                params=dict(type="dict"),
-                min=dict(type="float"),
-                max=dict(type="float"),
-                min_requests=dict(type="float"),
-                requests_query=dict(type="str"),
-            ),
-            mutually_exclusive=[("query", "template")],
-            required_one_of=[("query", "template"), ("min", "max")],
-        ),
-        interval=dict(type="raw", default="30s"),
-        warmup=dict(type="raw", default=0),
-        samples=dict(type="int", default=1),
-        failure_limit=dict(type="int", default=0),
-        no_data=dict(type="str", choices=list(NO_DATA_POLICIES), default="fail"),
-        error_limit=dict(type="int", default=2),
-        fail_on_breach=dict(type="bool", default=True),
-        # Used by the action plugin (plugins/action/metric_gate.py), which shows the rounds.
-        progress=dict(type="bool", default=True),
-    )
-    spec.update(RENEW_LOCK_ARGSPEC)
-    return spec
-
-
-def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        mutually_exclusive=PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE,
-        required_together=PROMETHEUS_CONNECTION_REQUIRED_TOGETHER,
-        supports_check_mode=True,
-    )
-    params = module.params
-    try:
-        checks, policy = build_gate(params)
-        client = PrometheusClient.from_module_params(params)
-        keeper = lock_keeper(params, policy, check_mode=module.check_mode)
-    except (GateConfigError, PrometheusConfigError) as config_error:
-        module.fail_json(msg=str(config_error))
-
-    try:
-        gate = run_gate(checks, policy, client.query, before_round=keeper.before_round if keeper else None)
-    finally:
-        if keeper is not None:
-            keeper.close()
-    outcome = gate_outcome(gate, params["fail_on_breach"], keeper, renew_lock=params["renew_lock"] is not None)
-    for warning in outcome.pop("warnings", []):  # through warn(): a warnings key in exit_json is deprecated (2.19)
-        module.warn(warning)
-    if outcome.get("failed"):
-        module.fail_json(**outcome)
-    module.exit_json(**outcome)
+def main() -> None:
+    CeresModule(METRIC_GATE).run()
 
 
 if __name__ == "__main__":

@@ -351,100 +351,15 @@ source:
       returned: when RV(source.mode=pod)
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.ceres.rollout.plugins.module_utils.common.module import CeresModule
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres.pg_backup import PG_BACKUP
 
-from ansible_collections.ceres.rollout.plugins.module_utils.common.redaction import redact
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s.args import (
-    K8S_CONNECTION_ARG_SPEC,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_TRACEBACK,
-    auth_options,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s.errors import (
-    K8sError,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.postgres.args import (
-    LOGIN_ARGUMENT_SPEC,
-    POD_SOURCE_ARGUMENT_SPEC,
-    POD_SOURCE_MUTUALLY_EXCLUSIVE,
-    POD_SOURCE_REQUIRED_ONE_OF,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.postgres.backup.common import VERIFY_MODES, BackupRequest
-from ansible_collections.ceres.rollout.plugins.module_utils.postgres.backup.local import (
-    check_mode_backup_result,
-    run_backup,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.postgres.backup.pod import (
-    PodSource,
-    check_mode_pod_backup_result,
-    run_pod_backup,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.postgres.connection import HAS_PSYCOPG2, ConnectionParams
-from ansible_collections.ceres.rollout.plugins.module_utils.postgres.errors import PostgresBackupError, terminate_raises
-from ansible_collections.ceres.rollout.plugins.module_utils.postgres.manifest import BACKUP_FORMATS
+# The module's options, where tools and tests look for them.
+argument_spec = PG_BACKUP.argument_spec
 
 
-def argument_spec():
-    spec = dict(
-        database=dict(type="str", fallback=(env_fallback, ["PGDATABASE"])),
-        dest=dict(type="path", required=True),
-        format=dict(type="str", choices=list(BACKUP_FORMATS), default="custom"),
-        jobs=dict(type="int", default=1),
-        compress=dict(type="str"),
-        verify=dict(type="str", choices=list(VERIFY_MODES), default="list"),
-        force=dict(type="bool", default=False),
-        pod=dict(
-            type="dict",
-            options=POD_SOURCE_ARGUMENT_SPEC,
-            mutually_exclusive=POD_SOURCE_MUTUALLY_EXCLUSIVE,
-            required_one_of=POD_SOURCE_REQUIRED_ONE_OF,
-        ),
-    )
-    spec.update(LOGIN_ARGUMENT_SPEC)
-    spec.update(K8S_CONNECTION_ARG_SPEC)
-    return spec
-
-
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"))
-    if module.params["pod"] is not None and not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_TRACEBACK)
-
-    connection = ConnectionParams.from_module_params(module.params, module.params["database"])
-    try:
-        pod = None
-        if module.params["pod"] is not None:
-            pod = PodSource.from_module_params(module.params["pod"], auth_options(module.params))
-    except K8sError as error:
-        module.fail_json(msg=str(error))
-    secrets = connection.secrets() + (pod.secrets() if pod else [])
-    try:
-        request = BackupRequest(
-            connection=connection,
-            dest=module.params["dest"],
-            backup_format=module.params["format"],
-            jobs=module.params["jobs"],
-            compress=module.params["compress"],
-            verify=module.params["verify"],
-            force=module.params["force"],
-            pod=pod,
-        )
-        with terminate_raises():
-            if pod is None:
-                result = check_mode_backup_result(request) if module.check_mode else run_backup(request).module_result()
-            else:
-                result = (
-                    check_mode_pod_backup_result(request)
-                    if module.check_mode
-                    else run_pod_backup(request).module_result()
-                )
-    except PostgresBackupError as error:
-        module.fail_json(msg=redact(str(error), secrets))
-    module.exit_json(**result)
+def main() -> None:
+    CeresModule(PG_BACKUP).run()
 
 
 if __name__ == "__main__":

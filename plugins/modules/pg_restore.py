@@ -150,53 +150,15 @@ duration_s:
   sample: 6.81
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.ceres.rollout.plugins.module_utils.common.module import CeresModule
+from ansible_collections.ceres.rollout.plugins.module_utils.postgres.pg_restore import PG_RESTORE
 
-from ansible_collections.ceres.rollout.plugins.module_utils.common.redaction import redact
-from ansible_collections.ceres.rollout.plugins.module_utils.postgres.args import LOGIN_ARGUMENT_SPEC
-from ansible_collections.ceres.rollout.plugins.module_utils.postgres.connection import HAS_PSYCOPG2, ConnectionParams
-from ansible_collections.ceres.rollout.plugins.module_utils.postgres.errors import PostgresBackupError, terminate_raises
-from ansible_collections.ceres.rollout.plugins.module_utils.postgres.restore import (
-    RestoreRequest,
-    check_mode_restore_result,
-    run_restore,
-)
+# The module's options, where tools and tests look for them.
+argument_spec = PG_RESTORE.argument_spec
 
 
-def argument_spec():
-    spec = dict(
-        src=dict(type="path", required=True),
-        database=dict(type="str", required=True),
-        create=dict(type="bool", default=True),
-        clean=dict(type="bool", default=False),
-        jobs=dict(type="int", default=1),
-    )
-    spec.update(LOGIN_ARGUMENT_SPEC)
-    return spec
-
-
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"))
-
-    connection = ConnectionParams.from_module_params(module.params, module.params["database"])
-    try:
-        request = RestoreRequest(
-            connection=connection,
-            src=module.params["src"],
-            create=module.params["create"],
-            clean=module.params["clean"],
-            jobs=module.params["jobs"],
-        )
-        with terminate_raises():
-            if module.check_mode:
-                result = check_mode_restore_result(request)
-            else:
-                result = run_restore(request).module_result()
-    except PostgresBackupError as error:
-        module.fail_json(msg=redact(str(error), connection.secrets()))
-    module.exit_json(**result)
+def main() -> None:
+    CeresModule(PG_RESTORE).run()
 
 
 if __name__ == "__main__":

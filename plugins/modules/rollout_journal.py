@@ -368,149 +368,15 @@ diff:
   type: dict
 """
 
-import typing as t
+from ansible_collections.ceres.rollout.plugins.module_utils.common.module import CeresModule
+from ansible_collections.ceres.rollout.plugins.module_utils.lock.rollout_journal import ROLLOUT_JOURNAL
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.common.parameters import remove_values
-
-from ansible_collections.ceres.rollout.plugins.module_utils.common.errors import CeresError
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s.args import (
-    K8S_CONNECTION_ARG_SPEC,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_TRACEBACK,
-    K8sClient,
-    auth_options,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.lock import journal, lease_state
-from ansible_collections.ceres.rollout.plugins.module_utils.lock import lease as lease_lock
-
-# How a task function warns: AnsibleModule.warn in the module, ControllerRun.warn in the action plugin.
-Warn = t.Callable[[str], None]
-
-STATES = ["acquired", "renewed", "released", "recorded", "read"]
-
-
-def argument_spec() -> dict:
-    spec = {
-        "state": {"type": "str", "required": True, "choices": STATES},
-        "namespace": {"type": "str", "default": "ceres-system"},
-        "name": {"type": "str", "default": "ceres-rollout"},
-        "run_id": {"type": "str"},
-        "holder": {"type": "str"},
-        "phase": {"type": "str"},
-        "lease_duration": {"type": "int", "default": 600},
-        "force": {"type": "bool", "default": False},
-        "record": {"type": "dict"},
-        "max_conflict_retries": {"type": "int", "default": 5},
-    }
-    spec.update(K8S_CONNECTION_ARG_SPEC)
-    return spec
-
-
-REQUIRED_IF = [
-    ("state", "acquired", ["run_id"]),
-    ("state", "renewed", ["run_id"]),
-    ("state", "released", ["run_id"]),
-    ("state", "recorded", ["run_id", "record"]),
-]
-
-
-def lock_task(params: dict, client: K8sClient, check_mode: bool, diff: bool, warn: Warn) -> dict:
-    request = lease_state.LockRequest(
-        namespace=params["namespace"],
-        name=params["name"],
-        run_id=params["run_id"],
-        holder=params["holder"] or lease_state.default_holder(),
-        lease_duration=params["lease_duration"],
-        phase=params["phase"],
-        force=params["force"],
-        max_conflict_retries=params["max_conflict_retries"],
-    )
-    result = lease_lock.apply_lock(client, request, params["state"], check_mode=check_mode)
-    if result.outcome == lease_state.OUTCOME_HELD_BY_ANOTHER_RUN and result.note:
-        warn(result.note)
-    output = {"changed": result.changed, "lock": result.after, "lock_outcome": result.outcome}
-    if result.note:
-        output["lock_note"] = result.note
-    if diff:
-        output["diff"] = {"before": lease_state.ownership(result.before), "after": lease_state.ownership(result.after)}
-    return output
-
-
-def record_task(params: dict, client: K8sClient, check_mode: bool, diff: bool, warn: Warn) -> dict:
-    request = journal.RecordRequest(
-        namespace=params["namespace"],
-        lock_name=params["name"],
-        run_id=params["run_id"],
-        record=params["record"],
-        phase=params["phase"],
-        max_conflict_retries=params["max_conflict_retries"],
-    )
-    result = journal.record_step(client, request, check_mode=check_mode)
-    for warning in result.warnings:
-        warn(warning)
-    output = {"changed": result.changed, "record": result.record, "step": result.step, "journal": result.info}
-    if diff:
-        if result.step == journal.STEP_UNCHANGED:
-            before = after = {"record": result.record}
-        else:
-            before, after = ({"record": result.previous} if result.previous else {}), {"record": result.record}
-        output["diff"] = {"before": before, "after": after}
-    return output
-
-
-def read_task(params: dict, client: K8sClient, check_mode: bool, diff: bool, warn: Warn) -> dict:
-    del check_mode, diff, warn  # a read never writes, has no diff and nothing to warn about
-    view = journal.read_journal(client, params["namespace"], params["name"], run_id=params["run_id"])
-    lock = lease_lock.read_lock(client, params["namespace"], params["name"])
-    return {
-        "changed": False,
-        "records": view.records,
-        "last": view.last,
-        "runs": view.runs,
-        "journal": view.info,
-        "lock": lock,
-    }
-
-
-TASKS = {"acquired": lock_task, "renewed": lock_task, "released": lock_task, "recorded": record_task, "read": read_task}
-
-
-def journal_outcome(params: dict, check_mode: bool, diff: bool, warn: Warn) -> dict:
-    """The module's outcome for validated ``params``: what ``exit_json`` gets, or ``failed`` and
-    what ``fail_json`` gets. ``warn`` is ``AnsibleModule.warn`` or the action plugin's. Shared by
-    main() and the action plugin (plugins/action/rollout_journal.py), which runs it on the controller."""
-    if not HAS_KUBERNETES:
-        return {"failed": True, "msg": missing_required_lib("kubernetes"), "exception": KUBERNETES_IMPORT_TRACEBACK}
-    client = None
-    try:
-        client = K8sClient.from_auth(auth_options(params))
-        return TASKS[params["state"]](params, client, check_mode, diff, warn)
-    except CeresError as error:  # LockError, JournalError, RecordError, K8sError
-        failure = {"failed": True, "msg": str(error), "changed": getattr(error, "written", False)}
-        if getattr(error, "lock", None) is not None:
-            failure["lock"] = error.lock
-        if isinstance(error, lease_state.LockLost):
-            failure["lock_lost"] = True  # another run owns the rollout now: this run must change nothing more
-        return failure
-    finally:
-        if client is not None:
-            client.close()
+# The module's options, where tools and tests look for them.
+argument_spec = ROLLOUT_JOURNAL.argument_spec
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), required_if=REQUIRED_IF, supports_check_mode=True)
-
-    def warn(warning: str) -> None:
-        # AnsibleModule masks no_log values in the result but not in its warnings (a lock note names the holder).
-        module.warn(remove_values(warning, module.no_log_values))
-
-    outcome = journal_outcome(module.params, module.check_mode, module._diff, warn)
-    if outcome.pop("failed", False):
-        module.fail_json(**outcome)
-    module.exit_json(**outcome)
+    CeresModule(ROLLOUT_JOURNAL).run()
 
 
 if __name__ == "__main__":

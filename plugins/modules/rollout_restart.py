@@ -271,88 +271,15 @@ diff:
         rollout.ceres.io/restart-id: run-20260131-0930
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.ceres.rollout.plugins.module_utils.common.module import CeresModule
+from ansible_collections.ceres.rollout.plugins.module_utils.workloads.rollout_restart import ROLLOUT_RESTART
 
-from ansible_collections.ceres.rollout.plugins.module_utils.common.errors import CeresError
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s.args import (
-    K8S_CONNECTION_ARG_SPEC,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_TRACEBACK,
-    K8sClient,
-    auth_options,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.workloads.restart import (
-    RestartRequest,
-    diff_of,
-    restart_workloads,
-    summarize,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.workloads.selection import KINDS, Selection
-
-
-def argument_spec() -> dict:
-    spec = {
-        "namespaces": {"type": "list", "elements": "str"},
-        "selector": {"type": "list", "elements": "str"},
-        "names": {"type": "list", "elements": "str"},
-        "kinds": {"type": "list", "elements": "str", "choices": list(KINDS), "default": ["Deployment"]},
-        "restart_id": {"type": "str"},
-        "allow_empty": {"type": "bool", "default": False},
-        "wait": {"type": "bool", "default": True},
-        "wait_timeout": {"type": "float"},
-        "max_conflict_retries": {"type": "int", "default": 5},
-    }
-    spec.update(K8S_CONNECTION_ARG_SPEC)
-    return spec
+# The module's options, where tools and tests look for them.
+argument_spec = ROLLOUT_RESTART.argument_spec
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=argument_spec(), supports_check_mode=True, required_one_of=[("namespaces", "selector")]
-    )
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_TRACEBACK)
-
-    params = module.params
-    request = RestartRequest(
-        Selection(
-            namespaces=params["namespaces"],
-            selector=params["selector"],
-            names=params["names"],
-            kinds=params["kinds"],
-            allow_empty=params["allow_empty"],
-        ),
-        restart_id=params["restart_id"],
-        wait=params["wait"],
-        wait_timeout=params["wait_timeout"],
-        max_conflict_retries=params["max_conflict_retries"],
-    )
-    try:
-        auth = auth_options(params)
-        request.validate(client_timeout=auth.get("timeout"))
-        client = K8sClient.from_auth(auth)
-        result = restart_workloads(client, request, check_mode=module.check_mode)
-    except CeresError as error:  # RestartError, SelectionError, K8sError
-        outcomes = getattr(error, "outcomes", [])
-        module.fail_json(
-            msg=str(error),
-            changed=getattr(error, "changed", False),
-            workloads=[outcome.as_result() for outcome in outcomes],
-            summary=summarize(outcomes),
-        )
-
-    output = {
-        "changed": result.changed,
-        "restart_id": request.restart_id,
-        "restarted_at": result.restarted_at,
-        "workloads": [outcome.as_result() for outcome in result.outcomes],
-        "summary": result.summary(),
-    }
-    if module._diff:
-        output["diff"] = diff_of(result.outcomes)
-    module.exit_json(**output)
+    CeresModule(ROLLOUT_RESTART).run()
 
 
 if __name__ == "__main__":

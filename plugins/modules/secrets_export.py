@@ -165,39 +165,15 @@ diff:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ceres.rollout.plugins.module_utils.common.module import CeresModule
+from ansible_collections.ceres.rollout.plugins.module_utils.secrets.secrets_export import SECRETS_EXPORT
 
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s.args import (
-    K8S_CONNECTION_ARG_SPEC,
-)
-
-MUTUALLY_EXCLUSIVE = [("vault_password", "vault_password_file")]
-
-
-def argument_spec() -> dict:
-    spec = {
-        "namespaces": {"type": "list", "elements": "str", "required": True},
-        "label_selector": {"type": "str"},
-        "dest": {"type": "path", "required": True},
-        "vault_password": {"type": "str", "no_log": True},
-        "vault_password_file": {"type": "path"},
-        "vault_id": {"type": "str"},
-        "force": {"type": "bool", "default": False},
-    }
-    spec.update(K8S_CONNECTION_ARG_SPEC)
-    return spec
+# The module's options, where tools and tests look for them.
+argument_spec = SECRETS_EXPORT.argument_spec
 
 
 def main() -> None:
-    # The work happens on the controller in plugins/action/secrets_export.py; this file holds
-    # the documentation and the argument spec the action plugin validates against.
-    module = AnsibleModule(
-        argument_spec=argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE, supports_check_mode=True
-    )
-    module.fail_json(
-        msg="ceres.rollout.secrets_export runs on the controller through its action plugin; "
-        "it cannot be run as a plain module"
-    )
+    CeresModule(SECRETS_EXPORT).run()
 
 
 if __name__ == "__main__":

@@ -199,37 +199,15 @@ diff:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ceres.rollout.plugins.module_utils.common.module import CeresModule
+from ansible_collections.ceres.rollout.plugins.module_utils.secrets.secrets_restore import SECRETS_RESTORE
 
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s.args import (
-    K8S_CONNECTION_ARG_SPEC,
-)
-
-MUTUALLY_EXCLUSIVE = [("vault_password", "vault_password_file")]
-
-
-def argument_spec() -> dict:
-    spec = {
-        "src": {"type": "path", "required": True},
-        "namespaces": {"type": "list", "elements": "str"},
-        "vault_password": {"type": "str", "no_log": True},
-        "vault_password_file": {"type": "path"},
-        "vault_id": {"type": "str"},
-    }
-    spec.update(K8S_CONNECTION_ARG_SPEC)
-    return spec
+# The module's options, where tools and tests look for them.
+argument_spec = SECRETS_RESTORE.argument_spec
 
 
 def main() -> None:
-    # The work happens on the controller in plugins/action/secrets_restore.py; this file holds
-    # the documentation and the argument spec the action plugin validates against.
-    module = AnsibleModule(
-        argument_spec=argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE, supports_check_mode=True
-    )
-    module.fail_json(
-        msg="ceres.rollout.secrets_restore runs on the controller through its action plugin; "
-        "it cannot be run as a plain module"
-    )
+    CeresModule(SECRETS_RESTORE).run()
 
 
 if __name__ == "__main__":

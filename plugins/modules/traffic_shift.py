@@ -227,61 +227,15 @@ diff:
       returned: in diff mode
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.ceres.rollout.plugins.module_utils.common.module import CeresModule
+from ansible_collections.ceres.rollout.plugins.module_utils.istio.traffic_shift import TRAFFIC_SHIFT
 
-from ansible_collections.ceres.rollout.plugins.module_utils.common.errors import CeresError
-from ansible_collections.ceres.rollout.plugins.module_utils.istio.traffic import (
-    request_from_params,
-    shift_output,
-    shift_traffic,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s.args import (
-    K8S_CONNECTION_ARG_SPEC,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_TRACEBACK,
-    K8sClient,
-    auth_options,
-)
-
-DESTINATION_OPTIONS = {
-    "host": {"type": "str", "required": True},
-    "subset": {"type": "str"},
-    "port": {"type": "int"},
-}
-
-
-def argument_spec() -> dict:
-    spec = {
-        "namespace": {"type": "str", "required": True},
-        "name": {"type": "str", "required": True},
-        "route": {"type": "str"},
-        "stable": {"type": "dict", "required": True, "options": DESTINATION_OPTIONS},
-        "canary": {"type": "dict", "required": True, "options": DESTINATION_OPTIONS},
-        "weight": {"type": "int", "required": True},
-        "api_version": {"type": "str"},
-        "max_conflict_retries": {"type": "int", "default": 5},
-    }
-    spec.update(K8S_CONNECTION_ARG_SPEC)
-    return spec
+# The module's options, where tools and tests look for them.
+argument_spec = TRAFFIC_SHIFT.argument_spec
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_TRACEBACK)
-
-    params = module.params
-    try:
-        request = request_from_params(params)
-        client = K8sClient.from_auth(auth_options(params))
-        result = shift_traffic(client, request, check_mode=module.check_mode)
-    except CeresError as error:  # TrafficShiftError, K8sError
-        # A failure after the write landed (the read-back) still changed the VirtualService.
-        module.fail_json(msg=str(error), changed=getattr(error, "written", False))
-
-    module.exit_json(**shift_output(result, module._diff))
+    CeresModule(TRAFFIC_SHIFT).run()
 
 
 if __name__ == "__main__":

@@ -277,107 +277,15 @@ workloads:
           returned: always
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.ceres.rollout.plugins.module_utils.common.module import CeresModule
+from ansible_collections.ceres.rollout.plugins.module_utils.workloads.workload_health import WORKLOAD_HEALTH
 
-from ansible_collections.ceres.rollout.plugins.module_utils.common.errors import CeresError
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s.args import (
-    K8S_CONNECTION_ARG_SPEC,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_TRACEBACK,
-    K8sClient,
-    auth_options,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.workloads.health import (
-    DEFAULT_UNHEALTHY_REASONS,
-    HealthRequest,
-    check_health,
-)
-from ansible_collections.ceres.rollout.plugins.module_utils.workloads.selection import KINDS, Selection
-
-
-def argument_spec() -> dict:
-    spec = {
-        "namespaces": {"type": "list", "elements": "str"},
-        "selector": {"type": "list", "elements": "str"},
-        "names": {"type": "list", "elements": "str"},
-        "kinds": {"type": "list", "elements": "str", "choices": list(KINDS), "default": ["Deployment"]},
-        "max_restarts": {"type": "int", "default": 0},
-        "since": {"type": "str"},
-        "baseline": {"type": "dict"},
-        "unhealthy_reasons": {"type": "list", "elements": "str", "default": list(DEFAULT_UNHEALTHY_REASONS)},
-        "fail_on_unhealthy": {"type": "bool", "default": True},
-        "allow_empty": {"type": "bool", "default": False},
-    }
-    spec.update(K8S_CONNECTION_ARG_SPEC)
-    return spec
-
-
-REQUIRED_ONE_OF = [("namespaces", "selector")]
-MUTUALLY_EXCLUSIVE = [("since", "baseline")]
-
-
-def health_request(params: dict) -> HealthRequest:
-    request = HealthRequest(
-        Selection(
-            namespaces=params["namespaces"],
-            selector=params["selector"],
-            names=params["names"],
-            kinds=params["kinds"],
-            allow_empty=params["allow_empty"],
-        ),
-        max_restarts=params["max_restarts"],
-        since=params["since"],
-        baseline=params["baseline"],
-        unhealthy_reasons=params["unhealthy_reasons"],
-    )
-    request.validate()
-    return request
-
-
-def health_outcome(params: dict) -> dict:
-    """The module's outcome for validated ``params``: what ``exit_json`` gets, or ``failed`` and
-    what ``fail_json`` gets. Shared by main() and the action plugin (plugins/action/workload_health.py),
-    which runs it on the controller. Check mode changes nothing: the module only reads."""
-    if not HAS_KUBERNETES:
-        return {"failed": True, "msg": missing_required_lib("kubernetes"), "exception": KUBERNETES_IMPORT_TRACEBACK}
-    client = None
-    try:
-        request = health_request(params)
-        client = K8sClient.from_auth(auth_options(params))
-        result = check_health(client, request)
-    except CeresError as error:  # HealthError, SelectionError, K8sError
-        return {"failed": True, "msg": str(error)}
-    finally:
-        if client is not None:
-            client.close()
-
-    output = {
-        "changed": False,
-        "healthy": result.healthy,
-        "unhealthy": result.unhealthy(),
-        "summary": result.summary(),
-        "baseline": result.baseline,
-        "workloads": result.workloads,
-        "msg": result.message(),
-    }
-    if not result.healthy and params["fail_on_unhealthy"]:
-        output["failed"] = True
-    return output
+# The module's options, where tools and tests look for them.
+argument_spec = WORKLOAD_HEALTH.argument_spec
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        required_one_of=REQUIRED_ONE_OF,
-        mutually_exclusive=MUTUALLY_EXCLUSIVE,
-    )
-    outcome = health_outcome(module.params)
-    if outcome.pop("failed", False):
-        module.fail_json(**outcome)
-    module.exit_json(**outcome)
+    CeresModule(WORKLOAD_HEALTH).run()
 
 
 if __name__ == "__main__":

@@ -25,12 +25,16 @@ sending the module to the host: what AnsibleModule does around a module's ``main
 * Environment variables the work itself reads from its process (``PROCESS_ENVIRONMENT``, for
   example ``KUBECONFIG``) are set from the task's ``environment`` while the work runs.
 
-A subclass names the module (``MODULE_NAME``), gives its argument spec and constraints
-(``module_spec()``), and does the work in ``run_module(run)``, returning the module's outcome:
-what ``exit_json`` would get, or ``failed``/``msg`` for what ``fail_json`` would. Lines it
-shows while it works should go through ``run.mask()``; what the module would ``warn()`` goes to
-``run.warn()`` (or in the outcome's ``warnings``). ``invalid_arguments()`` may raise
-instead of returning the failure (``AnsibleActionFail``).
+A subclass names the module (``MODULE_NAME``) and its definition (``MODULE``, a
+``ModuleDefinition`` of module_utils/common/module.py: the argument spec, its constraints and the
+outcome function that the module's main() runs too). ``run_module(run)`` returns the module's
+outcome, ``MODULE.outcome(run)``: what ``exit_json`` would get, or ``failed``/``msg`` for what
+``fail_json`` would (a missing library and a CeresError become that failure there, as in the
+module). A subclass may override it to pass the outcome function what only the controller has
+(metric_gate's round printer), or to do work only the controller can do (secrets_export's
+ansible-vault). Lines it shows while it works should go through ``run.mask()``; what the module
+would ``warn()`` goes to ``run.warn()`` (or in the outcome's ``warnings``).
+``invalid_arguments()`` may raise instead of returning the failure (``AnsibleActionFail``).
 """
 
 from __future__ import annotations
@@ -44,29 +48,26 @@ from ansible.module_utils.common.parameters import env_fallback, remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.ceres.rollout.plugins.module_utils.common.module import ModuleDefinition, ModuleRun
 
-class ControllerRun:
-    """What a controller-side module run gets: AnsibleModule's ``params``, ``check_mode`` and
-    ``_diff``, the values to mask, the task's variables and its environment."""
+
+class ControllerRun(ModuleRun):
+    """What a controller-side module run gets: what the module's outcome function gets wherever it
+    runs (``params``, ``check_mode``, ``diff``, ``warn()``), and the values to mask, the task's
+    variables and its environment. As ``AnsibleModule.warn``, ``warn()`` puts the warning in the
+    result's ``warnings`` (masked as the rest of it), which Ansible shows as it shows a module's."""
 
     def __init__(self, params, no_log_values, check_mode, diff, task_vars, environment, no_log):
-        self.params = params
+        self.warnings: list[str] = []  # what warn() was given, added to the outcome's ``warnings``
+        super().__init__(params, check_mode, diff, warn=self.warnings.append)
         self.no_log_values = no_log_values
-        self.check_mode = check_mode
-        self.diff = diff
         self.task_vars = task_vars
         self.environment = environment  # the task's own environment (not the controller's)
         self.no_log = no_log  # the task's no_log: show nothing while working
-        self.warnings: list[str] = []  # what warn() was given, added to the outcome's ``warnings``
 
     def mask(self, value):
         """``value`` with every no_log value masked, as AnsibleModule masks its result."""
         return remove_values(value, self.no_log_values)
-
-    def warn(self, warning: str) -> None:
-        """As ``AnsibleModule.warn``: the warning goes in the result's ``warnings`` (masked as the
-        rest of it), which Ansible shows as it shows a module's."""
-        self.warnings.append(warning)
 
 
 class ControllerModuleAction(ActionBase):
@@ -75,6 +76,7 @@ class ControllerModuleAction(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
     MODULE_NAME = ""  # the module's FQCN, as its "Unsupported parameters" message names it
+    MODULE: ModuleDefinition  # (set by each subclass) the module's argument spec, constraints and outcome function
     # Environment variables the work reads itself (not as fallbacks): set from the task's
     # environment while run_module() runs, as the module found them in its process.
     PROCESS_ENVIRONMENT: tuple[str, ...] = ()
@@ -84,7 +86,7 @@ class ControllerModuleAction(ActionBase):
     def module_spec(self) -> tuple[dict, dict]:
         """The module's argument spec, and its constraints: AnsibleModule's ``mutually_exclusive``,
         ``required_together``, ``required_one_of``, ``required_if`` and ``required_by``, by those names."""
-        raise NotImplementedError
+        return self.MODULE.argument_spec(), self.MODULE.constraints
 
     def module_fqcn(self) -> str:
         """The module's name in the "Unsupported parameters for (NAME) module" message."""
@@ -92,7 +94,7 @@ class ControllerModuleAction(ActionBase):
 
     def run_module(self, run: ControllerRun) -> dict:
         """The module's work; returns its outcome (without ``invocation``)."""
-        raise NotImplementedError
+        return self.MODULE.outcome(run)
 
     def invalid_arguments(self, message: str) -> dict:
         """The outcome of arguments that do not validate: a failure, as AnsibleModule's."""

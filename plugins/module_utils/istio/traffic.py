@@ -521,6 +521,6 @@ def shift_traffic(
         read_back = client.get(path)
         check_weights(read_back, request.route, request.stable, request.canary, request.weight)
     except Exception as error:
-        error.written = True  # the PUT landed: whatever fails now, the object was changed
+        error.changed = True  # the PUT landed: whatever fails now, the object was changed
         raise
     return TrafficShiftResult(True, plan.previous_weight, request.weight, live, read_back, api_version, len(conflicts))

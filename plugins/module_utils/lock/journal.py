@@ -54,11 +54,10 @@ STEP_UNCHANGED = "unchanged"
 
 
 class JournalError(CeresError):
-    """The journal cannot be read or written as asked. ``written`` says whether a write landed."""
+    """The journal cannot be read or written as asked. ``changed`` says whether a write landed."""
 
-    def __init__(self, message: str, written: bool = False) -> None:
-        super().__init__(message)
-        self.written = written
+    def __init__(self, message: str, changed: bool = False) -> None:
+        super().__init__(message, changed=changed)
 
 
 class JournalFull(JournalError):
@@ -324,7 +323,7 @@ def record_step(
     try:
         read_back = client.get(path)
     except CeresError as error:
-        error.written = True
+        error.changed = True
         raise
     key = records_layout.run_key(request.run_id)
     stored = [
@@ -336,7 +335,7 @@ def record_step(
         raise JournalError(
             "%s: written, but step %s reads back %s (changed by another writer right after?)"
             % (request.reference, content["step_id"], "differently" if stored else "missing"),
-            written=True,
+            changed=True,
         )
     info = journal_info(request.namespace, journal_name(request.lock_name), read_back, limit)
     return RecordResult(True, step, records_layout.stored_form(stored[0]), previous, info, _size_warnings(info))

@@ -420,7 +420,7 @@ def apply_lock(
     try:
         read_back = read_lease(client, request.namespace, request.name)
     except CeresError as error:
-        error.written = True  # the write landed: whatever fails now, the lock was changed
+        error.changed = True  # the write landed: whatever fails now, the lock was changed
         raise
     after = LeaseState(read_back).summary(request.namespace, request.name, clock())
     expected_run = None if action == RELEASED else request.run_id
@@ -429,7 +429,7 @@ def apply_lock(
             "%s: written, but the Lease reads back %s (changed by another run right after the write?)"
             % (request.reference, LeaseState(read_back).describe_holder() if after["held"] else "free"),
             lock=after,
-            written=True,
+            changed=True,
         )
     if plan.taken_over_from is not None:
         after["taken_over_from"] = plan.taken_over_from

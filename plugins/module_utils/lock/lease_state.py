@@ -55,12 +55,11 @@ RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 class LockError(CeresError):
     """The lock could not be acquired, renewed or released as asked. ``lock`` is the lock as
-    last seen (the ``lock`` return value), ``written`` whether a write had landed."""
+    last seen (the ``lock`` return value), ``changed`` whether a write had landed."""
 
-    def __init__(self, message: str, lock: dict[str, t.Any] | None = None, written: bool = False) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, lock: dict[str, t.Any] | None = None, changed: bool = False) -> None:
+        super().__init__(message, changed=changed)
         self.lock = lock
-        self.written = written
 
 
 class InvalidLockRequest(LockError):

@@ -76,8 +76,7 @@ class RestartError(WorkloadError):
     known of every workload (for the module's per-workload result)."""
 
     def __init__(self, message: str, changed: bool = False, outcomes: list[Outcome] | None = None) -> None:
-        super().__init__(message)
-        self.changed = changed
+        super().__init__(message, changed=changed)
         self.outcomes = outcomes or []
 
 

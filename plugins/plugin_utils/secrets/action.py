@@ -3,10 +3,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """The controller-side run shared by the secrets_export and secrets_restore action plugins:
-on the controller_action base (the module's validation, the task's environment fallbacks,
-check mode and diff mode, ``invocation`` and no_log masking of the result), build the vault
-codec and the Kubernetes client, run the transfer, and turn its errors into a redacted
-failure. Arguments that do not validate raise ``AnsibleActionFail``. A transfer that failed
+the work their modules cannot do on a host (ansible-vault lives on the controller; the
+modules' definitions, plugins/module_utils/secrets/, hold their argument specs and fail when
+run as plain modules). On the controller_action base (the module's validation, the task's
+environment fallbacks, check mode and diff mode, ``invocation`` and no_log masking of the
+result), build the vault codec and the Kubernetes client, run the transfer, and turn its
+errors into a redacted failure. Arguments that do not validate raise ``AnsibleActionFail``. A transfer that failed
 part-way (``RestoreIncomplete``) still reports what it did: its result, ``changed`` included,
 with ``failed`` set."""
 
@@ -31,26 +33,18 @@ from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets.transfer imp
 
 
 class SecretsTransferAction(ControllerModuleAction):
-    """Subclasses name the module (its short name, which begins the failure messages) and supply
-    its argument spec, request and transfer."""
+    """Subclasses name the module (its short name, which begins the failure messages) and its
+    definition (``MODULE``, for the argument spec), and supply its request and transfer."""
 
     MODULE_NAME = ""
     # Without kubeconfig and context, the client reads $KUBECONFIG: the task's, as a module's process has it.
     PROCESS_ENVIRONMENT = ("KUBECONFIG",)
-
-    def argument_spec(self):
-        """Return (argument_spec, mutually_exclusive) of the module."""
-        raise NotImplementedError
 
     def build_request(self, args):
         raise NotImplementedError
 
     def transfer(self, client, codec, request, check_mode, diff, redactor):
         raise NotImplementedError
-
-    def module_spec(self):
-        spec, mutually_exclusive = self.argument_spec()
-        return spec, {"mutually_exclusive": mutually_exclusive}
 
     def module_fqcn(self):
         return "ceres.rollout.%s" % self.MODULE_NAME

@@ -16,6 +16,7 @@ from k8s_stub import run_module as run_any_module
 from prometheus_stub import error, start_stub, vector
 
 from ansible_collections.ceres.rollout.plugins.action import metric_gate as gate_action
+from ansible_collections.ceres.rollout.plugins.module_utils.gate import metric_gate as gate_work
 from ansible_collections.ceres.rollout.plugins.module_utils.gate import verdict
 from ansible_collections.ceres.rollout.plugins.module_utils.gate.config import build_checks, build_policy
 from ansible_collections.ceres.rollout.plugins.module_utils.gate.prometheus import NO_DATA, VALUE, QueryResult
@@ -61,8 +62,7 @@ def no_waiting(monkeypatch):
         kwargs.setdefault("sleep", lambda seconds: None)
         return verdict.run_gate(*args, **kwargs)
 
-    monkeypatch.setattr(gate_action, "run_gate", run_gate_now)
-    monkeypatch.setattr(gate_module, "run_gate", run_gate_now)
+    monkeypatch.setattr(gate_work, "run_gate", run_gate_now)
 
 
 class PassThroughTemplar:
@@ -126,7 +126,7 @@ def test_one_line_per_round_shown_while_the_gate_samples(prometheus, shown, monk
         return vector("0.001") if promql == "error_rate" else vector("74.25")
 
     prometheus.answers = answers
-    monkeypatch.setattr(gate_action, "run_gate", run_gate_on_its_own_clock)
+    monkeypatch.setattr(gate_work, "run_gate", run_gate_on_its_own_clock)
     with mock.patch.object(
         gate_action.display,
         "display",

@@ -19,6 +19,7 @@ from k8s_stub import run_module as run_any_module
 from prometheus_stub import start_stub, vector
 
 from ansible_collections.ceres.rollout.plugins.action import metric_gate as gate_action
+from ansible_collections.ceres.rollout.plugins.module_utils.gate import metric_gate as gate_work
 from ansible_collections.ceres.rollout.plugins.module_utils.gate import verdict
 from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease import apply_lock
 from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease_state import LockRequest
@@ -72,8 +73,7 @@ def no_waiting(monkeypatch):
         kwargs.setdefault("sleep", lambda seconds: None)
         return verdict.run_gate(*args, **kwargs)
 
-    monkeypatch.setattr(gate_action, "run_gate", run_gate_now)
-    monkeypatch.setattr(gate_module, "run_gate", run_gate_now)
+    monkeypatch.setattr(gate_work, "run_gate", run_gate_now)
 
 
 def lock_request(**overrides):

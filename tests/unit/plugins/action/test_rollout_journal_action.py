@@ -15,6 +15,7 @@ from action_runner import run_module as run_any_module
 from k8s_stub import FakeKubeApi, configmap_path, lease_path
 
 from ansible_collections.ceres.rollout.plugins.action import rollout_journal as journal_action
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.library import KUBERNETES
 from ansible_collections.ceres.rollout.plugins.module_utils.lock import lease_state
 from ansible_collections.ceres.rollout.plugins.modules import rollout_journal as journal_module
 
@@ -272,7 +273,7 @@ def test_connection_options_from_the_task_environment(apis):
 
 def test_missing_kubernetes_library_is_reported(apis, monkeypatch):
     _module_api, action_api = apis
-    monkeypatch.setattr(journal_module, "HAS_KUBERNETES", False)
+    monkeypatch.setattr(KUBERNETES, "found", False)
     result = run_action(journal_action, task(action_api, "acquired"))
     assert result["failed"] is True and "kubernetes" in result["msg"]
     assert action_api.calls == []

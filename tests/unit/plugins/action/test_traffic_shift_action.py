@@ -21,6 +21,7 @@ from k8s_stub import run_module as run_any_module
 
 from ansible_collections.ceres.rollout.plugins.action import traffic_shift as shift_action
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s import client as k8s_client
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.library import KUBERNETES
 from ansible_collections.ceres.rollout.plugins.modules import traffic_shift as shift_module
 from ansible_collections.ceres.rollout.plugins.plugin_utils import controller_action
 
@@ -389,7 +390,7 @@ def test_each_loop_item_has_its_own_time_budget(api):
 
 
 def test_missing_kubernetes_library_is_reported(api, monkeypatch):
-    monkeypatch.setattr(shift_action, "HAS_KUBERNETES", False)
+    monkeypatch.setattr(KUBERNETES, "found", False)
     result = run_action(shift_args(api))
     assert result["failed"] is True and "kubernetes" in result["msg"]
     assert api.calls == []

@@ -17,6 +17,7 @@ from action_runner import run_module as run_any_module
 from k8s_stub import FakeKubeApi, container_status, daemonset, deployment, pod_of, replicaset_of
 
 from ansible_collections.ceres.rollout.plugins.action import workload_health as health_action
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.library import KUBERNETES
 from ansible_collections.ceres.rollout.plugins.modules import workload_health as health_module
 
 TOKEN = "health-action-token-0123456789"
@@ -186,7 +187,7 @@ def test_connection_options_from_the_task_environment(apis):
 
 def test_missing_kubernetes_library_is_reported(apis, monkeypatch):
     _module_api, action_api = apis
-    monkeypatch.setattr(health_module, "HAS_KUBERNETES", False)
+    monkeypatch.setattr(KUBERNETES, "found", False)
     result = run_action(health_action, task(action_api))
     assert result["failed"] is True and "kubernetes" in result["msg"]
     assert action_api.calls == []

@@ -11,6 +11,7 @@ from k8s_stub import run_module as run_any_module
 
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s import args as k8s_args
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s import client as k8s_client
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.library import KUBERNETES
 from ansible_collections.ceres.rollout.plugins.module_utils.lock import lease_state
 from ansible_collections.ceres.rollout.plugins.modules import rollout_journal
 
@@ -241,7 +242,7 @@ def test_a_flapping_api_server_is_retried_within_the_budget(capsys, api, monkeyp
 
 
 def test_missing_kubernetes_library_is_reported(capsys, api, monkeypatch):
-    monkeypatch.setattr(rollout_journal, "HAS_KUBERNETES", False)
+    monkeypatch.setattr(KUBERNETES, "found", False)
     failed, result, _output = run(capsys, args(api, "acquired"))
     assert failed and "kubernetes" in result["msg"]
 

@@ -13,6 +13,7 @@ from k8s_stub import run_module as run_any_module
 from ansible_collections.ceres.rollout.plugins.module_utils.istio import routes as istio_routes
 from ansible_collections.ceres.rollout.plugins.module_utils.istio import traffic as istio
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s import client as k8s_client
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.library import KUBERNETES
 from ansible_collections.ceres.rollout.plugins.modules import traffic_shift
 
 TOKEN = "shift-token-0123456789"
@@ -194,7 +195,7 @@ def test_unreachable_api_server_fails_without_leaking_the_token(capsys, monkeypa
 
 
 def test_missing_kubernetes_library_is_reported(capsys, api, monkeypatch):
-    monkeypatch.setattr(traffic_shift, "HAS_KUBERNETES", False)
+    monkeypatch.setattr(KUBERNETES, "found", False)
     failed, result, _output = run_module(capsys, shift_args(api))
     assert failed
     assert "kubernetes" in result["msg"]

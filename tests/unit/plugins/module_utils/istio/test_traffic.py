@@ -579,7 +579,7 @@ def test_read_back_mismatch_fails():
     api.after_write.append(rival_resets_the_weights)
     with pytest.raises(WeightsNotApplied, match="reads back with canary 0% and stable 100%") as raised:
         shift_traffic(api, shift_request(weight=25), now=NOW, sleep=no_sleep)
-    assert raised.value.written is True  # the module reports changed: the PUT landed
+    assert raised.value.changed is True  # the module reports changed: the PUT landed
 
 
 def test_a_failed_read_back_get_still_says_the_write_landed():
@@ -591,7 +591,7 @@ def test_a_failed_read_back_get_still_says_the_write_landed():
     api.after_write.append(the_object_vanishes)
     with pytest.raises(NotFound) as raised:
         shift_traffic(api, shift_request(weight=25), now=NOW, sleep=no_sleep)
-    assert raised.value.written is True
+    assert raised.value.changed is True
 
 
 FQDN = "checkout.pilot-apps.svc.cluster.local"

@@ -299,7 +299,7 @@ def test_a_record_changed_right_after_the_write_fails_as_written(api, clock):
             RecordRequest("ceres-system", "ceres-rollout", "pilot-1", gate_record(step_id="x")),
             clock=clock,
         )
-    assert failed.value.written is True
+    assert failed.value.changed is True
     assert "step x reads back missing" in str(failed.value)
 
 

@@ -1,0 +1,93 @@
+# Copyright (c) 2026, CERES platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The module ceres.rollout.rollout_restart apart from its documentation: its argument spec and
+its work, run by its main() (plugins/modules/rollout_restart.py). The engine is :mod:`restart`."""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.ceres.rollout.plugins.module_utils.common.errors import CeresError
+from ansible_collections.ceres.rollout.plugins.module_utils.common.module import ModuleDefinition, ModuleRun
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.args import K8S_CONNECTION_ARG_SPEC
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import K8sClient, auth_options
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.library import KUBERNETES
+from ansible_collections.ceres.rollout.plugins.module_utils.workloads.restart import (
+    RestartRequest,
+    diff_of,
+    restart_workloads,
+    summarize,
+)
+from ansible_collections.ceres.rollout.plugins.module_utils.workloads.selection import KINDS, Selection
+
+
+def argument_spec() -> dict:
+    spec = {
+        "namespaces": {"type": "list", "elements": "str"},
+        "selector": {"type": "list", "elements": "str"},
+        "names": {"type": "list", "elements": "str"},
+        "kinds": {"type": "list", "elements": "str", "choices": list(KINDS), "default": ["Deployment"]},
+        "restart_id": {"type": "str"},
+        "allow_empty": {"type": "bool", "default": False},
+        "wait": {"type": "bool", "default": True},
+        "wait_timeout": {"type": "float"},
+        "max_conflict_retries": {"type": "int", "default": 5},
+    }
+    spec.update(K8S_CONNECTION_ARG_SPEC)
+    return spec
+
+
+REQUIRED_ONE_OF = [("namespaces", "selector")]
+
+
+def restart_request(params: dict) -> RestartRequest:
+    return RestartRequest(
+        Selection(
+            namespaces=params["namespaces"],
+            selector=params["selector"],
+            names=params["names"],
+            kinds=params["kinds"],
+            allow_empty=params["allow_empty"],
+        ),
+        restart_id=params["restart_id"],
+        wait=params["wait"],
+        wait_timeout=params["wait_timeout"],
+        max_conflict_retries=params["max_conflict_retries"],
+    )
+
+
+def restart_outcome(run: ModuleRun) -> dict:
+    """The module's outcome. Raises RestartError (``changed`` when a patch landed before the
+    failure, ``outcomes`` what is known of every workload), SelectionError, K8sError."""
+    request = restart_request(run.params)
+    auth = auth_options(run.params)
+    request.validate(client_timeout=auth.get("timeout"))
+    client = K8sClient.from_auth(auth)
+    result = restart_workloads(client, request, check_mode=run.check_mode)
+    output = {
+        "changed": result.changed,
+        "restart_id": request.restart_id,
+        "restarted_at": result.restarted_at,
+        "workloads": [outcome.as_result() for outcome in result.outcomes],
+        "summary": result.summary(),
+    }
+    if run.diff:
+        output["diff"] = diff_of(result.outcomes)
+    return output
+
+
+def failure_values(error: CeresError) -> dict[str, t.Any]:
+    """A failure reports every workload as far as it is known, and their summary."""
+    outcomes = getattr(error, "outcomes", [])
+    return {"workloads": [outcome.as_result() for outcome in outcomes], "summary": summarize(outcomes)}
+
+
+ROLLOUT_RESTART = ModuleDefinition(
+    argument_spec,
+    restart_outcome,
+    constraints={"required_one_of": REQUIRED_ONE_OF},
+    required_libraries=[KUBERNETES],
+    failure_values=failure_values,
+)
