@@ -88,6 +88,9 @@ options:
             window. A B(fresh) canary, whose series do not exist yet, gives I(no data) too; O(warmup) covers it.
           - A B(starved) canary with too few requests for the bound gives real numbers, but the samples are not
             enough evidence (see O(checks[].min_requests)).
+          - A value outside the template's domain (a ratio below 0 or above 1, a negative latency or request count)
+            cannot come from working metrics; it is a query error, not a value to compare (a negative error rate
+            would pass any O(checks[].max)), counted against O(error_limit) like any other query error.
         type: str
         choices: [istio_error_rate, istio_latency_p95, istio_latency_p99, istio_request_count, istio_success_rate]
       params:

@@ -25,6 +25,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.gate.templates impor
     ERROR_RATE,
     REQUEST_COUNT,
     SUCCESS_RATE,
+    TEMPLATE_DOMAINS,
     TemplateError,
     render_template,
 )
@@ -93,7 +94,14 @@ def _build_check(index: int, raw_check: Any) -> GateCheck:
         )
     requests_query, min_requests = _evidence(raw_check, template, params, lower, upper, where)
     return GateCheck(
-        name=name, query=query, min=lower, max=upper, requests_query=requests_query, min_requests=min_requests
+        name=name,
+        query=query,
+        min=lower,
+        max=upper,
+        requests_query=requests_query,
+        min_requests=min_requests,
+        domain=TEMPLATE_DOMAINS.get(template) if template is not None else None,
+        domain_of=template,
     )
 
 

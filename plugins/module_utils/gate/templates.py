@@ -192,6 +192,16 @@ TEMPLATES: dict[str, Callable[[TemplateParams], str]] = {
     LATENCY_P99: _latency_quantile(0.99),
 }
 NEEDS_SERVICE = (ERROR_RATE, SUCCESS_RATE)
+# The values each template's metric can take (None: unbounded). A value outside them is a broken query
+# or broken metrics (a counter reset summed wrongly, buckets in the wrong unit), never a value to compare:
+# a negative error ratio or latency would pass any max.
+TEMPLATE_DOMAINS = {
+    SUCCESS_RATE: (0.0, 1.0),
+    ERROR_RATE: (0.0, 1.0),
+    REQUEST_COUNT: (0.0, None),
+    LATENCY_P95: (0.0, None),
+    LATENCY_P99: (0.0, None),
+}
 
 TEMPLATE_NAMES = tuple(sorted(TEMPLATES))
 

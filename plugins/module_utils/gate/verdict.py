@@ -92,10 +92,29 @@ class GateCheck:
     max: float | None = None
     requests_query: str | None = None
     min_requests: float | None = None
+    # The values the metric can take, (lowest, highest) with None for unbounded, and what names it
+    # (a built-in template); None for a user's query, whose values are the user's to judge.
+    domain: tuple[float | None, float | None] | None = None
+    domain_of: str | None = None
 
     @property
     def needs_evidence(self) -> bool:
         return self.min_requests is not None and self.requests_query is not None
+
+    def outside_domain(self, value: float) -> str | None:
+        """Describe how ``value`` cannot be a value of the metric, or None when it can (or no domain is known)."""
+        if self.domain is None:
+            return None
+        lowest, highest = self.domain
+        if (lowest is None or value >= lowest) and (highest is None or value <= highest):
+            return None
+        return "%s returned %s, outside the domain [%s, %s] of %s: the query or its metrics are wrong" % (
+            self.name,
+            format_number(value),
+            "-inf" if lowest is None else format_number(lowest),
+            "inf" if highest is None else format_number(highest),
+            self.domain_of or "the metric",
+        )
 
     def breach_of(self, value: float) -> str | None:
         """Describe how ``value`` breaks the bounds, or None when it is inside them."""
@@ -174,6 +193,10 @@ class CheckProgress:
         """Fold one round's answers into this check's state."""
         if sample.is_error:
             self._record_error(sample.error_message, policy)
+            return
+        impossible = self.check.outside_domain(sample.outcome.value) if sample.outcome.kind == VALUE else None
+        if impossible:  # a query error, not a sample: retried up to error_limit, then the check errs
+            self._record_error(impossible, policy)
             return
         self.consecutive_errors = 0
         outcome = sample.outcome

@@ -576,3 +576,58 @@ def test_pass_needs_samples_minus_failure_limit_accepted_samples(failure_limit):
         assert (result.verdict == "pass") == (accepted >= samples - failure_limit and breaching <= failure_limit)
         if result.verdict == "pass":
             assert accepted >= samples - failure_limit
+
+
+# A built-in template's value outside its metric's domain is a query error, not a number to compare:
+# a negative error ratio or latency would pass any max, an error ratio above 1 is a broken query.
+DOMAIN_PARAMS = {"namespace": "wave1-apps", "workload": "checkout-v3-0-0", "service": "checkout"}
+
+
+def _template_check(template, **bounds):
+    (check,) = build_checks([{"name": template, "template": template, "params": DOMAIN_PARAMS, **bounds}])
+    return check
+
+
+@pytest.mark.parametrize(
+    "template, bounds, sampled, domain",
+    [
+        ("istio_error_rate", {"max": 0.001, "min_requests": 0}, -0.5, "[0, 1]"),
+        ("istio_error_rate", {"max": 0.001, "min_requests": 0}, 1.5, "[0, 1]"),
+        ("istio_success_rate", {"min": 0.999, "min_requests": 0}, 1.25, "[0, 1]"),
+        ("istio_latency_p95", {"max": 100}, -3.0, "[0, inf]"),
+        ("istio_latency_p99", {"max": 200}, -0.001, "[0, inf]"),
+    ],
+)
+def test_a_template_value_outside_its_metrics_domain_is_a_query_error(template, bounds, sampled, domain):
+    check = _template_check(template, **bounds)
+    fake_time = FakeTime()
+    prometheus = ScriptedPrometheus(**{check.query: [value(sampled)]})
+    result = gate([check], prometheus, fake_time, samples=3, error_limit=1)
+    assert result.verdict == "inconclusive" and not result.passed, result  # as every query error: never a pass
+    (outcome,) = result.checks
+    assert outcome["status"] == "error" and outcome["accepted"] == 0 and outcome["errors"] == 2, outcome
+    assert "outside the domain %s of %s" % (domain, template) in outcome["message"], outcome["message"]
+    assert outcome["values"] == []  # a query error is not a sample
+
+
+@pytest.mark.parametrize(
+    "template, bounds, sampled",
+    [
+        ("istio_error_rate", {"max": 1, "min_requests": 0}, 0.0),
+        ("istio_error_rate", {"max": 1, "min_requests": 0}, 1.0),
+        ("istio_latency_p95", {"max": 100}, 0.0),
+        ("istio_latency_p95", {"max": 100}, float("inf")),  # histogram_quantile in the +Inf bucket: a breach
+    ],
+)
+def test_a_template_value_at_the_edge_of_its_domain_is_compared(template, bounds, sampled):
+    check = _template_check(template, **bounds)
+    prometheus = ScriptedPrometheus(**{check.query: [value(sampled)]})
+    result = gate([check], prometheus, FakeTime(), samples=1)
+    assert result.checks[0]["errors"] == 0 and result.checks[0]["values"] == [sampled], result.checks[0]
+
+
+def test_a_query_check_has_no_domain_a_negative_value_is_compared():
+    check = GateCheck(name="delta", query="deriv_of_something", min=-1, max=1)
+    prometheus = ScriptedPrometheus(deriv_of_something=[value(-0.5)])
+    result = gate([check], prometheus, FakeTime(), samples=1)
+    assert result.verdict == "pass" and result.checks[0]["values"] == [-0.5]
