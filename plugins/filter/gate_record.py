@@ -2,52 +2,19 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
+# Two filters: gate_record (a metric_gate result as the journal keeps it) and rollback_record
+# (the journal record of a step that failed and was rolled back). Each is documented in the YAML
+# file of its name beside this one.
+
 from __future__ import annotations
-
-DOCUMENTATION = r"""
-name: gate_record
-short_description: The compact form of a metric_gate result that the rollout journal keeps
-version_added: 0.3.0
-author:
-  - CERES platform team (@ceres)
-description:
-  - Turns a M(ceres.rollout.metric_gate) result into what the journal records for a step, small enough for a
-    six-hour soak of many apps (a journal record holds at most 64 KiB).
-  - Per check (by name), its C(status), C(accepted) samples, bounds (C(min), C(max)) and its last O(keep) values
-    (null for a sample without data); and the gate's C(verdict) and C(elapsed).
-options:
-  _input:
-    description: The registered result of M(ceres.rollout.metric_gate).
-    type: dict
-    required: true
-  keep:
-    description: How many of each check's last values to keep.
-    type: int
-    default: 5
-"""
-
-EXAMPLES = r"""
-- name: Record the gate of a step
-  ceres.rollout.rollout_journal:
-    state: recorded
-    run_id: "{{ rollout_run_id }}"
-    record:
-      step_id: pilot/pilot-apps/weight-10
-      phase: pilot
-      outcome: passed
-      gate: "{{ gate | ceres.rollout.gate_record }}"
-"""
-
-RETURN = r"""
-_value:
-  description: C(verdict), C(elapsed) and C(checks) (check name to C(status), C(accepted), C(min), C(max), C(values)).
-  type: dict
-"""
 
 import math
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
+
+# The journal keeps at most this many characters of a failure's message.
+MESSAGE_LIMIT = 4000
 
 
 def gate_record(result, keep=5):
@@ -71,6 +38,56 @@ def gate_record(result, keep=5):
     return {"verdict": result.get("verdict"), "elapsed": result.get("elapsed"), "checks": checks}
 
 
+def rollback_record(
+    failed_result,
+    step_id=None,
+    apps=None,
+    weight=0,
+    message="",
+    not_rolled_back=None,
+    rolled_back_at=None,
+):
+    """Return the journal record of a step that failed (``failed_result``) and was rolled back."""
+    if not isinstance(failed_result, Mapping):
+        raise AnsibleFilterError("rollback_record: expected the failed task's result, got %r" % (failed_result,))
+    if not isinstance(step_id, str) or not step_id:
+        raise AnsibleFilterError("rollback_record: step_id must name the step, got %r" % (step_id,))
+    if isinstance(weight, bool) or not isinstance(weight, int):
+        raise AnsibleFilterError("rollback_record: weight must be a whole number, got %r" % (weight,))
+    if not isinstance(message, str):
+        raise AnsibleFilterError("rollback_record: message must be a string, got %r" % (message,))
+    if not isinstance(not_rolled_back or [], list):
+        raise AnsibleFilterError("rollback_record: not_rolled_back must list the apps, got %r" % (not_rolled_back,))
+    record = {
+        "step_id": step_id,
+        "outcome": "failed" if not_rolled_back else "rolled_back",
+        "apps": apps if apps is not None else [],
+        "weight": weight,
+        "message": _truncate(message.strip(), MESSAGE_LIMIT),
+    }
+    if "checks" in failed_result and "verdict" in failed_result:
+        gate = gate_record(failed_result)
+        last_sample_times = [
+            check["times"][-1] for check in failed_result["checks"] if isinstance(check, Mapping) and check.get("times")
+        ]
+        record.update(
+            {
+                "verdict": failed_result["verdict"],
+                "gate": gate,
+                "data": {"failing_sample_at": max(last_sample_times + [0]), "rolled_back_by": rolled_back_at},
+            }
+        )
+    return record
+
+
+def _truncate(text, length, end="...", leeway=5):
+    # Jinja's truncate filter with its defaults: a text at most `leeway` characters too long is
+    # kept whole; a longer one is cut at the last word boundary and ends with `end`.
+    if len(text) <= length + leeway:
+        return text
+    return text[: length - len(end)].rsplit(" ", 1)[0] + end
+
+
 def _finite(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -79,4 +96,4 @@ def _finite(value):
 
 class FilterModule:
     def filters(self):
-        return {"gate_record": gate_record}
+        return {"gate_record": gate_record, "rollback_record": rollback_record}
