@@ -65,4 +65,13 @@ options:
       - A query that takes longer counts as a query error.
     type: int
     default: 10
+  allow_insecure_auth:
+    description:
+      - Whether to send O(bearer_token), O(password) or O(headers) to an V(http://) O(prometheus_url), where anyone on
+        the network path can read them.
+      - By default such a task fails before any query, naming the credential and the URL; use an V(https://) URL.
+        With V(true) it goes on with a warning that names them (never the values).
+      - Without credentials, an V(http://) URL needs nothing.
+    type: bool
+    default: false
 """

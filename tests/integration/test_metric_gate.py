@@ -372,3 +372,31 @@ def test_latency_templates_agree_with_the_simulator(gate_world, template, quanti
     assert _bucket_of(measured_ms) == _bucket_of(true_ms), (measured_ms, true_ms)
     # ... and close to what linear interpolation inside that bucket gives for this distribution.
     assert measured_ms == pytest.approx(_histogram_quantile_estimate(quantile, median_ms), rel=0.1)
+
+
+def test_a_token_is_not_sent_to_the_plain_http_prometheus_unless_allowed(gate_world):
+    """The sandbox's Prometheus listens on http://: a bearer token would cross the network in clear
+    text. The gate refuses before any query, naming the option and the URL (never the token); with
+    allow_insecure_auth=true it sends it and says so in a warning."""
+    token = "insecure-token-%s" % uuid.uuid4().hex
+    checks = [template_check("error-rate", "istio_error_rate", gate_world, "steady", max=0.01)]
+    with tempfile.TemporaryDirectory() as work_dir:
+        command, result_path = _ansible_command({"checks": checks, "bearer_token": token}, Path(work_dir))
+        refused_run = run_ansible(command)
+        refused = json.loads(result_path.read_text())
+    url = os.environ["CERES_PROMETHEUS_URL"]
+    assert refused["failed"] is True and "checks" not in refused, refused
+    assert "bearer_token would be sent in clear text to %s" % url in refused["msg"]
+    assert "allow_insecure_auth" in refused["msg"]
+    assert token not in refused_run.stdout + refused_run.stderr + json.dumps(refused)
+
+    with tempfile.TemporaryDirectory() as work_dir:
+        command, result_path = _ansible_command(
+            {"checks": checks, "bearer_token": token, "allow_insecure_auth": True, "samples": 1}, Path(work_dir)
+        )
+        allowed_run = run_ansible(command)
+        allowed = json.loads(result_path.read_text())
+    output = allowed_run.stdout + allowed_run.stderr
+    assert allowed.get("failed") is not True and allowed["verdict"] == "pass", allowed
+    assert "bearer_token is sent in clear text to %s (allow_insecure_auth=true)" % url in " ".join(output.split())
+    assert token not in output + json.dumps(allowed)

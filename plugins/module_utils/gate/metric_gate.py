@@ -76,6 +76,8 @@ def metric_gate_outcome(
     params = run.params
     checks, policy = build_gate(params)
     client = PrometheusClient.from_module_params(params)
+    if client.insecure_auth_warning:
+        run.warn(client.insecure_auth_warning)
     keeper = lock_keeper(params, policy, check_mode=run.check_mode)
     watcher = watch_rounds(policy, keeper) if watch_rounds is not None else None
     try:

@@ -94,6 +94,7 @@ class PrometheusClient:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         opener=open_url,
         public_headers: Mapping[str, Any] | None = None,
+        allow_insecure_auth: bool = False,
     ):
         # `headers` values are secrets (redacted from every message); `public_headers` values,
         # such as a tenant id, are not.
@@ -129,6 +130,9 @@ class PrometheusClient:
         self._secrets.extend([authorization, authorization.partition(" ")[2]])
         self._secrets = [secret for secret in self._secrets if secret]
         self._opener = opener
+        self.insecure_auth_warning = _insecure_auth(
+            self.query_url, self.display_url, bearer_token, password, headers, allow_insecure_auth
+        )
 
     @classmethod
     def from_module_params(cls, params: Mapping[str, Any]) -> PrometheusClient:
@@ -143,6 +147,7 @@ class PrometheusClient:
             headers=params.get("headers"),
             timeout=params.get("timeout", DEFAULT_TIMEOUT_SECONDS),
             public_headers=params.get("public_headers"),
+            allow_insecure_auth=params.get("allow_insecure_auth", False),
         )
 
     def query(self, promql: str) -> QueryResult:
@@ -330,6 +335,29 @@ def _display_url(url: str) -> str:
     except ValueError:
         return "<invalid URL>"
     return urlunsplit((parts.scheme, host, parts.path, "", "")) or "<invalid URL>"
+
+
+def _insecure_auth(query_url, display_url, bearer_token, password, headers, allowed) -> str | None:
+    """None when no credential would travel in clear text; else the warning of an allowed plain-HTTP
+    URL (``allow_insecure_auth``). Raises PrometheusConfigError when it is not allowed."""
+    if urlsplit(query_url).scheme != "http":
+        return None
+    named = [name for name, value in (("bearer_token", bearer_token), ("password", password)) if value]
+    if any(value for value in (headers or {}).values()):
+        named.append("headers")
+    if not named:
+        return None
+    base_url = display_url[: -len("/api/v1/query")] if display_url.endswith("/api/v1/query") else display_url
+    credentials = " and ".join(named)
+    if not allowed:
+        raise PrometheusConfigError(
+            "%s would be sent in clear text to %s: use an https:// prometheus_url, or set allow_insecure_auth=true "
+            "to send it anyway (a network you trust)" % (credentials, base_url)
+        )
+    return "%s is sent in clear text to %s (allow_insecure_auth=true): anyone on the path can read it" % (
+        credentials,
+        base_url,
+    )
 
 
 def _request_headers(headers, bearer_token, username, password) -> dict:

@@ -24,6 +24,7 @@ PROMETHEUS_CONNECTION_ARGSPEC = dict(
     headers=dict(type="dict", no_log=True),
     public_headers=dict(type="dict"),
     timeout=dict(type="int", default=DEFAULT_TIMEOUT_SECONDS),
+    allow_insecure_auth=dict(type="bool", default=False),
 )
 PROMETHEUS_CONNECTION_MUTUALLY_EXCLUSIVE = [("bearer_token", "username"), ("bearer_token", "password")]
 PROMETHEUS_CONNECTION_REQUIRED_TOGETHER = [("username", "password")]

@@ -295,11 +295,26 @@ def starved_check():
     "args",
     [
         {"checks": [check(), check("p99", "p99", max=500)], "samples": 2},
-        {"checks": [check(), check("p99", "p99", max=500)], "samples": 3, "bearer_token": TOKEN},
+        {
+            "checks": [check(), check("p99", "p99", max=500)],
+            "samples": 3,
+            "bearer_token": TOKEN,
+            "allow_insecure_auth": True,
+        },
         {"checks": [check(max=0.0001)], "samples": 3},
         {"checks": [check(max=0.0001)], "fail_on_breach": False},
-        {"checks": [starved_check()], "samples": 3, "username": "gate", "password": PASSWORD},
-        {"checks": [check(query='sum(x{namespace="%s"})' % API_KEY)], "headers": {"X-Api-Key": API_KEY}},
+        {
+            "checks": [starved_check()],
+            "samples": 3,
+            "username": "gate",
+            "password": PASSWORD,
+            "allow_insecure_auth": True,
+        },
+        {
+            "checks": [check(query='sum(x{namespace="%s"})' % API_KEY)],
+            "headers": {"X-Api-Key": API_KEY},
+            "allow_insecure_auth": True,
+        },
         {"checks": [check()], "samples": 0},
         {"checks": [check(), check()]},
         {"checks": [check()], "no_data": "skip"},
@@ -314,7 +329,15 @@ def test_the_result_is_the_modules(capsys, prometheus, shown, no_waiting, args):
     args = dict(args, prometheus_url=prometheus.url)
     module_result = run_module(capsys, args)
     action_result = run_action(args)
+    # A module's warnings reach its stdout only with what else the test process imported (see the
+    # rollout_journal tests); the action's are checked on their own.
+    warnings = action_result.pop("warnings", [])
+    module_result.pop("warnings", None)
     assert comparable(action_result) == comparable(module_result)
+    sent_in_clear = [name for name in ("bearer_token", "password", "headers") if args.get(name)]
+    assert [warning.split(" is sent in clear text")[0] for warning in warnings] == (
+        [" and ".join(sent_in_clear)] if sent_in_clear else []
+    )
     assert action_result.get("changed", False) is False
     assert bool(action_result.get("failed")) == bool(module_result.get("failed"))
 
@@ -389,6 +412,7 @@ def test_no_secret_in_any_line_or_result(prometheus, shown, no_waiting):
             "username": "gate",
             "password": PASSWORD,
             "headers": {"X-Api-Key": API_KEY},
+            "allow_insecure_auth": True,
             "checks": [check("%s/error-rate" % API_KEY, 'sum(x{namespace="%s"})' % API_KEY)],
             "samples": 2,
         }
@@ -406,7 +430,7 @@ def test_credentials_from_the_task_environment_are_used_and_never_shown(promethe
     ``environment`` sets, the action plugin reads them from the task's environment."""
     prometheus.answers = lambda promql: error(401, "unauthorized", "bad token %s" % TOKEN)
     result = run_action(
-        {"checks": [check()], "samples": 2, "error_limit": 0},
+        {"checks": [check()], "samples": 2, "error_limit": 0, "allow_insecure_auth": True},
         environment=[{"CERES_PROMETHEUS_URL": prometheus.url}, {"CERES_PROMETHEUS_TOKEN": TOKEN}],
     )
     assert prometheus.requests[0].headers["authorization"] == "Bearer " + TOKEN
@@ -420,11 +444,16 @@ def test_an_option_given_wins_over_the_task_environment(prometheus, shown, no_wa
     monkeypatch.setenv("CERES_PROMETHEUS_TOKEN", "from-the-controller")
     prometheus.answers = lambda promql: vector("0")
     run_action(
-        {"prometheus_url": prometheus.url, "bearer_token": TOKEN, "checks": [check()]},
+        {"prometheus_url": prometheus.url, "bearer_token": TOKEN, "checks": [check()], "allow_insecure_auth": True},
         environment={"CERES_PROMETHEUS_TOKEN": "from-the-task"},
     )
-    run_action({"prometheus_url": prometheus.url, "checks": [check()]}, environment={"OTHER": "x"})
-    run_action({"prometheus_url": prometheus.url, "checks": [check()]}, environment={"CERES_PROMETHEUS_TOKEN": "t"})
+    run_action(
+        {"prometheus_url": prometheus.url, "checks": [check()], "allow_insecure_auth": True}, environment={"OTHER": "x"}
+    )
+    run_action(
+        {"prometheus_url": prometheus.url, "checks": [check()], "allow_insecure_auth": True},
+        environment={"CERES_PROMETHEUS_TOKEN": "t"},
+    )
     assert [request.headers["authorization"] for request in prometheus.requests] == [
         "Bearer " + TOKEN,
         "Bearer from-the-controller",

@@ -121,7 +121,7 @@ def test_prometheus_url_and_token_from_the_environment(capsys, prometheus, monke
     monkeypatch.setenv("CERES_PROMETHEUS_URL", prometheus.url)
     monkeypatch.setenv("CERES_PROMETHEUS_TOKEN", TOKEN)
     prometheus.answers = lambda promql: vector("0")
-    failed, result = run_module(capsys, {"checks": [error_rate_check()]})
+    failed, result = run_module(capsys, {"checks": [error_rate_check()], "allow_insecure_auth": True})
     assert not failed
     assert prometheus.requests[-1].headers["authorization"] == "Bearer " + TOKEN
 
@@ -132,6 +132,7 @@ def test_unreachable_prometheus_fails_clearly_without_the_token(capsys):
         {
             "prometheus_url": refused_url(),
             "bearer_token": TOKEN,
+            "allow_insecure_auth": True,
             "checks": [error_rate_check()],
             "interval": 0,
             "error_limit": 1,
@@ -157,7 +158,13 @@ def test_a_tenant_header_is_shown_only_when_given_as_public(capsys, prometheus, 
         "min_requests": 0,
     }
     failed, result = run_module(
-        capsys, {"prometheus_url": prometheus.url, option: {"X-Scope-OrgID": "pilot-apps"}, "checks": [check]}
+        capsys,
+        {
+            "prometheus_url": prometheus.url,
+            option: {"X-Scope-OrgID": "pilot-apps"},
+            "checks": [check],
+            "allow_insecure_auth": True,
+        },
     )
     assert not failed
     assert prometheus.requests[-1].headers["x-scope-orgid"] == "pilot-apps"
@@ -174,6 +181,7 @@ def test_server_error_messages_do_not_leak_header_values(capsys, prometheus):
         {
             "prometheus_url": prometheus.url,
             "headers": {"X-Api-Key": "key-abcdef-42"},
+            "allow_insecure_auth": True,
             "checks": [error_rate_check()],
             "interval": 0,
             "error_limit": 0,

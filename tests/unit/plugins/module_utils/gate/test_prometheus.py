@@ -172,7 +172,9 @@ def test_a_full_query_url_is_accepted(prometheus):
 
 
 def test_bearer_token_and_extra_headers_are_sent(prometheus):
-    client = PrometheusClient(prometheus.url, bearer_token=TOKEN, headers={"X-Scope-OrgID": "ceres"})
+    client = PrometheusClient(
+        prometheus.url, bearer_token=TOKEN, headers={"X-Scope-OrgID": "ceres"}, allow_insecure_auth=True
+    )
     assert client.query("up").kind == VALUE
     headers = prometheus.requests[-1].headers
     assert headers["authorization"] == "Bearer " + TOKEN
@@ -180,7 +182,7 @@ def test_bearer_token_and_extra_headers_are_sent(prometheus):
 
 
 def test_basic_auth_is_sent(prometheus):
-    client = PrometheusClient(prometheus.url, username="gate", password=PASSWORD)
+    client = PrometheusClient(prometheus.url, username="gate", password=PASSWORD, allow_insecure_auth=True)
     client.query("up")
     expected = base64.b64encode(("gate:" + PASSWORD).encode()).decode()
     assert prometheus.requests[-1].headers["authorization"] == "Basic " + expected
@@ -242,8 +244,16 @@ def test_secrets_never_appear_in_messages(prometheus):
     prometheus.answers = echo_credentials
     basic_credentials = base64.b64encode(("gate:" + PASSWORD).encode()).decode()
     for client in (
-        PrometheusClient(prometheus.url, bearer_token=TOKEN, headers={"X-Api-Key": "tenant-key-123"}),
-        PrometheusClient(prometheus.url, username="gate", password=PASSWORD, headers={"X-Api-Key": "tenant-key-123"}),
+        PrometheusClient(
+            prometheus.url, bearer_token=TOKEN, headers={"X-Api-Key": "tenant-key-123"}, allow_insecure_auth=True
+        ),
+        PrometheusClient(
+            prometheus.url,
+            username="gate",
+            password=PASSWORD,
+            headers={"X-Api-Key": "tenant-key-123"},
+            allow_insecure_auth=True,
+        ),
     ):
         result = client.query("up")
         assert result.kind == QUERY_ERROR
@@ -254,7 +264,7 @@ def test_secrets_never_appear_in_messages(prometheus):
 
 
 def test_messages_do_not_show_the_token_of_an_unreachable_server():
-    result = PrometheusClient(refused_url(), bearer_token=TOKEN).query("up")
+    result = PrometheusClient(refused_url(), bearer_token=TOKEN, allow_insecure_auth=True).query("up")
     assert TOKEN not in result.message
 
 
@@ -300,7 +310,10 @@ def test_public_headers_are_sent_and_not_redacted_while_headers_are(prometheus):
 
     prometheus.answers = echo_headers
     client = PrometheusClient(
-        prometheus.url, headers={"X-Api-Key": "tenant-key-123"}, public_headers={"X-Scope-OrgID": "pilot-apps"}
+        prometheus.url,
+        headers={"X-Api-Key": "tenant-key-123"},
+        public_headers={"X-Scope-OrgID": "pilot-apps"},
+        allow_insecure_auth=True,
     )
     result = client.query("up")
     assert prometheus.requests[-1].headers["x-scope-orgid"] == "pilot-apps"
@@ -338,6 +351,7 @@ def test_from_module_params_uses_every_option(prometheus):
             "headers": {"X-Api-Key": "key"},
             "public_headers": {"X-Scope-OrgID": "ceres"},
             "timeout": 4,
+            "allow_insecure_auth": True,
         }
     )
     assert client.timeout == 4
@@ -346,3 +360,37 @@ def test_from_module_params_uses_every_option(prometheus):
     assert prometheus.requests[-1].headers["x-scope-orgid"] == "ceres"
     assert prometheus.requests[-1].headers["x-api-key"] == "key"
     assert json.dumps(prometheus.requests[-1].params["timeout"]) == '["4s"]'
+
+
+# --- credentials over plain HTTP -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "credentials, named",
+    [
+        ({"bearer_token": TOKEN}, "bearer_token"),
+        ({"username": "gate", "password": PASSWORD}, "password"),
+        ({"headers": {"X-Api-Key": "tenant-key-123"}}, "headers"),
+    ],
+)
+def test_credentials_are_not_sent_to_an_http_prometheus_unless_allowed(prometheus, credentials, named):
+    with pytest.raises(PrometheusConfigError) as raised:
+        PrometheusClient(prometheus.url, **credentials)
+    message = str(raised.value)
+    assert "%s would be sent in clear text to %s" % (named, prometheus.url) in message, message
+    assert "allow_insecure_auth" in message and "https://" in message
+    assert TOKEN not in message and PASSWORD not in message and "tenant-key-123" not in message
+    assert prometheus.requests == []  # refused before any query
+
+    allowed = PrometheusClient(prometheus.url, allow_insecure_auth=True, **credentials)
+    assert allowed.query("up").kind == VALUE
+    assert "%s is sent in clear text to %s (allow_insecure_auth=true)" % (named, prometheus.url) in (
+        allowed.insecure_auth_warning
+    )
+
+
+def test_no_warning_without_credentials_or_over_https(prometheus):
+    assert PrometheusClient(prometheus.url).insecure_auth_warning is None
+    assert PrometheusClient(prometheus.url, public_headers={"X-Scope-OrgID": "a"}).insecure_auth_warning is None
+    https = PrometheusClient(prometheus.url.replace("http://", "https://"), bearer_token=TOKEN)
+    assert https.insecure_auth_warning is None
