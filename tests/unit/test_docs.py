@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -12,7 +13,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
-FILTERS = sorted(p.stem for p in (ROOT / "plugins" / "filter").glob("*.py") if p.stem != "__init__")
+FILTER_FILES = sorted(p.stem for p in (ROOT / "plugins" / "filter").glob("*.py") if p.stem != "__init__")
+# Every filter name a file exposes (a file may expose several, each documented by <name>.yml beside it).
+FILTERS = sorted(
+    name
+    for stem in FILTER_FILES
+    for name in importlib.import_module("ansible_collections.ceres.rollout.plugins.filter." + stem)
+    .FilterModule()
+    .filters()
+)
 
 
 def _ansible_doc(plugin_type: str, names: list[str]) -> dict:
@@ -115,3 +124,8 @@ def test_modules_take_attribute_text_from_the_fragments(name):
     for attribute, settings in (doc.get("attributes") or {}).items():
         assert "description" not in settings, f"{name}: attribute {attribute} copies its description"
         assert "membership" not in settings, f"{name}: attribute {attribute} lists groups; use a group fragment"
+
+
+def test_the_filter_list_holds_every_name_a_filter_file_exposes():
+    assert set(FILTER_FILES) <= set(FILTERS)  # each file exposes at least its own name
+    assert {"backup_ids", "backup_retention", "rollback_record"} <= set(FILTERS)
