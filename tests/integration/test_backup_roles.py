@@ -343,6 +343,53 @@ def test_restore_refuses_a_backup_whose_object_was_altered(tmp_path, s3, complet
         drop_database(scratch)
 
 
+def test_restore_refuses_a_manifest_whose_file_names_leave_the_staging_directory(
+    tmp_path, s3, completed_backup, backup_prefix
+):
+    """Whoever can write to the bucket can write a manifest: a file name with '..' (its sha256 matching
+    the object stored under that very key) must not become a file outside the staging directory, nor
+    make the restore change the mode of a directory outside it. Refused before any file is downloaded."""
+    hostile_id = "29991231T235959Z-0bad0b"
+    hostile_prefix = f"{backup_prefix}{CLUSTER}/{hostile_id}/"
+    copy_backup(s3, completed_backup["prefix"], hostile_prefix, hostile_id)
+    staging = tmp_path / "staging"  # the staging directory is made in here: files/ is three levels below tmp_path
+    staging.mkdir()
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    payload = b"ssh-ed25519 AAAA attacker\n"
+    hostile_names = ["../../../escaped/authorized_keys", "../../../shared/x"]
+    manifest = json.loads(read_object(s3, hostile_prefix + "manifest.json"))
+    for name in hostile_names:
+        s3.put_object(Bucket=BUCKET, Key=hostile_prefix + name, Body=payload)
+        manifest["files"][name] = {"sha256": hashlib.sha256(payload).hexdigest(), "size_bytes": len(payload)}
+    s3.put_object(Bucket=BUCKET, Key=hostile_prefix + "manifest.json", Body=json.dumps(manifest).encode())
+    scratch = f"ceres_test_restore_{uuid.uuid4().hex[:8]}"
+    try:
+        completed, restored = run_role(
+            tmp_path,
+            "restore",
+            {
+                "ceres_backup_target": s3_target(backup_prefix),
+                "restore_backup_id": hostile_id,
+                "restore_database": scratch,
+                "restore_staging_dir": str(staging),
+            },
+        )
+        output = " ".join(completed.stdout.split())
+        assert completed.returncode != 0 and restored is None, completed.stdout
+        assert f"the manifest of backup {hostile_id}" in output and "is refused (nothing was downloaded" in output
+        for name in hostile_names:
+            assert f"file name '{name}' is refused: a '..' path component" in output, output
+        assert not (tmp_path / "escaped").exists()
+        assert oct(shared.stat().st_mode & 0o777) == oct(0o755) and list(shared.iterdir()) == []
+        assert list(staging.iterdir()) == []  # the staging directory was removed, nothing else written
+        assert not database_exists(scratch)
+    finally:
+        delete_prefix(s3, hostile_prefix)
+        drop_database(scratch)
+
+
 def test_restore_into_production_needs_restore_clean(tmp_path, completed_backup, backup_prefix):
     completed, _restored = run_role(
         tmp_path, "restore", {"ceres_backup_target": s3_target(backup_prefix), "restore_database": "ceres_db"}
