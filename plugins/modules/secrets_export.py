@@ -22,7 +22,9 @@ description:
     (controller state) and the C(kubectl.kubernetes.io/last-applied-configuration) annotation (it holds the values in
     clear).
   - Service-account tokens (type C(kubernetes.io/service-account-token)) are skipped and reported in RV(skipped_secrets), because the
-    token controller issues them and a copy would not be valid elsewhere.
+    token controller issues them and a copy would not be valid elsewhere. Helm release records (type
+    C(helm.sh/release.v1)) are skipped likewise, as they are Helm's own state of a release, and an older copy would make
+    Helm believe in a release that is not what runs.
   - B(The plaintext never touches the disk.) The Secrets are encrypted in memory and written under a temporary name in
     the directory of O(dest) with mode V(0600), fsynced, then renamed to O(dest). A failure leaves O(dest) as it was.
   - B(Values never appear in the output:) the result, the diff and error messages hold names, key names and counts only,

@@ -21,7 +21,7 @@ description:
   - A Secret the API server would refuse to change is B(skipped, not failed), and reported with the reason in
     RV(skipped_secrets) - an immutable Secret whose data differ, an immutable Secret the file has as mutable, a Secret whose
     C(type) differs. Delete it first to restore the file's version.
-  - Secrets of the cluster that are not in the file are left alone. Service-account tokens are never applied.
+  - Secrets of the cluster that are not in the file are left alone. Service-account tokens and Helm release records (C(helm.sh/release.v1)) are never applied.
   - Every namespace must exist; a missing one fails the task before anything is changed.
   - B(A Secret that cannot be restored does not stop the others) - the API server refuses to read or write it (for
     example C(403) Forbidden by RBAC, C(422) Invalid, refused by an admission webhook), or it kept changing between

@@ -496,3 +496,43 @@ def test_a_restore_against_an_api_server_that_hangs_part_way_stops_at_its_timeou
     assert result["not_attempted"] == ["%s/tls-pins" % seeded_namespace]
     assert len(hung) == 1 and hung[0].client_gone_at is not None  # the client gave up, once
     assert set(user_secrets(core, seeded_namespace)) == {"app-api"}
+
+
+def test_helm_release_records_are_neither_exported_nor_restored(tmp_path, core, scratch_namespace, vault_password_file):
+    """A Helm release record is Helm's state of a release: a backup that brought back an older one would make
+    Helm believe in a release that is not what runs. Left out of the export, and skipped by a restore of a
+    bundle that carries one anyway (written by hand or by an older version)."""
+    ns = scratch_namespace
+    release = {
+        "metadata": {"name": "sh.helm.release.v1.checkout.v3", "labels": {"owner": "helm", "name": "checkout"}},
+        "type": "helm.sh/release.v1",
+        "data": {"release": b64("H4sIAAAAAAAA/release-%s" % uuid.uuid4().hex)},
+    }
+    core.create_namespaced_secret(ns, release)
+    core.create_namespaced_secret(ns, {"metadata": {"name": "app-api"}, "data": {"token": b64(API_TOKEN)}})
+    dest = tmp_path / "secrets.vault"
+
+    _completed, (exported,) = run_secrets_play(tmp_path, [export_task(ns, dest, vault_password_file)])
+    assert exported["namespaces"][ns] == {"count": 1, "names": ["app-api"]}, exported
+    skipped = {entry["name"]: entry["reason"] for entry in exported["skipped_secrets"]}
+    assert "Helm release record" in skipped["sh.helm.release.v1.checkout.v3"], skipped
+
+    vault = VaultLib([("default", VaultSecret(VAULT_PASSWORD.encode()))])
+    bundle = json.loads(vault.decrypt(dest.read_bytes()))
+    bundle["items"].append(
+        {"apiVersion": "v1", "kind": "Secret", **release, "metadata": {**release["metadata"], "namespace": ns}}
+    )
+    bundle["items"][-1]["data"] = {"release": b64("an-older-release")}
+    dest.write_bytes(vault.encrypt(json.dumps(bundle)))
+    core.delete_namespaced_secret("sh.helm.release.v1.checkout.v3", ns)
+    wait_for(
+        lambda: not _exists(lambda: core.read_namespaced_secret("sh.helm.release.v1.checkout.v3", ns)),
+        30,
+        message="the release record to be deleted",
+    )
+
+    _completed, (restored,) = run_secrets_play(tmp_path, [restore_task(dest, vault_password_file)])
+    assert restored.get("failed") is not True, restored
+    skipped = {entry["name"]: entry["reason"] for entry in restored["skipped_secrets"]}
+    assert "Helm release record" in skipped["sh.helm.release.v1.checkout.v3"], restored
+    assert not _exists(lambda: core.read_namespaced_secret("sh.helm.release.v1.checkout.v3", ns))

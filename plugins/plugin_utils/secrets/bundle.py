@@ -44,6 +44,7 @@ except ImportError:  # pragma: no cover - ansible-core 2.17 / 2.18
 
 
 SERVICE_ACCOUNT_TOKEN_TYPE = "kubernetes.io/service-account-token"
+HELM_RELEASE_TYPE = "helm.sh/release.v1"
 LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 DEFAULT_SECRET_TYPE = "Opaque"
 
@@ -87,13 +88,26 @@ def secret_ref(secret: t.Mapping[str, t.Any]) -> str:
     return "%s/%s" % (metadata.get("namespace"), metadata.get("name"))
 
 
-def export_skip_reason(secret: t.Mapping[str, t.Any]) -> str | None:
-    """Why a Secret is left out of a bundle, or ``None`` when it belongs in it."""
+def never_transferred_reason(secret: t.Mapping[str, t.Any]) -> str | None:
+    """Why a Secret of this type is neither exported nor restored, or ``None``."""
     if secret.get("type") == SERVICE_ACCOUNT_TOKEN_TYPE:
         return (
             "service-account token: the token controller issues it for the service account, "
             "a copy from another cluster or time would not be valid"
         )
+    if secret.get("type") == HELM_RELEASE_TYPE:
+        return (
+            "Helm release record: Helm's own state of a release; an older copy would make Helm believe in a "
+            "release that is not what runs (back up the chart and its values instead)"
+        )
+    return None
+
+
+def export_skip_reason(secret: t.Mapping[str, t.Any]) -> str | None:
+    """Why a Secret is left out of a bundle, or ``None`` when it belongs in it."""
+    never = never_transferred_reason(secret)
+    if never:
+        return never
     if (secret.get("metadata") or {}).get("deletionTimestamp"):
         return "being deleted"
     return None

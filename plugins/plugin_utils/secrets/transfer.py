@@ -54,7 +54,6 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s.errors import (
     Unauthorized,
 )
 from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets.bundle import (
-    SERVICE_ACCOUNT_TOKEN_TYPE,
     SecretsBundleError,
     ValueRedactor,
     VaultCodec,
@@ -64,6 +63,7 @@ from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets.bundle impor
     check_destination_directory,
     export_skip_reason,
     file_sha256,
+    never_transferred_reason,
     parse_bundle,
     secret_outline,
     secret_ref,
@@ -313,8 +313,9 @@ def plan_secret_restore(desired: dict[str, t.Any], live: dict[str, t.Any] | None
     never changes, and an immutable Secret's data and immutability do not either. Those are
     skipped with the reason.
     """
-    if desired.get("type") == SERVICE_ACCOUNT_TOKEN_TYPE:
-        return RestoreStep(SKIP, desired, live, reason="service-account token: the token controller issues these")
+    never = never_transferred_reason(desired)
+    if never:
+        return RestoreStep(SKIP, desired, live, reason=never)
     if live is None:
         return RestoreStep(CREATE, desired, body=copy.deepcopy(desired))
 
