@@ -44,7 +44,7 @@ def shift_outcome(run: ModuleRun) -> dict:
     """The module's outcome. Raises TrafficShiftError or K8sError, with ``changed`` set when the
     failure came after the write had landed (the read-back): the VirtualService was changed."""
     request = request_from_params(run.params)
-    client = K8sClient.from_auth(auth_options(run.params))
+    client = K8sClient.from_auth(auth_options(run.params), warn=run.warn)
     try:
         result = shift_traffic(client, request, check_mode=run.check_mode)
     finally:

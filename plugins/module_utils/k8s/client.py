@@ -33,6 +33,7 @@ import random
 import time
 import traceback
 import typing as t
+import warnings
 from urllib.parse import quote, urlencode
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -208,9 +209,20 @@ def build_configuration(auth: t.Mapping[str, t.Any]) -> t.Any:
             "no Kubernetes API server: set host, or kubeconfig/context, "
             "or run where a kubeconfig or a service account is available"
         )
-    if not configuration.verify_ssl:
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     return configuration
+
+
+def insecure_tls_warning(configuration: t.Any) -> str | None:
+    """The warning a run against an API server whose certificate is not verified gives, or None.
+    Said once per task (through ``warn``), instead of urllib3's warning on every request, and
+    without turning that warning off for the whole process."""
+    if getattr(configuration, "verify_ssl", True) or not str(configuration.host).startswith("https://"):
+        return None
+    return (
+        "the Kubernetes API server at %s is reached without verifying its TLS certificate (validate_certs=false, "
+        "or insecure-skip-tls-verify in the kubeconfig): anyone on the network path can impersonate it"
+        % configuration.host
+    )
 
 
 def build_api_client(auth: t.Mapping[str, t.Any]) -> t.Any:
@@ -280,6 +292,7 @@ class K8sClient:
     ) -> None:
         self.api_client = api_client
         self.configuration = api_client.configuration
+        self.insecure_tls_warning = insecure_tls_warning(self.configuration)
         self.retry_policy = retry_policy or DEFAULT_REQUEST_RETRY_POLICY
         self.request_timeout = request_timeout or DEFAULT_REQUEST_TIMEOUT
         self.impersonate_user = impersonate_user
@@ -295,18 +308,23 @@ class K8sClient:
         self.deadline = deadline
 
     @classmethod
-    def from_auth(cls, auth: t.Mapping[str, t.Any], **kwargs: t.Any) -> K8sClient:
+    def from_auth(
+        cls, auth: t.Mapping[str, t.Any], warn: t.Callable[[str], None] | None = None, **kwargs: t.Any
+    ) -> K8sClient:
         """A client from the connection options (e.g. ``auth_options(module.params)``); its
         time budget starts now and lasts ``auth['timeout']`` seconds (``DEFAULT_TIMEOUT``
-        when absent)."""
+        when absent). ``warn`` (a module run's) is told when the server's certificate is not verified."""
         if auth.get("timeout") is not None:
             kwargs.setdefault("timeout", auth["timeout"])
-        return cls(
+        client = cls(
             build_api_client(auth),
             impersonate_user=auth.get("impersonate_user"),
             impersonate_groups=auth.get("impersonate_groups"),
             **kwargs,
         )
+        if warn is not None and client.insecure_tls_warning:
+            warn(client.insecure_tls_warning)
+        return client
 
     def close(self) -> None:
         self.api_client.rest_client.pool_manager.clear()
@@ -447,15 +465,18 @@ class K8sClient:
             encoded_body = json.dumps(body)
         what = "%s %s" % (method, path)
         try:
-            response = self.api_client.rest_client.pool_manager.request(
-                method,
-                url,
-                body=encoded_body,
-                headers=self._headers(body, content_type),
-                timeout=self._timeout(remaining),
-                retries=False,
-                preload_content=True,
-            )
+            with warnings.catch_warnings():
+                if self.insecure_tls_warning:  # said once through warn(), not on every request
+                    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                response = self.api_client.rest_client.pool_manager.request(
+                    method,
+                    url,
+                    body=encoded_body,
+                    headers=self._headers(body, content_type),
+                    timeout=self._timeout(remaining),
+                    retries=False,
+                    preload_content=True,
+                )
         except urllib3.exceptions.SSLError as error:
             raise K8sConnectionError("%s: TLS error talking to the API server: %s" % (what, error), request_sent=False)
         except (

@@ -66,7 +66,7 @@ def backup_outcome(run: ModuleRun) -> dict:
     connection = ConnectionParams.from_module_params(params, params["database"])
     pod = None
     if params["pod"] is not None:
-        pod = PodSource.from_module_params(params["pod"], auth_options(params))
+        pod = PodSource.from_module_params(params["pod"], auth_options(params), warn=run.warn)
     secrets = connection.secrets() + (pod.secrets() if pod else [])
     try:
         request = BackupRequest(

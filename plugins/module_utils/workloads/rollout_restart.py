@@ -64,7 +64,7 @@ def restart_outcome(run: ModuleRun) -> dict:
     request = restart_request(run.params)
     auth = auth_options(run.params)
     request.validate(client_timeout=auth.get("timeout"))
-    client = K8sClient.from_auth(auth)
+    client = K8sClient.from_auth(auth, warn=run.warn)
     result = restart_workloads(client, request, check_mode=run.check_mode)
     output = {
         "changed": result.changed,

@@ -65,7 +65,7 @@ def health_outcome(run: ModuleRun) -> dict:
     mode changes nothing: the module only reads. Raises HealthError, SelectionError, K8sError."""
     params = run.params
     request = health_request(params)
-    client = K8sClient.from_auth(auth_options(params))
+    client = K8sClient.from_auth(auth_options(params), warn=run.warn)
     try:
         result = check_health(client, request)
     finally:

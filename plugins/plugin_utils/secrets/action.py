@@ -60,7 +60,7 @@ class SecretsTransferAction(ControllerModuleAction):
             codec = VaultCodec.from_options(
                 args["vault_password"], args["vault_password_file"], args["vault_id"], self._loader
             )
-            client = K8sClient.from_auth(auth_options(args))
+            client = K8sClient.from_auth(auth_options(args), warn=run.warn)
             try:
                 return self.transfer(
                     client, codec, request, check_mode=run.check_mode, diff=run.diff, redactor=redactor

@@ -21,6 +21,7 @@ import json
 import os
 import threading
 import time
+import typing as t
 import uuid
 from dataclasses import dataclass, field
 
@@ -81,10 +82,12 @@ class PodSource:
     pg_dump_path: str = "pg_dump"
     psql_path: str = "psql"
     auth: dict = field(default_factory=dict, repr=False)
+    # The module run's warn(): told when the API server's certificate is not verified.
+    warn: t.Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_module_params(cls, pod_options, auth):
-        return cls(auth=dict(auth), **{name: pod_options.get(name) for name in POD_SOURCE_ARGUMENT_SPEC})
+    def from_module_params(cls, pod_options, auth, warn=None):
+        return cls(auth=dict(auth), warn=warn, **{name: pod_options.get(name) for name in POD_SOURCE_ARGUMENT_SPEC})
 
     def secrets(self):
         proxy_headers = self.auth.get("proxy_headers") or {}
@@ -391,7 +394,7 @@ def check_pod_backup(request):
     check_destination(request.dest, request.force, request.backup_format)
     source = request.pod
     with kubernetes_errors_as(PodUnavailable, request.connection.secrets() + source.secrets()):
-        client = K8sClient.from_auth(source.auth)
+        client = K8sClient.from_auth(source.auth, warn=source.warn)
         try:
             return resolve_exec_target(client, source.namespace, source.deployment, source.pod, source.container)
         finally:
@@ -419,7 +422,7 @@ def run_pod_backup(request, on_scratch_restored=None):
     with_content_hash = request.verify == "restore"
 
     with kubernetes_errors_as(PodUnavailable, secrets):
-        client = K8sClient.from_auth(source.auth)
+        client = K8sClient.from_auth(source.auth, warn=source.warn)
     try:
         with kubernetes_errors_as(PodUnavailable, secrets):
             target = resolve_exec_target(client, source.namespace, source.deployment, source.pod, source.container)

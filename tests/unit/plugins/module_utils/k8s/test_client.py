@@ -697,3 +697,29 @@ def test_a_socket_timeout_is_capped_by_what_is_left_of_the_timeout():
         "gave up after 1 attempt in 0.0 s, the timeout of 60 s leaving no time for "
         "another: GET /api/v1/pods: no answer from the API server"
     )
+
+
+# --- an API server whose certificate is not verified --------------------------------------------
+
+
+def test_a_kubeconfig_with_insecure_skip_tls_verify_warns_and_leaves_the_process_warnings_alone(tmp_path):
+    import warnings
+
+    path, _config = write_kubeconfig(tmp_path)
+    filters_before = list(warnings.filters)
+    warned = []
+    client = K8sClient.from_auth({"kubeconfig": str(path)}, warn=warned.append)
+    assert warned == [
+        "the Kubernetes API server at https://kube.example:6443 is reached without verifying its TLS certificate "
+        "(validate_certs=false, or insecure-skip-tls-verify in the kubeconfig): anyone on the network path can "
+        "impersonate it"
+    ]
+    assert client.insecure_tls_warning == warned[0]
+    assert warnings.filters == filters_before  # urllib3's InsecureRequestWarning is not turned off process-wide
+
+
+def test_a_verified_api_server_gives_no_warning(tmp_path):
+    path, _config = write_kubeconfig(tmp_path)
+    warned = []
+    client = K8sClient.from_auth({"kubeconfig": str(path), "context": "viewer"}, warn=warned.append)
+    assert warned == [] and client.insecure_tls_warning is None
