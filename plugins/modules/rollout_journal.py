@@ -21,6 +21,13 @@ description:
     O(force=true), which takes it from a live holder (what a rollback does; rollback always wins).
   - The same O(run_id) with another O(holder) (a run resumed by a new process, or a second process started with the
     same run id) is another holder - refused while the lock's holder renews it, taking it over once it has expired.
+  - A run killed on this controller (Ctrl-C twice, a closed terminal, a cancelled job) need not wait for its lease.
+    The action plugin records on the Lease (annotation C(rollout.ceres.io/holder-process)) the ansible-playbook
+    process holding the lock - host, boot id, pid namespace, pid and the process's start time - and a later
+    O(state=acquired) from the same machine, boot and pid namespace takes the lock over at once when that process
+    is no longer running (its pid gone, a zombie, or reused by a process started at another time). Anything it
+    cannot read or compare counts as alive, so from another machine the lease must still expire (or a rollback
+    takes the lock with O(force=true)).
   - A run that lost the lock (taken with force, or taken over once it had expired) is remembered on the Lease
     (annotation C(rollout.ceres.io/lost-runs), the last 20), and its next O(state=renewed) or O(state=acquired) fails
     with a message such as "lock taken by run X (rollback) at T, by force", so a rollout that a rollback interrupted
@@ -293,7 +300,7 @@ lock:
       description:
         - Whom the holding run took the lock from, or null when it was free.
         - C(run_id), C(holder), C(phase), C(acquired_at), C(renewed_at), C(lease_duration) of the previous holder,
-          C(how) (V(expired) or V(forced)) and C(at).
+          C(how) (V(expired), V(holder_gone) or V(forced)) and C(at).
       type: dict
       returned: always
     released:
@@ -307,7 +314,7 @@ lock:
 lock_outcome:
   description:
     - What the task did to the lock. V(acquired) (it was free), V(renewed) (this run held it), V(taken_over) (its holder
-      had stopped renewing it), V(forced) (taken with O(force) from a live holder), V(released), V(already_free) or
+      had stopped renewing it, or its process on this machine had ended), V(forced) (taken with O(force) from a live holder), V(released), V(already_free) or
       V(held_by_another_run) (a release that left another run's lock alone).
   returned: when state is acquired, renewed or released
   type: str

@@ -57,6 +57,8 @@ class ControllerRun(ModuleRun):
     variables and its environment. As ``AnsibleModule.warn``, ``warn()`` puts the warning in the
     result's ``warnings`` (masked as the rest of it), which Ansible shows as it shows a module's."""
 
+    on_controller = True
+
     def __init__(self, params, no_log_values, check_mode, diff, task_vars, environment, no_log):
         self.warnings: list[str] = []  # what warn() was given, added to the outcome's ``warnings``
         super().__init__(params, check_mode, diff, warn=self.warnings.append)

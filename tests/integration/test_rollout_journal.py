@@ -292,15 +292,14 @@ def test_check_mode_writes_nothing(tmp_path, core, coordination, scratch_namespa
 KILLED_LEASE_SECONDS = 30
 
 
-def test_a_killed_run_is_taken_over_after_its_lease_duration(tmp_path, coordination, scratch_namespace):
-    """A run acquires the lock (30 s lease: room for a loaded machine's ansible start-up) and is SIGKILLed before it can renew or release it:
-    a new run is refused while the lease lives, and takes it over once it has expired."""
-    ns = scratch_namespace
-    directory = tmp_path / "killed"
+def start_and_kill_a_run(tmp_path, coordination, ns, run_id: str) -> dict:
+    """A run acquires the lock (30 s lease: room for a loaded machine's ansible start-up) and is SIGKILLed
+    before it can renew or release it; returns the Lease as that run left it."""
+    directory = tmp_path / ("killed-" + run_id)
     directory.mkdir()
     playbook = write_playbook(
         directory,
-        [lock_task(ns, "acquired", "pilot-killed", phase="pilot", lease_duration=KILLED_LEASE_SECONDS), {"pause": 120}],
+        [lock_task(ns, "acquired", run_id, phase="pilot", lease_duration=KILLED_LEASE_SECONDS), {"pause": 120}],
     )
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "ansible-playbook"), *command(playbook)[1:]],
@@ -318,12 +317,46 @@ def test_a_killed_run_is_taken_over_after_its_lease_duration(tmp_path, coordinat
             except client.ApiException:
                 return None
             annotations = lease["metadata"].get("annotations") or {}
-            return lease if annotations.get("rollout.ceres.io/run-id") == "pilot-killed" else None
+            return lease if annotations.get("rollout.ceres.io/run-id") == run_id else None
 
         lease = wait_for(held_by_the_run, timeout=60, interval=0.2, message="the first run to acquire the lock")
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
+    process_record = json.loads(lease["metadata"]["annotations"]["rollout.ceres.io/holder-process"])
+    assert process_record["pid"] == process.pid, process_record  # the ansible-playbook process, not a worker
+    return lease
+
+
+def test_a_run_killed_on_this_machine_is_taken_over_at_once(tmp_path, coordination, scratch_namespace):
+    """Ctrl-C twice, a closed terminal, a cancelled job: the Lease names the ansible-playbook process that
+    holds it, and the next run from this machine sees it gone and takes over, without waiting for the lease."""
+    ns = scratch_namespace
+    lease = start_and_kill_a_run(tmp_path, coordination, ns, "pilot-killed")
+    renewed_at = datetime.datetime.fromisoformat(lease["spec"]["renewTime"].replace("Z", "+00:00"))
+    expires_at = renewed_at + datetime.timedelta(seconds=KILLED_LEASE_SECONDS)
+
+    # the same run resumed by a new process (the roles name each process's holder apart)
+    resume = lock_task(ns, "acquired", "pilot-killed", phase="pilot", holder="pilot-killed@ci/second")
+    (taken_over,) = run_tasks(tmp_path, [resume])
+    assert datetime.datetime.now(datetime.UTC) < expires_at, "the takeover came too late to prove anything"
+    assert taken_over["lock_outcome"] == "taken_over", taken_over
+    assert taken_over["lock"]["taken_over_from"]["how"] == "holder_gone"
+    assert taken_over["lock"]["taken_over_from"]["holder"] == "pilot-killed@ci"
+
+
+def test_a_killed_run_of_another_machine_is_taken_over_after_its_lease_duration(
+    tmp_path, coordination, scratch_namespace
+):
+    """Whose process cannot be seen from here (another controller) cannot be declared gone: a new run is
+    refused while the lease lives, and takes it over once it has expired."""
+    ns = scratch_namespace
+    lease = start_and_kill_a_run(tmp_path, coordination, ns, "pilot-killed")
+    process_record = json.loads(lease["metadata"]["annotations"]["rollout.ceres.io/holder-process"])
+    elsewhere = dict(process_record, host="another-controller")
+    coordination.patch_namespaced_lease(
+        LOCK, ns, {"metadata": {"annotations": {"rollout.ceres.io/holder-process": json.dumps(elsewhere)}}}
+    )
     renewed_at = datetime.datetime.fromisoformat(lease["spec"]["renewTime"].replace("Z", "+00:00"))
     expires_at = renewed_at + datetime.timedelta(seconds=KILLED_LEASE_SECONDS)
 

@@ -54,7 +54,11 @@ class RequiredLibrary:
 
 class ModuleRun:
     """What a module's outcome function gets: the validated ``params``, ``check_mode``, ``diff``
-    (AnsibleModule's ``_diff``) and ``warn()``, which adds a warning to the result."""
+    (AnsibleModule's ``_diff``) and ``warn()``, which adds a warning to the result. ``on_controller``
+    says whether the work runs in ansible-playbook's own worker (an action plugin) rather than in a
+    module process."""
+
+    on_controller = False
 
     def __init__(self, params: dict[str, t.Any], check_mode: bool, diff: bool, warn: Warn) -> None:
         self.params = params

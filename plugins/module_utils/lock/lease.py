@@ -51,6 +51,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s.errors import (
     ServerError,
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease_state import (
+    ANNOTATION_HOLDER_PROCESS,
     ANNOTATION_LOST_RUNS,
     ANNOTATION_PHASE,
     ANNOTATION_RELEASED,
@@ -58,6 +59,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease_state imp
     ANNOTATION_TAKEN_OVER_FROM,
     HOW_EXPIRED,
     HOW_FORCED,
+    HOW_HOLDER_GONE,
     LEASE_API_VERSION,
     LEASE_PLURAL,
     LOCK_STATES,
@@ -79,6 +81,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease_state imp
     LockRefused,
     LockRequest,
     TooManyConflicts,
+    holder_process_gone,
     micro_time,
     ownership,
     utc_now,
@@ -172,6 +175,10 @@ def _held_by_this_run(
         annotations[ANNOTATION_PHASE] = request.phase
     elif new_holding:
         annotations.pop(ANNOTATION_PHASE, None)
+    if new_holding:  # the previous holder's process is not this one's
+        annotations.pop(ANNOTATION_HOLDER_PROCESS, None)
+    if request.process:
+        annotations[ANNOTATION_HOLDER_PROCESS] = _compact_json(request.process)
     spec = desired.setdefault("spec", {})
     spec["holderIdentity"] = request.holder
     spec["leaseDurationSeconds"] = request.lease_duration
@@ -260,6 +267,10 @@ def plan_lock(
     if state.expired(now):
         _held_by_this_run(desired, request, now, new_holding=True)
         return LockPlan(OUTCOME_TAKEN_OVER, desired, _take_from(desired, state, request, now, HOW_EXPIRED))
+    if request.process and holder_process_gone(state.process, request.process):
+        # killed on this machine (Ctrl-C twice, a closed terminal, a cancelled job): no need to wait for its lease
+        _held_by_this_run(desired, request, now, new_holding=True)
+        return LockPlan(OUTCOME_TAKEN_OVER, desired, _take_from(desired, state, request, now, HOW_HOLDER_GONE))
     if request.force:
         _held_by_this_run(desired, request, now, new_holding=True)
         return LockPlan(OUTCOME_FORCED, desired, _take_from(desired, state, request, now, HOW_FORCED))
@@ -275,7 +286,7 @@ def _plan_release(
         return LockPlan(OUTCOME_HELD_BY_ANOTHER_RUN, None)
     desired = copy.deepcopy(dict(lease or {}))
     annotations = desired["metadata"].get("annotations") or {}
-    for key in (ANNOTATION_RUN_ID, ANNOTATION_PHASE, ANNOTATION_TAKEN_OVER_FROM):
+    for key in (ANNOTATION_RUN_ID, ANNOTATION_PHASE, ANNOTATION_TAKEN_OVER_FROM, ANNOTATION_HOLDER_PROCESS):
         annotations.pop(key, None)
     annotations[ANNOTATION_RELEASED] = _compact_json(
         {"run_id": request.run_id, "holder": state.holder, "phase": state.phase, "at": micro_time(now)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import getpass
 import json
+import os
 import re
 import socket
 import typing as t
@@ -26,6 +27,9 @@ ANNOTATION_PHASE = "rollout.ceres.io/phase"
 ANNOTATION_TAKEN_OVER_FROM = "rollout.ceres.io/taken-over-from"
 ANNOTATION_LOST_RUNS = "rollout.ceres.io/lost-runs"
 ANNOTATION_RELEASED = "rollout.ceres.io/released"
+# The process that holds the lock for its run (the ansible-playbook process), so that the next run on the
+# same machine can tell it is gone (killed, closed terminal, cancelled job) and take over at once.
+ANNOTATION_HOLDER_PROCESS = "rollout.ceres.io/holder-process"
 MANAGED_BY_LABELS = {"app.kubernetes.io/managed-by": "ceres.rollout"}
 
 # How many runs that lost the lock are remembered (the oldest are forgotten first).
@@ -45,6 +49,7 @@ OUTCOME_HELD_BY_ANOTHER_RUN = "held_by_another_run"
 
 HOW_FORCED = "forced"
 HOW_EXPIRED = "expired"
+HOW_HOLDER_GONE = "holder_gone"
 
 LEASE_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -124,7 +129,9 @@ class LockRequest:
         phase: str | None = None,
         force: bool = False,
         max_conflict_retries: int = 5,
+        process: dict[str, t.Any] | None = None,
     ) -> None:
+        self.process = process  # process_identity() of the process running the run, when known
         self.namespace = namespace
         self.name = name
         self.run_id = run_id
@@ -206,6 +213,8 @@ class LeaseState:
         self.lost_runs: dict[str, dict[str, t.Any]] = lost_runs if isinstance(lost_runs, dict) else {}
         released = _json_annotation(annotations, ANNOTATION_RELEASED)
         self.released: dict[str, t.Any] | None = released if isinstance(released, dict) else None
+        process = _json_annotation(annotations, ANNOTATION_HOLDER_PROCESS)
+        self.process: dict[str, t.Any] | None = process if isinstance(process, dict) else None
 
     @property
     def held(self) -> bool:
@@ -262,6 +271,63 @@ class LeaseState:
 def ownership(summary: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     """The part of a lock summary whose change is a change of the lock (renewTime is not)."""
     return {key: summary.get(key) for key in ("held", "holder", "run_id", "phase", "lease_duration", "acquired_at")}
+
+
+# --------------------------------------------------------------------------- the holder's process
+
+PROCESS_FIELDS = ("host", "boot_id", "pid_ns", "pid", "start")
+GONE_STATES = ("Z", "X")  # a zombie (killed, not yet reaped) or dead process
+
+
+def process_identity(pid: int, proc: str = "/proc") -> dict[str, t.Any] | None:
+    """What names process ``pid`` on this machine beyond its pid, which the kernel reuses: the host
+    name, the boot id, the pid namespace and the process's start time (clock ticks since boot).
+    None when any of it cannot be read (not Linux, no /proc): then nobody can tell it is gone."""
+    try:
+        with open(os.path.join(proc, "sys/kernel/random/boot_id")) as handle:
+            boot_id = handle.read().strip()
+        start, _state = _start_and_state(pid, proc)
+        pid_ns = os.readlink(os.path.join(proc, "self/ns/pid"))
+    except (OSError, ValueError, IndexError):
+        return None
+    if not boot_id:
+        return None
+    return {"host": socket.gethostname(), "boot_id": boot_id, "pid_ns": pid_ns, "pid": pid, "start": start}
+
+
+def playbook_process(proc: str = "/proc") -> dict[str, t.Any] | None:
+    """process_identity() of the ansible-playbook process, seen from one of its workers (an action plugin
+    runs in a worker forked from it). Only the controller side may use it: a module's parent is a shell
+    that ends with the module, which would make a live run look gone."""
+    return process_identity(os.getppid(), proc)
+
+
+def _start_and_state(pid: int, proc: str) -> tuple[int, str]:
+    with open(os.path.join(proc, str(pid), "stat")) as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3
+    return int(fields[19]), fields[0]  # starttime is field 22
+
+
+def holder_process_gone(recorded: t.Any, mine: t.Any, proc: str = "/proc") -> bool:
+    """True only when sure that the process ``recorded`` for a lock's holder has ended: it ran on this
+    machine, in this boot and this pid namespace (``mine``), and its pid is no longer running, is a
+    zombie, or runs a process started at another time (a reused pid). Anything unreadable or unknown
+    is "not gone": the lock then waits for its lease, as a holder on another machine does."""
+    if not isinstance(recorded, dict) or not isinstance(mine, dict):
+        return False
+    for field in ("host", "boot_id", "pid_ns"):
+        if not isinstance(recorded.get(field), str) or not recorded[field] or recorded[field] != mine.get(field):
+            return False
+    pid, start = recorded.get("pid"), recorded.get("start")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1 or not isinstance(start, int):
+        return False
+    try:
+        now_start, state = _start_and_state(pid, proc)
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError, IndexError):
+        return False
+    return now_start != start or state in GONE_STATES
 
 
 def default_holder() -> str:

@@ -58,6 +58,8 @@ def lock_task(run: ModuleRun, client: K8sClient) -> dict:
         phase=params["phase"],
         force=params["force"],
         max_conflict_retries=params["max_conflict_retries"],
+        # the ansible-playbook process the lock is held for, which the next run on this machine can see die
+        process=lease_state.playbook_process() if run.on_controller else None,
     )
     result = lease_lock.apply_lock(client, request, params["state"], check_mode=run.check_mode)
     if result.outcome == lease_state.OUTCOME_HELD_BY_ANOTHER_RUN and result.note:
@@ -113,7 +115,7 @@ TASKS = {"acquired": lock_task, "renewed": lock_task, "released": lock_task, "re
 
 def journal_outcome(run: ModuleRun) -> dict:
     """The module's outcome: the task of ``state``. Raises LockError, JournalError, RecordError, K8sError."""
-    client = K8sClient.from_auth(auth_options(run.params))
+    client = K8sClient.from_auth(auth_options(run.params), warn=run.warn)
     try:
         return TASKS[run.params["state"]](run, client)
     finally:

@@ -565,3 +565,97 @@ def test_read_lock_reports_the_lock_without_writing(api, clock):
 )
 def test_parse_time(text, expected):
     assert lease_state.parse_time(text) == expected
+
+
+# --------------------------------------------------------------------------- a holder killed on this machine
+
+
+def _a_process():
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def test_a_run_killed_on_this_machine_is_taken_over_at_once_by_the_next_run_from_it(api, clock):
+    import os
+    import signal
+
+    first = _a_process()
+    try:
+        first_process = lease_state.process_identity(first.pid)
+        me = lease_state.process_identity(os.getpid())
+        assert first_process and me and first_process["pid"] == first.pid
+        lock(api, clock, run_id="pilot-1", holder="alice@ctl/first", process=first_process)
+        annotations = stored(api)["metadata"]["annotations"]
+        assert json.loads(annotations[lease_state.ANNOTATION_HOLDER_PROCESS]) == first_process
+        # alive: the next run is refused, as before
+        with pytest.raises(LockRefused):
+            lock(api, clock, run_id="pilot-1", holder="alice@ctl/second", process=me)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        # gone (its pid no longer runs): taken over at once, long before the lease expires
+        taken = lock(api, clock, run_id="pilot-1", holder="alice@ctl/second", process=me)
+        assert taken.outcome == "taken_over"
+        taken_from = json.loads(stored(api)["metadata"]["annotations"]["rollout.ceres.io/taken-over-from"])
+        assert taken_from["how"] == "holder_gone" and taken_from["holder"] == "alice@ctl/first"
+        assert json.loads(stored(api)["metadata"]["annotations"][lease_state.ANNOTATION_HOLDER_PROCESS]) == me
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+
+def test_a_zombie_holder_is_gone_and_a_reused_pid_is_not_the_holder():
+    import os
+    import signal
+
+    child = _a_process()
+    recorded = lease_state.process_identity(child.pid)
+    me = lease_state.process_identity(os.getpid())
+    assert lease_state.holder_process_gone(recorded, me) is False
+    os.kill(child.pid, signal.SIGKILL)
+    import time
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not lease_state.holder_process_gone(recorded, me):
+        time.sleep(0.01)  # not reaped yet: a zombie, gone all the same
+    assert lease_state.holder_process_gone(recorded, me) is True
+    child.wait()
+    # the same pid started at another time is another process
+    assert lease_state.holder_process_gone(dict(me, start=me["start"] + 1), me) is True
+    assert lease_state.holder_process_gone(me, me) is False
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"host": "other-host"},  # another machine: its processes cannot be seen from here
+        {"boot_id": "00000000-0000-0000-0000-000000000000"},  # another boot or another machine
+        {"pid_ns": "pid:[1]"},  # another container on this machine
+        {"pid": None},
+        {"start": "soon"},
+    ],
+)
+def test_a_holder_that_cannot_be_seen_from_here_is_never_declared_gone(change):
+    import os
+
+    me = lease_state.process_identity(os.getpid())
+    dead = dict(me, pid=2**22 + 7)  # no such pid
+    assert lease_state.holder_process_gone(dead, me) is True
+    assert lease_state.holder_process_gone(dict(dead, **change), me) is False
+
+
+def test_without_a_process_identity_the_lock_waits_for_its_lease_as_before(api, clock):
+    import os
+
+    me = lease_state.process_identity(os.getpid())
+    lock(api, clock, run_id="pilot-1", holder="alice@ctl/first")  # a module run: no process recorded
+    with pytest.raises(LockRefused):
+        lock(api, clock, run_id="pilot-1", holder="alice@ctl/second", process=me)
+    # a new holder without an identity drops the old holder's, so nobody judges it by another process
+    gone = dict(me, pid=2**22 + 7)
+    lock(api, clock, run_id="rollback-1", holder="oncall@ctl", force=True, process=gone)
+    lock(api, clock, run_id="rollback-2", holder="oncall@ctl/2", force=True)
+    assert lease_state.ANNOTATION_HOLDER_PROCESS not in stored(api)["metadata"]["annotations"]
+    with pytest.raises(LockRefused):
+        lock(api, clock, run_id="pilot-9", holder="alice@ctl/third", process=me)
