@@ -513,7 +513,9 @@ def test_a_rollback_through_an_api_server_failing_slowly_fails_within_its_timeou
     ), result["msg"]
     attempts = int(re.search(r"gave up after (\d+) attempts?", result["msg"]).group(1))
     assert attempts == len(requests) < 5  # the budget, not the five attempts, stopped it
-    assert reported_seconds(result["msg"]) <= 6
+    # no attempt was started past the budget; the last one ends up to a scheduling delay later on a loaded
+    # machine (see the hung-API test), which the bound allows, well short of another 1.5 s attempt
+    assert reported_seconds(result["msg"]) < 6 + 1, result["msg"]
     assert read(custom_objects, virtual_service) == before
 
 
@@ -537,5 +539,9 @@ def test_a_rollback_against_a_hung_api_server_fails_at_its_timeout(
     assert result["msg"].startswith("gave up after 1 attempt in "), result["msg"]
     assert "the timeout of 5 s leaving no time for another" in result["msg"] and "Read timed out" in result["msg"]
     assert len(requests) == 1 and requests[0].client_gone_at is not None  # the client left, not the proxy
-    assert reported_seconds(result["msg"]) <= 5
+    # The one request was sent with the rest of the 5 s budget as its read timeout: what the client controls.
+    # When it gave up is that plus however late a loaded machine scheduled it (5.1 s seen on a busy 2-core
+    # machine), so the bound on the reported time leaves a second for that, well short of another attempt.
+    assert float(re.search(r"read timeout=([0-9.]+)", result["msg"]).group(1)) <= 5, result["msg"]
+    assert reported_seconds(result["msg"]) < 5 + 1, result["msg"]
     assert read(custom_objects, virtual_service) == before

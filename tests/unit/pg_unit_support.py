@@ -108,11 +108,12 @@ FORKING_TOOL = """
     worker = os.fork()
     if worker == 0:
         signal.signal(signal.SIGTERM, signal.SIG_IGN if "stubborn" in sys.argv else signal.SIG_DFL)
+        # the worker names itself once its signal handling is set (a test that stops it must not race it)
+        with open(pid_file + ".tmp", "w") as handle:
+            handle.write(str(os.getpid()))
+        os.rename(pid_file + ".tmp", pid_file)
         time.sleep(120)
         os._exit(0)
-    with open(pid_file + ".tmp", "w") as handle:
-        handle.write(str(worker))
-    os.rename(pid_file + ".tmp", pid_file)
     {leader}
 """
 
