@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 import socket
+import tempfile
+import time
+from pathlib import Path
 
+from integration_support import run_ansible
 from kubernetes import client
-from rollout_world import Playbook
+from rollout_world import JOURNAL_NAMESPACE, Playbook
 
 pytest_plugins = ["e2e_fixtures"]
 
@@ -108,7 +113,36 @@ def test_a_run_that_lost_its_lock_to_another_run_leaves_that_runs_traffic_and_jo
     assert after.spec.holder_identity == "someone@elsewhere/0001"  # and the other run's lock not released
 
 
-def test_a_complete_rollback_reapplies_the_backups_secrets_and_never_the_database_unless_asked(rollout_world, kube):
+def newest_backup_id(world) -> str:
+    return max(
+        key[len(world.backup_prefix) :].split("/")[1] for key in world.backup_keys() if key.endswith("manifest.json")
+    )
+
+
+def record_the_backup_as_a_pilot_run_does(world, backup_id: str) -> None:
+    """What rollout_run's backup step writes for a phase's run: <phase>/backup, passed, with the backup's id."""
+    journal = {"namespace": JOURNAL_NAMESPACE, "name": world.journal_name}
+    run = {**journal, "run_id": "pilot-recorded", "holder": "e2e@ci", "phase": "pilot"}
+    tasks = [
+        {"name": "Lock", "ceres.rollout.rollout_journal": {**run, "state": "acquired"}},
+        {
+            "name": "Record",
+            "ceres.rollout.rollout_journal": {
+                **run,
+                "state": "recorded",
+                "record": {"step_id": "pilot/backup", "outcome": "passed", "backup_id": backup_id},
+            },
+        },
+        {"name": "Free", "ceres.rollout.rollout_journal": {**run, "state": "released"}},
+    ]
+    playbook = [{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}]
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "record.yml"
+        path.write_text(json.dumps(playbook))
+        run_ansible(["ansible-playbook", "-i", "localhost,", str(path)])
+
+
+def test_a_complete_rollback_restores_the_runs_backup_and_never_the_database_unless_asked(rollout_world, kube):
     world = rollout_world
     namespace = world.namespace("complete", ["checkout"])
     core = client.CoreV1Api(kube)
@@ -116,8 +150,25 @@ def test_a_complete_rollback_reapplies_the_backups_secrets_and_never_the_databas
         namespace, {"metadata": {"name": "checkout-api-key"}, "type": "Opaque", "stringData": {"key": "before"}}
     )
     variables = world.pilot_vars(namespace, backup_secrets_namespaces=[namespace])
+
+    # nothing recorded yet: a complete rollback still sends the traffic to stable, then says which backup it needs
+    world.set_weight(namespace, "checkout", 50)
+    unnamed = Playbook("rollback", variables, "-e", "rollback_mode=complete")
+    assert unnamed.wait() != 0
+    assert world.canary_weight(namespace, "checkout") == 0
+    assert "no run of the rollout recorded a backup in the journal" in " ".join(unnamed.output.split())
+
+    # the pilot's run took its backup and recorded it; later the key was rotated and another backup taken,
+    # the latest in the bucket but not the run's
     backup = Playbook("backup", variables)
     assert backup.wait() == 0, backup.output
+    recorded = newest_backup_id(world)
+    record_the_backup_as_a_pilot_run_does(world, recorded)
+    core.patch_namespaced_secret("checkout-api-key", namespace, {"stringData": {"key": "rotated"}})
+    time.sleep(1.1)  # backup ids name the second they were taken
+    later = Playbook("backup", variables)
+    assert later.wait() == 0, later.output
+    assert newest_backup_id(world) != recorded
     world.set_weight(namespace, "checkout", 50)
     core.delete_namespaced_secret("checkout-api-key", namespace)
 
@@ -130,8 +181,8 @@ def test_a_complete_rollback_reapplies_the_backups_secrets_and_never_the_databas
     assert complete.wait() == 0, complete.output
     assert world.canary_weight(namespace, "checkout") == 0
     secret = core.read_namespaced_secret("checkout-api-key", namespace)
-    assert base64.b64decode(secret.data["key"]) == b"before"
+    assert base64.b64decode(secret.data["key"]) == b"before"  # the run's backup, not the rotated key of the latest
     assert "(Secrets only, no database)" in " ".join(complete.output.split())
     done = world.journal()[-1]
     assert done["step_id"] == "rollback/done" and done["outcome"] == "completed", done
-    assert "Secrets from backup" in done["message"]
+    assert "Secrets from backup %s" % recorded in done["message"], done["message"]
