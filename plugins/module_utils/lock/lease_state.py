@@ -275,7 +275,6 @@ def ownership(summary: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
 
 # --------------------------------------------------------------------------- the holder's process
 
-PROCESS_FIELDS = ("host", "boot_id", "pid_ns", "pid", "start")
 GONE_STATES = ("Z", "X")  # a zombie (killed, not yet reaped) or dead process
 
 

@@ -20,37 +20,33 @@ from ansible_collections.ceres.rollout.plugins.module_utils.workloads.restart im
     restart_workloads,
     summarize,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.workloads.selection import KINDS, Selection
+from ansible_collections.ceres.rollout.plugins.module_utils.workloads.selection import (
+    SELECTION_ARG_SPEC,
+    SELECTION_REQUIRED_ONE_OF,
+    selection_from_params,
+)
 
 
 def argument_spec() -> dict:
-    spec = {
-        "namespaces": {"type": "list", "elements": "str"},
-        "selector": {"type": "list", "elements": "str"},
-        "names": {"type": "list", "elements": "str"},
-        "kinds": {"type": "list", "elements": "str", "choices": list(KINDS), "default": ["Deployment"]},
-        "restart_id": {"type": "str"},
-        "allow_empty": {"type": "bool", "default": False},
-        "wait": {"type": "bool", "default": True},
-        "wait_timeout": {"type": "float"},
-        "max_conflict_retries": {"type": "int", "default": 5},
-    }
+    spec = dict(SELECTION_ARG_SPEC)
+    spec.update(
+        {
+            "restart_id": {"type": "str"},
+            "wait": {"type": "bool", "default": True},
+            "wait_timeout": {"type": "float"},
+            "max_conflict_retries": {"type": "int", "default": 5},
+        }
+    )
     spec.update(K8S_CONNECTION_ARG_SPEC)
     return spec
 
 
-REQUIRED_ONE_OF = [("namespaces", "selector")]
+REQUIRED_ONE_OF = SELECTION_REQUIRED_ONE_OF
 
 
 def restart_request(params: dict) -> RestartRequest:
     return RestartRequest(
-        Selection(
-            namespaces=params["namespaces"],
-            selector=params["selector"],
-            names=params["names"],
-            kinds=params["kinds"],
-            allow_empty=params["allow_empty"],
-        ),
+        selection_from_params(params),
         restart_id=params["restart_id"],
         wait=params["wait"],
         wait_timeout=params["wait_timeout"],

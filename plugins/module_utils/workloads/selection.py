@@ -181,6 +181,28 @@ class Selection:
         return "%s%s in %s" % (" or ".join(self.kinds), names, self.where())
 
 
+# The options every workload-selecting module takes (rollout_restart, workload_health), and their rule.
+SELECTION_ARG_SPEC: dict[str, dict[str, t.Any]] = {
+    "namespaces": {"type": "list", "elements": "str"},
+    "selector": {"type": "list", "elements": "str"},
+    "names": {"type": "list", "elements": "str"},
+    "kinds": {"type": "list", "elements": "str", "choices": list(KINDS), "default": ["Deployment"]},
+    "allow_empty": {"type": "bool", "default": False},
+}
+SELECTION_REQUIRED_ONE_OF = [("namespaces", "selector")]
+
+
+def selection_from_params(params: t.Mapping[str, t.Any]) -> Selection:
+    """The Selection of a module's validated SELECTION_ARG_SPEC options."""
+    return Selection(
+        namespaces=params["namespaces"],
+        selector=params["selector"],
+        names=params["names"],
+        kinds=params["kinds"],
+        allow_empty=params["allow_empty"],
+    )
+
+
 def check_namespaces(client: t.Any, namespaces: t.Sequence[str], parallelism: int = DEFAULT_PARALLELISM) -> None:
     """Raise :class:`SelectionError` naming every namespace that does not exist. A caller
     not allowed to read namespaces (403) is not stopped here: its lists will tell."""

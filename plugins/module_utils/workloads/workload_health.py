@@ -18,39 +18,35 @@ from ansible_collections.ceres.rollout.plugins.module_utils.workloads.health imp
     HealthRequest,
     check_health,
 )
-from ansible_collections.ceres.rollout.plugins.module_utils.workloads.selection import KINDS, Selection
+from ansible_collections.ceres.rollout.plugins.module_utils.workloads.selection import (
+    SELECTION_ARG_SPEC,
+    SELECTION_REQUIRED_ONE_OF,
+    selection_from_params,
+)
 
 
 def argument_spec() -> dict:
-    spec = {
-        "namespaces": {"type": "list", "elements": "str"},
-        "selector": {"type": "list", "elements": "str"},
-        "names": {"type": "list", "elements": "str"},
-        "kinds": {"type": "list", "elements": "str", "choices": list(KINDS), "default": ["Deployment"]},
-        "max_restarts": {"type": "int", "default": 0},
-        "since": {"type": "str"},
-        "baseline": {"type": "dict"},
-        "unhealthy_reasons": {"type": "list", "elements": "str", "default": list(DEFAULT_UNHEALTHY_REASONS)},
-        "fail_on_unhealthy": {"type": "bool", "default": True},
-        "allow_empty": {"type": "bool", "default": False},
-    }
+    spec = dict(SELECTION_ARG_SPEC)
+    spec.update(
+        {
+            "max_restarts": {"type": "int", "default": 0},
+            "since": {"type": "str"},
+            "baseline": {"type": "dict"},
+            "unhealthy_reasons": {"type": "list", "elements": "str", "default": list(DEFAULT_UNHEALTHY_REASONS)},
+            "fail_on_unhealthy": {"type": "bool", "default": True},
+        }
+    )
     spec.update(K8S_CONNECTION_ARG_SPEC)
     return spec
 
 
-REQUIRED_ONE_OF = [("namespaces", "selector")]
+REQUIRED_ONE_OF = SELECTION_REQUIRED_ONE_OF
 MUTUALLY_EXCLUSIVE = [("since", "baseline")]
 
 
 def health_request(params: dict) -> HealthRequest:
     request = HealthRequest(
-        Selection(
-            namespaces=params["namespaces"],
-            selector=params["selector"],
-            names=params["names"],
-            kinds=params["kinds"],
-            allow_empty=params["allow_empty"],
-        ),
+        selection_from_params(params),
         max_restarts=params["max_restarts"],
         since=params["since"],
         baseline=params["baseline"],
