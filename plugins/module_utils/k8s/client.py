@@ -27,6 +27,7 @@ the request path, the status and the API server's ``Status`` message only.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import random
@@ -210,6 +211,15 @@ def build_configuration(auth: t.Mapping[str, t.Any]) -> t.Any:
             "or run where a kubeconfig or a service account is available"
         )
     return configuration
+
+
+@contextlib.contextmanager
+def _insecure_request_warnings_muted() -> t.Iterator[None]:
+    """urllib3's warning on each request to an unverified server, muted for one request: the client said it
+    once through warn(). The process's warning filters are as they were afterwards."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+        yield
 
 
 def insecure_tls_warning(configuration: t.Any) -> str | None:
@@ -465,9 +475,7 @@ class K8sClient:
             encoded_body = json.dumps(body)
         what = "%s %s" % (method, path)
         try:
-            with warnings.catch_warnings():
-                if self.insecure_tls_warning:  # said once through warn(), not on every request
-                    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            with _insecure_request_warnings_muted() if self.insecure_tls_warning else contextlib.nullcontext():
                 response = self.api_client.rest_client.pool_manager.request(
                     method,
                     url,
