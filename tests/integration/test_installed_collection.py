@@ -153,6 +153,12 @@ def _module_tasks(namespace: str, tmp_path: Path, password_file: Path, database:
             "vault_password_file": str(password_file),
             "check_mode": True,
         },
+        # signs pg_backup's manifest (pg_restore has read it by then): any JSON object can be signed
+        "backup_manifest": {
+            "path": str(tmp_path / "ceres_db.dump.manifest.json"),
+            "state": "signed",
+            "vault_password_file": str(password_file),
+        },
     }
     assert sorted(tasks) == MODULES, "a module without a task here: %s" % sorted(set(MODULES) ^ set(tasks))
     checks = {
@@ -165,9 +171,10 @@ def _module_tasks(namespace: str, tmp_path: Path, password_file: Path, database:
         "pg_restore": "result_pg_restore is changed",
         "secrets_export": "result_secrets_export is changed and result_secrets_export.count == 1",
         "secrets_restore": "result_secrets_restore is not failed",
+        "backup_manifest": "result_backup_manifest is changed and result_backup_manifest.verified",
     }
     order = ["rollout_journal", "rollout_restart", "workload_health", "traffic_shift", "metric_gate"]
-    order += ["pg_backup", "pg_restore", "secrets_export", "secrets_restore"]
+    order += ["pg_backup", "pg_restore", "secrets_export", "secrets_restore", "backup_manifest"]
     return [_task(module, tasks[module]) for module in order] + [
         {
             "name": "What each module returned",
