@@ -16,6 +16,8 @@ from ansible.errors import AnsibleFilterError
 
 BACKUP_ID_PATTERN = "[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}"
 MANIFEST = "manifest.json"
+# The step a completed cutover records last: the rollout it ends is finished.
+COMPLETED_CUTOVER_STEP = "cutover/done"
 STATES = ("all", "complete", "incomplete")
 
 
@@ -38,16 +40,32 @@ def backup_id_valid(value):
     return isinstance(value, str) and re.match("^" + BACKUP_ID_PATTERN + "$", value) is not None
 
 
-def backup_retention(ids, keep=None, current=None):
-    """Split the complete backups ``ids`` (and ``current``) into the ``keep`` newest and the expired rest."""
+def backup_retention(ids, keep=None, current=None, protected=None):
+    """Split the complete backups ``ids`` (and ``current``) into the ``keep`` newest and the expired rest;
+    ``current`` and the ``protected`` ids are never expired."""
     ids = _backup_id_list("backup_retention", ids)
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
         raise AnsibleFilterError("backup_retention: keep must be a whole number, 0 or more, got %r" % (keep,))
     if current is not None:
         _backup_id_list("backup_retention", [current])
+    never_expired = set(_backup_id_list("backup_retention", protected if protected is not None else []))
+    never_expired |= {current} if current is not None else set()
     pool = sorted(set(ids) | ({current} if current is not None else set()))
-    expired = sorted(set(pool[:-keep] if keep else []) - {current})
+    expired = sorted(set(pool[:-keep] if keep else []) - never_expired)
     return {"kept": sorted(set(pool) - set(expired)), "expired": expired}
+
+
+def backup_protected_ids(records):
+    """The backup ids the journal's ``records`` name since the last completed cutover, in order, once each."""
+    if not isinstance(records, list) or not all(isinstance(record, Mapping) for record in records):
+        raise AnsibleFilterError("backup_protected_ids: the journal's records must be a list of dicts")
+    protected = []
+    for record in records:
+        if record.get("step_id") == COMPLETED_CUTOVER_STEP and record.get("outcome") == "completed":
+            protected = []  # that rollout is finished: its backups are pruned by count again
+        elif backup_id_valid(record.get("backup_id")) and record["backup_id"] not in protected:
+            protected.append(record["backup_id"])
+    return protected
 
 
 def backup_manifest_keys(ids, prefix=""):
@@ -102,4 +120,5 @@ class FilterModule:
             "backup_retention": backup_retention,
             "backup_manifest_keys": backup_manifest_keys,
             "backup_file_keys": backup_file_keys,
+            "backup_protected_ids": backup_protected_ids,
         }

@@ -11,6 +11,7 @@ from ansible_collections.ceres.rollout.plugins.filter.backup_ids import (
     backup_id_valid,
     backup_ids,
     backup_manifest_keys,
+    backup_protected_ids,
     backup_retention,
 )
 
@@ -39,6 +40,7 @@ def test_filters_are_registered_under_their_names():
         "backup_retention": backup_retention,
         "backup_manifest_keys": backup_manifest_keys,
         "backup_file_keys": backup_file_keys,
+        "backup_protected_ids": backup_protected_ids,
     }
 
 
@@ -156,6 +158,26 @@ def test_without_a_current_backup():
     assert backup_retention([NEW, OLD, MIDDLE, OLD], keep=1) == {"kept": [NEW], "expired": [OLD, MIDDLE]}
 
 
+def test_protected_backups_are_never_expired_and_do_not_take_a_kept_place():
+    latest = "20260201T093000Z-cdef01"
+    assert backup_retention([OLD, MIDDLE, NEW], keep=2, current=latest, protected=[OLD]) == {
+        "kept": [OLD, NEW, latest],
+        "expired": [MIDDLE],
+    }
+    # a protected id that is not a complete backup here changes nothing
+    assert backup_retention([OLD], keep=1, current=NEW, protected=["20200101T000000Z-000000"]) == {
+        "kept": [NEW],
+        "expired": [OLD],
+    }
+
+
+def test_protecting_every_backup_prunes_none():
+    assert backup_retention([OLD, MIDDLE], keep=1, current=NEW, protected=[OLD, MIDDLE]) == {
+        "kept": [OLD, MIDDLE, NEW],
+        "expired": [],
+    }
+
+
 @pytest.mark.parametrize(
     ("ids", "keep", "current", "message"),
     [
@@ -171,6 +193,55 @@ def test_without_a_current_backup():
 def test_backup_retention_refuses_bad_input(ids, keep, current, message):
     with pytest.raises(AnsibleFilterError, match=message):
         backup_retention(ids, keep=keep, current=current)
+
+
+def test_backup_retention_refuses_bad_protected_ids():
+    with pytest.raises(AnsibleFilterError, match=r"\['x'\] are not backup ids"):
+        backup_retention([OLD], keep=1, protected=["x"])
+
+
+# --- backup_protected_ids --------------------------------------------------------------------
+
+
+def step(run_id, step_id, outcome="passed", **extra):
+    return {"run_id": run_id, "step_id": step_id, "phase": step_id.split("/")[0], "outcome": outcome, **extra}
+
+
+def test_the_backups_recorded_since_the_last_completed_cutover_are_protected():
+    records = [
+        step("pilot-0", "pilot/backup", backup_id=OLD),
+        step("cutover-0", "cutover/backup", backup_id=MIDDLE),
+        step("cutover-0", "cutover/done", outcome="completed"),
+        step("pilot-1", "pilot/backup", backup_id=NEW),
+        step("wave1-1", "wave1/backup", outcome="failed", backup_id="20260131T100000Z-000001"),
+        step("wave1-1", "wave1/weight-10", outcome="rolled_back"),
+        step("rollback-1", "rollback/restore", backup_id=NEW),
+        step("cutover-1", "cutover/backup", backup_id="20260131T110000Z-000002"),
+        step("cutover-1", "cutover/done", outcome="failed"),
+    ]
+    assert backup_protected_ids(records) == [NEW, "20260131T100000Z-000001", "20260131T110000Z-000002"]
+
+
+def test_without_a_completed_cutover_every_recorded_backup_is_protected():
+    records = [step("pilot-0", "pilot/backup", backup_id=OLD), step("pilot-0", "pilot/done", outcome="completed")]
+    assert backup_protected_ids(records) == [OLD]
+    assert backup_protected_ids([]) == []
+
+
+def test_a_completed_cutover_as_the_last_record_protects_nothing():
+    records = [step("pilot-0", "pilot/backup", backup_id=OLD), step("cutover-0", "cutover/done", outcome="completed")]
+    assert backup_protected_ids(records) == []
+
+
+def test_what_is_not_a_backup_id_is_left_out():
+    records = [step("pilot-0", "pilot/backup", backup_id="latest"), step("pilot-0", "pilot/x", backup_id=7)]
+    assert backup_protected_ids(records) == []
+
+
+@pytest.mark.parametrize("records", [None, "records", [1], {"step_id": "pilot/backup"}])
+def test_backup_protected_ids_refuses_what_is_not_records(records):
+    with pytest.raises(AnsibleFilterError, match="the journal's records must be a list of dicts"):
+        backup_protected_ids(records)
 
 
 # --- backup_manifest_keys --------------------------------------------------------------------
