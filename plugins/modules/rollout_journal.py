@@ -45,6 +45,15 @@ description:
     O(record) to the run's records; they are kept as JSON lines (one compact JSON object per line) under one key per
     run, C(run.<run_id>). Each record gets C(seq) (its position in its run) and C(recorded_at) (UTC, RFC 3339), and
     C(updated_at) when it is updated."
+  - "B(Fencing.) Every new holding of the lock (acquired, taken over, forced, taken back) also raises the journal's
+    fence, the annotation C(rollout.ceres.io/fence) on its ConfigMap (a token one higher than the last, naming the run
+    and holder), before the module returns. O(state=recorded) writes only for the run that holds the lock - its
+    O(run_id) and O(holder) on the Lease, and the fence naming them - and is refused otherwise (failed, with
+    RV(lock_lost)), by the journal itself: a run a rollback took the lock from cannot record C(completed) after it,
+    even when its write raced the rollback's (the fence is written with the ConfigMap's C(resourceVersion))."
+  - A renewal that finds the lock free (its Lease deleted, or released by someone else) takes it back when the fence
+    still names this run and holder (nobody held the lock since) - RV(lock_outcome=taken_back), with a warning - and
+    fails with RV(lock_lost) otherwise.
   - Recording a C(step_id) again with the same content reports RV(ignore:changed=false); with other content it replaces
     that step's record in place (keeping C(seq) and C(recorded_at)). A record without C(step_id) gets a generated one
     and is always appended.
@@ -119,6 +128,7 @@ options:
     description:
       - Who runs it, written as the Lease's C(holderIdentity) and shown to the runs it refuses.
       - Defaults to C(user@host) of the controller, where the module runs (through its action plugin).
+      - With O(state=recorded), the holder the write is fenced with (the run must hold the lock as this holder).
     type: str
   phase:
     description:
@@ -242,6 +252,11 @@ lock:
   returned: when state is not recorded
   type: dict
   contains:
+    fence:
+      description:
+        - The journal's fence this holding raised (C(token), C(run_id), C(holder), C(phase), C(at)).
+      type: dict
+      returned: when the task began a holding (lock_outcome acquired, taken_over, forced or taken_back)
     namespace:
       description: The Lease's namespace.
       type: str
@@ -314,7 +329,8 @@ lock:
 lock_outcome:
   description:
     - What the task did to the lock. V(acquired) (it was free), V(renewed) (this run held it), V(taken_over) (its holder
-      had stopped renewing it, or its process on this machine had ended), V(forced) (taken with O(force) from a live holder), V(released), V(already_free) or
+      had stopped renewing it, or its process on this machine had ended), V(forced) (taken with O(force) from a live holder),
+      V(taken_back) (a renewal found it free and nobody had held it since this run), V(released), V(already_free) or
       V(held_by_another_run) (a release that left another run's lock alone).
   returned: when state is acquired, renewed or released
   type: str

@@ -46,6 +46,11 @@ def write_playbook(directory: Path, tasks: list[dict]) -> Path:
         if "pause" in task:
             steps.append({"name": "Wait", "ansible.builtin.pause": {"seconds": task["pause"]}})
             continue
+        if "delete_lease" in task:  # an operator deletes the lock's Lease (namespace: the task before's)
+            lease = {"api_version": "coordination.k8s.io/v1", "kind": "Lease", "name": LOCK, "state": "absent"}
+            lease["namespace"] = next(each["namespace"] for each in reversed(tasks[:number]) if "namespace" in each)
+            steps.append({"name": "Delete the Lease", "kubernetes.core.k8s": lease, "register": "r%d" % number})
+            continue
         steps.append(
             {
                 "name": "Journal %d" % number,
@@ -226,16 +231,19 @@ def test_record_and_read_round_trip(tmp_path, core, scratch_namespace):
     results = run_tasks(
         tmp_path,
         [
+            lock_task(ns, "acquired", "pilot-1", phase="pilot"),  # only the run holding the lock writes the journal
             lock_task(ns, "recorded", "pilot-1", record=backup),
             lock_task(ns, "recorded", "pilot-1", record=gate),
             lock_task(ns, "recorded", "pilot-1", record=gate),
             lock_task(ns, "recorded", "pilot-1", record=passed),
+            lock_task(ns, "acquired", "rollback-1", phase="rollback", force=True),
             lock_task(ns, "recorded", "rollback-1", record={"phase": "rollback", "outcome": "rolled_back"}),
+            lock_task(ns, "released", "rollback-1"),
             {"state": "read", "namespace": ns, "name": LOCK},
             {"state": "read", "namespace": ns, "name": LOCK, "run_id": "pilot-1"},
         ],
     )
-    first, started, again, updated, other_run, everything, pilot_only = results
+    _lock, first, started, again, updated, _forced, other_run, _released, everything, pilot_only = results
     assert [result["step"] for result in (first, started, again, updated, other_run)] == [
         "appended",
         "appended",
@@ -253,7 +261,7 @@ def test_record_and_read_round_trip(tmp_path, core, scratch_namespace):
     assert everything["runs"][0]["backup_ids"] == ["bk-20260302"]
     assert pilot_only["last"]["verdict"] == "pass"
     assert pilot_only["last"]["data"]["canary_pod_template_hash"] == "7c9f6d5b8"
-    assert everything["lock"]["exists"] is False
+    assert everything["lock"]["held"] is False
 
     configmap = core.read_namespaced_config_map(LOCK + "-journal", ns)
     assert sorted(configmap.data) == ["run.pilot-1", "run.rollback-1"]
@@ -371,3 +379,45 @@ def test_a_killed_run_of_another_machine_is_taken_over_after_its_lease_duration(
     assert taken_over["lock"]["taken_over_from"]["run_id"] == "pilot-killed"
     assert taken_over["lock"]["taken_over_from"]["how"] == "expired"
     assert read_lease(coordination, ns)["metadata"]["annotations"]["rollout.ceres.io/run-id"] == "pilot-next"
+
+
+def test_the_journal_refuses_a_run_that_lost_the_lock_and_a_freed_lock_is_taken_back_only_when_nobody_held_it(
+    tmp_path, core, coordination, scratch_namespace
+):
+    """Issue 16, fencing. Before: any run could write the journal (a cutover a rollback interrupted recorded
+    'completed' after it), and a deleted Lease made the run stop, leaving its canary part-way. Now the journal
+    refuses a run that does not hold the lock, and a run whose Lease vanished takes it back when the journal's
+    fence shows nobody held the lock since - and not after a rollback held it."""
+    ns = scratch_namespace
+    step = {"step_id": "pilot/weight-10", "outcome": "passed"}
+    results = run_tasks(
+        tmp_path,
+        [
+            lock_task(ns, "acquired", "pilot-1", phase="pilot"),
+            {"delete_lease": True},
+            lock_task(ns, "renewed", "pilot-1", phase="pilot"),  # taken back: nobody held it since
+            lock_task(ns, "recorded", "pilot-1", phase="pilot", record=step),
+            lock_task(ns, "acquired", "rollback-1", phase="rollback", force=True),
+            lock_task(
+                ns, "recorded", "pilot-1", phase="pilot", record=dict(step, step_id="pilot/done", outcome="completed")
+            ),
+            lock_task(ns, "released", "rollback-1"),
+            {"delete_lease": True},
+            lock_task(ns, "renewed", "pilot-1", phase="pilot"),  # not taken back: the rollback held it since
+        ],
+    )
+    _acquired, _deleted, taken_back, recorded, _forced, refused, _released, _deleted_again, lost = results
+    assert (taken_back["changed"], taken_back["lock_outcome"]) == (True, "taken_back"), taken_back
+    assert "nobody had held it since run pilot-1: taken back" in " ".join(taken_back["warnings"])
+    assert recorded["step"] == "appended" and not recorded.get("failed")
+    assert refused["failed"] is True and refused["lock_lost"] is True, refused
+    assert "write refused: run pilot-1 (holder pilot-1@ci) does not hold the rollout lock" in refused["msg"]
+    assert lost["failed"] is True and lost["lock_lost"] is True, lost
+    with pytest.raises(client.ApiException) as missing:
+        coordination.read_namespaced_lease(LOCK, ns)
+    assert missing.value.status == 404  # the lost run did not create it again
+    configmap = core.read_namespaced_config_map(LOCK + "-journal", ns)
+    steps = [json.loads(line)["step_id"] for line in configmap.data["run.pilot-1"].splitlines()]
+    assert steps == ["pilot/weight-10"]  # no pilot/done from the run that lost the lock
+    fence = json.loads(configmap.metadata.annotations["rollout.ceres.io/fence"])
+    assert (fence["run_id"], fence["token"]) == ("rollback-1", 3)

@@ -52,6 +52,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import (
 from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease import apply_lock, read_lease
 from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease_state import (
     HOW_FORCED,
+    OUTCOME_TAKEN_BACK,
     RENEWED,
     InvalidLockRequest,
     LeaseState,
@@ -227,12 +228,18 @@ class LockKeeper:
     def _renew_now(self) -> bool:
         result = apply_lock(self._connect(self._renewal_seconds), self.request, RENEWED, clock=self._wall_clock)
         self.lock = result.after
+        if result.outcome == OUTCOME_TAKEN_BACK:
+            self.warnings.append(taken_back_message(self.request))
         return True
 
     def _check_now(self) -> bool:
         lease = read_lease(self._connect(self._renewal_seconds), self.request.namespace, self.request.name)
         state = LeaseState(lease)
         self.lock = state.summary(self.request.namespace, self.request.name, self._wall_clock())
+        if not state.held:
+            # Free (deleted, or released by hand): a renewal takes it back when nobody held it since,
+            # and fails otherwise - never a canary left part-way with no run owning it.
+            return self._renew_now()
         return state.held_by(self.request.run_id, self.request.holder)
 
     def close(self) -> None:
@@ -274,6 +281,13 @@ class LockKeeper:
             "renewed %d s ago, lasts %d s): %s"
             % (round_number, what, reference, round(started_at - self._renewed_at), self.request.lease_duration, error)
         )
+
+
+def taken_back_message(request: LockRequest) -> str:
+    return (
+        "the rollout lock %s was free (its Lease deleted or released by hand) and nobody had held it since run %s; "
+        "the run took it back and carries on" % (request.reference, request.run_id)
+    )
 
 
 def lock_lost_message(request: LockRequest, lock: t.Mapping[str, t.Any] | None) -> str:

@@ -24,9 +24,6 @@ import uuid
 
 from ansible_collections.ceres.rollout.plugins.module_utils.common.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.common.timestamps import utc_timestamp
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import (
-    api_path,
-)
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s.conflicts import ReadAgain, read_decide_write
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s.errors import (
     DeadlineExceeded,
@@ -34,17 +31,23 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s.errors import (
     NotFound,
     ServerError,
 )
+from ansible_collections.ceres.rollout.plugins.module_utils.lock import fence as fencing
 from ansible_collections.ceres.rollout.plugins.module_utils.lock import journal_records as records_layout
+from ansible_collections.ceres.rollout.plugins.module_utils.lock.fence import (  # noqa: F401 (re-exported)
+    ANNOTATION_FORMAT,
+    JOURNAL_FORMAT,
+    JOURNAL_SUFFIX,
+    LABEL_LOCK,
+    configmap_path,
+    journal_name,
+    new_journal,
+)
 from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease_state import (
-    MANAGED_BY_LABELS,
+    utc_now,
     validate_lock_name,
     validate_run_id,
 )
 
-JOURNAL_SUFFIX = "-journal"
-ANNOTATION_FORMAT = "rollout.ceres.io/journal-format"
-JOURNAL_FORMAT = "1"
-LABEL_LOCK = "rollout.ceres.io/lock"
 # Above this share of the limit, a write warns that the journal is filling up.
 WARN_SHARE = 0.8
 
@@ -64,17 +67,16 @@ class JournalFull(JournalError):
     """The record would take the journal, or itself, past its size limit."""
 
 
-def journal_name(lock_name: str) -> str:
-    return lock_name + JOURNAL_SUFFIX
-
-
-def configmap_path(namespace: str, name: str | None = None) -> str:
-    return api_path("v1", "configmaps", namespace, name)
-
-
 def read_configmap(client: t.Any, namespace: str, name: str) -> dict[str, t.Any] | None:
     try:
         return client.get(configmap_path(namespace, name))
+    except NotFound:
+        return None
+
+
+def read_lease_or_none(client: t.Any, namespace: str, lock_name: str) -> dict[str, t.Any] | None:
+    try:
+        return client.get(fencing.lease_path(namespace, lock_name))
     except NotFound:
         return None
 
@@ -145,6 +147,7 @@ class RecordRequest:
         record: t.Mapping[str, t.Any],
         phase: str | None = None,
         max_conflict_retries: int = 5,
+        holder: str | None = None,
     ) -> None:
         self.namespace = namespace
         self.lock_name = lock_name
@@ -152,6 +155,8 @@ class RecordRequest:
         self.record = record
         self.phase = phase
         self.max_conflict_retries = max_conflict_retries
+        # When given, the write is fenced: refused unless this run and holder hold the lock (fence.check_writer).
+        self.holder = holder
 
     @property
     def reference(self) -> str:
@@ -186,22 +191,6 @@ class MergePlan:
         self.desired = desired  # the ConfigMap to write; None: nothing to write
 
 
-def _new_configmap(request: RecordRequest) -> dict[str, t.Any]:
-    labels = dict(MANAGED_BY_LABELS)
-    labels[LABEL_LOCK] = request.lock_name
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": journal_name(request.lock_name),
-            "namespace": request.namespace,
-            "labels": labels,
-            "annotations": {ANNOTATION_FORMAT: JOURNAL_FORMAT},
-        },
-        "data": {},
-    }
-
-
 def plan_record(
     configmap: t.Mapping[str, t.Any] | None,
     request: RecordRequest,
@@ -211,7 +200,9 @@ def plan_record(
     record_limit: int = records_layout.MAX_RECORD_BYTES,
 ) -> MergePlan:
     """Merge ``content`` (a normalized record with its step_id) into the journal as read."""
-    desired = copy.deepcopy(dict(configmap)) if configmap is not None else _new_configmap(request)
+    desired = (
+        copy.deepcopy(dict(configmap)) if configmap is not None else new_journal(request.namespace, request.lock_name)
+    )
     data = desired.get("data") or {}
     key = records_layout.run_key(request.run_id)
     run_records = records_layout.decode_run(key, data.get(key, ""))
@@ -295,6 +286,17 @@ def record_step(
     def attempt() -> MergePlan:
         configmap = read_configmap(client, request.namespace, journal_name(request.lock_name))
         latest[:] = [configmap]
+        if request.holder is not None and not check_mode:
+            # Fenced: the Lease read after the ConfigMap; a new holder raises the fence on the
+            # ConfigMap before it acts, so this write (with the resourceVersion read) then conflicts.
+            fencing.check_writer(
+                configmap,
+                read_lease_or_none(client, request.namespace, request.lock_name),
+                request.reference,
+                request.run_id,
+                request.holder,
+                lambda state: state.summary(request.namespace, request.lock_name, utc_now()),
+            )
         plan = plan_record(configmap, request, content, now, limit, record_limit)
         plans.append(plan)
         if plan.desired is not None and not check_mode:

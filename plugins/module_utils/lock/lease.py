@@ -50,6 +50,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s.errors import (
     NotFound,
     ServerError,
 )
+from ansible_collections.ceres.rollout.plugins.module_utils.lock import fence as fencing
 from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease_state import (
     ANNOTATION_HOLDER_PROCESS,
     ANNOTATION_LOST_RUNS,
@@ -71,6 +72,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease_state imp
     OUTCOME_HELD_BY_ANOTHER_RUN,
     OUTCOME_RELEASED,
     OUTCOME_RENEWED,
+    OUTCOME_TAKEN_BACK,
     OUTCOME_TAKEN_OVER,
     RELEASED,
     RENEWED,
@@ -90,6 +92,9 @@ from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease_state imp
 )
 
 # --------------------------------------------------------------------------- the decision
+
+# The outcomes where this run begins a holding of the lock, so the journal's fence is raised for it.
+NEW_HOLDINGS = (OUTCOME_ACQUIRED, OUTCOME_TAKEN_OVER, OUTCOME_FORCED, OUTCOME_TAKEN_BACK)
 
 
 class LockPlan:
@@ -224,9 +229,14 @@ def _take_from(
 
 
 def plan_lock(
-    lease: t.Mapping[str, t.Any] | None, request: LockRequest, action: str, now: datetime.datetime
+    lease: t.Mapping[str, t.Any] | None,
+    request: LockRequest,
+    action: str,
+    now: datetime.datetime,
+    fence: t.Mapping[str, t.Any] | None = None,
 ) -> LockPlan:
     """Decide what ``action`` (acquired, renewed, released) does to the Lease as read.
+    ``fence`` is the journal's fence (:mod:`fence`), read when a renewal finds the lock free.
     Raises :class:`LockRefused` or :class:`LockLost` when it must not be done."""
     state = LeaseState(lease)
     summary = state.summary(request.namespace, request.name, now)
@@ -242,6 +252,11 @@ def plan_lock(
     if action == RENEWED:
         if loss is not None:
             raise LockLost(_lost_message(request, loss), lock=summary)
+        if not state.held and _may_take_back(state, request, fence):
+            # Deleted by an operator, or released by hand: nobody held it since this run did (the
+            # journal's fence still names it), so the run takes it back and carries on.
+            _held_by_this_run(desired, request, now, new_holding=True)
+            return LockPlan(OUTCOME_TAKEN_BACK, desired)
         if not state.held:
             released = state.released or {}
             why = (
@@ -275,6 +290,13 @@ def plan_lock(
         _held_by_this_run(desired, request, now, new_holding=True)
         return LockPlan(OUTCOME_FORCED, desired, _take_from(desired, state, request, now, HOW_FORCED))
     raise LockRefused(_refusal_message(request, state, now), lock=summary)
+
+
+def _may_take_back(state: LeaseState, request: LockRequest, fence: t.Mapping[str, t.Any] | None) -> bool:
+    """A free lock this run may take back on renewal: it did not release it itself, and the journal's
+    fence still names this run and holder (no one took the lock since)."""
+    released_by = (state.released or {}).get("run_id")
+    return released_by != request.run_id and fencing.names(fence, request.run_id, request.holder)
 
 
 def _plan_release(
@@ -350,6 +372,13 @@ def read_lease(client: t.Any, namespace: str, name: str) -> dict[str, t.Any] | N
         return None
 
 
+def read_journal_configmap(client: t.Any, namespace: str, lock_name: str) -> dict[str, t.Any] | None:
+    try:
+        return client.get(fencing.configmap_path(namespace, fencing.journal_name(lock_name)))
+    except NotFound:
+        return None
+
+
 def read_lock(
     client: t.Any, namespace: str, name: str, clock: t.Callable[[], datetime.datetime] = utc_now
 ) -> dict[str, t.Any]:
@@ -403,7 +432,10 @@ def apply_lock(
         if not first_read:
             first_read.append(lease)
         now = clock()
-        plan = plan_lock(lease, request, action, now)
+        fence = None
+        if action == RENEWED and not LeaseState(lease).held:
+            fence = fencing.read_fence(read_journal_configmap(client, request.namespace, request.name))
+        plan = plan_lock(lease, request, action, now, fence)
         if plan.desired is not None and not check_mode:
             _write(client, request, plan.desired, exists=lease is not None)
         return lease, plan, now
@@ -444,6 +476,22 @@ def apply_lock(
         )
     if plan.taken_over_from is not None:
         after["taken_over_from"] = plan.taken_over_from
+    if plan.outcome in NEW_HOLDINGS:
+        # Before this run acts as the holder, the journal obeys it: a write by the run it took the lock
+        # from is refused from now on (fence.check_writer).
+        after["fence"] = fencing.raise_fence(
+            client,
+            request.namespace,
+            request.name,
+            request.run_id,
+            request.holder,
+            request.phase,
+            taking_back=plan.outcome == OUTCOME_TAKEN_BACK,
+            max_conflict_retries=request.max_conflict_retries,
+            clock=clock,
+            sleep=sleep,
+            rng=rng,
+        )
     return LockResult(
         ownership(before) != ownership(after), plan.outcome, before, after, read_back, note, len(conflicts)
     )

@@ -43,6 +43,7 @@ OUTCOME_ACQUIRED = "acquired"  # it was free
 OUTCOME_RENEWED = "renewed"  # this run held it
 OUTCOME_TAKEN_OVER = "taken_over"  # its holder had stopped renewing it
 OUTCOME_FORCED = "forced"  # taken from a live holder with force
+OUTCOME_TAKEN_BACK = "taken_back"  # a renewal found it free (deleted, or released by hand) and nobody held it since
 OUTCOME_RELEASED = "released"
 OUTCOME_ALREADY_FREE = "already_free"
 OUTCOME_HELD_BY_ANOTHER_RUN = "held_by_another_run"

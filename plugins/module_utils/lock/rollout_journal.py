@@ -64,6 +64,11 @@ def lock_task(run: ModuleRun, client: K8sClient) -> dict:
     result = lease_lock.apply_lock(client, request, params["state"], check_mode=run.check_mode)
     if result.outcome == lease_state.OUTCOME_HELD_BY_ANOTHER_RUN and result.note:
         run.warn(result.note)
+    if result.outcome == lease_state.OUTCOME_TAKEN_BACK:
+        run.warn(
+            "%s was free (its Lease deleted or released by hand) and nobody had held it since run %s: taken back"
+            % (request.reference, request.run_id)
+        )
     output = {"changed": result.changed, "lock": result.after, "lock_outcome": result.outcome}
     if result.note:
         output["lock_note"] = result.note
@@ -81,6 +86,8 @@ def record_task(run: ModuleRun, client: K8sClient) -> dict:
         record=params["record"],
         phase=params["phase"],
         max_conflict_retries=params["max_conflict_retries"],
+        # fenced: refused unless this run and holder hold the lock, and the journal's fence names them
+        holder=params["holder"] or lease_state.default_holder(),
     )
     result = journal.record_step(client, request, check_mode=run.check_mode)
     for warning in result.warnings:

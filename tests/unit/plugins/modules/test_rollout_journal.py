@@ -160,6 +160,7 @@ def test_record_and_read_round_trip(capsys, api):
         "backup_id": "bk-1",
         "data": {"canary_pod_template_hash": "7c9f6d5b8"},
     }
+    run(capsys, args(api, "acquired"))  # only the run holding the lock writes the journal
     failed, result, _output = run(capsys, args(api, "recorded", record=record))
     assert not failed, result
     assert (result["changed"], result["step"]) == (True, "appended")
@@ -167,7 +168,6 @@ def test_record_and_read_round_trip(capsys, api):
     assert result["journal"]["name"] == "ceres-rollout-journal"
     failed, again, _output = run(capsys, args(api, "recorded", record=record))
     assert (again["changed"], again["step"]) == (False, "unchanged")
-    run(capsys, args(api, "acquired"))
     failed, view, _output = run(capsys, {"host": api.url, "api_key": TOKEN, "state": "read"})
     assert not failed and view["changed"] is False
     assert view["records"] == [result["record"]] and view["last"] == result["record"]
@@ -238,7 +238,19 @@ def test_a_flapping_api_server_is_retried_within_the_budget(capsys, api, monkeyp
     failed, result, _output = run(capsys, args(api, "acquired", timeout=30))
     assert not failed, result
     assert result["lock_outcome"] == "acquired"
-    assert [method for method, _path in api.calls] == ["GET", "GET", "POST", "GET", "POST", "GET"]
+    # the Lease: GET (503, retried), GET, POST (503: read again), GET, POST, read back; then the fence on the
+    # journal's ConfigMap: GET (none yet), the Lease again (still this run's), POST
+    assert [(method, "leases" if "/leases" in path else "configmaps") for method, path in api.calls] == [
+        ("GET", "leases"),
+        ("GET", "leases"),
+        ("POST", "leases"),
+        ("GET", "leases"),
+        ("POST", "leases"),
+        ("GET", "leases"),
+        ("GET", "configmaps"),
+        ("GET", "leases"),
+        ("POST", "configmaps"),
+    ]
 
 
 def test_missing_kubernetes_library_is_reported(capsys, api, monkeypatch):

@@ -234,8 +234,13 @@ def test_a_lock_taken_just_before_a_renewal_is_refused_and_stops_the_gate(api, c
     assert api.object("leases", "ceres-system", "ceres-rollout")["metadata"]["annotations"][
         "rollout.ceres.io/run-id"
     ] == ("rollback-1")
-    # the first round's renewal and the rollback's write: the refused renewal wrote nothing
-    assert [method for method, _path in api.calls].count("PUT") == 2
+    # the first round's renewal and the rollback's write of the Lease (then its fence on the journal): the
+    # refused renewal wrote nothing
+    assert [path.rsplit("/", 2)[-2] for method, path in api.calls if method == "PUT"] == [
+        "leases",
+        "leases",
+        "configmaps",
+    ]
 
 
 def test_a_lock_taken_before_the_first_round_stops_the_gate_before_any_query(api, clock):
@@ -247,7 +252,7 @@ def test_a_lock_taken_before_the_first_round_stops_the_gate_before_any_query(api
     assert gate.checks[0]["message"].startswith("sampling stopped after 0 of 5 samples: the rollout lock")
 
 
-def test_a_lock_released_or_deleted_stops_the_gate(api, clock):
+def test_a_lock_this_run_released_stops_the_gate(api, clock):
     keeper = keeper_for(api, clock)
 
     def release_during_round_2(query_number):
@@ -261,12 +266,47 @@ def test_a_lock_released_or_deleted_stops_the_gate(api, clock):
         "pilot-1 at 2026-03-02T09:30:02.000000Z)"
     )
 
-    other = FakeKubeApi()
-    apply_lock(other, pilot_request(), "acquired", clock=clock.utc)
-    keeper = keeper_for(other, clock)
-    gate, _queries = run(keeper, clock, samples=5, on_query=lambda number: other.objects.pop(lease_path(), None))
-    assert gate.rounds == 1
+
+def test_a_deleted_lease_nobody_took_since_is_taken_back_and_the_gate_goes_on(api, clock):
+    """Issue 16: a deleted Lease stopped the gate and left the canary part-way with no owner. Nobody held
+    the lock since (the journal's fence still names this run): the gate takes it back, warns, and goes on."""
+    apply_lock(api, pilot_request(), "acquired", clock=clock.utc)
+    keeper = keeper_for(api, clock)
+
+    def delete_during_round_2(query_number):
+        if query_number == 2:
+            api.objects.pop(lease_path(), None)
+
+    gate, _queries = run(keeper, clock, samples=5, on_query=delete_during_round_2)
+    assert (gate.stopped, gate.verdict, gate.rounds) == (None, "pass", 5)
+    assert keeper.lost is False
+    assert keeper.warnings == [
+        "the rollout lock ceres-system/ceres-rollout was free (its Lease deleted or released by hand) and nobody had "
+        "held it since run pilot-1; the run took it back and carries on"
+    ]
+    lease = api.object("leases", "ceres-system", "ceres-rollout")
+    assert (lease["spec"]["holderIdentity"], lease["metadata"]["annotations"]["rollout.ceres.io/run-id"]) == (
+        "alice@ctl",
+        "pilot-1",
+    )
+
+
+def test_a_deleted_lease_someone_held_since_stops_the_gate(api, clock):
+    """Deleted after another run held the lock (a rollback took it and ended, then the Lease went): the
+    journal's fence names that run, so this run has lost the lock and stops."""
+    apply_lock(api, pilot_request(), "acquired", clock=clock.utc)
+    keeper = keeper_for(api, clock)
+
+    def rollback_then_delete(query_number):
+        if query_number == 2:
+            rollback = pilot_request(run_id="rollback-1", holder="bob@ctl", phase="rollback", force=True)
+            apply_lock(api, rollback, "acquired", clock=clock.utc)
+            api.objects.pop(lease_path(), None)
+
+    gate, _queries = run(keeper, clock, samples=5, on_query=rollback_then_delete)
+    assert gate.rounds == 2 and keeper.lost is True
     assert "is no longer held by run pilot-1 (the Lease does not exist)" in gate.stopped
+    assert lease_path() not in api.objects  # not taken back
 
 
 def test_a_lock_taken_over_after_it_expired_says_so(api, clock):

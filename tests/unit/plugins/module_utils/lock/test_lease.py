@@ -7,7 +7,7 @@ import json
 import threading
 
 import pytest
-from k8s_stub import FakeKubeApi, lease_path
+from k8s_stub import FakeKubeApi, configmap_path, lease_path
 
 from ansible_collections.ceres.rollout.plugins.module_utils.common.retry import Deadline
 from ansible_collections.ceres.rollout.plugins.module_utils.lock import lease as lease_lock
@@ -98,7 +98,25 @@ def test_a_free_lock_is_acquired_and_read_back(api, clock):
     }
     assert lease["metadata"]["annotations"] == {"rollout.ceres.io/run-id": "pilot-1", "rollout.ceres.io/phase": "pilot"}
     assert lease["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "ceres.rollout"}
-    assert [method for method, _path in api.calls] == ["GET", "POST", "GET"]
+    # the Lease (read, created, read back), then the journal's fence: its ConfigMap read (none yet), the Lease
+    # read again (still this run's), the ConfigMap created with the fence naming this run
+    assert [(method, path.rsplit("/", 2)[-1 if method == "POST" else -2]) for method, path in api.calls] == [
+        ("GET", "leases"),
+        ("POST", "leases"),
+        ("GET", "leases"),
+        ("GET", "configmaps"),
+        ("GET", "leases"),
+        ("POST", "configmaps"),
+    ]
+    fence = json.loads(api.objects[configmap_path()]["metadata"]["annotations"]["rollout.ceres.io/fence"])
+    assert fence == {
+        "token": 1,
+        "run_id": "pilot-1",
+        "holder": "alice@ctl",
+        "phase": "pilot",
+        "at": "2026-03-02T09:30:00.000000Z",
+    }
+    assert result.after.pop("fence") == fence
     assert result.after == {
         "namespace": "ceres-system",
         "name": "ceres-rollout",
@@ -549,7 +567,7 @@ def test_read_lock_reports_the_lock_without_writing(api, clock):
     clock.advance(61)
     summary = lease_lock.read_lock(api, "ceres-system", "ceres-rollout", clock=clock)
     assert summary["run_id"] == "pilot-1" and summary["expired"] is True
-    assert len(api.writes()) == 1
+    assert len(api.writes()) == 2  # the lock's: the Lease and the journal's fence
 
 
 @pytest.mark.parametrize(
