@@ -19,6 +19,15 @@ description:
     or lost its host), its run id is reused (RV(_value.resume)); the steps it recorded as V(passed) are not run again
     and the step it was in is run again from the start, gate included. A gate that did not finish is never counted.
   - Anything else (no journal, another phase last, a failed or rolled-back run, a rollback since) starts a new run.
+  - With O(world) (what the phase's apps look like now, as the role read them), a completed phase is done only while
+    the world is where its run left it - every app at the weight of the run's last V(passed) step, the release
+    fingerprint the run recorded unchanged and, for a cutover, the old version still at 0 replicas and every app's
+    Service still selecting the new version; otherwise a new run starts (RV(_value.completed_by),
+    RV(_value.world_changes) say why). An unfinished run is resumed whatever the world looks like; its steps decide.
+  - RV(_value.completed_phases) is what the journal says, world or not - the phases whose gates passed since the last
+    completed rollback. An out-of-band change to an earlier phase does not stop the next one - each phase gates its
+    own apps, and the earlier phase converges when its playbook runs again; to stop the rollout, roll back (which
+    empties the list).
 options:
   _input:
     description: The registered result of M(ceres.rollout.rollout_journal) with O(ceres.rollout.rollout_journal#module:state=read).
@@ -32,12 +41,31 @@ options:
     description: The id to use when a new run starts.
     type: str
     required: true
+  world:
+    description:
+      - The phase's world now; without it the journal alone decides, as before.
+      - C(apps) - the phase's apps now, as M(ceres.rollout.canary_apps) resolves them (a wave's and a cutover's found
+        from their VirtualServices).
+      - C(objects) - the Kubernetes objects of the phase's namespaces as the API returns them, by kind -
+        C(virtual_services), C(destination_rules), C(deployments) and (for a cutover) C(services).
+      - C(cutover) - for the cutover only, C(stable_version) and C(canary_version) (the C(version) labels); the
+        cutover leaves every app of C(apps) at 100%, every Deployment labelled with the stable version at 0 replicas,
+        and every app's Service (named after its host) selecting the canary version.
+    type: dict
 """
 
 EXAMPLES = r"""
 - name: Where this run stands
   ansible.builtin.set_fact:
     plan: "{{ journal | ceres.rollout.rollout_plan(phase='pilot', new_run_id='pilot-20260131T093000Z') }}"
+
+- name: Where this run stands, with the world as it is now (a completed pilot moved back by hand runs again)
+  ansible.builtin.set_fact:
+    plan: >-
+      {{ journal | ceres.rollout.rollout_plan(phase='pilot', new_run_id='pilot-20260131T093000Z',
+                                              world={'apps': apps, 'objects': {'virtual_services': services,
+                                                     'destination_rules': rules, 'deployments': deployments}}) }}
+  # plan.world_changes: ["pilot-apps/checkout is at 0% now (the run left it at 50%)"], plan.completed: false
 """
 
 RETURN = r"""
@@ -73,6 +101,18 @@ _value:
       description:
         - The phases completed (C(<phase>/done) recorded as V(completed)) since the last completed rollback, in the order
           they were completed; a wave uses it to refuse to start before the phase before it.
+        - The journal's word, whatever O(world) says.
+      type: list
+      elements: str
+    completed_by:
+      description:
+        - With O(world) - the run that completed the phase when the world is no longer where it left it (a new run
+          starts), else null.
+      type: str
+    world_changes:
+      description:
+        - With O(world) - what is no longer where the completed run left it, in words (for example
+          C(pilot-apps/checkout is at 0% now (the run left it at 50%))); empty when the phase is done or not completed.
       type: list
       elements: str
 """
@@ -81,16 +121,23 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.ceres.rollout.plugins.filter.release_fingerprint import release_fingerprint
+
 FINISHED = ("completed", "failed", "rolled_back", "aborted")
+# The kinds of world.objects, as release_fingerprint takes them (and the cutover's Services).
+WORLD_KINDS = ("virtual_services", "destination_rules", "deployments", "services")
+APP_FIELDS = ("label", "namespace", "virtual_service", "host", "canary_subset")
 
 
-def rollout_plan(journal, phase=None, new_run_id=None):
-    """Return what a run of ``phase`` should do given the journal read back."""
+def rollout_plan(journal, phase=None, new_run_id=None, world=None):
+    """Return what a run of ``phase`` should do given the journal read back (and, with ``world``, the world now)."""
     if not isinstance(journal, Mapping) or not isinstance(journal.get("records"), list):
         raise AnsibleFilterError("rollout_plan: expected the result of rollout_journal state=read, got %r" % (journal,))
     for field, value in (("phase", phase), ("new_run_id", new_run_id)):
         if not isinstance(value, str) or not value:
             raise AnsibleFilterError("rollout_plan: %s must be a non-empty string, got %r" % (field, value))
+    if world is not None:
+        _check_world(world)
     records = [record for record in journal["records"] if isinstance(record, Mapping)]
     last_run_id = _last_writer(records)
     plan = {
@@ -103,6 +150,8 @@ def rollout_plan(journal, phase=None, new_run_id=None):
     }
     plan["completed_phases"] = _completed_phases(records)
     plan["last_run"] = next((run for run in journal.get("runs") or [] if run.get("run_id") == last_run_id), None)
+    if world is not None:
+        plan.update(completed_by=None, world_changes=[])
     if last_run_id is None:
         return plan
     run_records = sorted((r for r in records if r.get("run_id") == last_run_id), key=lambda r: r.get("seq") or 0)
@@ -113,6 +162,10 @@ def rollout_plan(journal, phase=None, new_run_id=None):
     backup = steps.get("%s/backup" % phase)
     backup_id = backup.get("backup_id") if backup and backup.get("outcome") == "passed" else None
     if done and done.get("outcome") == "completed":
+        changes = _world_changes(run_records, phase, world) if world is not None else []
+        if changes:
+            # completed, but the world is no longer where the run left it: a new, fully gated run
+            return dict(plan, completed_by=last_run_id, world_changes=changes)
         return dict(plan, run_id=last_run_id, completed=True, backup_id=backup_id)
     if any(record.get("outcome") in FINISHED for record in run_records):
         return plan
@@ -154,6 +207,176 @@ def _last_writer(records):
         if moment >= latest_at:
             latest, latest_at = record.get("run_id"), moment
     return latest
+
+
+def _check_world(world):
+    """Refuse a world that is not what the roles read (fail closed: never "no change" by accident)."""
+    if not isinstance(world, Mapping):
+        raise AnsibleFilterError("rollout_plan: world must be a dict with apps and objects, got %r" % (world,))
+    apps, objects = world.get("apps"), world.get("objects")
+    if not isinstance(apps, list):
+        raise AnsibleFilterError("rollout_plan: world.apps must be a list of apps (canary_apps), got %r" % (apps,))
+    for index, app in enumerate(apps):
+        if not isinstance(app, Mapping) or not all(isinstance(app.get(key), str) and app[key] for key in APP_FIELDS):
+            raise AnsibleFilterError(
+                "rollout_plan: world.apps[%d] must be an app as canary_apps returns it (%s), got %r"
+                % (index, ", ".join(APP_FIELDS), app)
+            )
+    if not isinstance(objects, Mapping):
+        raise AnsibleFilterError(
+            "rollout_plan: world.objects must be a dict of object lists by kind, got %r" % (objects,)
+        )
+    for kind in WORLD_KINDS:
+        if objects.get(kind) is not None and not isinstance(objects[kind], list):
+            raise AnsibleFilterError("rollout_plan: world.objects.%s must be a list, got %r" % (kind, objects[kind]))
+    cutover = world.get("cutover")
+    if cutover is not None and not (
+        isinstance(cutover, Mapping)
+        and all(isinstance(cutover.get(key), str) and cutover[key] for key in ("stable_version", "canary_version"))
+    ):
+        raise AnsibleFilterError(
+            "rollout_plan: world.cutover must name stable_version and canary_version, got %r" % (cutover,)
+        )
+
+
+def _world_changes(run_records, phase, world):
+    """What is no longer where the completed run left it, in words (empty: nothing)."""
+    apps = {app["label"]: app for app in world["apps"]}
+    objects = {
+        kind: [item for item in world["objects"].get(kind) or [] if isinstance(item, Mapping)] for kind in WORLD_KINDS
+    }
+    cutover = world.get("cutover")
+    left = _weights_left(run_records, phase)
+    if cutover is not None:
+        # the cutover went on only with every app at 100%, and left them there
+        left.update((label, 100) for label in apps)
+    changes = []
+    virtual_services = _by_name(objects["virtual_services"])
+    for label in sorted(left):
+        app = apps.get(label)
+        if app is None:
+            changes.append("%s is no longer one of %s's apps (the run left it at %d%%)" % (label, phase, left[label]))
+            continue
+        weight = _canary_weight(app, virtual_services)
+        if isinstance(weight, str):
+            changes.append("%s %s now (the run left it at %d%%)" % (label, weight, left[label]))
+        elif weight != left[label]:
+            changes.append("%s is at %d%% now (the run left it at %d%%)" % (label, weight, left[label]))
+    changes.extend(
+        "%s is one of %s's apps now, but the run did not roll it out" % (label, phase)
+        for label in apps
+        if label not in left
+    )
+    changes.extend(_release_changes(run_records, phase, apps, objects))
+    if cutover is not None:
+        changes.extend(_cutover_changes(cutover, apps, objects))
+    return changes
+
+
+def _weights_left(run_records, phase):
+    """Each app's weight after the run's last passed step (app label: weight)."""
+    left = {}
+    for record in sorted(run_records, key=lambda r: r.get("seq") or 0):
+        weight = record.get("weight")
+        if (
+            record.get("outcome") == "passed"
+            and str(record.get("step_id") or "").startswith(phase + "/")
+            and isinstance(weight, int)
+            and not isinstance(weight, bool)
+        ):
+            left.update((label, weight) for label in record.get("apps") or [] if isinstance(label, str))
+    return left
+
+
+def _by_name(items):
+    return {
+        ((item.get("metadata") or {}).get("namespace"), (item.get("metadata") or {}).get("name")): item
+        for item in items
+    }
+
+
+def _canary_weight(app, virtual_services):
+    """The canary's share of the app's route now, or why it cannot be told (a phrase)."""
+    label = "%s/%s" % (app["namespace"], app["virtual_service"])
+    virtual_service = virtual_services.get((app["namespace"], app["virtual_service"]))
+    if virtual_service is None:
+        return "has no VirtualService %s" % label
+    routes = [route for route in (virtual_service.get("spec") or {}).get("http") or [] if isinstance(route, Mapping)]
+    if app.get("route"):
+        routes = [route for route in routes if route.get("name") == app["route"]]
+    elif len(routes) > 1:
+        routes = [route for route in routes if _canaries(route, app)]
+    if len(routes) != 1:
+        return "has no single http route %sin VirtualService %s" % (
+            "%s " % app["route"] if app.get("route") else "to the canary ",
+            label,
+        )
+    destinations = [entry for entry in routes[0].get("route") or [] if isinstance(entry, Mapping)]
+    if len(destinations) == 1 and destinations[0].get("weight") is None:
+        # Istio: a single destination without a weight takes all the traffic
+        return 100 if _canaries(routes[0], app) else 0
+    return sum(int(entry.get("weight") or 0) for entry in _canaries(routes[0], app))
+
+
+def _canaries(route, app):
+    return [
+        entry
+        for entry in route.get("route") or []
+        if isinstance(entry, Mapping)
+        and (entry.get("destination") or {}).get("host") == app["host"]
+        and (entry.get("destination") or {}).get("subset") == app["canary_subset"]
+    ]
+
+
+def _release_changes(run_records, phase, apps, objects):
+    """What changed in the release the run recorded (its <phase>/fingerprint), for its apps still in the phase."""
+    record = next((r for r in run_records if r.get("step_id") == "%s/fingerprint" % phase), None)
+    recorded = ((record or {}).get("data") or {}).get("fingerprint")
+    if not isinstance(recorded, Mapping):
+        return []
+    # an app no longer in the phase is named above; only the objects of the apps still in it are compared
+    fingerprinted = [apps[label] for label in record.get("apps") or list(apps) if label in apps]
+    release_objects = {kind: objects[kind] for kind in ("deployments", "destination_rules", "virtual_services")}
+    now = release_fingerprint(release_objects, apps=fingerprinted)
+    return release_fingerprint(
+        release_objects, apps=fingerprinted, since={k: v for k, v in recorded.items() if k in now}
+    )
+
+
+def _cutover_changes(cutover, apps, objects):
+    """The old version scaled up again, or a Service no longer selecting the new version only."""
+    changes = []
+    for deployment in sorted(objects["deployments"], key=_name_of):
+        labels = (deployment.get("metadata") or {}).get("labels") or {}
+        replicas = (deployment.get("spec") or {}).get("replicas", 1)
+        if labels.get("version") == cutover["stable_version"] and replicas != 0:
+            changes.append(
+                "Deployment %s is at %s replica%s now (the run left it at 0)"
+                % (_name_of(deployment), replicas, "" if replicas == 1 else "s")
+            )
+    services = _by_name(objects["services"])
+    seen = set()
+    for label in sorted(apps):
+        app = apps[label]
+        key = (app["namespace"], app["host"].split(".")[0])
+        if key in seen:
+            continue
+        seen.add(key)
+        wanted = "version=%s" % cutover["canary_version"]
+        service = services.get(key)
+        if service is None:
+            changes.append("Service %s/%s is gone (the run left it on %s)" % (key + (wanted,)))
+            continue
+        selector = (service.get("spec") or {}).get("selector") or {}
+        if selector.get("version") != cutover["canary_version"]:
+            shown = ",".join("%s=%s" % item for item in sorted(selector.items())) or "nothing"
+            changes.append("Service %s/%s selects %s now (the run left it on %s)" % (key + (shown, wanted)))
+    return changes
+
+
+def _name_of(item):
+    metadata = item.get("metadata") or {}
+    return "%s/%s" % (metadata.get("namespace"), metadata.get("name"))
 
 
 class FilterModule:
