@@ -1,0 +1,87 @@
+"""End-to-end: a completed cutover is "nothing to do" only while the old version is still at 0 replicas,
+every Service still selects the new version and every app is still at 100%.
+
+After the cutover completed, v2.9 is scaled back up by hand and the Service selects every version
+again: cutover.yml runs the cutover again (checks, backup, archive, switch) and says why; then, with
+the world where that run left it, cutover.yml changes nothing.
+"""
+
+from __future__ import annotations
+
+from kubernetes import client
+from rollout_world import Playbook
+
+pytest_plugins = ["e2e_fixtures"]
+PHASE = "cutover"
+
+
+def recap_of(run: Playbook) -> str:
+    return [line for line in run.lines if line.startswith("sandbox ")][-1]
+
+
+def said(run: Playbook) -> str:
+    """The run's output with every run of whitespace as one space (the callback folds long messages)."""
+    return " ".join(run.output.split())
+
+
+def why_it_runs_again(run: Playbook, completed_run: str, new_run: str) -> str:
+    """What the run says changed since ``completed_run``, from "<phase> completed by run ..." to "starting run ..."."""
+    output = said(run)
+    start = output.find("%s completed by run %s, but " % (PHASE, completed_run))
+    assert start >= 0, run.output
+    end = output.find(": starting run %s" % new_run, start)
+    assert end >= 0, run.output
+    return output[start:end]
+
+
+def test_cutover_undone_by_hand_runs_again_then_is_done(rollout_world, kube):
+    world = rollout_world
+    pilot = world.namespace("pilot", ["checkout"])
+    core, apps_api = client.CoreV1Api(kube), client.AppsV1Api(kube)
+    variables = world.pilot_vars(pilot, pilot_backup=False, pilot_allow_without_backup=True)
+    variables["ceres_pilot"]["canary_steps"] = [50]
+    variables["cutover_promote_steps"] = [100]
+
+    pilot_run = Playbook("pilot", variables)
+    assert pilot_run.wait() == 0, pilot_run.output
+    first = Playbook("cutover", variables)
+    assert first.wait() == 0, first.output
+    first_records = world.journal()
+    assert (first_records[-1]["step_id"], first_records[-1]["outcome"]) == ("cutover/done", "completed")
+    first_run = first_records[-1]["run_id"]
+    assert apps_api.read_namespaced_deployment("checkout-v2-9", pilot).spec.replicas == 0
+    assert core.read_namespaced_service("checkout", pilot).spec.selector == {"app": "checkout", "version": "v3.0.0"}
+
+    # out of band: v2.9 scaled back up and the Service selecting every version again, by hand
+    apps_api.patch_namespaced_deployment_scale("checkout-v2-9", pilot, {"spec": {"replicas": 1}})
+    core.patch_namespaced_service("checkout", pilot, {"spec": {"selector": {"version": None}}})
+    assert core.read_namespaced_service("checkout", pilot).spec.selector == {"app": "checkout"}
+
+    again = Playbook("cutover", variables)
+    assert again.wait() == 0, again.output
+    records = world.journal()
+    new_runs = [record for record in records if record["run_id"] not in {r["run_id"] for r in first_records}]
+    assert new_runs, again.output
+    second_run = new_runs[0]["run_id"]
+    changed = why_it_runs_again(again, first_run, second_run)
+    assert "Deployment %s/checkout-v2-9 is at 1 replica now (the run left it at 0)" % pilot in changed, changed
+    assert "Service %s/checkout selects app=checkout now (the run left it on version=v3.0.0)" % pilot in changed, (
+        changed
+    )
+    assert "nothing to do" not in again.output
+    # the cutover ran again: its backup, its archive, the switch, completed
+    steps = [(record["step_id"], record["outcome"]) for record in new_runs]
+    assert ("cutover/backup", "passed") in steps and steps[-1] == ("cutover/done", "completed"), steps
+    assert any(step == "cutover/archive" for step, _ in steps), steps
+    assert apps_api.read_namespaced_deployment("checkout-v2-9", pilot).spec.replicas == 0
+    assert core.read_namespaced_service("checkout", pilot).spec.selector == {"app": "checkout", "version": "v3.0.0"}
+    assert world.canary_weight(pilot, "checkout") == 100
+
+    # the world is where the new run left it: nothing to do, nothing changed, nothing journalled
+    third = Playbook("cutover", variables)
+    assert third.wait() == 0, third.output
+    assert "already completed by run %s; nothing to do" % second_run in said(third), third.output
+    recap = recap_of(third)
+    assert "changed=0" in recap and "failed=0" in recap, recap
+    assert world.journal() == records
+    assert apps_api.read_namespaced_deployment("checkout-v2-9", pilot).spec.replicas == 0
