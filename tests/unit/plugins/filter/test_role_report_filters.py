@@ -1,4 +1,4 @@
-"""The roles' reports and records: rollback_report, part_way_apps, not_at_full_weight, rollback_record."""
+"""The roles' reports and records: rollback_unfinished, stable_unready, part_way_apps, not_at_full_weight, rollback_record."""
 
 from __future__ import annotations
 
@@ -13,143 +13,169 @@ from ansible_collections.ceres.rollout.plugins.filter.not_at_full_weight import 
 from ansible_collections.ceres.rollout.plugins.filter.not_at_full_weight import not_at_full_weight
 from ansible_collections.ceres.rollout.plugins.filter.part_way_apps import FilterModule as PartWayFilters
 from ansible_collections.ceres.rollout.plugins.filter.part_way_apps import part_way_apps
-from ansible_collections.ceres.rollout.plugins.filter.rollback_report import FilterModule as RollbackReportFilters
-from ansible_collections.ceres.rollout.plugins.filter.rollback_report import rollback_report
+from ansible_collections.ceres.rollout.plugins.filter.rollback_unfinished import FilterModule as RollbackStateFilters
+from ansible_collections.ceres.rollout.plugins.filter.rollback_unfinished import rollback_unfinished, stable_unready
 
 
 def test_filters_are_registered_under_their_names():
     assert GateRecordFilters().filters() == {"gate_record": gate_record, "rollback_record": rollback_record}
-    assert RollbackReportFilters().filters() == {"rollback_report": rollback_report}
     assert PartWayFilters().filters() == {"part_way_apps": part_way_apps}
     assert NotAtFullFilters().filters() == {"not_at_full_weight": not_at_full_weight}
 
 
-# --- rollback_report ------------------------------------------------------------------------
+# --- rollback_unfinished and stable_unready (the rollback's invariant) ------------------------
+
+STABLE, CANARY = "v2.9", "v3.0.0"
 
 
-def _shift(label, failed=False):
-    return {"item": {"label": label}, "failed": failed, "changed": not failed}
-
-
-def _patched(name, failed=False):
-    result = {"item": {"metadata": {"namespace": "pilot-apps", "name": name}}, "changed": True}
-    if failed:
-        result.update(failed=True, msg="forbidden")
-    return result
-
-
-HEALTHY = {"healthy": True, "msg": "every Deployment is available"}
-
-
-def test_everything_done_nothing_left():
-    report = rollback_report(
-        [_shift("pilot-apps/checkout"), _shift("pilot-apps/cart")],
-        selectors=[_patched("checkout")],
-        replicas=[_patched("checkout-v2-9")],
-        targets=[{"label": "pilot-apps/checkout"}, {"label": "pilot-apps/cart", "stable_missing": False}],
-        stable_health=HEALTHY,
+def target(app, weight, namespace="shop", **flags):
+    return dict(
+        {
+            "namespace": namespace,
+            "name": app,
+            "route": None,
+            "host": app,
+            "canary_weight": weight,
+            "stable_missing": False,
+            "unnamed": False,
+            "label": "%s/%s" % (namespace, app),
+        },
+        **flags,
     )
-    assert report == {
-        "done": [
-            "pilot-apps/checkout",
-            "pilot-apps/cart",
-            "Service selector of checkout",
-            "replicas of checkout-v2-9",
-        ],
-        "left": [],
+
+
+def deployment(app, replicas=2, available=2, namespace="shop", annotations=None, labels=None):
+    return {
+        "metadata": {"name": "%s-v2-9" % app, "namespace": namespace, "annotations": annotations or {}},
+        "spec": {"replicas": replicas, "template": {"metadata": {"labels": labels or {"app": app, "version": STABLE}}}},
+        "status": {"availableReplicas": available},
     }
 
 
-def test_what_failed_and_what_cannot_be_shifted_is_left_in_order():
-    report = rollback_report(
-        [_shift("pilot-apps/checkout", failed=True), _shift("pilot-apps/cart")],
-        selectors=[_patched("checkout", failed=True), _patched("cart")],
-        replicas=[_patched("checkout-v2-9", failed=True)],
-        targets=[
-            {"label": "pilot-apps/orders", "stable_missing": True, "unnamed": False},
-            {"label": "pilot-apps/search", "stable_missing": False, "unnamed": True},
-            {"label": "pilot-apps/both", "stable_missing": True, "unnamed": True},
-        ],
-        stable_health={"healthy": False, "msg": "checkout-v2-9: 0/2 available"},
+def service(app, selector=None, namespace="shop", annotations=None):
+    return {
+        "metadata": {"name": app, "namespace": namespace, "annotations": annotations or {}},
+        "spec": {"selector": selector or {"app": app}},
+    }
+
+
+def unfinished(targets, deployments=(), services=(), unready=None):
+    return rollback_unfinished(
+        targets,
+        deployments=list(deployments),
+        services=list(services),
+        stable_version=STABLE,
+        canary_version=CANARY,
+        unready=unready,
     )
-    assert report["done"] == ["pilot-apps/cart", "Service selector of cart"]
-    assert report["left"] == [
-        "pilot-apps/checkout",
-        "Service selector of checkout",
-        "replicas of checkout-v2-9",
-        "pilot-apps/orders (no stable destination beside the canary)",
-        "pilot-apps/both (no stable destination beside the canary)",
-        "pilot-apps/search (an unnamed route among several)",
-        "pilot-apps/both (an unnamed route among several)",
-        "the stable version is not available again: checkout-v2-9: 0/2 available",
+
+
+def test_filters_of_the_rollbacks_state_are_registered_under_their_names():
+    assert RollbackStateFilters().filters() == {
+        "stable_unready": stable_unready,
+        "rollback_unfinished": rollback_unfinished,
+    }
+
+
+def test_a_world_on_the_old_version_leaves_nothing():
+    assert unfinished([target("cart", 0)], [deployment("cart")], [service("cart")]) == []
+
+
+def test_everything_that_keeps_an_app_from_the_old_version_is_named_in_order():
+    left = unfinished(
+        [
+            target("cart", 25),
+            target("pay", 100),
+            target("web", 0, stable_missing=True),
+            target("api", 0, unnamed=True),
+        ],
+        [
+            deployment("cart", replicas=0, available=0, annotations={"rollout.ceres.io/replicas-before-cutover": "3"}),
+            deployment("pay", replicas=2, available=1),
+            deployment("web", replicas=0, available=0),
+        ],
+        [
+            service(
+                "cart",
+                {"app": "cart", "version": CANARY},
+                annotations={"rollout.ceres.io/selector-before-cutover": '{"app": "cart"}'},
+            ),
+            service("pay", {"app": "pay", "version": CANARY}),
+            service("web"),
+        ],
+        unready=["shop/pay"],
+    )
+    assert left == [
+        "shop/cart at 25% on the canary",
+        "shop/pay at 100% on the canary (its old version has no available replica: the traffic was left where it is)",
+        "shop/web (no stable destination beside the canary)",
+        "shop/api (an unnamed route among several)",
+        "replicas of shop/cart-v2-9 (scaled to 0 by a cutover, 3 before it)",
+        "shop/pay-v2-9: 1 of 2 replicas available",
+        "shop/web-v2-9: 0 of 0 replicas available",
+        'Service selector of shop/cart (selects {"app": "cart", "version": "v3.0.0"})',
+        'Service selector of shop/pay (selects {"app": "pay", "version": "v3.0.0"})',
+    ]
+
+
+def test_an_app_whose_old_version_has_no_available_replica_is_unready():
+    targets = [target("cart", 25), target("pay", 50), target("web", 10), target("elsewhere", 10)]
+    deployments = [
+        deployment("cart", available=0),  # scaled up, not available (a missing image, full nodes)
+        deployment("pay", available=1),
+        deployment("other", available=3, labels={"app": "other", "version": STABLE}),  # not web's
+    ]
+    services = [service("cart"), service("pay"), service("web")]  # no Service "elsewhere": not named
+    assert stable_unready(targets, services=services, deployments=deployments, stable_version=STABLE) == [
+        "shop/cart",
+        "shop/web",
+    ]
+
+
+def test_the_selector_a_cutover_replaced_finds_the_old_version():
+    switched = service(
+        "cart",
+        {"app": "cart", "version": CANARY},
+        annotations={"rollout.ceres.io/selector-before-cutover": '{"app": "cart"}'},
+    )
+    assert (
+        stable_unready(
+            [target("cart", 100)], services=[switched], deployments=[deployment("cart")], stable_version=STABLE
+        )
+        == []
+    )
+
+
+def test_a_host_in_another_namespace_is_looked_up_there():
+    remote = target("cart", 50, host="cart.payments.svc.cluster.local")
+    services = [service("cart", namespace="payments")]
+    assert (
+        stable_unready(
+            [remote], services=services, deployments=[deployment("cart", namespace="payments")], stable_version=STABLE
+        )
+        == []
+    )
+    assert stable_unready([remote], services=services, deployments=[deployment("cart")], stable_version=STABLE) == [
+        "shop/cart"
     ]
 
 
 @pytest.mark.parametrize(
-    ("stable_health", "left"),
+    "call, message",
     [
-        ({}, ["the stable version is not available again: unknown"]),
-        (None, ["the stable version is not available again: unknown"]),
-        ({"healthy": False}, ["the stable version is not available again: unknown"]),
-        ({"healthy": False, "msg": None}, ["the stable version is not available again: None"]),
-        ({"healthy": True}, []),
-    ],
-)
-def test_the_stable_versions_health_is_left_unless_healthy(stable_health, left):
-    assert rollback_report([], stable_health=stable_health)["left"] == left
-
-
-def test_a_restore_is_done_first():
-    report = rollback_report(
-        [_shift("pilot-apps/checkout")], stable_health=HEALTHY, restored={"id": "20260131T093000Z-a1b2c3"}
-    )
-    assert report["done"] == ["Secrets from backup 20260131T093000Z-a1b2c3", "pilot-apps/checkout"]
-    report = rollback_report(
-        [], stable_health=HEALTHY, restored={"id": "20260131T093000Z-a1b2c3"}, restored_database=True
-    )
-    assert report["done"] == ["Secrets and database from backup 20260131T093000Z-a1b2c3"]
-
-
-@pytest.mark.parametrize(
-    ("backup_id", "named"), [("", "latest"), ("20260131T093000Z-a1b2c3", "20260131T093000Z-a1b2c3")]
-)
-def test_a_failed_restore_is_left_and_not_done(backup_id, named):
-    report = rollback_report(
-        [],
-        stable_health=HEALTHY,
-        restored={"id": "20260131T093000Z-a1b2c3"},
-        restore_failure="no complete backup",
-        backup_id=backup_id,
-    )
-    assert report == {"done": [], "left": ["restore from backup %s: no complete backup" % named]}
-
-
-def test_nothing_to_report():
-    assert rollback_report([], selectors=[], replicas=[], targets=[], stable_health=HEALTHY) == {"done": [], "left": []}
-
-
-@pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        ({"shifts": None}, "shifts must be a list of dicts"),
-        ({"shifts": ["pilot-apps/checkout"]}, "shifts must be a list of dicts"),
-        ({"shifts": [{"failed": False}]}, "every result of shifts needs its loop item"),
-        ({"shifts": [{"item": {"name": "checkout"}}]}, "a result's item has no label"),
-        ({"shifts": [], "selectors": [{"item": {"name": "checkout"}}]}, "a result's item has no metadata.name"),
-        ({"shifts": [], "replicas": {"results": []}}, "replicas must be a list of dicts"),
-        ({"shifts": [], "targets": "pilot-apps/checkout"}, "targets must be a list of dicts"),
-        ({"shifts": [], "stable_health": [True]}, "stable_health must be a task result"),
-        ({"shifts": [], "restored": "20260131T093000Z-a1b2c3"}, "restored must be the restore's result with its id"),
+        (lambda: rollback_unfinished("x", stable_version=STABLE, canary_version=CANARY), "_input must be a list"),
         (
-            {"shifts": [], "restored": {"location": "s3://backups/"}},
-            "restored must be the restore's result with its id",
+            lambda: rollback_unfinished([], deployments=[1], stable_version=STABLE, canary_version=CANARY),
+            "deployments must be a list of dicts",
         ),
+        (lambda: rollback_unfinished([], stable_version="", canary_version=CANARY), "stable_version must be"),
+        (lambda: stable_unready([], services=[], deployments=[], stable_version=None), "stable_version must be"),
+        (lambda: stable_unready([], services="x", deployments=[], stable_version=STABLE), "services must be"),
     ],
 )
-def test_rollback_report_refuses_bad_input(arguments, message):
-    shifts = arguments.pop("shifts")
+def test_the_rollback_state_filters_refuse_bad_input(call, message):
     with pytest.raises(AnsibleFilterError, match=message):
-        rollback_report(shifts, **arguments)
+        call()
 
 
 # --- part_way_apps ---------------------------------------------------------------------------
