@@ -11,37 +11,8 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    DOCUMENTATION = r"""
-options:
-  renew_lock:
-    description:
-      - The rollout lock (the Lease of M(ceres.rollout.rollout_journal)) to keep alive while the gate samples, so the
-        lease need not outlast the soak, and to stop the gate as soon as another run takes it (a rollback takes it
-        with force).
-      - At the start of the first round, and of every round once a third of O(renew_lock.lease_duration) has passed
-        since the last renewal, the gate renews the lock as O(ceres.rollout.rollout_journal#module:state=renewed)
-        does; at the start of every other round it reads the Lease (one request) to check that this run still holds
-        it. A renewal is shown in the round's line (C(lock renewed)).
-      - 'When another run holds the lock (or it is free, or gone), the gate stops at once, before the round''s
-        queries, and the task fails, whatever O(fail_on_breach), with a message naming the holder, for example
-        "the rollout lock ceres-system/ceres-rollout was taken by run rollback-1 (holder bob@ctl, phase rollback)
-        at ..., by force: run pilot-1 (holder alice@ctl) no longer holds it, so this run stops". RV(lock_lost) is
-        V(true), RV(verdict) V(inconclusive), and the checks still sampling are V(incomplete) (their samples so far
-        are kept).'
-      - A renewal or check that fails otherwise (the API server unreachable or refusing, after the retries of
-        O(renew_lock.timeout)) does not stop the gate while the lease, as last renewed, outlives the next possible
-        renewal (one round from now, that is O(interval), or O(timeout) if the queries take longer, plus
-        O(renew_lock.timeout)); the round's line and a warning say so, and the next round tries again. Otherwise
-        the gate stops and the task fails as for a lost lock (fail-closed, since the run can no longer show it holds the
-        lock). A failure of the very first renewal stops the gate at once, since nothing is known of the lease.
-      - In check mode nothing is renewed or read (a check-mode run holds no lock); the options are still checked.
-      - O(renew_lock.lease_duration) must be at least three times O(interval).
-      - Needs the Python C(kubernetes) client (>= 30.1.0) on the machine running the gate (the controller, through
-        the action plugin).
-      - The connection suboptions are those of the collection's Kubernetes modules (the C(ceres.rollout.k8s_auth)
-        options, with the same E(K8S_AUTH_*) environment variables). C(module_defaults) of
-        C(group/ceres.rollout.k8s) do not reach them, so give them here.
-    type: dict
+    # The suboptions, shared by the gate's and the restart's renew_lock.
+    SUBOPTIONS = r"""    type: dict
     suboptions:
       namespace:
         description: The namespace of the Lease.
@@ -179,3 +150,61 @@ options:
         type: list
         elements: str
 """
+
+    DOCUMENTATION = (
+        r"""
+options:
+  renew_lock:
+    description:
+      - The rollout lock (the Lease of M(ceres.rollout.rollout_journal)) to keep alive while the gate samples, so the
+        lease need not outlast the soak, and to stop the gate as soon as another run takes it (a rollback takes it
+        with force).
+      - At the start of the first round, and of every round once a third of O(renew_lock.lease_duration) has passed
+        since the last renewal, the gate renews the lock as O(ceres.rollout.rollout_journal#module:state=renewed)
+        does; at the start of every other round it reads the Lease (one request) to check that this run still holds
+        it. A renewal is shown in the round's line (C(lock renewed)).
+      - 'When another run holds the lock (or it is free, or gone), the gate stops at once, before the round''s
+        queries, and the task fails, whatever O(fail_on_breach), with a message naming the holder, for example
+        "the rollout lock ceres-system/ceres-rollout was taken by run rollback-1 (holder bob@ctl, phase rollback)
+        at ..., by force: run pilot-1 (holder alice@ctl) no longer holds it, so this run stops". RV(lock_lost) is
+        V(true), RV(verdict) V(inconclusive), and the checks still sampling are V(incomplete) (their samples so far
+        are kept).'
+      - A renewal or check that fails otherwise (the API server unreachable or refusing, after the retries of
+        O(renew_lock.timeout)) does not stop the gate while the lease, as last renewed, outlives the next possible
+        renewal (one round from now, that is O(interval), or O(timeout) if the queries take longer, plus
+        O(renew_lock.timeout)); the round's line and a warning say so, and the next round tries again. Otherwise
+        the gate stops and the task fails as for a lost lock (fail-closed, since the run can no longer show it holds the
+        lock). A failure of the very first renewal stops the gate at once, since nothing is known of the lease.
+      - In check mode nothing is renewed or read (a check-mode run holds no lock); the options are still checked.
+      - O(renew_lock.lease_duration) must be at least three times O(interval).
+      - Needs the Python C(kubernetes) client (>= 30.1.0) on the machine running the gate (the controller, through
+        the action plugin).
+      - The connection suboptions are those of the collection's Kubernetes modules (the C(ceres.rollout.k8s_auth)
+        options, with the same E(K8S_AUTH_*) environment variables). C(module_defaults) of
+        C(group/ceres.rollout.k8s) do not reach them, so give them here.
+"""
+        + SUBOPTIONS
+    )
+
+    # rollout_restart's renew_lock: the restart fenced by the lock, and the lock kept alive while it waits.
+    RESTART = (
+        r"""
+options:
+  renew_lock:
+    description:
+      - The rollout lock (the Lease of M(ceres.rollout.rollout_journal)) this run holds. The restart is then
+        fenced by it and keeps it alive while it waits.
+      - Before it patches anything, the module renews the lock (as O(ceres.rollout.rollout_journal#module:state=renewed)
+        does); a run that no longer holds it restarts nothing and fails with RV(lock_lost).
+      - While it waits for the rollouts, it renews the lock once a third of O(renew_lock.lease_duration) has passed
+        since the last renewal, and otherwise checks at every poll that this run still holds it (one read), so a wait
+        longer than the lease does not lose the lock silently, and a rollback taking it stops the wait at once.
+      - A lock found free (its Lease deleted, or released by hand) is taken back when nobody held it since, as
+        a renewal does.
+      - A renewal that fails otherwise is retried at the next poll while the lease, as last renewed, outlives it;
+        otherwise the module stops and fails as for a lost lock.
+      - In check mode nothing is renewed or read; the options are still checked.
+      - O(renew_lock.lease_duration) must be at least three times the longest poll interval (2 seconds).
+"""
+        + SUBOPTIONS
+    )

@@ -36,6 +36,7 @@ author:
 extends_documentation_fragment:
   - ceres.rollout.k8s_auth
   - ceres.rollout.k8s_auth.timeout
+  - ceres.rollout.renew_lock.restart
   - ceres.rollout.attributes
   - ceres.rollout.attributes.k8s_action_group
 attributes:
@@ -143,6 +144,22 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_lost:
+  description:
+    - With O(renew_lock), whether the module stopped because this run no longer holds the lock (another run took
+      it, or it could not be renewed in time). The task then fails; before the patches nothing was restarted.
+  returned: when O(renew_lock) is given
+  type: bool
+  sample: false
+lock_renewals:
+  description: With O(renew_lock), how many times the lock was renewed (the first before the patches).
+  returned: when O(renew_lock) is given and the module was not stopped
+  type: int
+  sample: 1
+lock:
+  description: With O(renew_lock), the lock as last seen (as RV(ceres.rollout.rollout_journal#module:lock) returns it).
+  returned: when O(renew_lock) is given
+  type: dict
 restart_id:
   description: The restart token of this run (O(restart_id)), or V(null).
   returned: success

@@ -30,6 +30,7 @@ from __future__ import annotations
 import time
 import typing as t
 
+from ansible_collections.ceres.rollout.plugins.module_utils.common.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.common.retry import Deadline, RetryPolicy, retry_call
 from ansible_collections.ceres.rollout.plugins.module_utils.common.timestamps import utc_timestamp
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import (
@@ -261,8 +262,12 @@ def restart_workloads(
     sleep: t.Callable[[float], None] = time.sleep,
     clock: t.Callable[[], float] = time.monotonic,
     now: t.Callable[[], str] | None = None,
+    before_poll: t.Callable[[int], None] | None = None,
 ) -> RestartResult:
     """Select, refuse what cannot be restarted, patch everything at once, then wait for all.
+
+    ``before_poll(n)`` (rollout_restart's renew_lock) runs right before the patches (n=1: the
+    restart is fenced by it) and before every poll of the wait; whatever it raises ends the call.
 
     Raises :class:`RestartError` (with ``changed`` and ``outcomes``) when a patch failed or a
     workload did not become ready, and ``SelectionError``/``K8sError`` before any change."""
@@ -279,6 +284,8 @@ def restart_workloads(
         return RestartResult(outcomes, restarted_at, waited=False)
 
     to_patch = [outcome for outcome in outcomes if outcome.restart]
+    if before_poll is not None:
+        before_poll(1)  # fenced: nothing is patched by a run that no longer holds its lock
     patch = restart_patch(restarted_at, request.restart_id)
     patched = run_concurrently(
         lambda outcome: patch_workload(
@@ -322,7 +329,7 @@ def restart_workloads(
 
     result = RestartResult(outcomes, restarted_at, waited=request.wait)
     if request.wait and outcomes:
-        wait_for_rollouts(client, outcomes, request, sleep=sleep, clock=clock)
+        wait_for_rollouts(client, outcomes, request, sleep=sleep, clock=clock, before_poll=before_poll)
     return result
 
 
@@ -332,6 +339,7 @@ def wait_for_rollouts(
     request: RestartRequest,
     sleep: t.Callable[[float], None] = time.sleep,
     clock: t.Callable[[], float] = time.monotonic,
+    before_poll: t.Callable[[int], None] | None = None,
 ) -> None:
     """One wait for all: poll every pending workload (one list per namespace and kind) until
     each is ready or failed, or time runs out; raise :class:`RestartError` naming the ones
@@ -343,6 +351,7 @@ def wait_for_rollouts(
     interval = POLL_FIRST
     stopped_by = None
     started = clock()
+    polls = 1  # the first "poll" was the patch
     while True:
         pending = [
             outcome
@@ -366,6 +375,14 @@ def wait_for_rollouts(
             nap = min(nap, left_budget - BUDGET_RESERVE)
         sleep(max(0.0, nap))
         interval = min(POLL_MAX, interval * POLL_GROWTH)
+        polls += 1
+        if before_poll is not None:
+            try:
+                before_poll(polls)
+            except CeresError as error:  # the restarts were sent: say so, with what is known of each
+                error.changed = any(outcome.restarted for outcome in outcomes)
+                error.outcomes = list(outcomes)
+                raise
         groups = sorted({(outcome.workload.namespace, outcome.workload.kind) for outcome in pending})
 
         def list_group(group: tuple[str, str]) -> list[dict[str, t.Any]]:

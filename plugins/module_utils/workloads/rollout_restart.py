@@ -7,14 +7,19 @@ its work, run by its main() (plugins/modules/rollout_restart.py). The engine is 
 
 from __future__ import annotations
 
+import types
 import typing as t
 
 from ansible_collections.ceres.rollout.plugins.module_utils.common.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.common.module import ModuleDefinition, ModuleRun
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.renew_lock import RENEW_LOCK_ARGSPEC, lock_keeper
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.verdict import GateStopped
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s.args import K8S_CONNECTION_ARG_SPEC
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import K8sClient, auth_options
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s.library import KUBERNETES
 from ansible_collections.ceres.rollout.plugins.module_utils.workloads.restart import (
+    POLL_MAX,
+    RestartError,
     RestartRequest,
     diff_of,
     restart_workloads,
@@ -37,6 +42,7 @@ def argument_spec() -> dict:
             "max_conflict_retries": {"type": "int", "default": 5},
         }
     )
+    spec.update(RENEW_LOCK_ARGSPEC)
     spec.update(K8S_CONNECTION_ARG_SPEC)
     return spec
 
@@ -60,8 +66,20 @@ def restart_outcome(run: ModuleRun) -> dict:
     request = restart_request(run.params)
     auth = auth_options(run.params)
     request.validate(client_timeout=auth.get("timeout"))
+    # renew_lock: the restart fenced by the lock, kept alive while it waits (a poll is at most POLL_MAX apart)
+    keeper = lock_keeper(run.params, types.SimpleNamespace(interval_seconds=POLL_MAX), check_mode=run.check_mode)
     client = K8sClient.from_auth(auth, warn=run.warn)
-    result = restart_workloads(client, request, check_mode=run.check_mode)
+    try:
+        result = restart_workloads(
+            client, request, check_mode=run.check_mode, before_poll=keeper.before_round if keeper else None
+        )
+    except GateStopped as stopped:
+        raise LockLostDuringRestart(str(stopped), stopped, keeper)
+    finally:
+        if keeper is not None:
+            for warning in keeper.warnings:
+                run.warn(warning)
+            keeper.close()
     output = {
         "changed": result.changed,
         "restart_id": request.restart_id,
@@ -71,13 +89,31 @@ def restart_outcome(run: ModuleRun) -> dict:
     }
     if run.diff:
         output["diff"] = diff_of(result.outcomes)
+    if keeper is not None:
+        output.update(keeper.result())
     return output
 
 
+class LockLostDuringRestart(RestartError):
+    """renew_lock: this run no longer holds its lock (before the patches: nothing was restarted)."""
+
+    def __init__(self, message: str, stopped: CeresError, keeper: t.Any) -> None:
+        super().__init__(
+            "rollout_restart stopped: %s" % message,
+            changed=stopped.changed,
+            outcomes=getattr(stopped, "outcomes", None),
+        )
+        self.lock = keeper.lock
+
+
 def failure_values(error: CeresError) -> dict[str, t.Any]:
-    """A failure reports every workload as far as it is known, and their summary."""
+    """A failure reports every workload as far as it is known, and their summary (and, with renew_lock,
+    ``lock_lost`` and the lock as last seen when the run lost it)."""
     outcomes = getattr(error, "outcomes", [])
-    return {"workloads": [outcome.as_result() for outcome in outcomes], "summary": summarize(outcomes)}
+    values = {"workloads": [outcome.as_result() for outcome in outcomes], "summary": summarize(outcomes)}
+    if isinstance(error, LockLostDuringRestart):
+        values.update(lock_lost=True, lock=error.lock)
+    return values
 
 
 ROLLOUT_RESTART = ModuleDefinition(

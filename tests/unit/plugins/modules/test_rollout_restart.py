@@ -6,6 +6,8 @@ import pytest
 from k8s_stub import FakeKubeApi, Fault, deployment, object_path
 from k8s_stub import run_module as run_any_module
 
+from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease import apply_lock
+from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease_state import LockRequest
 from ansible_collections.ceres.rollout.plugins.module_utils.workloads import restart as workloads_restart
 from ansible_collections.ceres.rollout.plugins.modules import rollout_restart
 
@@ -193,3 +195,66 @@ def test_wait_timeout_longer_than_timeout_is_refused(capsys, api):
     failed, result, _output = run_module(capsys, args(api, wait_timeout=600))
     assert failed and "wait_timeout (600 s) is longer than timeout (120 s)" in result["msg"]
     assert api.calls == []
+
+
+# --------------------------------------------------------------------------- renew_lock (issue 16)
+
+
+def pilot_lock_request(**overrides):
+    values = dict(namespace="ceres-system", name="ceres-rollout", run_id="pilot-1", holder="alice@ctl", phase="pilot")
+    values.update(overrides)
+    values.setdefault("lease_duration", 60)
+    return LockRequest(**values)
+
+
+def renew_lock(api):
+    return {"run_id": "pilot-1", "holder": "alice@ctl", "lease_duration": 60, "host": api.url, "api_key": TOKEN}
+
+
+def patches(api):
+    return [path for method, path in api.writes() if method == "PATCH"]
+
+
+def test_renew_lock_fences_the_restart_a_run_that_lost_its_lock_restarts_nothing(capsys, api):
+    """Before: a pilot a rollback had taken the lock from still restarted every workload of its namespace."""
+    apply_lock(api, pilot_lock_request(), "acquired")
+    apply_lock(api, pilot_lock_request(run_id="rollback-1", holder="bob@ctl", phase="rollback", force=True), "acquired")
+    failed, result, output = run_module(capsys, args(api, restart_id="run-1", renew_lock=renew_lock(api)))
+    assert failed and result["lock_lost"] is True, result
+    assert result["msg"].startswith("rollout_restart stopped: the rollout lock ceres-system/ceres-rollout was taken by")
+    assert result["changed"] is False and patches(api) == []
+    assert result["lock"]["run_id"] == "rollback-1"
+    assert TOKEN not in output
+
+
+def test_renew_lock_stops_the_wait_when_a_rollback_takes_the_lock(capsys, api):
+    apply_lock(api, pilot_lock_request(), "acquired")
+    api.never_ready.add("web")  # the wait goes on
+
+    def rollback_takes_the_lock(fake):
+        rollback = pilot_lock_request(run_id="rollback-1", holder="bob@ctl", phase="rollback", force=True)
+        apply_lock(fake, rollback, "acquired")
+
+    # the module's writes: its renewal (the fence) then the four patches; the rollback comes after them
+    api.after_write = [lambda fake: None] * 5 + [rollback_takes_the_lock]
+    failed, result, _output = run_module(
+        capsys, args(api, restart_id="run-1", renew_lock=renew_lock(api), wait_timeout=20, timeout=30)
+    )
+    assert failed and result["lock_lost"] is True, result
+    assert result["changed"] is True and len(patches(api)) == 4  # the restarts were sent before the loss
+    assert result["summary"]["restarted"] == 4
+    assert "was taken by run rollback-1" in result["msg"]
+
+
+def test_renew_lock_keeps_the_lock_while_waiting(capsys, api):
+    apply_lock(api, pilot_lock_request(), "acquired")
+    failed, result, _output = run_module(capsys, args(api, restart_id="run-1", renew_lock=renew_lock(api)))
+    assert not failed, result
+    assert (result["lock_lost"], result["lock_renewals"]) == (False, 1)
+    assert result["lock"]["run_id"] == "pilot-1" and len(patches(api)) == 4
+
+
+def test_renew_lock_lease_must_cover_three_polls(capsys, api):
+    failed, result, _output = run_module(capsys, args(api, renew_lock=dict(renew_lock(api), lease_duration=0)))
+    assert failed and "renew_lock.lease_duration" in result["msg"], result
+    assert api.writes() == []

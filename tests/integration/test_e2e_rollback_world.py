@@ -1,0 +1,52 @@
+"""End-to-end (issue 16): rollback needs only the Kubernetes API, really - the traffic moves before the journal is
+read, and never onto an old version that cannot serve it."""
+
+from __future__ import annotations
+
+from kubernetes import client
+from rollout_world import JOURNAL_NAMESPACE, Playbook
+
+pytest_plugins = ["e2e_fixtures"]
+
+
+def test_a_corrupt_journal_does_not_keep_the_traffic_from_moving(rollout_world):
+    """Before: the rollback read the journal first (to plan its run) and failed on a corrupt line with the
+    canary still at 25%. Now the traffic goes back first; the journal problem is reported and fails the play."""
+    world = rollout_world
+    namespace = world.namespace("corrupt", ["checkout"])
+    world.set_weight(namespace, "checkout", 25)
+    core = client.CoreV1Api(world.kube)
+    core.create_namespaced_config_map(
+        JOURNAL_NAMESPACE,
+        {"metadata": {"name": world.journal_name + "-journal"}, "data": {"run.pilot-1": '{"step_id": "pilot/weig\n'}},
+    )
+
+    rollback = Playbook("rollback", world.pilot_vars(namespace))
+    assert rollback.wait() != 0, rollback.output
+    assert world.canary_weight(namespace, "checkout") == 0
+    output = " ".join(rollback.output.split())
+    assert "Rollback incomplete" in output and "the journal could not be read" in output, output
+    assert "journal key run.pilot-1, line 1 is not JSON" in output, output
+
+
+def test_traffic_is_not_sent_to_an_old_version_with_no_available_replica(rollout_world):
+    """Before: every canary route went to 100% stable whatever the stable could serve - an app whose v2.9 was
+    gone answered 503 for all its traffic. Now that app keeps its traffic where it is and is named under left;
+    the others go back, and the play fails."""
+    world = rollout_world
+    namespace = world.namespace("unready", ["checkout", "cart"])
+    world.set_weight(namespace, "checkout", 25)
+    world.set_weight(namespace, "cart", 50)
+    client.AppsV1Api(world.kube).delete_namespaced_deployment("cart-v2-9", namespace)  # a clean-up gone too far
+
+    rollback = Playbook("rollback", world.pilot_vars(namespace))
+    assert rollback.wait() != 0, rollback.output
+    assert world.canary_weight(namespace, "checkout") == 0
+    assert world.canary_weight(namespace, "cart") == 50
+    output = " ".join(rollback.output.split())
+    assert (
+        "%s/cart at 50%% on the canary (its old version has no available replica: the traffic was left where it is)"
+        % namespace
+    ) in output, output
+    records = world.journal()
+    assert records[-1]["step_id"] == "rollback/done" and records[-1]["outcome"] == "failed", records
