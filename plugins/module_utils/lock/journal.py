@@ -125,7 +125,14 @@ def read_journal(client: t.Any, namespace: str, lock_name: str, run_id: str | No
     summaries = [
         records_layout.summarize_run(run, runs[run])
         for run in sorted(
-            runs, key=lambda run: (min((record.get("recorded_at") or "" for record in runs[run]), default=""), run)
+            runs,
+            key=lambda run: (
+                min(
+                    ((records_layout.written_order(r)[0], r.get("recorded_at") or "") for r in runs[run]),
+                    default=(0, ""),
+                ),
+                run,
+            ),
         )
     ]
     selected = {run_id: runs.get(run_id, [])} if run_id is not None else runs
@@ -211,13 +218,25 @@ def plan_record(
     )
     if index is not None and records_layout.content_of(run_records[index]) == content:
         return MergePlan(STEP_UNCHANGED, run_records[index], None, None)
+    metadata = desired.setdefault("metadata", {})
+    annotations = dict(metadata.get("annotations") or {})
+    order = records_layout.last_order(data, annotations) + 1  # the server's order: written under the resourceVersion
+    annotations[records_layout.ORDER_ANNOTATION] = str(order)
+    metadata["annotations"] = annotations
     if index is None:
-        record = dict(content, seq=max([record.get("seq") or 0 for record in run_records] + [0]) + 1, recorded_at=now)
+        seq = max([record.get("seq") or 0 for record in run_records] + [0]) + 1
+        record = dict(content, seq=seq, order=order, recorded_at=now)
         run_records.append(record)
         step, previous = STEP_APPENDED, None
     else:
         previous = run_records[index]
-        record = dict(content, seq=previous.get("seq"), recorded_at=previous.get("recorded_at") or now, updated_at=now)
+        record = dict(
+            content,
+            seq=previous.get("seq"),
+            order=order,
+            recorded_at=previous.get("recorded_at") or now,
+            updated_at=now,
+        )
         run_records[index] = record
         step = STEP_UPDATED
     record = records_layout.stored_form(record)

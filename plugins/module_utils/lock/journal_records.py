@@ -38,8 +38,11 @@ OUTCOMES = ("started", "passed", "failed", "inconclusive", "rolled_back", "compl
 VERDICTS = ("pass", "fail", "inconclusive")
 STEP_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,252}$")
 
-# Set by the journal, never by the caller.
-SERVER_FIELDS = ("seq", "recorded_at", "updated_at")
+# Set by the journal, never by the caller. ``order`` is journal-wide: one more than the journal's last
+# (the annotation ORDER_ANNOTATION), taken under the ConfigMap's resourceVersion at each write, so
+# records sort by the order the API server accepted them, not by each controller's clock.
+SERVER_FIELDS = ("seq", "order", "recorded_at", "updated_at")
+ORDER_ANNOTATION = "rollout.ceres.io/order"
 
 # field: (type description, validator). Order is the order of a stored record's keys.
 RECORD_FIELDS = (
@@ -170,6 +173,8 @@ def content_of(record: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
 def stored_form(record: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     """Keys in the documented order: seq, the record fields, then the timestamps."""
     ordered = {"seq": record.get("seq")}
+    if record.get("order") is not None:
+        ordered["order"] = record["order"]
     ordered.update({field: record[field] for field in RECORD_FIELDS if field in record})
     ordered.update({field: record[field] for field in ("recorded_at", "updated_at") if field in record})
     return ordered
@@ -219,12 +224,38 @@ def last_moment(record: t.Mapping[str, t.Any]) -> str:
     return record.get("updated_at") or record.get("recorded_at") or ""
 
 
+def written_order(record: t.Mapping[str, t.Any]) -> tuple[int, str]:
+    """When a record was last written, as the journal ordered it: its ``order`` (records written before
+    orders existed count as 0, older than any that has one), then its time."""
+    order = record.get("order")
+    return (order if isinstance(order, int) and not isinstance(order, bool) else 0, last_moment(record))
+
+
+def last_order(data: t.Mapping[str, str] | None, annotations: t.Mapping[str, str] | None) -> int:
+    """The journal's last order: its annotation, or the highest a record holds when that is higher
+    (an annotation deleted by hand must not let orders go back)."""
+    try:
+        noted = int((annotations or {}).get(ORDER_ANNOTATION) or 0)
+    except ValueError:
+        noted = 0
+    held = [
+        record.get("order")
+        for records in decode_journal(data).values()
+        for record in records
+        if isinstance(record.get("order"), int)
+    ]
+    return max([noted, 0] + held)
+
+
 def ordered_records(runs: t.Mapping[str, t.Sequence[t.Mapping[str, t.Any]]]) -> list[dict[str, t.Any]]:
     """All records: runs in the order they started, each run's records in order."""
 
-    def started(item: tuple[str, t.Sequence[t.Mapping[str, t.Any]]]) -> tuple[str, str]:
+    def started(item: tuple[str, t.Sequence[t.Mapping[str, t.Any]]]) -> tuple[tuple[int, str], str]:
         run_id, records = item
-        return (min((record.get("recorded_at") or "" for record in records), default=""), run_id)
+        first = min(
+            ((written_order(record)[0], record.get("recorded_at") or "") for record in records), default=(0, "")
+        )
+        return (first, run_id)
 
     return [
         dict(record)
@@ -237,7 +268,7 @@ def latest(records: t.Sequence[t.Mapping[str, t.Any]]) -> dict[str, t.Any] | Non
     """The record recorded or updated last (ties: the later in order)."""
     best = None
     for record in records:
-        if best is None or last_moment(record) >= last_moment(best):
+        if best is None or written_order(record) >= written_order(best):
             best = record
     return dict(best) if best is not None else None
 

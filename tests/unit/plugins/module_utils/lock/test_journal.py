@@ -82,10 +82,14 @@ def test_the_first_record_creates_the_journal_beside_the_lease(api, clock):
         "app.kubernetes.io/managed-by": "ceres.rollout",
         "rollout.ceres.io/lock": "ceres-rollout",
     }
-    assert configmap["metadata"]["annotations"] == {"rollout.ceres.io/journal-format": "1"}
+    assert configmap["metadata"]["annotations"] == {
+        "rollout.ceres.io/journal-format": "1",
+        "rollout.ceres.io/order": "1",  # the journal's last order
+    }
     assert list(configmap["data"]) == ["run.pilot-1"]
     assert result.record == {
         "seq": 1,
+        "order": 1,
         "step_id": "pilot/25/gate",
         "run_id": "pilot-1",
         "phase": "pilot",
@@ -344,3 +348,42 @@ def test_read_returns_records_last_and_run_summaries(api, clock):
     assert [entry["step_id"] for entry in only.records] == ["backup", "pilot/10/gate"]
     assert only.last["step_id"] == "pilot/10/gate" and len(only.runs) == 2
     assert [method for method, _path in api.calls[-2:]] == ["GET", "GET"]
+
+
+def test_records_are_ordered_by_the_journal_not_by_the_controllers_clocks(api, clock):
+    """Issue 16: a rollback from a laptop two minutes behind sorted before the pilot it rolled back, so the
+    pilot's run looked like the last writer (and a later pilot could skip gates). The journal orders records by
+    the order it accepted them (``order``, one more than its last, under the ConfigMap's resourceVersion)."""
+    record(api, clock, run_id="pilot-1", body=gate_record(step_id="pilot/weight-10"))
+    clock.advance(30)
+    record(api, clock, run_id="pilot-1", body=gate_record(step_id="pilot/weight-25"))
+    clock.advance(-150)  # the rollback's controller is two minutes behind
+    record(
+        api,
+        clock,
+        run_id="rollback-1",
+        body=gate_record(step_id="rollback/done", phase="rollback", outcome="completed"),
+    )
+
+    view = journal.read_journal(api, "ceres-system", "ceres-rollout")
+    assert [(r["run_id"], r["step_id"], r["order"]) for r in view.records] == [
+        ("pilot-1", "pilot/weight-10", 1),
+        ("pilot-1", "pilot/weight-25", 2),
+        ("rollback-1", "rollback/done", 3),
+    ]
+    assert view.last["run_id"] == "rollback-1"
+    assert [run["run_id"] for run in view.runs] == ["pilot-1", "rollback-1"]
+    assert view.records[2]["recorded_at"] < view.records[0]["recorded_at"]  # its clock was behind, all the same
+
+    # an update takes a new order: it is the latest write
+    clock.advance(200)
+    record(api, clock, run_id="pilot-1", body=gate_record(step_id="pilot/weight-10", outcome="failed"))
+    assert journal.read_journal(api, "ceres-system", "ceres-rollout").last["step_id"] == "pilot/weight-10"
+
+
+def test_an_order_annotation_deleted_by_hand_does_not_send_orders_back(api, clock):
+    record(api, clock, body=gate_record(step_id="a"))
+    record(api, clock, body=gate_record(step_id="b"))
+    del api.objects[configmap_path()]["metadata"]["annotations"]["rollout.ceres.io/order"]
+    record(api, clock, body=gate_record(step_id="c"))
+    assert [line["order"] for line in stored_lines(api)] == [1, 2, 3]
