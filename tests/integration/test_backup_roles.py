@@ -4,7 +4,9 @@ server are real. Each test works under its own key prefix of the bucket and remo
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
 import socket
 import uuid
 from pathlib import Path
@@ -175,12 +177,54 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
+SIGNATURE_CONTEXT = "ceres.rollout/backup-manifest/v1"
+
+
+def vault_password_of(path: Path) -> bytes:
+    """The password in a vault password file, as ansible-vault reads it (surrounding whitespace stripped)."""
+    return path.read_bytes().strip()
+
+
+def manifest_signature(manifest: dict, password: bytes, salt: bytes) -> str:
+    """The signature the README documents, computed here independently of the collection: HMAC-SHA256
+    keyed by PBKDF2-HMAC-SHA256(password, "<context>:" + salt, 100000), over "<context>\\n" and the
+    manifest without its signature as canonical JSON."""
+    unsigned = {key: value for key, value in manifest.items() if key != "signature"}
+    key = hashlib.pbkdf2_hmac("sha256", password, SIGNATURE_CONTEXT.encode() + b":" + salt, 100000)
+    canonical = json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return hmac.new(key, SIGNATURE_CONTEXT.encode() + b"\n" + canonical, hashlib.sha256).hexdigest()
+
+
+def signed_manifest(manifest: dict, password: bytes | None) -> dict:
+    """The manifest signed with password (as whoever holds the vault password can), or unsigned with None."""
+    unsigned = {key: value for key, value in manifest.items() if key != "signature"}
+    if password is None:
+        return unsigned
+    salt = os.urandom(16)
+    block = {
+        "algorithm": "HMAC-SHA256",
+        "key_derivation": "PBKDF2-HMAC-SHA256",
+        "context": SIGNATURE_CONTEXT,
+        "iterations": 100000,
+        "salt": salt.hex(),
+        "value": manifest_signature(unsigned, password, salt),
+    }
+    return {**unsigned, "signature": block}
+
+
 def copy_backup(
-    s3, source_prefix: str, target_prefix: str, target_id: str, corrupt: str | None = None, verified: bool = True
+    s3,
+    source_prefix: str,
+    target_prefix: str,
+    target_id: str,
+    corrupt: str | None = None,
+    verified: bool = True,
+    signing_password: bytes | None = None,
 ) -> None:
     """Copy a backup's objects under another id (rewriting the manifest's id), optionally
     flipping one byte of the file `corrupt`, or marking the dump as never verified (as a
-    backup taken with backup_verify: none is)."""
+    backup taken with backup_verify: none is). The copy's manifest is signed with
+    signing_password (as a backup the vault password's holder took), or unsigned without one."""
     for key in list_keys(s3, source_prefix):
         name = key[len(source_prefix) :]
         body = read_object(s3, key)
@@ -188,7 +232,7 @@ def copy_backup(
             manifest = json.loads(body)
             manifest["backup_id"] = target_id
             manifest["database"]["verified"] = manifest["database"]["verified"] and verified
-            body = json.dumps(manifest).encode()
+            body = json.dumps(signed_manifest(manifest, signing_password)).encode()
         if name == corrupt:
             body = body[:100] + bytes([body[100] ^ 0xFF]) + body[101:]
         s3.put_object(Bucket=BUCKET, Key=f"{target_prefix}{name}", Body=body)
@@ -290,10 +334,19 @@ def test_restore_without_an_id_takes_the_latest_complete_backup_and_check_mode_r
         delete_prefix(s3, incomplete_prefix)
 
 
-def test_restore_without_an_id_passes_over_a_newer_unverified_backup(tmp_path, s3, completed_backup, backup_prefix):
+def test_restore_without_an_id_passes_over_a_newer_unverified_backup(
+    tmp_path, s3, completed_backup, backup_prefix, sandbox_vault_password
+):
     unverified_id = "29991231T235959Z-0bad00"
     unverified_prefix = f"{backup_prefix}{CLUSTER}/{unverified_id}/"
-    copy_backup(s3, completed_backup["prefix"], unverified_prefix, unverified_id, verified=False)
+    copy_backup(
+        s3,
+        completed_backup["prefix"],
+        unverified_prefix,
+        unverified_id,
+        verified=False,
+        signing_password=vault_password_of(sandbox_vault_password),
+    )
     try:
         completed, planned = run_role(tmp_path, "restore", {"ceres_backup_target": s3_target(backup_prefix)}, "--check")
         assert completed.returncode == 0, completed.stdout + completed.stderr
@@ -311,10 +364,17 @@ def test_restore_without_an_id_passes_over_a_newer_unverified_backup(tmp_path, s
         delete_prefix(s3, unverified_prefix)
 
 
-def test_restore_without_an_id_fails_when_no_backup_was_verified(tmp_path, s3, completed_backup, own_prefix):
+def test_restore_without_an_id_fails_when_no_backup_was_verified(
+    tmp_path, s3, completed_backup, own_prefix, sandbox_vault_password
+):
     unverified_id = "29991231T235959Z-0bad01"
     copy_backup(
-        s3, completed_backup["prefix"], f"{own_prefix}{CLUSTER}/{unverified_id}/", unverified_id, verified=False
+        s3,
+        completed_backup["prefix"],
+        f"{own_prefix}{CLUSTER}/{unverified_id}/",
+        unverified_id,
+        verified=False,
+        signing_password=vault_password_of(sandbox_vault_password),
     )
     completed, restored = run_role(tmp_path, "restore", {"ceres_backup_target": s3_target(own_prefix)}, "--check")
     assert completed.returncode != 0 and restored is None
@@ -324,10 +384,19 @@ def test_restore_without_an_id_fails_when_no_backup_was_verified(tmp_path, s3, c
     ) in " ".join(completed.stdout.split())
 
 
-def test_restore_refuses_a_backup_whose_object_was_altered(tmp_path, s3, completed_backup, backup_prefix):
+def test_restore_refuses_a_backup_whose_object_was_altered(
+    tmp_path, s3, completed_backup, backup_prefix, sandbox_vault_password
+):
     corrupt_id = "29991231T235959Z-c0ffee"
     corrupt_prefix = f"{backup_prefix}{CLUSTER}/{corrupt_id}/"
-    copy_backup(s3, completed_backup["prefix"], corrupt_prefix, corrupt_id, corrupt="ceres_db.dump")
+    copy_backup(
+        s3,
+        completed_backup["prefix"],
+        corrupt_prefix,
+        corrupt_id,
+        corrupt="ceres_db.dump",
+        signing_password=vault_password_of(sandbox_vault_password),
+    )
     scratch = f"ceres_test_restore_{uuid.uuid4().hex[:8]}"
     try:
         completed, restored = run_role(
@@ -348,7 +417,9 @@ def test_restore_refuses_a_manifest_whose_file_names_leave_the_staging_directory
 ):
     """Whoever can write to the bucket can write a manifest: a file name with '..' (its sha256 matching
     the object stored under that very key) must not become a file outside the staging directory, nor
-    make the restore change the mode of a directory outside it. Refused before any file is downloaded."""
+    make the restore change the mode of a directory outside it. Refused before any file is downloaded,
+    even when the operator accepts an unsigned manifest (restore_allow_unsigned, an old backup): the
+    file names are checked whatever the signature says."""
     hostile_id = "29991231T235959Z-0bad0b"
     hostile_prefix = f"{backup_prefix}{CLUSTER}/{hostile_id}/"
     copy_backup(s3, completed_backup["prefix"], hostile_prefix, hostile_id)
@@ -374,6 +445,7 @@ def test_restore_refuses_a_manifest_whose_file_names_leave_the_staging_directory
                 "restore_backup_id": hostile_id,
                 "restore_database": scratch,
                 "restore_staging_dir": str(staging),
+                "restore_allow_unsigned": True,
             },
         )
         output = " ".join(completed.stdout.split())
@@ -388,6 +460,154 @@ def test_restore_refuses_a_manifest_whose_file_names_leave_the_staging_directory
     finally:
         delete_prefix(s3, hostile_prefix)
         drop_database(scratch)
+
+
+# --------------------------------------------------------------------------- authenticity
+
+
+def test_the_manifest_is_signed_with_a_key_derived_from_the_vault_password(
+    s3, completed_backup, sandbox_vault_password
+):
+    """The signature is the documented one (checked here with an independent implementation), the
+    password is never the key, and backup_result.manifest_sha256 is the digest of the signed file."""
+    body = read_object(s3, completed_backup["manifest"])
+    assert hashlib.sha256(body).hexdigest() == completed_backup["manifest_sha256"]
+    manifest = json.loads(body)
+    block = manifest["signature"]
+    assert {key: block[key] for key in ("algorithm", "key_derivation", "context", "iterations")} == {
+        "algorithm": "HMAC-SHA256",
+        "key_derivation": "PBKDF2-HMAC-SHA256",
+        "context": SIGNATURE_CONTEXT,
+        "iterations": 100000,
+    }
+    password = vault_password_of(sandbox_vault_password)
+    assert block["value"] == manifest_signature(manifest, password, bytes.fromhex(block["salt"]))
+    assert password.decode() not in body.decode()
+
+
+@pytest.mark.parametrize("forgery", ["unsigned", "old-signature", "other-password"])
+def test_restore_refuses_a_swapped_backup_before_downloading_or_creating_anything(
+    tmp_path, s3, completed_backup, backup_prefix, sandbox_vault_password, forgery
+):
+    """Whoever can write to the bucket swaps the dump and rewrites the manifest to match it: without the
+    vault password they can leave it unsigned, keep the old signature, or sign it with a password of
+    their own. Each is refused before any file of the backup is downloaded or a database created."""
+    swapped_id = "29991231T235959Z-5a4a9e"
+    swapped_prefix = f"{backup_prefix}{CLUSTER}/{swapped_id}/"
+    copy_backup(
+        s3,
+        completed_backup["prefix"],
+        swapped_prefix,
+        swapped_id,
+        signing_password=vault_password_of(sandbox_vault_password),
+    )
+    evil_dump = b"PGDMP attacker's data"
+    manifest = json.loads(read_object(s3, swapped_prefix + "manifest.json"))
+    manifest["files"]["ceres_db.dump"] = {"sha256": hashlib.sha256(evil_dump).hexdigest(), "size_bytes": len(evil_dump)}
+    manifest["database"]["sha256"] = manifest["files"]["ceres_db.dump"]["sha256"]
+    if forgery == "unsigned":
+        manifest.pop("signature")
+    elif forgery == "other-password":
+        manifest = signed_manifest(manifest, b"the attacker's own password")
+    s3.put_object(Bucket=BUCKET, Key=swapped_prefix + "ceres_db.dump", Body=evil_dump)
+    s3.put_object(Bucket=BUCKET, Key=swapped_prefix + "manifest.json", Body=json.dumps(manifest).encode())
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    scratch = f"ceres_test_restore_{uuid.uuid4().hex[:8]}"
+    try:
+        completed, restored = run_role(
+            tmp_path,
+            "restore",
+            {
+                "ceres_backup_target": s3_target(backup_prefix),
+                "restore_backup_id": swapped_id,
+                "restore_database": scratch,
+                "restore_staging_dir": str(staging),
+            },
+        )
+        output = " ".join(completed.stdout.split())
+        assert completed.returncode != 0 and restored is None, completed.stdout
+        assert f"the manifest of backup {swapped_id}" in output and "is refused" in output
+        expected = "it has no signature" if forgery == "unsigned" else "its signature does not verify"
+        assert expected in output, output
+        assert "Download every file" not in output
+        assert list(staging.iterdir()) == []
+        assert not database_exists(scratch)
+        password = vault_password_of(sandbox_vault_password).decode()
+        assert password not in completed.stdout + completed.stderr
+    finally:
+        delete_prefix(s3, swapped_prefix)
+        drop_database(scratch)
+
+
+def test_an_unsigned_backup_is_restored_only_when_allowed_and_then_with_a_warning(
+    tmp_path, s3, completed_backup, backup_prefix
+):
+    """A backup taken before manifests were signed: refused by default, restored (here in check mode)
+    with restore_allow_unsigned: true, which says so visibly."""
+    old_id = "20000101T000000Z-01d01d"
+    old_prefix = f"{backup_prefix}{CLUSTER}/{old_id}/"
+    copy_backup(s3, completed_backup["prefix"], old_prefix, old_id, signing_password=None)
+    try:
+        variables = {"ceres_backup_target": s3_target(backup_prefix), "restore_backup_id": old_id}
+        completed, restored = run_role(tmp_path, "restore", variables, "--check")
+        output = " ".join(completed.stdout.split())
+        assert completed.returncode != 0 and restored is None
+        assert "it has no signature" in output and "restore_allow_unsigned" in output
+
+        completed, restored = run_role(tmp_path, "restore", {**variables, "restore_allow_unsigned": True}, "--check")
+        output = " ".join((completed.stdout + completed.stderr).split())
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        assert restored["id"] == old_id and restored["manifest_verified"] is False
+        assert f"the manifest of backup {old_id}" in output and "is UNSIGNED" in output
+    finally:
+        delete_prefix(s3, old_prefix)
+
+
+def test_restore_refuses_a_manifest_whose_digest_is_not_the_recorded_one(
+    tmp_path, completed_backup, backup_prefix, sandbox_vault_password
+):
+    variables = {"ceres_backup_target": s3_target(backup_prefix), "restore_backup_id": completed_backup["id"]}
+    recorded = "0" * 64
+    # the password given as a variable this time, and -vvv: it must not show anywhere
+    password = vault_password_of(sandbox_vault_password).decode()
+    completed, restored = run_role(
+        tmp_path,
+        "restore",
+        {
+            **variables,
+            "restore_expected_manifest_sha256": recorded,
+            "ceres_vault_password_file": "",
+            "restore_vault_password": password,
+        },
+        "--check",
+        "-vvv",
+    )
+    output = " ".join(completed.stdout.split())
+    assert completed.returncode != 0 and restored is None
+    assert f"its sha256 is {completed_backup['manifest_sha256']}, but {recorded} was recorded" in output
+    assert password not in completed.stdout + completed.stderr
+
+    completed, restored = run_role(
+        tmp_path,
+        "restore",
+        {**variables, "restore_expected_manifest_sha256": completed_backup["manifest_sha256"]},
+        "--check",
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert restored["manifest_sha256"] == completed_backup["manifest_sha256"] and restored["manifest_verified"]
+
+
+def test_restore_without_an_id_passes_over_a_newer_unsigned_backup(tmp_path, s3, completed_backup, backup_prefix):
+    planted_id = "29991231T235959Z-0bad02"
+    planted_prefix = f"{backup_prefix}{CLUSTER}/{planted_id}/"
+    copy_backup(s3, completed_backup["prefix"], planted_prefix, planted_id, signing_password=None)
+    try:
+        completed, planned = run_role(tmp_path, "restore", {"ceres_backup_target": s3_target(backup_prefix)}, "--check")
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        assert planned["id"] == completed_backup["id"]
+    finally:
+        delete_prefix(s3, planted_prefix)
 
 
 def test_restore_into_production_needs_restore_clean(tmp_path, completed_backup, backup_prefix):
@@ -486,6 +706,219 @@ def test_retention_keeps_exactly_the_newest_complete_backups(tmp_path, s3, sandb
         assert not any(deleted in key and key.startswith(cluster_prefix) for key in remaining)
     for kept in (incomplete, other_cluster, unrelated):
         assert kept in remaining
+
+
+def write_journal(kube, namespace: str, runs: dict[str, list[dict]], name: str = "ceres-rollout") -> None:
+    """A rollout journal (the ConfigMap <name>-journal, one JSON line per record under run.<run id>), as
+    rollout_journal writes it; runs in the order given, each record stamped a minute after the last."""
+    from kubernetes import client
+
+    data, minute = {}, 0
+    for run_id, records in runs.items():
+        lines = []
+        for seq, record in enumerate(records, start=1):
+            minute += 1
+            stamp = "2020-02-01T%02d:%02d:00Z" % (minute // 60, minute % 60)
+            lines.append(json.dumps({"seq": seq, "run_id": run_id, **record, "recorded_at": stamp}))
+        data[f"run.{run_id}"] = "\n".join(lines) + "\n"
+    client.CoreV1Api(kube).create_namespaced_config_map(
+        namespace, {"metadata": {"name": f"{name}-journal"}, "data": data}
+    )
+
+
+def put_complete_backups(s3, cluster_prefix: str, ids: list[str]) -> None:
+    for backup_id in ids:
+        s3.put_object(Bucket=BUCKET, Key=f"{cluster_prefix}{backup_id}/ceres_db.dump", Body=b"old dump")
+        s3.put_object(Bucket=BUCKET, Key=f"{cluster_prefix}{backup_id}/manifest.json", Body=b"{}")
+
+
+def complete_ids(s3, cluster_prefix: str) -> list[str]:
+    return sorted(
+        key[len(cluster_prefix) :].split("/")[0]
+        for key in list_keys(s3, cluster_prefix)
+        if key.endswith("/manifest.json")
+    )
+
+
+def backup_step(phase: str, backup_id: str, outcome: str = "passed") -> dict:
+    return {"step_id": f"{phase}/backup", "phase": phase, "outcome": outcome, "backup_id": backup_id}
+
+
+def done_step(phase: str, outcome: str = "completed") -> dict:
+    return {"step_id": f"{phase}/done", "phase": phase, "outcome": outcome}
+
+
+def test_retention_keeps_every_backup_the_current_rollout_recorded_and_the_cutover_archive(
+    tmp_path, s3, kube, sandbox_vault_password, own_prefix, scratch_namespace
+):
+    """keep: 2 with a rollout that retried: the backups recorded since the last completed cutover (the
+    pilot's pre-migration backup, the unfinished cutover's with its archive) stay; those of the rollout a
+    completed cutover finished, and those no run recorded, are pruned by count."""
+    cluster_prefix = f"{own_prefix}{CLUSTER}/"
+    previous_pilot, previous_cutover = "20200101T000000Z-000001", "20200102T000000Z-000002"
+    pilot, wave1_retry, cutover = "20200103T000000Z-000003", "20200104T000000Z-000004", "20200105T000000Z-000005"
+    unrecorded = "20200106T000000Z-000006"
+    put_complete_backups(
+        s3, cluster_prefix, [previous_pilot, previous_cutover, pilot, wave1_retry, cutover, unrecorded]
+    )
+    archive = [
+        f"{cluster_prefix}{cutover}/cutover/old-configuration.tar.gz",
+        f"{cluster_prefix}{cutover}/cutover/old-configuration.tar.gz.sha256",
+    ]
+    for key in archive:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"archive")
+    write_journal(
+        kube,
+        scratch_namespace,
+        {
+            "pilot-0": [backup_step("pilot", previous_pilot), done_step("pilot")],
+            "cutover-0": [backup_step("cutover", previous_cutover), done_step("cutover")],
+            "pilot-1": [backup_step("pilot", pilot), done_step("pilot")],
+            "wave1-1": [
+                backup_step("wave1", "20200103T120000Z-00000a", outcome="failed"),
+                done_step("wave1", "failed"),
+            ],
+            "wave1-2": [backup_step("wave1", wave1_retry), done_step("wave1")],
+            "cutover-1": [backup_step("cutover", cutover)],  # killed after its archive: not completed
+        },
+    )
+    completed, result = run_role(
+        tmp_path,
+        "backup",
+        {
+            "ceres_backup_target": s3_target(own_prefix, keep=2),
+            "backup_secrets": False,
+            "backup_journal_namespace": scratch_namespace,
+            "backup_journal_name": "ceres-rollout",
+        },
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert complete_ids(s3, cluster_prefix) == [pilot, wave1_retry, cutover, unrecorded, result["id"]]
+    assert result["retention"]["protected"] == [pilot, wave1_retry, cutover]
+    assert result["retention"]["deleted"] == [previous_pilot, previous_cutover]
+    remaining = list_keys(s3, own_prefix)
+    for key in archive:
+        assert key in remaining
+
+
+def test_retention_prunes_nothing_when_the_journal_cannot_be_read(
+    tmp_path, s3, kube, sandbox_vault_password, own_prefix, scratch_namespace
+):
+    from kubernetes import client
+
+    cluster_prefix = f"{own_prefix}{CLUSTER}/"
+    old = ["20200101T000000Z-000001", "20200102T000000Z-000002", "20200103T000000Z-000003"]
+    put_complete_backups(s3, cluster_prefix, old)
+    client.CoreV1Api(kube).create_namespaced_config_map(
+        scratch_namespace, {"metadata": {"name": "ceres-rollout-journal"}, "data": {"run.pilot-1": "not JSON\n"}}
+    )
+    completed, result = run_role(
+        tmp_path,
+        "backup",
+        {
+            "ceres_backup_target": s3_target(own_prefix, keep=1),
+            "backup_secrets": False,
+            "backup_journal_namespace": scratch_namespace,
+            "backup_journal_name": "ceres-rollout",
+        },
+    )
+    output = " ".join((completed.stdout + completed.stderr).split())
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert complete_ids(s3, cluster_prefix) == [*old, result["id"]]
+    assert result["retention"]["deleted"] == []
+    assert f"the journal {scratch_namespace}/ceres-rollout-journal cannot be read" in output
+    assert "no backup is pruned" in output
+
+
+# --------------------------------------------------------------------------- a resumed run's backup
+
+
+def resume_with_backup(tmp_path: Path, backup_prefix: str, backup_id: str, recorded_sha256: str | None):
+    """rollout_run's backup entry point as a resumed pilot run reaches it: its plan names the backup
+    the run recorded (with the manifest's digest, when recorded); a later task writes a marker."""
+    marker = tmp_path / f"went-on-{uuid.uuid4().hex[:6]}"
+    data = {"location": "s3://...", "complete": True}
+    if recorded_sha256:
+        data["manifest_sha256"] = recorded_sha256
+    record = {**backup_step("pilot", backup_id), "run_id": "pilot-resumed", "data": data}
+    play = {
+        "name": "Resume a pilot run",
+        "hosts": "sandbox",
+        "gather_facts": False,
+        "vars": {
+            "ceres_backup_target": s3_target(backup_prefix),
+            "rollout_run_phase": "pilot",
+            "rollout_run_id": "pilot-resumed",
+            "rollout_run_plan": {"run_id": "pilot-resumed", "resume": True, "completed": False, "backup_id": backup_id},
+            "rollout_run_journal": {"records": [record]},
+        },
+        "tasks": [
+            {
+                "name": "This run's backup",
+                "ansible.builtin.include_role": {"name": "ceres.rollout.rollout_run", "tasks_from": "backup"},
+            },
+            {"name": "Go on", "ansible.builtin.copy": {"content": "ran", "dest": str(marker), "mode": "0600"}},
+        ],
+    }
+    playbook = tmp_path / f"resume-{uuid.uuid4().hex[:6]}.yml"
+    playbook.write_text(json.dumps([play]))
+    completed = run_ansible(["ansible-playbook", "-i", "inventories/local", str(playbook)], check=False)
+    return completed, marker.exists()
+
+
+def test_a_resumed_run_goes_on_with_its_recorded_backup_when_it_is_there_signed_and_unchanged(
+    tmp_path, completed_backup, backup_prefix
+):
+    completed, went_on = resume_with_backup(
+        tmp_path, backup_prefix, completed_backup["id"], completed_backup["manifest_sha256"]
+    )
+    assert completed.returncode == 0 and went_on, completed.stdout + completed.stderr
+    assert f"migrates from backup {completed_backup['id']}" in completed.stdout
+
+
+@pytest.mark.parametrize("problem", ["gone", "unsigned", "replaced", "file-gone"])
+def test_a_resumed_run_stops_when_its_recorded_backup_is_gone_unsigned_or_replaced(
+    tmp_path, s3, completed_backup, backup_prefix, sandbox_vault_password, problem
+):
+    backup_id = (
+        "20000102T000000Z-"
+        + {"gone": "aaa001", "unsigned": "aaa002", "replaced": "aaa003", "file-gone": "aaa004"}[problem]
+    )
+    prefix = f"{backup_prefix}{CLUSTER}/{backup_id}/"
+    recorded = None
+    if problem != "gone":
+        copy_backup(
+            s3,
+            completed_backup["prefix"],
+            prefix,
+            backup_id,
+            signing_password=None if problem == "unsigned" else vault_password_of(sandbox_vault_password),
+        )
+        recorded = hashlib.sha256(read_object(s3, prefix + "manifest.json")).hexdigest()
+    if problem == "replaced":  # signed by the key holder, but not the manifest the run recorded
+        copy_backup(
+            s3,
+            completed_backup["prefix"],
+            prefix,
+            backup_id,
+            signing_password=vault_password_of(sandbox_vault_password),
+        )
+    if problem == "file-gone":
+        s3.delete_object(Bucket=BUCKET, Key=prefix + "ceres_db.dump")
+    try:
+        completed, went_on = resume_with_backup(tmp_path, backup_prefix, backup_id, recorded)
+        output = " ".join(completed.stdout.split())
+        assert completed.returncode != 0 and not went_on, completed.stdout
+        assert f"the backup {backup_id} this pilot run recorded cannot be used" in output, output
+        expected = {
+            "gone": "has no manifest",
+            "unsigned": "it has no signature",
+            "replaced": f"but {recorded} was recorded",
+            "file-gone": "ceres_db.dump is missing",
+        }[problem]
+        assert expected in output, output
+    finally:
+        delete_prefix(s3, prefix)
 
 
 def test_directory_format_backup_round_trip(tmp_path, s3, sandbox_vault_password, own_prefix):
