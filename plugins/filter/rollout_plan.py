@@ -13,17 +13,21 @@ author:
 description:
   - Reads what M(ceres.rollout.rollout_journal) returned with O(ceres.rollout.rollout_journal#module:state=read) and
     says what a run of O(phase) should do.
-  - The run that wrote last decides. When it ran O(phase) and recorded C(<phase>/done) as V(completed), the phase is
-    done (RV(_value.completed)); a run started again changes nothing.
+  - The run that wrote last decides when it ran O(phase). When it recorded C(<phase>/done) as V(completed), the phase
+    is done (RV(_value.completed)); a run started again changes nothing.
   - When it ran O(phase) and ended neither V(completed) nor V(failed), V(rolled_back) or V(aborted) (it was killed,
     or lost its host), its run id is reused (RV(_value.resume)); the steps it recorded as V(passed) are not run again
     and the step it was in is run again from the start, gate included. A gate that did not finish is never counted.
-  - Anything else (no journal, another phase last, a failed or rolled-back run, a rollback since) starts a new run.
+  - When another phase's run wrote last, the phase is done when its own latest run completed it since the last
+    completed rollback - the pilot stays done while the waves and the cutover run, so C(site.yml) run again changes
+    nothing.
+  - Anything else (no journal, a failed or rolled-back run, a rollback since) starts a new run.
   - With O(world) (what the phase's apps look like now, as the role read them), a completed phase is done only while
-    the world is where its run left it - every app at the weight of the run's last V(passed) step, the release
-    fingerprint the run recorded unchanged and, for a cutover, the old version still at 0 replicas and every app's
-    Service still selecting the new version; otherwise a new run starts (RV(_value.completed_by),
-    RV(_value.world_changes) say why). An unfinished run is resumed whatever the world looks like; its steps decide.
+    the world is where the rollout left it - every app at the weight of the run's last V(passed) step (or of a later
+    run's V(passed) step of that app - the cutover takes the pilot's apps to 100%), the release fingerprint the run
+    recorded unchanged and, for a cutover, the old version still at 0 replicas and every app's Service still
+    selecting the new version; otherwise a new run starts (RV(_value.completed_by), RV(_value.world_changes) say
+    why). An unfinished run is resumed whatever the world looks like; its steps decide.
   - RV(_value.completed_phases) is what the journal says, world or not - the phases whose gates passed since the last
     completed rollback. An out-of-band change to an earlier phase does not stop the next one - each phase gates its
     own apps, and the earlier phase converges when its playbook runs again; to stop the rollout, roll back (which
@@ -117,6 +121,7 @@ _value:
       elements: str
 """
 
+import re
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
@@ -127,6 +132,8 @@ FINISHED = ("completed", "failed", "rolled_back", "aborted")
 # The kinds of world.objects, as release_fingerprint takes them (and the cutover's Services).
 WORLD_KINDS = ("virtual_services", "destination_rules", "deployments", "services")
 APP_FIELDS = ("label", "namespace", "virtual_service", "host", "canary_subset")
+# The canary role's step ids: <phase>/weight-<weight>.
+WEIGHT_STEP = re.compile(r"/weight-[0-9]+$")
 
 
 def rollout_plan(journal, phase=None, new_run_id=None, world=None):
@@ -154,21 +161,21 @@ def rollout_plan(journal, phase=None, new_run_id=None, world=None):
         plan.update(completed_by=None, world_changes=[])
     if last_run_id is None:
         return plan
-    run_records = sorted((r for r in records if r.get("run_id") == last_run_id), key=lambda r: r.get("seq") or 0)
+    run_records = _run_records(records, last_run_id)
     if not any(record.get("phase") == phase for record in run_records):
-        return plan
-    steps = {record.get("step_id"): record for record in run_records}
-    done = steps.get("%s/done" % phase)
-    backup = steps.get("%s/backup" % phase)
-    backup_id = backup.get("backup_id") if backup and backup.get("outcome") == "passed" else None
+        # another phase's run wrote last: the phase is done if its own latest run completed it since
+        # the last completed rollback (the pilot stays done while the waves and the cutover run)
+        completed_run_id = _completed_run(records, phase, plan["completed_phases"])
+        if completed_run_id is None:
+            return plan
+        return _completed_plan(plan, records, completed_run_id, phase, world)
+    done = _step(run_records, "%s/done" % phase)
     if done and done.get("outcome") == "completed":
-        changes = _world_changes(run_records, phase, world) if world is not None else []
-        if changes:
-            # completed, but the world is no longer where the run left it: a new, fully gated run
-            return dict(plan, completed_by=last_run_id, world_changes=changes)
-        return dict(plan, run_id=last_run_id, completed=True, backup_id=backup_id)
+        return _completed_plan(plan, records, last_run_id, phase, world)
     if any(record.get("outcome") in FINISHED for record in run_records):
         return plan
+    steps = {record.get("step_id"): record for record in run_records}
+    backup_id = _backup_id(run_records, phase)
     passed = [
         record["step_id"]
         for record in run_records
@@ -209,6 +216,42 @@ def _last_writer(records):
     return latest
 
 
+def _completed_plan(plan, records, run_id, phase, world):
+    """The plan of a phase ``run_id`` completed: done, or new when the world is no longer where the rollout left it."""
+    run_records = _run_records(records, run_id)
+    if world is not None:
+        done_at = _moment(_step(run_records, "%s/done" % phase))
+        later = [record for record in records if record.get("run_id") != run_id and _moment(record) > done_at]
+        changes = _world_changes(run_records, later, run_id, phase, world)
+        if changes:
+            # completed, but the world is no longer where the rollout left it: a new, fully gated run
+            return dict(plan, completed_by=run_id, world_changes=changes)
+    return dict(plan, run_id=run_id, completed=True, backup_id=_backup_id(run_records, phase))
+
+
+def _completed_run(records, phase, completed_phases):
+    """The run that completed ``phase`` when the phase's latest run did, since the last completed rollback."""
+    if phase not in completed_phases:
+        return None
+    latest = _last_writer([record for record in records if record.get("phase") == phase])
+    done = _step(_run_records(records, latest), "%s/done" % phase)
+    return latest if done and done.get("outcome") == "completed" else None
+
+
+def _run_records(records, run_id):
+    return sorted((r for r in records if r.get("run_id") == run_id), key=lambda r: r.get("seq") or 0)
+
+
+def _step(run_records, step_id):
+    """The run's record of ``step_id`` (the last one, should it appear twice), or None."""
+    return next((record for record in reversed(run_records) if record.get("step_id") == step_id), None)
+
+
+def _backup_id(run_records, phase):
+    backup = _step(run_records, "%s/backup" % phase)
+    return backup.get("backup_id") if backup and backup.get("outcome") == "passed" else None
+
+
 def _check_world(world):
     """Refuse a world that is not what the roles read (fail closed: never "no change" by accident)."""
     if not isinstance(world, Mapping):
@@ -239,29 +282,31 @@ def _check_world(world):
         )
 
 
-def _world_changes(run_records, phase, world):
-    """What is no longer where the completed run left it, in words (empty: nothing)."""
+def _world_changes(run_records, later_records, run_id, phase, world):
+    """What is no longer where the completed run (or a later run's passed step) left it, in words (empty: nothing)."""
     apps = {app["label"]: app for app in world["apps"]}
     objects = {
         kind: [item for item in world["objects"].get(kind) or [] if isinstance(item, Mapping)] for kind in WORLD_KINDS
     }
     cutover = world.get("cutover")
-    left = _weights_left(run_records, phase)
+    left = _weights_left(run_records, later_records, run_id, phase)
     if cutover is not None:
         # the cutover went on only with every app at 100%, and left them there
-        left.update((label, 100) for label in apps)
+        left.update((label, (100, run_id)) for label in apps)
     changes = []
     virtual_services = _by_name(objects["virtual_services"])
     for label in sorted(left):
+        weight_left, left_by = left[label]
+        by = "the run" if left_by == run_id else "run %s" % left_by
         app = apps.get(label)
         if app is None:
-            changes.append("%s is no longer one of %s's apps (the run left it at %d%%)" % (label, phase, left[label]))
+            changes.append("%s is no longer one of %s's apps (%s left it at %d%%)" % (label, phase, by, weight_left))
             continue
         weight = _canary_weight(app, virtual_services)
         if isinstance(weight, str):
-            changes.append("%s %s now (the run left it at %d%%)" % (label, weight, left[label]))
-        elif weight != left[label]:
-            changes.append("%s is at %d%% now (the run left it at %d%%)" % (label, weight, left[label]))
+            changes.append("%s %s now (%s left it at %d%%)" % (label, weight, by, weight_left))
+        elif weight != weight_left:
+            changes.append("%s is at %d%% now (%s left it at %d%%)" % (label, weight, by, weight_left))
     changes.extend(
         "%s is one of %s's apps now, but the run did not roll it out" % (label, phase)
         for label in apps
@@ -273,19 +318,32 @@ def _world_changes(run_records, phase, world):
     return changes
 
 
-def _weights_left(run_records, phase):
-    """Each app's weight after the run's last passed step (app label: weight)."""
+def _weights_left(run_records, later_records, run_id, phase):
+    """Each app's weight and the run that left it there (label: (weight, run id)): the run's last passed step, or a
+    later run's passed step of the same app (the cutover takes the pilot's apps to 100%). A later run that failed
+    moved nothing forward: its apps are no longer where a passed step left them."""
     left = {}
-    for record in sorted(run_records, key=lambda r: r.get("seq") or 0):
-        weight = record.get("weight")
-        if (
-            record.get("outcome") == "passed"
-            and str(record.get("step_id") or "").startswith(phase + "/")
-            and isinstance(weight, int)
-            and not isinstance(weight, bool)
-        ):
-            left.update((label, weight) for label in record.get("apps") or [] if isinstance(label, str))
+    for record in run_records:
+        if _passed_weight(record) and record["step_id"].startswith(phase + "/"):
+            left.update((label, (record["weight"], run_id)) for label in _labels(record))
+    for record in sorted(later_records, key=_moment):
+        if _passed_weight(record) and WEIGHT_STEP.search(record["step_id"]):
+            left.update((label, (record["weight"], record.get("run_id"))) for label in _labels(record) if label in left)
     return left
+
+
+def _passed_weight(record):
+    weight = record.get("weight")
+    return (
+        record.get("outcome") == "passed"
+        and isinstance(record.get("step_id"), str)
+        and isinstance(weight, int)
+        and not isinstance(weight, bool)
+    )
+
+
+def _labels(record):
+    return [label for label in record.get("apps") or [] if isinstance(label, str)]
 
 
 def _by_name(items):
@@ -330,7 +388,7 @@ def _canaries(route, app):
 
 def _release_changes(run_records, phase, apps, objects):
     """What changed in the release the run recorded (its <phase>/fingerprint), for its apps still in the phase."""
-    record = next((r for r in run_records if r.get("step_id") == "%s/fingerprint" % phase), None)
+    record = _step(run_records, "%s/fingerprint" % phase)
     recorded = ((record or {}).get("data") or {}).get("fingerprint")
     if not isinstance(recorded, Mapping):
         return []

@@ -44,6 +44,7 @@ def test_cutover_undone_by_hand_runs_again_then_is_done(rollout_world, kube):
 
     pilot_run = Playbook("pilot", variables)
     assert pilot_run.wait() == 0, pilot_run.output
+    pilot_run_id = world.journal()[-1]["run_id"]
     first = Playbook("cutover", variables)
     assert first.wait() == 0, first.output
     first_records = world.journal()
@@ -85,3 +86,13 @@ def test_cutover_undone_by_hand_runs_again_then_is_done(rollout_world, kube):
     assert "changed=0" in recap and "failed=0" in recap, recap
     assert world.journal() == records
     assert apps_api.read_namespaced_deployment("checkout-v2-9", pilot).spec.replicas == 0
+
+    # and the pilot after the cutover: its app is where the rollout left it (the cutover took it from
+    # 50% to 100%), so nothing to do - never a new pilot shifting traffic back onto a v2.9 at 0 replicas
+    pilot_again = Playbook("pilot", variables)
+    assert pilot_again.wait() == 0, pilot_again.output
+    assert "already completed by run %s; nothing to do" % pilot_run_id in said(pilot_again), pilot_again.output
+    recap = recap_of(pilot_again)
+    assert "changed=0" in recap and "failed=0" in recap, recap
+    assert world.journal() == records
+    assert world.canary_weight(pilot, "checkout") == 100

@@ -46,6 +46,7 @@ def test_wave_changed_out_of_band_runs_again_gated_then_is_done(rollout_world, k
 
     pilot_run = Playbook("pilot", variables)
     assert pilot_run.wait() == 0, pilot_run.output
+    pilot_run_id = world.journal()[-1]["run_id"]
     first = Playbook("wave1", variables)
     assert first.wait() == 0, first.output
     assert [world.canary_weight(wave, app) for app in ("app1", "app2")] == [100, 100]
@@ -98,3 +99,13 @@ def test_wave_changed_out_of_band_runs_again_gated_then_is_done(rollout_world, k
     assert "changed=0" in recap and "failed=0" in recap, recap
     assert world.journal() == records
     assert [world.canary_weight(wave, app) for app in ("app1", "app2")] == [100, 100]
+
+    # the pilot, completed before the wave and with its app where it left it, is done too: a run
+    # of another phase since does not make it new (site.yml run again changes nothing)
+    pilot_again = Playbook("pilot", variables)
+    assert pilot_again.wait() == 0, pilot_again.output
+    assert "already completed by run %s; nothing to do" % pilot_run_id in said(pilot_again), pilot_again.output
+    recap = recap_of(pilot_again)
+    assert "changed=0" in recap and "failed=0" in recap, recap
+    assert world.journal() == records
+    assert world.canary_weight(pilot, "checkout") == 50

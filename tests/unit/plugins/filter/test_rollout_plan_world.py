@@ -331,3 +331,97 @@ def test_the_cutover_left_every_app_of_its_namespaces_at_100_even_those_it_did_n
 def test_a_world_that_is_not_one_is_refused(bad, message):
     with pytest.raises(AnsibleFilterError, match=message):
         plan(pilot_journal(), world_now=copy.deepcopy(bad))
+
+
+# --- a phase completed before another phase ran -------------------------------------------
+
+
+def later_phases():
+    """The pilot completed at 50%, then wave1 completed, then the cutover took the pilot's app to 100%."""
+    return [
+        *completed_run("pilot-1", "pilot", "pilot-apps", ["checkout"], [50]),
+        *completed_run("wave1-1", "wave1", "ns1", ["app1"], [100], started=10),
+        *completed_run("cutover-1", "cutover", "pilot-apps", ["checkout"], [100], started=20),
+    ]
+
+
+def test_a_completed_phase_stays_done_after_other_phases_ran():
+    read = journal(*later_phases()[:-3])  # pilot, then wave1
+    assert (plan(read)["completed"], plan(read)["run_id"]) == (True, "pilot-1")
+    now = world("pilot-apps", {"checkout": 50})
+    assert (plan(read, world_now=now)["completed"], plan(read, world_now=now)["run_id"]) == (True, "pilot-1")
+    # and moved back by hand since: a new run, naming the pilot's run
+    moved = plan(read, world_now=world("pilot-apps", {"checkout": 0}))
+    assert (moved["completed"], moved["run_id"], moved["completed_by"]) == (False, "pilot-new", "pilot-1")
+
+
+def test_a_later_runs_passed_steps_are_where_the_rollout_left_the_app():
+    read = journal(*later_phases())
+    # the cutover took checkout from 50% to 100%: the pilot is done, not started again over a switched world
+    assert plan(read, world_now=world("pilot-apps", {"checkout": 100}))["completed"] is True
+    assert plan(read, world_now=world("pilot-apps", {"checkout": 50}))["world_changes"] == [
+        "pilot-apps/checkout is at 50% now (run cutover-1 left it at 100%)"
+    ]
+    assert plan(read, phase="wave1", world_now=world("ns1", {"app1": 100}))["completed"] is True
+
+
+def test_a_later_run_that_failed_does_not_move_the_weight_and_a_rollback_since_starts_afresh():
+    pilot = completed_run("pilot-1", "pilot", "pilot-apps", ["checkout"], [50])
+    labels = ["pilot-apps/checkout"]
+    failed = [
+        dict(
+            run_id="cutover-1",
+            seq=1,
+            step_id="cutover/weight-75",
+            outcome="rolled_back",
+            phase="cutover",
+            apps=labels,
+            weight=75,
+            recorded_at=AT % 30,
+        ),
+        dict(run_id="cutover-1", seq=2, step_id="cutover/done", outcome="failed", phase="cutover", recorded_at=AT % 31),
+    ]
+    read = journal(*pilot, *failed)
+    # the failed step sent checkout back to 0%: the pilot runs again to put it at 50%
+    assert plan(read, world_now=world("pilot-apps", {"checkout": 0}))["world_changes"] == [
+        "pilot-apps/checkout is at 0% now (the run left it at 50%)"
+    ]
+    rolled_back = journal(
+        *pilot,
+        dict(
+            run_id="rollback-1",
+            seq=1,
+            step_id="rollback/done",
+            outcome="completed",
+            phase="rollback",
+            recorded_at=AT % 40,
+        ),
+    )
+    assert plan(rolled_back, world_now=world("pilot-apps", {"checkout": 0}))["run_id"] == "pilot-new"
+    assert plan(rolled_back, world_now=world("pilot-apps", {"checkout": 0}))["completed_by"] is None
+
+
+def test_the_phases_latest_run_decides_a_later_failed_run_of_it_starts_afresh():
+    pilot = completed_run("pilot-1", "pilot", "pilot-apps", ["checkout"], [50])
+    wave = completed_run("wave1-1", "wave1", "ns1", ["app1"], [100], started=10)
+    again = [
+        dict(
+            run_id="pilot-2",
+            seq=1,
+            step_id="pilot/weight-50",
+            outcome="rolled_back",
+            phase="pilot",
+            apps=["pilot-apps/checkout"],
+            weight=50,
+            recorded_at=AT % 30,
+        ),
+        dict(run_id="pilot-2", seq=2, step_id="pilot/done", outcome="failed", phase="pilot", recorded_at=AT % 31),
+    ]
+    later = dict(
+        run_id="wave2-1", seq=1, step_id="wave2/weight-10", outcome="started", phase="wave2", recorded_at=AT % 40
+    )
+    result = plan(journal(*pilot, *wave, *again, later), world_now=world("pilot-apps", {"checkout": 50}))
+    assert (result["completed"], result["resume"], result["run_id"]) == (False, False, "pilot-new")
+    # a killed run of another phase written last does not hide the pilot's completion
+    result = plan(journal(*pilot, *wave, later), world_now=world("pilot-apps", {"checkout": 50}))
+    assert (result["completed"], result["run_id"]) == (True, "pilot-1")
