@@ -100,3 +100,34 @@ def test_a_rollback_during_a_cutover_has_the_last_word(rollout_world, moment):
     assert not [r for r in records if r["step_id"] == "cutover/done" and r["outcome"] == "completed"], records
     rollback_done = [r for r in records if r["step_id"] == "rollback/done"]
     assert rollback_done and rollback_done[-1]["outcome"] == "completed", records
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["TASK [ceres.rollout.wave : Restart the wave's workloads and wait for all of them together]", GATE_10],
+    ids=["during-the-restart", "during-the-gate"],
+)
+def test_a_rollback_during_a_wave_has_the_last_word(rollout_world, moment):
+    """The wave stops labelling, restarting and shifting once a rollback took its lock, records nothing after it,
+    and every app is on the old version when the rollback exits 0."""
+    world = rollout_world
+    pilot = world.namespace("pilot", ["checkout"])
+    wave = world.namespace("wave", ["catalog", "cart"])
+    apps = [(pilot, "checkout"), (wave, "catalog"), (wave, "cart")]
+    apps_api = client.AppsV1Api(world.kube)
+    replicas = {app: apps_api.read_namespaced_deployment("%s-v2-9" % app, ns).spec.replicas for ns, app in apps}
+    variables = world.pilot_vars(pilot, wave_require_previous=False, wave_backup=False, wave_restart_timeout=60)
+    variables["ceres_waves"] = [{"name": "wave1", "namespaces": [wave], "user_share": 100}]
+    world.set_weight(pilot, "checkout", 50)  # the pilot left part-way
+
+    running = Playbook("wave1", variables)
+    running.wait_for_line(moment)
+    rollback = Playbook("rollback", variables)
+    assert rollback.wait() == 0, rollback.output
+    assert_every_app_serves_from_the_old_version(world, apps, replicas)
+
+    assert running.wait() != 0, running.output
+    assert_every_app_serves_from_the_old_version(world, apps, replicas)
+    records = world.journal()
+    assert not [r for r in records if r["step_id"] == "wave1/done" and r["outcome"] == "completed"], records
+    assert [r["step_id"] for r in records][-1] == "rollback/done", records
