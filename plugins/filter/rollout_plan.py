@@ -13,8 +13,9 @@ author:
 description:
   - Reads what M(ceres.rollout.rollout_journal) returned with O(ceres.rollout.rollout_journal#module:state=read) and
     says what a run of O(phase) should do.
-  - The run that wrote last decides when it ran O(phase). When it recorded C(<phase>/done) as V(completed), the phase
-    is done (RV(_value.completed)); a run started again changes nothing.
+  - The run that wrote last (by the journal's C(order), taken under the journal's resourceVersion, never by a
+    controller's clock alone) decides when it ran O(phase). When it recorded C(<phase>/done) as V(completed), the
+    phase is done (RV(_value.completed)); a run started again changes nothing.
   - When it ran O(phase) and ended neither V(completed) nor V(failed), V(rolled_back) or V(aborted) (it was killed,
     or lost its host), its run id is reused (RV(_value.resume)); the steps it recorded as V(passed) are not run again
     and the step it was in is run again from the start, gate included. A gate that did not finish is never counted.
@@ -203,12 +204,17 @@ def _completed_phases(records):
 
 
 def _moment(record):
-    return record.get("updated_at") or record.get("recorded_at") or ""
+    """When a record was last written, as the journal ordered it: its ``order`` (taken under the journal's
+    resourceVersion; a record written before orders existed counts as 0, older than any that has one), then its
+    time - never a controller's clock alone."""
+    order = record.get("order")
+    order = order if isinstance(order, int) and not isinstance(order, bool) else 0
+    return (order, record.get("updated_at") or record.get("recorded_at") or "")
 
 
 def _last_writer(records):
-    """The run id of the record written last (its updated_at or recorded_at)."""
-    latest, latest_at = None, ""
+    """The run id of the record written last (its order, then its updated_at or recorded_at)."""
+    latest, latest_at = None, (-1, "")
     for record in records:
         moment = _moment(record)
         if moment >= latest_at:

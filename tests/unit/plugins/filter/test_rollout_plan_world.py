@@ -425,3 +425,32 @@ def test_the_phases_latest_run_decides_a_later_failed_run_of_it_starts_afresh():
     # a killed run of another phase written last does not hide the pilot's completion
     result = plan(journal(*pilot, *wave, later), world_now=world("pilot-apps", {"checkout": 50}))
     assert (result["completed"], result["run_id"]) == (True, "pilot-1")
+
+
+# --- the journal's order, not the controllers' clocks ---------------------------------------
+
+
+def test_the_journals_order_not_a_controllers_clock_says_what_was_written_last():
+    pilot = completed_run("pilot-1", "pilot", "pilot-apps", ["checkout"], [50], started=30)
+    for order, record in enumerate(pilot, start=1):
+        record["order"] = order
+    # a rollback from a laptop whose clock is a minute behind, written after the pilot completed
+    rollback = dict(
+        run_id="rollback-1",
+        seq=1,
+        step_id="rollback/done",
+        outcome="completed",
+        phase="rollback",
+        order=len(pilot) + 1,
+        recorded_at="2026-12-01T00:00:01.000Z",
+    )
+    result = plan(journal(*pilot, rollback), world_now=world("pilot-apps", {"checkout": 0}))
+    assert (result["completed"], result["run_id"], result["completed_phases"]) == (False, "pilot-new", [])
+    assert result["last_run"] == {"run_id": "rollback-1"}
+    # records written before orders existed count as older than any that has one
+    assert (
+        plan(journal(*completed_run("pilot-0", "pilot", "pilot-apps", ["checkout"], [10], started=50), rollback))[
+            "completed_phases"
+        ]
+        == []
+    )
