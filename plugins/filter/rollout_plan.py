@@ -412,7 +412,8 @@ def _cutover_changes(cutover, apps, objects):
     changes = []
     for deployment in sorted(objects["deployments"], key=_name_of):
         labels = (deployment.get("metadata") or {}).get("labels") or {}
-        replicas = (deployment.get("spec") or {}).get("replicas", 1)
+        replicas = (deployment.get("spec") or {}).get("replicas")
+        replicas = 1 if replicas is None else replicas  # the API's default
         if labels.get("version") == cutover["stable_version"] and replicas != 0:
             changes.append(
                 "Deployment %s is at %s replica%s now (the run left it at 0)"

@@ -454,3 +454,13 @@ def test_the_journals_order_not_a_controllers_clock_says_what_was_written_last()
         ]
         == []
     )
+
+
+@pytest.mark.parametrize("unset", [lambda spec: spec.pop("replicas"), lambda spec: spec.update(replicas=None)])
+def test_an_old_deployment_without_replicas_counts_as_the_apis_default_of_one(unset):
+    now = cutover_world({"checkout": 100})
+    old = next(d for d in now["objects"]["deployments"] if d["metadata"]["labels"]["version"] == "v2.9")
+    unset(old["spec"])
+    assert plan(cutover_journal(), phase="cutover", world_now=now)["world_changes"] == [
+        "Deployment pilot-apps/checkout-v2-9 is at 1 replica now (the run left it at 0)"
+    ]
