@@ -34,6 +34,9 @@ from ansible_collections.ceres.rollout.plugins.plugin_utils.secrets.bundle impor
 )
 
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+# Far above any real manifest (a directory dump of thousands of files); a larger one is refused unread,
+# as whoever can write to the bucket can write one of any size.
+MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 
 
 class ActionModule(ControllerModuleAction):
@@ -54,9 +57,11 @@ class ActionModule(ControllerModuleAction):
         try:
             try:
                 with open(args["path"], "rb") as handle:
-                    data = handle.read()
+                    data = handle.read(MAX_MANIFEST_BYTES + 1)
             except FileNotFoundError:
                 raise ManifestSignatureError("%s does not exist" % what) from None
+            if len(data) > MAX_MANIFEST_BYTES:
+                raise ManifestSignatureError("%s is larger than %d bytes: refused unread" % (what, MAX_MANIFEST_BYTES))
             result["sha256"] = hashlib.sha256(data).hexdigest()
             manifest = parse_manifest(data, what)
             result["signed"] = SIGNATURE_FIELD in manifest

@@ -155,3 +155,10 @@ def test_the_password_file_is_read_like_a_vault_password_file(tmp_path, signed_p
     result = run_action(manifest_action, {"path": signed_path, "vault_password_file": str(password_file)})
     assert result.get("failed") is not True, result
     assert result["verified"] is True
+
+
+def test_an_oversized_manifest_is_refused_unread(tmp_path, monkeypatch):
+    monkeypatch.setattr(manifest_action, "MAX_MANIFEST_BYTES", 64)
+    path = write(tmp_path / "manifest.json", MANIFEST)
+    result = run_action(manifest_action, {"path": path, "vault_password": PASSWORD})
+    assert result["failed"] is True and "is larger than 64 bytes" in result["msg"]
