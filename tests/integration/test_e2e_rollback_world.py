@@ -50,3 +50,24 @@ def test_traffic_is_not_sent_to_an_old_version_with_no_available_replica(rollout
     ) in output, output
     records = world.journal()
     assert records[-1]["step_id"] == "rollback/done" and records[-1]["outcome"] == "failed", records
+
+
+def test_a_full_journal_does_not_keep_the_traffic_from_moving_and_is_reported(rollout_world):
+    """A journal at its size limit cannot take the rollback's record: the traffic goes back all the same, the lock
+    is released, and the play fails saying the rollback could not be recorded (before: the record's failure was
+    ignored and the rollback exited 0 with nothing journalled)."""
+    world = rollout_world
+    namespace = world.namespace("full", ["checkout"])
+    world.set_weight(namespace, "checkout", 25)
+    core = client.CoreV1Api(world.kube)
+    filler = '{"step_id":"old","phase":"pilot","outcome":"passed","seq":1,"message":"%s"}\n' % ("x" * 999_800)
+    core.create_namespaced_config_map(
+        JOURNAL_NAMESPACE, {"metadata": {"name": world.journal_name + "-journal"}, "data": {"run.old": filler}}
+    )
+
+    rollback = Playbook("rollback", world.pilot_vars(namespace))
+    assert rollback.wait() != 0, rollback.output
+    assert world.canary_weight(namespace, "checkout") == 0
+    output = " ".join(rollback.output.split())
+    assert "the rollback could not be recorded in the journal" in output and "more than its limit" in output, output
+    assert not world.lease().spec.holder_identity  # released all the same
