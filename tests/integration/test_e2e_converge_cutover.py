@@ -53,10 +53,11 @@ def test_cutover_undone_by_hand_runs_again_then_is_done(rollout_world, kube):
     assert apps_api.read_namespaced_deployment("checkout-v2-9", pilot).spec.replicas == 0
     assert core.read_namespaced_service("checkout", pilot).spec.selector == {"app": "checkout", "version": "v3.0.0"}
 
-    # out of band: v2.9 scaled back up and the Service selecting every version again, by hand
+    # out of band: v2.9 scaled back up and the Service pointed at v2.9 again, by hand (before, the switch skipped
+    # a Service with any version in its selector, so it stayed on v2.9 at 0 replicas and every run reopened)
     apps_api.patch_namespaced_deployment_scale("checkout-v2-9", pilot, {"spec": {"replicas": 1}})
-    core.patch_namespaced_service("checkout", pilot, {"spec": {"selector": {"version": None}}})
-    assert core.read_namespaced_service("checkout", pilot).spec.selector == {"app": "checkout"}
+    core.patch_namespaced_service("checkout", pilot, {"spec": {"selector": {"version": "v2.9"}}})
+    assert core.read_namespaced_service("checkout", pilot).spec.selector == {"app": "checkout", "version": "v2.9"}
 
     again = Playbook("cutover", variables)
     assert again.wait() == 0, again.output
@@ -66,9 +67,10 @@ def test_cutover_undone_by_hand_runs_again_then_is_done(rollout_world, kube):
     second_run = new_runs[0]["run_id"]
     changed = why_it_runs_again(again, first_run, second_run)
     assert "Deployment %s/checkout-v2-9 is at 1 replica now (the run left it at 0)" % pilot in changed, changed
-    assert "Service %s/checkout selects app=checkout now (the run left it on version=v3.0.0)" % pilot in changed, (
-        changed
-    )
+    assert (
+        "Service %s/checkout selects app=checkout,version=v2.9 now (the run left it on version=v3.0.0)" % pilot
+        in changed
+    ), changed
     assert "nothing to do" not in again.output
     # the cutover ran again: its backup, its archive, the switch, completed
     steps = [(record["step_id"], record["outcome"]) for record in new_runs]
