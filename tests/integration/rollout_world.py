@@ -21,7 +21,7 @@ from pathlib import Path
 
 import boto3
 import canary_world as world
-from integration_support import ROOT, SANDBOX_ENV
+from integration_support import ROOT, SANDBOX_ENV, run_ansible
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -131,6 +131,25 @@ class BackgroundRun:
 class Playbook(BackgroundRun):
     """One ansible-playbook run of playbooks/<name>.yml against the local inventory, in the background."""
 
+    @property
+    def said(self) -> str:
+        """The output with every run of whitespace as one space (the callback folds long messages)."""
+        return " ".join(self.output.split())
+
+    @property
+    def recap(self) -> str:
+        """The play recap's line of the sandbox host."""
+        return [line for line in self.lines if line.startswith("sandbox ")][-1]
+
+    def why_it_runs_again(self, phase: str, completed_run: str, new_run: str) -> str:
+        """What the run says changed since ``completed_run``: "<phase> completed by run ..." to "starting run ..."."""
+        output = self.said
+        start = output.find("%s completed by run %s, but " % (phase, completed_run))
+        assert start >= 0, self.output
+        end = output.find(": starting run %s" % new_run, start)
+        assert end >= 0, self.output
+        return output[start:end]
+
     def __init__(self, name: str, extra_vars: dict, *args: str):
         self._dir = tempfile.TemporaryDirectory(prefix="ceres-e2e-")
         vars_file = Path(self._dir.name) / "vars.json"
@@ -238,6 +257,21 @@ class RolloutWorld:
         return sorted(keys)
 
     # --- changing ----------------------------------------------------------------------
+
+    def record_run(self, run_id: str, phase: str, records: list[dict], holder: str = "e2e@ci") -> None:
+        """Write ``records`` in this world's journal as run ``run_id`` of another controller would: take the
+        lock, record, release it (the journal takes records only from the run holding the lock)."""
+        run = {"namespace": JOURNAL_NAMESPACE, "name": self.journal_name, "run_id": run_id, "holder": holder}
+        tasks = [{"name": "Lock", "ceres.rollout.rollout_journal": {**run, "state": "acquired", "phase": phase}}]
+        for record in records:
+            task = {**run, "state": "recorded", "phase": phase, "record": record}
+            tasks.append({"name": "Record", "ceres.rollout.rollout_journal": task})
+        tasks.append({"name": "Free", "ceres.rollout.rollout_journal": {**run, "state": "released"}})
+        playbook = [{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}]
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / "record.yml"
+            path.write_text(json.dumps(playbook))
+            run_ansible(["ansible-playbook", "-i", "localhost,", str(path)])
 
     def set_weight(self, namespace: str, app: str, weight: int) -> None:
         """Put ``weight``% of an app's traffic on its canary, as an earlier step would have."""

@@ -15,25 +15,6 @@ pytest_plugins = ["e2e_fixtures"]
 PHASE = "cutover"
 
 
-def recap_of(run: Playbook) -> str:
-    return [line for line in run.lines if line.startswith("sandbox ")][-1]
-
-
-def said(run: Playbook) -> str:
-    """The run's output with every run of whitespace as one space (the callback folds long messages)."""
-    return " ".join(run.output.split())
-
-
-def why_it_runs_again(run: Playbook, completed_run: str, new_run: str) -> str:
-    """What the run says changed since ``completed_run``, from "<phase> completed by run ..." to "starting run ..."."""
-    output = said(run)
-    start = output.find("%s completed by run %s, but " % (PHASE, completed_run))
-    assert start >= 0, run.output
-    end = output.find(": starting run %s" % new_run, start)
-    assert end >= 0, run.output
-    return output[start:end]
-
-
 def test_cutover_undone_by_hand_runs_again_then_is_done(rollout_world, kube):
     world = rollout_world
     pilot = world.namespace("pilot", ["checkout"])
@@ -65,7 +46,7 @@ def test_cutover_undone_by_hand_runs_again_then_is_done(rollout_world, kube):
     new_runs = [record for record in records if record["run_id"] not in {r["run_id"] for r in first_records}]
     assert new_runs, again.output
     second_run = new_runs[0]["run_id"]
-    changed = why_it_runs_again(again, first_run, second_run)
+    changed = again.why_it_runs_again(PHASE, first_run, second_run)
     assert "Deployment %s/checkout-v2-9 is at 1 replica now (the run left it at 0)" % pilot in changed, changed
     assert (
         "Service %s/checkout selects app=checkout,version=v2.9 now (the run left it on version=v3.0.0)" % pilot
@@ -83,8 +64,8 @@ def test_cutover_undone_by_hand_runs_again_then_is_done(rollout_world, kube):
     # the world is where the new run left it: nothing to do, nothing changed, nothing journalled
     third = Playbook("cutover", variables)
     assert third.wait() == 0, third.output
-    assert "already completed by run %s; nothing to do" % second_run in said(third), third.output
-    recap = recap_of(third)
+    assert "already completed by run %s; nothing to do" % second_run in third.said, third.output
+    recap = third.recap
     assert "changed=0" in recap and "failed=0" in recap, recap
     assert world.journal() == records
     assert apps_api.read_namespaced_deployment("checkout-v2-9", pilot).spec.replicas == 0
@@ -93,8 +74,8 @@ def test_cutover_undone_by_hand_runs_again_then_is_done(rollout_world, kube):
     # 50% to 100%), so nothing to do - never a new pilot shifting traffic back onto a v2.9 at 0 replicas
     pilot_again = Playbook("pilot", variables)
     assert pilot_again.wait() == 0, pilot_again.output
-    assert "already completed by run %s; nothing to do" % pilot_run_id in said(pilot_again), pilot_again.output
-    recap = recap_of(pilot_again)
+    assert "already completed by run %s; nothing to do" % pilot_run_id in pilot_again.said, pilot_again.output
+    recap = pilot_again.recap
     assert "changed=0" in recap and "failed=0" in recap, recap
     assert world.journal() == records
     assert world.canary_weight(pilot, "checkout") == 100

@@ -11,15 +11,6 @@ from rollout_world import Playbook
 pytest_plugins = ["e2e_fixtures"]
 
 
-def recap_of(run: Playbook) -> str:
-    return [line for line in run.lines if line.startswith("sandbox ")][-1]
-
-
-def said(run: Playbook) -> str:
-    """The run's output with every run of whitespace as one space (the callback folds long messages)."""
-    return " ".join(run.output.split())
-
-
 def test_pilot_moved_back_by_hand_runs_again_gated_then_is_done(rollout_world):
     world = rollout_world
     namespace = world.namespace("pilot", ["checkout"])
@@ -43,11 +34,15 @@ def test_pilot_moved_back_by_hand_runs_again_gated_then_is_done(rollout_world):
     new_runs = [record for record in records if record["run_id"] != first_run]
     assert new_runs, again.output
     second_run = new_runs[0]["run_id"]
-    assert "pilot completed by run %s, but %s/checkout is at 0%% now (the run left it at 50%%): starting run %s" % (
-        first_run,
-        namespace,
-        second_run,
-    ) in said(again), again.output
+    assert (
+        "pilot completed by run %s, but %s/checkout is at 0%% now (the run left it at 50%%): starting run %s"
+        % (
+            first_run,
+            namespace,
+            second_run,
+        )
+        in again.said
+    ), again.output
     assert "nothing to do" not in again.output
     # a new, fully gated run: every step again, each gate passed, the phase completed again
     steps = [(record["step_id"], record["outcome"]) for record in new_runs]
@@ -60,8 +55,8 @@ def test_pilot_moved_back_by_hand_runs_again_gated_then_is_done(rollout_world):
     # the world is where the new run left it: nothing to do, nothing changed, nothing journalled
     third = Playbook("pilot", variables)
     assert third.wait() == 0, third.output
-    assert "already completed by run %s; nothing to do" % second_run in said(third), third.output
-    recap = recap_of(third)
+    assert "already completed by run %s; nothing to do" % second_run in third.said, third.output
+    recap = third.recap
     assert "changed=0" in recap and "failed=0" in recap, recap
     assert world.journal() == records
     assert world.canary_weight(namespace, "checkout") == 50

@@ -15,25 +15,6 @@ pytest_plugins = ["e2e_fixtures"]
 PHASE = "wave1"
 
 
-def recap_of(run: Playbook) -> str:
-    return [line for line in run.lines if line.startswith("sandbox ")][-1]
-
-
-def said(run: Playbook) -> str:
-    """The run's output with every run of whitespace as one space (the callback folds long messages)."""
-    return " ".join(run.output.split())
-
-
-def why_it_runs_again(run: Playbook, completed_run: str, new_run: str) -> str:
-    """What the run says changed since ``completed_run``, from "<phase> completed by run ..." to "starting run ..."."""
-    output = said(run)
-    start = output.find("%s completed by run %s, but " % (PHASE, completed_run))
-    assert start >= 0, run.output
-    end = output.find(": starting run %s" % new_run, start)
-    assert end >= 0, run.output
-    return output[start:end]
-
-
 def test_wave_changed_out_of_band_runs_again_gated_then_is_done(rollout_world, kube):
     world = rollout_world
     pilot = world.namespace("pilot", ["checkout"])
@@ -73,7 +54,7 @@ def test_wave_changed_out_of_band_runs_again_gated_then_is_done(rollout_world, k
     new_runs = [record for record in records if record["run_id"] not in {r["run_id"] for r in first_records}]
     assert new_runs, again.output
     second_run = new_runs[0]["run_id"]
-    changed = why_it_runs_again(again, first_run, second_run)
+    changed = again.why_it_runs_again(PHASE, first_run, second_run)
     assert "%s/app2 is at 0%% now (the run left it at 100%%)" % wave in changed, changed
     assert (
         "Deployment %s/app1-v3-0-0 changed: image registry.ceres.local/app1:v3.0.0 -> registry.ceres.local/app1:v3.0.1"
@@ -94,8 +75,8 @@ def test_wave_changed_out_of_band_runs_again_gated_then_is_done(rollout_world, k
     # the world is where the new run left it: nothing to do, nothing changed, nothing journalled
     third = Playbook("wave1", variables)
     assert third.wait() == 0, third.output
-    assert "already completed by run %s; nothing to do" % second_run in said(third), third.output
-    recap = recap_of(third)
+    assert "already completed by run %s; nothing to do" % second_run in third.said, third.output
+    recap = third.recap
     assert "changed=0" in recap and "failed=0" in recap, recap
     assert world.journal() == records
     assert [world.canary_weight(wave, app) for app in ("app1", "app2")] == [100, 100]
@@ -104,8 +85,8 @@ def test_wave_changed_out_of_band_runs_again_gated_then_is_done(rollout_world, k
     # of another phase since does not make it new (site.yml run again changes nothing)
     pilot_again = Playbook("pilot", variables)
     assert pilot_again.wait() == 0, pilot_again.output
-    assert "already completed by run %s; nothing to do" % pilot_run_id in said(pilot_again), pilot_again.output
-    recap = recap_of(pilot_again)
+    assert "already completed by run %s; nothing to do" % pilot_run_id in pilot_again.said, pilot_again.output
+    recap = pilot_again.recap
     assert "changed=0" in recap and "failed=0" in recap, recap
     assert world.journal() == records
     assert world.canary_weight(pilot, "checkout") == 50

@@ -3,14 +3,9 @@ restart - a typo fails the run before anything is taken, labelled, restarted or 
 
 from __future__ import annotations
 
-import json
-import tempfile
-from pathlib import Path
-
 import pytest
-from integration_support import run_ansible
 from kubernetes import client
-from rollout_world import JOURNAL_NAMESPACE, Playbook
+from rollout_world import Playbook
 
 pytest_plugins = ["e2e_fixtures"]
 
@@ -59,18 +54,8 @@ def test_a_bad_input_fails_before_anything_changes(rollout_world, phase, make_ba
 
 def record_a_run_of_another_inventory_host(world, cluster: str) -> None:
     """A completed pilot recorded by inventory host ``cluster`` (another host pointing at the same cluster)."""
-    run = {"namespace": JOURNAL_NAMESPACE, "name": world.journal_name, "run_id": "pilot-other", "holder": "b@ci"}
-    record = {"step_id": "pilot/done", "phase": "pilot", "outcome": "completed", "cluster": cluster}
-    tasks = [
-        {"name": "Lock", "ceres.rollout.rollout_journal": {**run, "state": "acquired", "phase": "pilot"}},
-        {"name": "Record", "ceres.rollout.rollout_journal": {**run, "state": "recorded", "record": record}},
-        {"name": "Free", "ceres.rollout.rollout_journal": {**run, "state": "released"}},
-    ]
-    playbook = [{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}]
-    with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "record.yml"
-        path.write_text(json.dumps(playbook))
-        run_ansible(["ansible-playbook", "-i", "localhost,", str(path)])
+    record = {"step_id": "pilot/done", "outcome": "completed", "cluster": cluster}
+    world.record_run("pilot-other", "pilot", [record], holder="b@ci")
 
 
 def test_two_inventory_hosts_on_one_cluster_are_refused_naming_both(rollout_world):

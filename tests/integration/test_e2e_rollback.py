@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import base64
 import datetime
-import json
 import socket
-import tempfile
 import time
-from pathlib import Path
 
-from integration_support import run_ansible
 from kubernetes import client
-from rollout_world import JOURNAL_NAMESPACE, Playbook
+from rollout_world import Playbook
 
 pytest_plugins = ["e2e_fixtures"]
 
@@ -121,25 +117,9 @@ def newest_backup_id(world) -> str:
 
 def record_the_backup_as_a_pilot_run_does(world, backup_id: str) -> None:
     """What rollout_run's backup step writes for a phase's run: <phase>/backup, passed, with the backup's id."""
-    journal = {"namespace": JOURNAL_NAMESPACE, "name": world.journal_name}
-    run = {**journal, "run_id": "pilot-recorded", "holder": "e2e@ci", "phase": "pilot"}
-    tasks = [
-        {"name": "Lock", "ceres.rollout.rollout_journal": {**run, "state": "acquired"}},
-        {
-            "name": "Record",
-            "ceres.rollout.rollout_journal": {
-                **run,
-                "state": "recorded",
-                "record": {"step_id": "pilot/backup", "outcome": "passed", "backup_id": backup_id},
-            },
-        },
-        {"name": "Free", "ceres.rollout.rollout_journal": {**run, "state": "released"}},
-    ]
-    playbook = [{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}]
-    with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "record.yml"
-        path.write_text(json.dumps(playbook))
-        run_ansible(["ansible-playbook", "-i", "localhost,", str(path)])
+    world.record_run(
+        "pilot-recorded", "pilot", [{"step_id": "pilot/backup", "outcome": "passed", "backup_id": backup_id}]
+    )
 
 
 def test_a_complete_rollback_restores_the_runs_backup_and_never_the_database_unless_asked(rollout_world, kube):

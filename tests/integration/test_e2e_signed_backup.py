@@ -7,14 +7,13 @@ import hashlib
 import hmac
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import boto3
-from integration_support import SANDBOX_ENV, run_ansible
+from integration_support import SANDBOX_ENV
 from kubernetes import client
-from rollout_world import BUCKET, JOURNAL_NAMESPACE, Playbook
+from rollout_world import BUCKET, Playbook
 
 pytest_plugins = ["e2e_fixtures"]
 
@@ -62,24 +61,13 @@ def backup_ids(world) -> list[str]:
 
 def record_backup(world, backup_id: str, manifest_sha256: str) -> None:
     """What rollout_run's backup step writes for a pilot run: <phase>/backup, passed, id and manifest digest."""
-    run = {"namespace": JOURNAL_NAMESPACE, "name": world.journal_name, "run_id": "pilot-recorded"}
-    run.update(holder="e2e@ci", phase="pilot")
     record = {
         "step_id": "pilot/backup",
         "outcome": "passed",
         "backup_id": backup_id,
         "data": {"complete": True, "manifest_sha256": manifest_sha256},
     }
-    tasks = [
-        {"name": "Lock", "ceres.rollout.rollout_journal": {**run, "state": "acquired"}},
-        {"name": "Record", "ceres.rollout.rollout_journal": {**run, "state": "recorded", "record": record}},
-        {"name": "Free", "ceres.rollout.rollout_journal": {**run, "state": "released"}},
-    ]
-    playbook = [{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}]
-    with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "record.yml"
-        path.write_text(json.dumps(playbook))
-        run_ansible(["ansible-playbook", "-i", "localhost,", str(path)])
+    world.record_run("pilot-recorded", "pilot", [record])
 
 
 def test_a_complete_rollback_refuses_the_recorded_backup_once_its_manifest_was_replaced(rollout_world, kube):
