@@ -33,11 +33,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s.errors import (
 )
 from ansible_collections.ceres.rollout.plugins.module_utils.lock import fence as fencing
 from ansible_collections.ceres.rollout.plugins.module_utils.lock import journal_records as records_layout
-from ansible_collections.ceres.rollout.plugins.module_utils.lock.fence import (  # noqa: F401 (re-exported)
-    ANNOTATION_FORMAT,
-    JOURNAL_FORMAT,
-    JOURNAL_SUFFIX,
-    LABEL_LOCK,
+from ansible_collections.ceres.rollout.plugins.module_utils.lock.fence import (
     configmap_path,
     journal_name,
     new_journal,
