@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 # metric_gate's renew_lock option (DOCUMENTATION): the rollout lock kept alive while a gate samples;
-# rollout_restart's (RESTART): the restart fenced by the lock, kept alive while it waits. The two
+# rollout_restart's and workload_health's (WAIT): checked before the module acts, kept alive while it waits. The two
 # share their suboptions, written out in both (ansible-test reads fragments as plain string literals).
 # Paired with RENEW_LOCK_ARGSPEC in plugins/module_utils/gate/renew_lock.py; its Kubernetes
 # connection suboptions are those of K8S_AUTH_ARG_SPEC (the k8s_auth fragment documents them
@@ -182,21 +182,23 @@ options:
         elements: str
 """
 
-    # rollout_restart's renew_lock: the restart fenced by the lock, and the lock kept alive while it waits.
-    RESTART = r"""
+    # rollout_restart's and workload_health's renew_lock: the lock checked before the module acts, kept alive while it waits.
+    WAIT = r"""
 options:
   renew_lock:
     description:
-      - The rollout lock (the Lease of M(ceres.rollout.rollout_journal)) this run holds. The restart is then
-        fenced by it and keeps it alive while it waits.
-      - Before it patches anything, the module renews the lock (as O(ceres.rollout.rollout_journal#module:state=renewed)
-        does); a run that no longer holds it restarts nothing and fails with RV(lock_lost).
-      - While it waits for the rollouts, it renews the lock once a third of O(renew_lock.lease_duration) has passed
-        since the last renewal, and otherwise checks at every poll that this run still holds it (one read), so a wait
-        longer than the lease does not lose the lock silently, and a rollback taking it stops the wait at once.
+      - The rollout lock (the Lease of M(ceres.rollout.rollout_journal)) this run holds, kept alive while the module
+        waits and checked before it acts.
+      - The module renews the lock first, as O(ceres.rollout.rollout_journal#module:state=renewed) does - for
+        M(ceres.rollout.rollout_restart) before it patches anything, so a run that no longer holds the lock restarts
+        nothing (the restart is fenced) - and fails with RV(lock_lost) when another run holds it.
+      - While it waits (for the rollouts, or with O(wait_timeout) for the workloads to be healthy), it renews the lock
+        once a third of O(renew_lock.lease_duration) has passed since the last renewal and otherwise checks at every
+        look that this run still holds it (one read), so a wait longer than the lease does not lose the lock silently,
+        and a rollback taking it stops the wait at once.
       - A lock found free (its Lease deleted, or released by hand) is taken back when nobody held it since, as
         a renewal does.
-      - A renewal that fails otherwise is retried at the next poll while the lease, as last renewed, outlives it;
+      - A renewal that fails otherwise is retried at the next look while the lease, as last renewed, outlives it;
         otherwise the module stops and fails as for a lost lock.
       - In check mode nothing is renewed or read; the options are still checked.
       - O(renew_lock.lease_duration) must be at least three times the longest poll interval (2 seconds).

@@ -34,6 +34,7 @@ author:
 extends_documentation_fragment:
   - ceres.rollout.k8s_auth
   - ceres.rollout.k8s_auth.timeout
+  - ceres.rollout.renew_lock.wait
   - ceres.rollout.attributes
   - ceres.rollout.attributes.info_module
   - ceres.rollout.attributes.k8s_action_group
@@ -93,6 +94,12 @@ options:
     elements: str
     default: [CrashLoopBackOff, ImagePullBackOff, ErrImagePull, CreateContainerConfigError, CreateContainerError,
               InvalidImageName]
+  wait_timeout:
+    description:
+      - Look again every 2 seconds until every workload is healthy, for at most this many seconds (at most O(timeout),
+        the task's whole time budget); the result is the last look's. Without it, one look.
+      - With O(renew_lock), the run's lock is kept alive while the module waits.
+    type: float
   fail_on_unhealthy:
     description:
       - Fail when a workload is unhealthy. With V(false) the module succeeds and reports RV(healthy=false).
@@ -136,6 +143,25 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+looks:
+  description: How many times the workloads were looked at (with O(wait_timeout)).
+  returned: when O(wait_timeout) is given
+  type: int
+  sample: 3
+lock_lost:
+  description: With O(renew_lock), whether the module stopped because this run no longer holds the lock.
+  returned: when O(renew_lock) is given
+  type: bool
+  sample: false
+lock_renewals:
+  description: With O(renew_lock), how many times the lock was renewed.
+  returned: when O(renew_lock) is given and the module was not stopped
+  type: int
+  sample: 1
+lock:
+  description: With O(renew_lock), the lock as last seen (as RV(ceres.rollout.rollout_journal#module:lock) returns it).
+  returned: when O(renew_lock) is given
+  type: dict
 healthy:
   description: Whether every selected workload is healthy.
   returned: always

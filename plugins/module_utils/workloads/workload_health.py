@@ -9,12 +9,20 @@ its work, run by its main() (plugins/modules/workload_health.py) and by its acti
 
 from __future__ import annotations
 
+import time
+import types
+import typing as t
+
+from ansible_collections.ceres.rollout.plugins.module_utils.common.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.common.module import ModuleDefinition, ModuleRun
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.renew_lock import RENEW_LOCK_ARGSPEC, lock_keeper
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.verdict import GateStopped
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s.args import K8S_CONNECTION_ARG_SPEC
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import K8sClient, auth_options
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s.library import KUBERNETES
 from ansible_collections.ceres.rollout.plugins.module_utils.workloads.health import (
     DEFAULT_UNHEALTHY_REASONS,
+    HealthError,
     HealthRequest,
     check_health,
 )
@@ -34,8 +42,10 @@ def argument_spec() -> dict:
             "baseline": {"type": "dict"},
             "unhealthy_reasons": {"type": "list", "elements": "str", "default": list(DEFAULT_UNHEALTHY_REASONS)},
             "fail_on_unhealthy": {"type": "bool", "default": True},
+            "wait_timeout": {"type": "float"},
         }
     )
+    spec.update(RENEW_LOCK_ARGSPEC)
     spec.update(K8S_CONNECTION_ARG_SPEC)
     return spec
 
@@ -56,16 +66,55 @@ def health_request(params: dict) -> HealthRequest:
     return request
 
 
-def health_outcome(run: ModuleRun) -> dict:
+# With wait_timeout, the workloads are looked at again every WAIT_INTERVAL seconds until healthy.
+WAIT_INTERVAL = 2.0
+
+
+class LockLostWhileWaiting(HealthError):
+    """renew_lock: this run no longer holds its lock; the wait stopped."""
+
+    def __init__(self, message: str, lock: t.Any) -> None:
+        super().__init__("workload_health stopped waiting: %s" % message)
+        self.lock = lock
+
+
+def health_outcome(
+    run: ModuleRun, sleep: t.Callable[[float], None] = time.sleep, clock: t.Callable[[], float] = time.monotonic
+) -> dict:
     """The module's outcome; failed when a workload is unhealthy and ``fail_on_unhealthy``. Check
-    mode changes nothing: the module only reads. Raises HealthError, SelectionError, K8sError."""
+    mode changes nothing: the module only reads. With ``wait_timeout`` it looks again every
+    WAIT_INTERVAL seconds until the workloads are healthy or the time is up; with ``renew_lock`` it
+    keeps the run's lock alive meanwhile (and stops when another run took it). Raises HealthError,
+    SelectionError, K8sError, GateConfigError."""
     params = run.params
     request = health_request(params)
+    wait_timeout = params.get("wait_timeout")
+    if wait_timeout is not None and not 0 < wait_timeout <= params["timeout"]:
+        raise HealthError(
+            "wait_timeout must be more than 0 seconds and at most timeout (%g s), the whole task's time budget; got %r"
+            % (params["timeout"], wait_timeout)
+        )
+    keeper = lock_keeper(params, types.SimpleNamespace(interval_seconds=WAIT_INTERVAL), check_mode=run.check_mode)
     client = K8sClient.from_auth(auth_options(params), warn=run.warn)
+    started, looks = clock(), 0
     try:
-        result = check_health(client, request)
+        while True:
+            if keeper is not None:
+                keeper.before_round(looks + 1)
+            result = check_health(client, request)
+            looks += 1
+            left = (wait_timeout - (clock() - started)) if wait_timeout is not None else 0
+            if result.healthy or left <= 0:
+                break
+            sleep(min(WAIT_INTERVAL, left))
+    except GateStopped as stopped:
+        raise LockLostWhileWaiting(str(stopped), keeper.lock if keeper else None)
     finally:
         client.close()
+        if keeper is not None:
+            for warning in keeper.warnings:
+                run.warn(warning)
+            keeper.close()
 
     output = {
         "changed": False,
@@ -76,9 +125,20 @@ def health_outcome(run: ModuleRun) -> dict:
         "workloads": result.workloads,
         "msg": result.message(),
     }
+    if wait_timeout is not None:
+        output["looks"] = looks
+    if keeper is not None:
+        output.update(keeper.result())
     if not result.healthy and params["fail_on_unhealthy"]:
         output["failed"] = True
     return output
+
+
+def failure_values(error: CeresError) -> dict[str, t.Any]:
+    """A wait stopped by a lost lock says so (``lock_lost``) with the lock as last seen."""
+    if isinstance(error, LockLostWhileWaiting):
+        return {"lock_lost": True, "lock": error.lock}
+    return {}
 
 
 WORKLOAD_HEALTH = ModuleDefinition(
@@ -86,4 +146,5 @@ WORKLOAD_HEALTH = ModuleDefinition(
     health_outcome,
     constraints={"required_one_of": REQUIRED_ONE_OF, "mutually_exclusive": MUTUALLY_EXCLUSIVE},
     required_libraries=[KUBERNETES],
+    failure_values=failure_values,
 )

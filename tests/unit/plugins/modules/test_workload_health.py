@@ -144,3 +144,61 @@ def test_a_hung_api_server_ends_within_the_timeout(capsys, api):
     assert failed
     assert "the timeout of 1 s" in result["msg"]
     assert still_held >= 1 and hang.expired == 0  # the task ended while the API server still held its list
+
+
+# --------------------------------------------------------------------------- wait_timeout and renew_lock (issue 16)
+
+
+@pytest.fixture
+def quick_waits(monkeypatch):
+    from ansible_collections.ceres.rollout.plugins.module_utils.workloads import workload_health as health_module
+
+    monkeypatch.setattr(health_module, "WAIT_INTERVAL", 0.05)
+
+
+def lock_of(run_id="pilot-1", holder="alice@ctl", phase="pilot", force=False):
+    from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease_state import LockRequest
+
+    return LockRequest("ceres-system", "ceres-rollout", run_id, holder, lease_duration=60, phase=phase, force=force)
+
+
+def test_wait_timeout_looks_again_until_healthy(capsys, api, quick_waits):
+    """Before: one look per task (callers looped with until, each look a new module run and no lock kept)."""
+    set_container(api, "web-5d8f9-aaaaa", waiting="ImagePullBackOff", ready=False)
+    healed = threading.Timer(0.4, lambda: set_container(api, "web-5d8f9-aaaaa"))
+    healed.start()
+    failed, result, _output = run_module(capsys, args(api, wait_timeout=20, timeout=30))
+    healed.join()
+    assert not failed, result
+    assert result["healthy"] is True and result["looks"] > 1
+
+
+def test_wait_timeout_ends_unhealthy_when_the_time_is_up(capsys, api, quick_waits):
+    set_container(api, "web-5d8f9-aaaaa", waiting="ImagePullBackOff", ready=False)
+    failed, result, _output = run_module(capsys, args(api, wait_timeout=0.3, timeout=30))
+    assert failed and result["healthy"] is False and result["looks"] >= 2, result
+
+
+def test_wait_timeout_longer_than_the_task_budget_is_refused(capsys, api):
+    failed, result, _output = run_module(capsys, args(api, wait_timeout=300, timeout=60))
+    assert failed and "wait_timeout must be more than 0 seconds and at most timeout (60 s)" in result["msg"]
+
+
+def test_renew_lock_keeps_the_lock_while_waiting_and_stops_when_a_rollback_takes_it(capsys, api, quick_waits):
+    from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease import apply_lock
+
+    apply_lock(api, lock_of(), "acquired")
+    renew = {"run_id": "pilot-1", "holder": "alice@ctl", "lease_duration": 60, "host": api.url, "api_key": TOKEN}
+    failed, result, _output = run_module(capsys, args(api, wait_timeout=5, timeout=30, renew_lock=renew))
+    assert not failed and (result["lock_lost"], result["lock_renewals"]) == (False, 1), result
+
+    set_container(api, "web-5d8f9-aaaaa", waiting="ImagePullBackOff", ready=False)
+    taken = threading.Timer(
+        0.3, lambda: apply_lock(api, lock_of("rollback-1", "bob@ctl", "rollback", True), "acquired")
+    )
+    taken.start()
+    failed, result, _output = run_module(capsys, args(api, wait_timeout=20, timeout=30, renew_lock=renew))
+    taken.join()
+    assert failed and result["lock_lost"] is True, result
+    assert result["msg"].startswith("workload_health stopped waiting: the rollout lock ceres-system/ceres-rollout was")
+    assert result["lock"]["run_id"] == "rollback-1"
