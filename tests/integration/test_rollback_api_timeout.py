@@ -37,5 +37,8 @@ def test_a_half_open_api_connection_cannot_hang_the_rollback():
     flat = " ".join(output.split())
     assert completed.returncode != 0, output
     assert "hung" in hung, hung  # the rollback did reach the half-open connection
-    assert "Find the old version's Deployments" in flat and "Timed out after 5 second(s)" in flat, output[-3000:]
+    assert (
+        "Read the old version's Deployments, the Services and the VirtualServices" in flat
+        and "Timed out after 5 second(s)" in flat
+    ), output[-3000:]
     assert elapsed < HANG_SECONDS / 2, "the rollback waited %.0f s on a connection that never answered" % elapsed
