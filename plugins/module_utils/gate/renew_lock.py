@@ -242,7 +242,12 @@ class LockKeeper:
             return self._renew_now()
         return state.held_by(self.request.run_id, self.request.holder)
 
-    def close(self) -> None:
+    def close(self, warn: t.Callable[[str], None] | None = None) -> None:
+        """Release the keeper's connections; with ``warn``, hand it the keeper's warnings first (a module that
+        reports them as Ansible warnings; metric_gate returns them with its result instead)."""
+        if warn is not None:
+            for warning in self.warnings:
+                warn(warning)
         if self._close is not None:
             self._close()
 

@@ -158,18 +158,46 @@ def check_writer(
         )
 
 
-def _write(client: t.Any, namespace: str, desired: dict[str, t.Any], exists: bool) -> None:
-    name = desired["metadata"]["name"]
+def get_or_none(client: t.Any, path: str) -> dict[str, t.Any] | None:
+    """GET ``path``; ``None`` when the object does not exist."""
+    try:
+        return client.get(path)
+    except NotFound:
+        return None
+
+
+def read_journal(client: t.Any, namespace: str, lock_name: str) -> dict[str, t.Any] | None:
+    """The journal ConfigMap of the lock ``lock_name``, or ``None``."""
+    return get_or_none(client, configmap_path(namespace, journal_name(lock_name)))
+
+
+def read_lease(client: t.Any, namespace: str, lock_name: str) -> dict[str, t.Any] | None:
+    """The lock's Lease, or ``None``."""
+    return get_or_none(client, lease_path(namespace, lock_name))
+
+
+def write_journal(
+    client: t.Any,
+    namespace: str,
+    desired: dict[str, t.Any],
+    exists: bool,
+    missing_namespace: t.Callable[[], Exception],
+) -> None:
+    """PUT (``exists``) or POST the journal ConfigMap ``desired``, for a read-decide-write loop: a
+    journal deleted meanwhile, or a create whose answer was lost, is ReadAgain; a missing namespace
+    raises ``missing_namespace()`` (the journal never creates namespaces)."""
     try:
         if exists:
-            client.put(configmap_path(namespace, name), desired)
+            client.put(configmap_path(namespace, desired["metadata"]["name"]), desired)
         else:
             client.post(configmap_path(namespace), desired)
     except NotFound as error:
         if exists and (error.details or {}).get("kind") != "namespaces":
-            raise ReadAgain("the journal was deleted while its fence was raised")
-        raise FenceError("namespace %s does not exist; create it first" % namespace)
+            raise ReadAgain("the journal was deleted while being written")
+        raise missing_namespace()
     except (K8sConnectionError, ServerError) as error:
+        # The client retries neither for a POST once sent: it may have landed, so read again and
+        # decide again (a record or fence that is already ours is then left as it is).
         if exists or isinstance(error, DeadlineExceeded):
             raise
         raise ReadAgain("the create's answer was lost: %s" % error)
@@ -197,14 +225,8 @@ def raise_fence(
     reference = "%s/%s" % (namespace, journal_name(lock_name))
 
     def attempt() -> dict[str, t.Any]:
-        try:
-            configmap = client.get(configmap_path(namespace, journal_name(lock_name)))
-        except NotFound:
-            configmap = None
-        try:
-            lease = client.get(lease_path(namespace, lock_name))
-        except NotFound:
-            lease = None
+        configmap = read_journal(client, namespace, lock_name)
+        lease = read_lease(client, namespace, lock_name)
         state = LeaseState(lease)
         fence = read_fence(configmap)
         if not state.held_by(run_id, holder):
@@ -232,7 +254,13 @@ def raise_fence(
         annotations[ANNOTATION_FENCE] = json.dumps(new_fence, separators=(",", ":"))
         metadata["annotations"] = annotations
         desired["metadata"] = metadata
-        _write(client, namespace, desired, exists=configmap is not None)
+        write_journal(
+            client,
+            namespace,
+            desired,
+            configmap is not None,
+            lambda: FenceError("%s: namespace %s does not exist; create it first" % (reference, namespace)),
+        )
         return new_fence
 
     try:

@@ -24,13 +24,7 @@ import uuid
 
 from ansible_collections.ceres.rollout.plugins.module_utils.common.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.common.timestamps import utc_timestamp
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s.conflicts import ReadAgain, read_decide_write
-from ansible_collections.ceres.rollout.plugins.module_utils.k8s.errors import (
-    DeadlineExceeded,
-    K8sConnectionError,
-    NotFound,
-    ServerError,
-)
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.conflicts import read_decide_write
 from ansible_collections.ceres.rollout.plugins.module_utils.lock import fence as fencing
 from ansible_collections.ceres.rollout.plugins.module_utils.lock import journal_records as records_layout
 from ansible_collections.ceres.rollout.plugins.module_utils.lock.fence import (
@@ -64,17 +58,7 @@ class JournalFull(JournalError):
 
 
 def read_configmap(client: t.Any, namespace: str, name: str) -> dict[str, t.Any] | None:
-    try:
-        return client.get(configmap_path(namespace, name))
-    except NotFound:
-        return None
-
-
-def read_lease_or_none(client: t.Any, namespace: str, lock_name: str) -> dict[str, t.Any] | None:
-    try:
-        return client.get(fencing.lease_path(namespace, lock_name))
-    except NotFound:
-        return None
+    return fencing.get_or_none(client, configmap_path(namespace, name))
 
 
 def journal_info(
@@ -255,24 +239,16 @@ def plan_record(
 
 
 def _write(client: t.Any, request: RecordRequest, desired: dict[str, t.Any], exists: bool) -> None:
-    try:
-        if exists:
-            client.put(configmap_path(request.namespace, journal_name(request.lock_name)), desired)
-        else:
-            client.post(configmap_path(request.namespace), desired)
-    except NotFound as error:
-        if exists and (error.details or {}).get("kind") != "namespaces":
-            raise ReadAgain("the journal was deleted while being written")
-        raise JournalError(
+    fencing.write_journal(
+        client,
+        request.namespace,
+        desired,
+        exists,
+        lambda: JournalError(
             "%s: namespace %s does not exist; create it first (the journal never creates namespaces)"
             % (request.reference, request.namespace)
-        )
-    except (K8sConnectionError, ServerError) as error:
-        # The client retries neither for a POST once sent: it may have landed, so read again and
-        # decide again (a Lease or record that is already ours is then left as it is).
-        if exists or isinstance(error, DeadlineExceeded):
-            raise
-        raise ReadAgain("the create's answer was lost: %s" % error)
+        ),
+    )
 
 
 def record_step(
@@ -306,7 +282,7 @@ def record_step(
             # ConfigMap before it acts, so this write (with the resourceVersion read) then conflicts.
             fencing.check_writer(
                 configmap,
-                read_lease_or_none(client, request.namespace, request.lock_name),
+                fencing.read_lease(client, request.namespace, request.lock_name),
                 request.reference,
                 request.run_id,
                 request.holder,

@@ -372,13 +372,6 @@ def read_lease(client: t.Any, namespace: str, name: str) -> dict[str, t.Any] | N
         return None
 
 
-def read_journal_configmap(client: t.Any, namespace: str, lock_name: str) -> dict[str, t.Any] | None:
-    try:
-        return client.get(fencing.configmap_path(namespace, fencing.journal_name(lock_name)))
-    except NotFound:
-        return None
-
-
 def read_lock(
     client: t.Any, namespace: str, name: str, clock: t.Callable[[], datetime.datetime] = utc_now
 ) -> dict[str, t.Any]:
@@ -434,7 +427,7 @@ def apply_lock(
         now = clock()
         fence = None
         if action == RENEWED and not LeaseState(lease).held:
-            fence = fencing.read_fence(read_journal_configmap(client, request.namespace, request.name))
+            fence = fencing.read_fence(fencing.read_journal(client, request.namespace, request.name))
         plan = plan_lock(lease, request, action, now, fence)
         if plan.desired is not None and not check_mode:
             _write(client, request, plan.desired, exists=lease is not None)

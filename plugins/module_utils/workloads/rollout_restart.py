@@ -77,9 +77,7 @@ def restart_outcome(run: ModuleRun) -> dict:
         raise LockLostDuringRestart(str(stopped), stopped, keeper)
     finally:
         if keeper is not None:
-            for warning in keeper.warnings:
-                run.warn(warning)
-            keeper.close()
+            keeper.close(warn=run.warn)
     output = {
         "changed": result.changed,
         "restart_id": request.restart_id,

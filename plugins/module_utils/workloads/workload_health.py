@@ -112,9 +112,7 @@ def health_outcome(
     finally:
         client.close()
         if keeper is not None:
-            for warning in keeper.warnings:
-                run.warn(warning)
-            keeper.close()
+            keeper.close(warn=run.warn)
 
     output = {
         "changed": False,
