@@ -35,6 +35,7 @@ author:
 extends_documentation_fragment:
   - ceres.rollout.prometheus_auth
   - ceres.rollout.renew_lock
+  - ceres.rollout.renew_lock.gate
   - ceres.rollout.attributes
   - ceres.rollout.attributes.info_module
   - ceres.rollout.attributes.prometheus_action_group

@@ -34,6 +34,8 @@ extends_documentation_fragment:
   - ceres.rollout.postgres_login
   - ceres.rollout.k8s_auth
   - ceres.rollout.k8s_auth.timeout
+  - ceres.rollout.renew_lock
+  - ceres.rollout.renew_lock.work
 attributes:
   check_mode:
     support: full
@@ -275,6 +277,20 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_lost:
+  description: With O(renew_lock), whether the module stopped because this run no longer holds the lock.
+  returned: when O(renew_lock) is given
+  type: bool
+  sample: false
+lock_renewals:
+  description: With O(renew_lock), how many times the lock was renewed.
+  returned: when O(renew_lock) is given and the module was not stopped
+  type: int
+  sample: 1
+lock:
+  description: With O(renew_lock), the lock as last seen (as RV(ceres.rollout.rollout_journal#module:lock) returns it).
+  returned: when O(renew_lock) is given
+  type: dict
 path:
   description: Absolute path of the backup.
   returned: success

@@ -36,6 +36,7 @@ author:
 extends_documentation_fragment:
   - ceres.rollout.k8s_auth
   - ceres.rollout.k8s_auth.timeout
+  - ceres.rollout.renew_lock
   - ceres.rollout.renew_lock.wait
   - ceres.rollout.attributes
   - ceres.rollout.attributes.k8s_action_group

@@ -34,6 +34,7 @@ author:
 extends_documentation_fragment:
   - ceres.rollout.k8s_auth
   - ceres.rollout.k8s_auth.timeout
+  - ceres.rollout.renew_lock
   - ceres.rollout.renew_lock.wait
   - ceres.rollout.attributes
   - ceres.rollout.attributes.info_module

@@ -180,6 +180,7 @@ class RolloutWorld:
         self.journal_name = "e2e-%s" % self.id
         self.backup_prefix = "ceres-e2e/%s/" % self.id
         self.namespaces: list[str] = []
+        self.foreign_roles: list[tuple[str, str]] = []  # (namespace, name) of Roles outside the world's namespaces
         self.apps: dict[str, list[str]] = {}
         self.custom = client.CustomObjectsApi(kube)
         self.apps_api = client.AppsV1Api(kube)
@@ -243,14 +244,21 @@ class RolloutWorld:
                 return None
             raise
 
-    def backup_keys(self) -> list[str]:
-        s3 = boto3.client(
+    @staticmethod
+    def _s3():
+        return boto3.client(
             "s3",
             endpoint_url=SANDBOX_ENV["AWS_ENDPOINT_URL"],
             region_name=SANDBOX_ENV.get("AWS_REGION", "us-east-1"),
             aws_access_key_id=SANDBOX_ENV["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=SANDBOX_ENV["AWS_SECRET_ACCESS_KEY"],
         )
+
+    def backup_object(self, key: str) -> bytes:
+        return self._s3().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+    def backup_keys(self) -> list[str]:
+        s3 = self._s3()
         keys = []
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=self.backup_prefix):
             keys.extend(item["Key"] for item in page.get("Contents", []))
@@ -282,6 +290,51 @@ class RolloutWorld:
         ]
         self.custom.replace_namespaced_custom_object(*world.ISTIO, namespace, "virtualservices", app, virtual_service)
 
+    def identity(self, name: str, roles: dict[str, list[dict]], directory: Path) -> Path:
+        """A ServiceAccount ``name`` in this world's first namespace with, in each namespace of ``roles``, a Role of
+        those rules; the path of a kubeconfig (written in ``directory``) that acts as it, with a token from the
+        TokenRequest API. Removed with the world's namespaces (the Roles of other namespaces are named after the
+        world and removed by cleanup)."""
+        home = self.namespaces[0]
+        self.core.create_namespaced_service_account(home, {"metadata": {"name": name}})
+        rbac = client.RbacAuthorizationV1Api(self.kube)
+        role_name = "e2e-%s-%s" % (self.id, name)
+        for namespace, rules in roles.items():
+            rbac.create_namespaced_role(namespace, {"metadata": {"name": role_name}, "rules": rules})
+            rbac.create_namespaced_role_binding(
+                namespace,
+                {
+                    "metadata": {"name": role_name},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name},
+                    "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": home}],
+                },
+            )
+            if namespace not in self.namespaces:
+                self.foreign_roles.append((namespace, role_name))
+        token = self.core.create_namespaced_service_account_token(
+            name, home, {"spec": {"expirationSeconds": 3600}}
+        ).status.token
+        configuration = self.kube.configuration
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "sandbox",
+                    "cluster": {"server": configuration.host, "certificate-authority": configuration.ssl_ca_cert},
+                }
+            ],
+            "users": [{"name": name, "user": {"token": token}}],
+            # the context the local inventory names (ceres_kube_context)
+            "contexts": [{"name": "ceres-sandbox", "context": {"cluster": "sandbox", "user": name}}],
+            "current-context": "ceres-sandbox",
+        }
+        path = directory / ("%s.kubeconfig" % name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(kubeconfig, handle)
+        return path
+
     def annotate_canary(self, namespace: str, app: str, annotations: dict) -> None:
         world.annotate_canary(self.kube, namespace, app, annotations)
 
@@ -291,6 +344,14 @@ class RolloutWorld:
         for delete in (
             lambda: self.core.delete_namespaced_config_map(self.journal_name + "-journal", JOURNAL_NAMESPACE),
             lambda: client.CoordinationV1Api(self.kube).delete_namespaced_lease(self.journal_name, JOURNAL_NAMESPACE),
+            *(
+                lambda pair=pair, delete=delete: delete(pair[1], pair[0])
+                for pair in self.foreign_roles
+                for delete in (
+                    client.RbacAuthorizationV1Api(self.kube).delete_namespaced_role,
+                    client.RbacAuthorizationV1Api(self.kube).delete_namespaced_role_binding,
+                )
+            ),
         ):
             try:
                 delete()

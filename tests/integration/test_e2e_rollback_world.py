@@ -71,3 +71,34 @@ def test_a_full_journal_does_not_keep_the_traffic_from_moving_and_is_reported(ro
     output = " ".join(rollback.output.split())
     assert "the rollback could not be recorded in the journal" in output and "more than its limit" in output, output
     assert not world.lease().spec.holder_identity  # released all the same
+
+
+# What a rollback does in an app namespace: read and patch the routes, the Deployments and the Services, read the pods.
+APP_NAMESPACE_RULES = [
+    {
+        "apiGroups": ["networking.istio.io"],
+        "resources": ["virtualservices", "destinationrules"],
+        "verbs": ["get", "list", "patch", "update"],
+    },
+    {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": ["get", "list", "patch"]},
+    {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "patch", "update"]},
+    {"apiGroups": [""], "resources": ["services", "pods"], "verbs": ["get", "list", "patch"]},
+]
+
+
+def test_no_permission_on_the_journal_namespace_does_not_keep_the_traffic_from_moving(rollout_world, tmp_path):
+    """An on-call engineer whose identity may change the apps but not ceres-system (the journal and the lock):
+    the traffic still goes back to the old version; the lock and the journal problems are reported and fail the
+    play (the rollback already moved the traffic first; this test holds it to that with a real identity and RBAC)."""
+    world = rollout_world
+    namespace = world.namespace("noperm", ["checkout"])
+    world.set_weight(namespace, "checkout", 25)
+    kubeconfig = world.identity("on-call", {namespace: APP_NAMESPACE_RULES}, tmp_path)
+
+    rollback = Playbook("rollback", world.pilot_vars(namespace, ceres_kubeconfig=str(kubeconfig)))
+    assert rollback.wait() != 0, rollback.output
+    assert world.canary_weight(namespace, "checkout") == 0, rollback.output
+    output = " ".join(rollback.output.split())
+    assert "Rollback incomplete" in output, output
+    assert "forbidden" in output.lower() and JOURNAL_NAMESPACE in output, output
+    assert world.journal() == []  # nothing could be written there, and nothing was

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
+
+import yaml
 from kubernetes import client
 from rollout_world import Playbook
 
@@ -17,6 +21,14 @@ def test_waves_then_cutover_leave_every_app_on_the_new_version_and_clean_up_only
     core.create_namespaced_config_map(
         waves[0],
         {"metadata": {"name": "app1-settings", "labels": {"app": "app1", "version": "v2.9"}}, "data": {"a": "1"}},
+    )
+    # and a claim of the old version: its manifest is archived before a confirmed clean-up deletes it
+    core.create_namespaced_persistent_volume_claim(
+        waves[0],
+        {
+            "metadata": {"name": "app1-data", "labels": {"app": "app1", "version": "v2.9"}},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        },
     )
     # backups are the pilot's and the backup role's tests' business; here only the cutover takes one (it must)
     variables = world.pilot_vars(pilot, pilot_backup=False, pilot_allow_without_backup=True, wave_backup=False)
@@ -51,13 +63,30 @@ def test_waves_then_cutover_leave_every_app_on_the_new_version_and_clean_up_only
     archive = next(record for record in records if record["step_id"] == "cutover/archive")
     keys = world.backup_keys()
     assert archive["data"]["archive"] in keys and archive["data"]["archive"] + ".sha256" in keys, (archive, keys)
+    with tarfile.open(fileobj=io.BytesIO(world.backup_object(archive["data"]["archive"])), mode="r:gz") as packed:
+        members = {member.name: member for member in packed.getmembers()}
+        claims = yaml.safe_load(
+            packed.extractfile(members["old-configuration/%s/PersistentVolumeClaim.yaml" % waves[0]])
+        )
+        config_maps = yaml.safe_load(packed.extractfile(members["old-configuration/%s/ConfigMap.yaml" % waves[0]]))
+        readme = packed.extractfile(members["old-configuration/README.txt"]).read().decode()
+    assert [claim["metadata"]["name"] for claim in claims] == ["app1-data"], claims
+    assert [item["metadata"]["name"] for item in config_maps] == ["app1-settings"], config_maps
+    assert "The data on the PersistentVolumes is NOT in this archive" in " ".join(readme.split()), readme
     # no clean-up without the confirm variable
     assert core.read_namespaced_config_map("app1-settings", waves[0]).data == {"a": "1"}
+    assert core.read_namespaced_persistent_volume_claim("app1-data", waves[0]).metadata.deletion_timestamp is None
 
     cleanup = Playbook("cutover", dict(variables, cutover_confirm_cleanup=True))
     assert cleanup.wait() == 0, cleanup.output
     names = [item.metadata.name for item in core.list_namespaced_config_map(waves[0]).items]
     assert "app1-settings" not in names, names
+    claims_left = [
+        item.metadata.name
+        for item in core.list_namespaced_persistent_volume_claim(waves[0]).items
+        if item.metadata.deletion_timestamp is None  # one held by its protection finalizer is being deleted
+    ]
+    assert claims_left == [], claims_left
 
     # and a rollback after the cutover: the old version back up, the Services as they were, traffic on it
     rollback = Playbook("rollback", variables)

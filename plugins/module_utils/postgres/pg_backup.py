@@ -12,9 +12,11 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.ceres.rollout.plugins.module_utils.common.module import ModuleDefinition, ModuleRun
 from ansible_collections.ceres.rollout.plugins.module_utils.common.redaction import redact
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.renew_lock import RENEW_LOCK_ARGSPEC
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s.args import K8S_CONNECTION_ARG_SPEC
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s.client import auth_options
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s.library import KUBERNETES
+from ansible_collections.ceres.rollout.plugins.module_utils.lock.keep_alive import lock_failure_values, with_lock_kept
 from ansible_collections.ceres.rollout.plugins.module_utils.postgres.args import (
     LOGIN_ARGUMENT_SPEC,
     POD_SOURCE_ARGUMENT_SPEC,
@@ -55,13 +57,15 @@ def argument_spec():
     )
     spec.update(LOGIN_ARGUMENT_SPEC)
     spec.update(K8S_CONNECTION_ARG_SPEC)
+    spec.update(RENEW_LOCK_ARGSPEC)
     return spec
 
 
 def backup_outcome(run: ModuleRun) -> dict:
     """The module's outcome: the backup (in check mode, what it would be). Raises K8sError for a
-    ``pod`` whose connection options do not make a client, and PostgresBackupError with every
-    password masked in its message."""
+    ``pod`` whose connection options do not make a client, PostgresBackupError with every
+    password masked in its message, and with ``renew_lock`` GateConfigError for its options and
+    LockLostDuringWork when this run does not hold the lock (the dump not started, or stopped)."""
     params = run.params
     connection = ConnectionParams.from_module_params(params, params["database"])
     pod = None
@@ -80,9 +84,10 @@ def backup_outcome(run: ModuleRun) -> dict:
             pod=pod,
         )
         with terminate_raises():
-            if pod is None:
-                return check_mode_backup_result(request) if run.check_mode else run_backup(request).module_result()
-            return check_mode_pod_backup_result(request) if run.check_mode else run_pod_backup(request).module_result()
+            if run.check_mode:
+                return check_mode_backup_result(request) if pod is None else check_mode_pod_backup_result(request)
+            backup = run_backup if pod is None else run_pod_backup
+            return with_lock_kept(run, "the backup", lambda: backup(request).module_result())
     except PostgresBackupError as error:
         raise PostgresBackupError(redact(str(error), secrets)) from error
 
@@ -91,5 +96,6 @@ PG_BACKUP = ModuleDefinition(
     argument_spec,
     backup_outcome,
     required_libraries=[PSYCOPG2],
-    required_libraries_by_option={"pod": [KUBERNETES]},
+    required_libraries_by_option={"pod": [KUBERNETES], "renew_lock": [KUBERNETES]},
+    failure_values=lock_failure_values,
 )

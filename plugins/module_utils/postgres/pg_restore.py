@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from ansible_collections.ceres.rollout.plugins.module_utils.common.module import ModuleDefinition, ModuleRun
 from ansible_collections.ceres.rollout.plugins.module_utils.common.redaction import redact
+from ansible_collections.ceres.rollout.plugins.module_utils.gate.renew_lock import RENEW_LOCK_ARGSPEC
+from ansible_collections.ceres.rollout.plugins.module_utils.k8s.library import KUBERNETES
+from ansible_collections.ceres.rollout.plugins.module_utils.lock.keep_alive import lock_failure_values, with_lock_kept
 from ansible_collections.ceres.rollout.plugins.module_utils.postgres.args import LOGIN_ARGUMENT_SPEC
 from ansible_collections.ceres.rollout.plugins.module_utils.postgres.connection import ConnectionParams
 from ansible_collections.ceres.rollout.plugins.module_utils.postgres.errors import PostgresBackupError, terminate_raises
@@ -29,12 +32,15 @@ def argument_spec():
         jobs=dict(type="int", default=1),
     )
     spec.update(LOGIN_ARGUMENT_SPEC)
+    spec.update(RENEW_LOCK_ARGSPEC)
     return spec
 
 
 def restore_outcome(run: ModuleRun) -> dict:
     """The module's outcome: the restore (in check mode, what it would do). Raises
-    PostgresBackupError with the password masked in its message."""
+    PostgresBackupError with the password masked in its message, and with ``renew_lock``
+    GateConfigError for its options and LockLostDuringWork when this run does not hold the lock
+    (the restore not started, or stopped)."""
     params = run.params
     connection = ConnectionParams.from_module_params(params, params["database"])
     try:
@@ -46,9 +52,17 @@ def restore_outcome(run: ModuleRun) -> dict:
             jobs=params["jobs"],
         )
         with terminate_raises():
-            return check_mode_restore_result(request) if run.check_mode else run_restore(request).module_result()
+            if run.check_mode:
+                return check_mode_restore_result(request)
+            return with_lock_kept(run, "the restore", lambda: run_restore(request).module_result())
     except PostgresBackupError as error:
         raise PostgresBackupError(redact(str(error), connection.secrets())) from error
 
 
-PG_RESTORE = ModuleDefinition(argument_spec, restore_outcome, required_libraries=[PSYCOPG2])
+PG_RESTORE = ModuleDefinition(
+    argument_spec,
+    restore_outcome,
+    required_libraries=[PSYCOPG2],
+    required_libraries_by_option={"renew_lock": [KUBERNETES]},
+    failure_values=lock_failure_values,
+)
