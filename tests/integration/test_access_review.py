@@ -1,0 +1,224 @@
+"""ceres.rollout.access_review against the sandbox's real kube-apiserver and its RBAC authorizer.
+
+Each test makes a ServiceAccount of its own in a scratch namespace, with a Role of a few rules, and asks about it
+(SubjectAccessReview, as the admin) or as it (SelfSubjectAccessReview, with a token from the TokenRequest API).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+from integration_support import SANDBOX_ENV, run_ansible
+from kubernetes import client
+
+DEPLOYER_RULES = [
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": ["networking.istio.io"], "resources": ["virtualservices"], "verbs": ["get", "patch", "update"]},
+]
+
+
+@pytest.fixture()
+def deployer(kube, scratch_namespace):
+    """system:serviceaccount:<scratch>:deployer, with DEPLOYER_RULES in the scratch namespace only."""
+    core, rbac = client.CoreV1Api(kube), client.RbacAuthorizationV1Api(kube)
+    core.create_namespaced_service_account(scratch_namespace, {"metadata": {"name": "deployer"}})
+    rbac.create_namespaced_role(scratch_namespace, {"metadata": {"name": "deployer"}, "rules": DEPLOYER_RULES})
+    rbac.create_namespaced_role_binding(
+        scratch_namespace,
+        {
+            "metadata": {"name": "deployer"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
+            "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": scratch_namespace}],
+        },
+    )
+    return "system:serviceaccount:%s:deployer" % scratch_namespace
+
+
+def token_kubeconfig(kube, namespace: str, account: str, directory) -> str:
+    token = (
+        client.CoreV1Api(kube)
+        .create_namespaced_service_account_token(account, namespace, {"spec": {"expirationSeconds": 600}})
+        .status.token
+    )
+    configuration = kube.configuration
+    path = directory / "deployer.kubeconfig"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {"server": configuration.host, "certificate-authority": configuration.ssl_ca_cert},
+                    }
+                ],
+                "users": [{"name": "u", "user": {"token": token}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            },
+            handle,
+        )
+    return str(path)
+
+
+def access_review(arguments: dict, check_mode: bool = False) -> dict:
+    """The module's result, run as a user runs it (an ad-hoc ansible task, the json callback)."""
+    command = [
+        "ansible",
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+        "-m",
+        "ceres.rollout.access_review",
+        "-a",
+        json.dumps(arguments),
+    ]
+    if check_mode:
+        command.append("--check")
+    completed = run_ansible(
+        command,
+        check=False,
+        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"},
+    )
+    assert completed.stdout.strip(), completed.stderr
+    return json.loads(completed.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def admin(**arguments) -> dict:
+    return dict(arguments, kubeconfig=SANDBOX_ENV["KUBECONFIG"])
+
+
+def test_what_the_deployer_may_and_may_not_do_answers_as_expected(deployer, scratch_namespace):
+    reviews = [
+        {"verb": "get", "resource": "pods", "namespace": scratch_namespace, "user": deployer},
+        {
+            "verb": "patch",
+            "group": "networking.istio.io",
+            "resource": "virtualservices",
+            "namespace": scratch_namespace,
+            "user": deployer,
+        },
+        {"verb": "get", "resource": "secrets", "namespace": scratch_namespace, "user": deployer, "expect": "denied"},
+        {"verb": "get", "resource": "pods", "namespace": "default", "user": deployer, "expect": "denied"},
+        {"verb": "delete", "resource": "namespaces", "user": deployer, "expect": "denied"},
+        {
+            "verb": "escalate",
+            "group": "rbac.authorization.k8s.io",
+            "resource": "clusterroles",
+            "user": deployer,
+            "expect": "denied",
+        },
+        {
+            "verb": "bind",
+            "group": "rbac.authorization.k8s.io",
+            "resource": "rolebindings",
+            "namespace": scratch_namespace,
+            "user": deployer,
+            "expect": "denied",
+        },
+        {"verb": "impersonate", "resource": "users", "user": deployer, "expect": "denied"},
+        {
+            "verb": "get",
+            "resource": "pods",
+            "namespace": scratch_namespace,
+            "user": "system:anonymous",
+            "groups": ["system:unauthenticated"],
+            "expect": "denied",
+        },
+    ]
+    for check_mode in (False, True):  # it changes nothing, so check mode asks the same
+        result = access_review(admin(reviews=reviews), check_mode=check_mode)
+        assert result.get("failed") is not True, result.get("msg")
+        assert result["changed"] is False
+        assert result["summary"] == {"total": 9, "matched": 9, "mismatched": 0}, result["mismatches"]
+        assert [review["outcome"] for review in result["reviews"]] == ["allowed"] * 2 + ["denied"] * 7
+
+
+def test_every_wrong_expectation_is_named(deployer, scratch_namespace):
+    result = access_review(
+        admin(
+            reviews=[
+                {"verb": "get", "resource": "pods", "namespace": scratch_namespace, "user": deployer},
+                {"verb": "get", "resource": "secrets", "namespace": scratch_namespace, "user": deployer},
+                {
+                    "verb": "list",
+                    "resource": "pods",
+                    "namespace": scratch_namespace,
+                    "user": deployer,
+                    "expect": "denied",
+                },
+            ]
+        )
+    )
+    assert result["failed"] is True
+    assert result["mismatches"] == [
+        "reviews[1]: can %s get secrets in namespace %s? expected allowed, got denied" % (deployer, scratch_namespace),
+        "reviews[2]: can %s list pods in namespace %s? expected denied, got allowed" % (deployer, scratch_namespace)
+        + " (%s)" % result["reviews"][2]["reason"],
+    ]
+    assert "2 of 3 access review(s) did not answer as expected" in result["msg"]
+
+
+def test_the_deployer_asks_about_itself_with_its_own_token(kube, deployer, scratch_namespace, tmp_path):
+    kubeconfig = token_kubeconfig(kube, scratch_namespace, "deployer", tmp_path)
+    result = access_review(
+        {
+            "kubeconfig": kubeconfig,
+            "reviews": [
+                {"verb": "list", "resource": "pods", "namespace": scratch_namespace},
+                {"verb": "get", "resource": "secrets", "namespace": scratch_namespace, "expect": "denied"},
+                {
+                    "verb": "create",
+                    "group": "authorization.k8s.io",
+                    "resource": "subjectaccessreviews",
+                    "expect": "denied",
+                },
+            ],
+        }
+    )
+    assert result.get("failed") is not True, result
+    assert [review["review"]["verb"] for review in result["reviews"]] == ["list", "get", "create"]
+    assert result["reviews"][0]["question"] == "can I (this connection) list pods in namespace %s" % scratch_namespace
+    # it may not read namespaces: the namespace check is skipped, and said so
+    assert any(
+        "could not check that namespace(s) %s exist" % scratch_namespace in w for w in result.get("warnings", [])
+    )
+
+
+def test_a_typo_is_refused_naming_the_field_not_reviewed_as_denied(deployer, scratch_namespace):
+    result = access_review(
+        admin(
+            reviews=[
+                {
+                    "verb": "get",
+                    "resource": "secret",
+                    "namespace": scratch_namespace,
+                    "user": deployer,
+                    "expect": "denied",
+                },
+                {
+                    "verb": "get",
+                    "resource": "pods",
+                    "namespace": scratch_namespace + "-typo",
+                    "user": deployer,
+                    "expect": "denied",
+                },
+            ]
+        )
+    )
+    assert result["failed"] is True
+    assert (
+        "reviews[0].resource: the API server serves no resource 'secret' in the core group (did you mean 'secrets'?)"
+        in result["msg"]
+    )
+    assert "reviews[1].namespace: namespace '%s-typo' does not exist" % scratch_namespace in result["msg"]
+    assert "reviews" not in result
