@@ -123,6 +123,13 @@ def _apiserver(config: SandboxConfig) -> Component:
             f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
             "--kubelet-preferred-address-types=InternalIP",
             "--profiling=false",
+            # what ceres-system's ServiceAccounts (the deployer) ask for, for the least-privilege test
+            f"--audit-policy-file={config.manifests / 'audit-policy.yaml'}",
+            f"--audit-log-path={config.logs / 'audit.log'}",
+            "--audit-log-format=json",
+            "--audit-log-mode=blocking",
+            "--audit-log-maxsize=200",
+            "--audit-log-maxbackup=1",
             f"--cert-dir={config.state / 'certs-apiserver'}",
             "--v=1",
         ],

@@ -63,6 +63,7 @@ def env_values(config: SandboxConfig, ctx: Context) -> dict[str, str]:
         "AWS_REGION": "us-east-1",
         "CERES_BACKUP_BUCKET": config.backup_bucket,
         "CERES_SANDBOX_DIR": str(config.state),
+        "CERES_AUDIT_LOG": str(config.logs / "audit.log"),
         SCRAPE_INTERVAL_ENV: scrape_interval_from_env()[0],
     }
 

@@ -57,6 +57,36 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, message: str = "c
     pytest.fail(f"timed out after {timeout}s waiting for {message}; last value: {last!r}")
 
 
+# The json callback, so an ad-hoc run's output is one JSON document (module_command, module_result).
+JSON_CALLBACK = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
+
+
+def module_command(module: str, arguments: dict, check_mode: bool = False) -> list[str]:
+    """``ansible localhost -m ceres.rollout.<module> -a <arguments as JSON>``, as a user runs one module (the venv's
+    ansible, the venv's Python as the interpreter)."""
+    command = [
+        str(Path(sys.executable).parent / "ansible"),
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+        "-m",
+        f"ceres.rollout.{module}",
+        "-a",
+        json.dumps(arguments),
+    ]
+    return command + (["--check"] if check_mode else [])
+
+
+def module_result(stdout: str, stderr: str = "") -> dict:
+    """The host result of one ad-hoc module run with the json callback (JSON_CALLBACK)."""
+    assert stdout.strip(), "ansible printed nothing: %s" % stderr
+    return json.loads(stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
 def run_ansible(args: list[str], check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run an ansible command from the venv with the repository's ansible.cfg."""
     bin_dir = Path(sys.executable).parent

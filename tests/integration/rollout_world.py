@@ -181,6 +181,7 @@ class RolloutWorld:
         self.backup_prefix = "ceres-e2e/%s/" % self.id
         self.namespaces: list[str] = []
         self.foreign_roles: list[tuple[str, str]] = []  # (namespace, name) of Roles outside the world's namespaces
+        self.extra_cleanup: list = []  # deletions of objects outside the world's namespaces (a 404 is fine)
         self.apps: dict[str, list[str]] = {}
         self.custom = client.CustomObjectsApi(kube)
         self.apps_api = client.AppsV1Api(kube)
@@ -311,8 +312,13 @@ class RolloutWorld:
             )
             if namespace not in self.namespaces:
                 self.foreign_roles.append((namespace, role_name))
+        return self.token_kubeconfig(home, name, directory)
+
+    def token_kubeconfig(self, namespace: str, account: str, directory: Path) -> Path:
+        """A kubeconfig (written in ``directory``) acting as ServiceAccount ``namespace/account``, with a token from the
+        TokenRequest API, under the context the local inventory names (ceres_kube_context)."""
         token = self.core.create_namespaced_service_account_token(
-            name, home, {"spec": {"expirationSeconds": 3600}}
+            account, namespace, {"spec": {"expirationSeconds": 3600}}
         ).status.token
         configuration = self.kube.configuration
         kubeconfig = {
@@ -324,12 +330,11 @@ class RolloutWorld:
                     "cluster": {"server": configuration.host, "certificate-authority": configuration.ssl_ca_cert},
                 }
             ],
-            "users": [{"name": name, "user": {"token": token}}],
-            # the context the local inventory names (ceres_kube_context)
-            "contexts": [{"name": "ceres-sandbox", "context": {"cluster": "sandbox", "user": name}}],
+            "users": [{"name": account, "user": {"token": token}}],
+            "contexts": [{"name": "ceres-sandbox", "context": {"cluster": "sandbox", "user": account}}],
             "current-context": "ceres-sandbox",
         }
-        path = directory / ("%s.kubeconfig" % name)
+        path = directory / ("%s.kubeconfig" % account)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(kubeconfig, handle)
@@ -344,6 +349,7 @@ class RolloutWorld:
         for delete in (
             lambda: self.core.delete_namespaced_config_map(self.journal_name + "-journal", JOURNAL_NAMESPACE),
             lambda: client.CoordinationV1Api(self.kube).delete_namespaced_lease(self.journal_name, JOURNAL_NAMESPACE),
+            *self.extra_cleanup,
             *(
                 lambda pair=pair, delete=delete: delete(pair[1], pair[0])
                 for pair in self.foreign_roles

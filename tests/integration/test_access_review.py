@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import pytest
-from integration_support import SANDBOX_ENV, run_ansible
+from integration_support import JSON_CALLBACK, SANDBOX_ENV, module_command, module_result, run_ansible
 from kubernetes import client
 
 DEPLOYER_RULES = [
@@ -68,29 +67,8 @@ def token_kubeconfig(kube, namespace: str, account: str, directory) -> str:
 
 def access_review(arguments: dict, check_mode: bool = False) -> dict:
     """The module's result, run as a user runs it (an ad-hoc ansible task, the json callback)."""
-    command = [
-        "ansible",
-        "localhost",
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "-e",
-        f"ansible_python_interpreter={sys.executable}",
-        "-m",
-        "ceres.rollout.access_review",
-        "-a",
-        json.dumps(arguments),
-    ]
-    if check_mode:
-        command.append("--check")
-    completed = run_ansible(
-        command,
-        check=False,
-        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"},
-    )
-    assert completed.stdout.strip(), completed.stderr
-    return json.loads(completed.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    completed = run_ansible(module_command("access_review", arguments, check_mode), check=False, env=JSON_CALLBACK)
+    return module_result(completed.stdout, completed.stderr)
 
 
 def admin(**arguments) -> dict:

@@ -13,16 +13,14 @@ as the test wants:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-from integration_support import ROOT, SANDBOX_ENV
+from integration_support import JSON_CALLBACK, ROOT, SANDBOX_ENV, module_command, module_result, wait_for
 from kubernetes import client
 
 psycopg2 = pytest.importorskip("psycopg2")
@@ -78,26 +76,8 @@ def renew_lock(namespace: str, run_id: str, lease_duration: int) -> dict:
 @contextlib.contextmanager
 def module_in_background(module: str, arguments: dict):
     """``ansible localhost -m ceres.rollout.<module>`` as a user runs it, with the json callback."""
-    command = [
-        str(Path(sys.executable).parent / "ansible"),
-        "localhost",
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "-e",
-        "ansible_python_interpreter=%s" % sys.executable,
-        "-m",
-        "ceres.rollout.%s" % module,
-        "-a",
-        json.dumps(arguments),
-    ]
-    environment = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-    )
+    command = module_command(module, arguments)
+    environment = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), **JSON_CALLBACK)
     process = subprocess.Popen(
         command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -112,8 +92,7 @@ def module_in_background(module: str, arguments: dict):
 def result_of(process: subprocess.Popen, timeout: float = 180) -> dict:
     stdout, stderr = process.communicate(timeout=timeout)
     assert os.environ["PGPASSWORD"] not in stdout + stderr
-    assert stdout.strip(), "ansible printed nothing (exit %s): %s" % (process.returncode, stderr)
-    return json.loads(stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return module_result(stdout, stderr)
 
 
 def processes_named(name: str, argument: str) -> list[int]:
@@ -129,16 +108,6 @@ def processes_named(name: str, argument: str) -> list[int]:
         if argv and os.path.basename(argv[0].decode()) == name and any(argument.encode() in item for item in argv):
             found.append(int(pid))
     return found
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail("timed out after %ss waiting for %s" % (timeout, what))
 
 
 @pytest.fixture()
@@ -189,7 +158,7 @@ def test_a_dump_three_times_longer_than_its_lease_keeps_the_lock(tmp_path, scrat
     renew_times = set()
     with table_locked(database, "orders") as release_table:
         with module_in_background("pg_backup", arguments) as backup:
-            wait_until(lambda: processes_named("pg_dump", database), 60, "pg_dump to start")
+            wait_for(lambda: processes_named("pg_dump", database), 60, interval=0.1, message="pg_dump to start")
             started = time.monotonic()
             while time.monotonic() - started < 3 * lease_seconds:
                 assert backup.poll() is None, "the backup ended while the table was locked"
@@ -225,7 +194,7 @@ def test_a_rollback_taking_the_lock_stops_a_restore_at_once(tmp_path, scratch_na
     }
     with table_locked(database, "orders"):  # pg_restore --clean waits to drop it
         with module_in_background("pg_restore", arguments) as restore:
-            wait_until(lambda: processes_named("pg_restore", database), 60, "pg_restore to start")
+            wait_for(lambda: processes_named("pg_restore", database), 60, interval=0.1, message="pg_restore to start")
             time.sleep(1)
             assert restore.poll() is None, "the restore ended while the table was locked"
             take(scratch_namespace, "rollback-new", 30, force=True)

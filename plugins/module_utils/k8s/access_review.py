@@ -242,9 +242,18 @@ def check_against_server(reviews: t.Sequence[Review], discovery: Discovery) -> l
                 "%s.subresource: %s has no subresource %r" % (review.field, review.resource, review.subresource)
             )
         namespaced = served[review.resource]
-        if review.namespace and not namespaced:
+        # The API server reviews a request for a namespace object in that namespace (name = namespace).
+        namespace_object = review.group == "" and review.resource == "namespaces" and review.name == review.namespace
+        if review.namespace and not namespaced and not namespace_object:
             problems.append(
-                "%s.namespace: %s is cluster-scoped; leave namespace out to review it" % (review.field, review.resource)
+                "%s.namespace: %s is cluster-scoped; leave namespace out to review it%s"
+                % (
+                    review.field,
+                    review.resource,
+                    " (or give the namespace's own name as name, to review the namespace object)"
+                    if review.resource == "namespaces"
+                    else "",
+                )
             )
         elif review.namespace:
             if review.namespace not in namespaces:

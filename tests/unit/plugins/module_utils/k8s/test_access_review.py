@@ -183,3 +183,24 @@ def test_namespaces_that_cannot_be_read_are_said_so_and_the_reviews_still_asked(
 def test_no_reviews_is_refused(monkeypatch):
     with pytest.raises(access_review.AccessReviewError, match="reviews: give at least one review"):
         run_with(monkeypatch, FakeServer(), [])
+
+
+def test_a_namespace_object_is_reviewed_in_itself_and_only_so(monkeypatch):
+    server = FakeServer(answers={"patch": {"allowed": True}})
+    outcome, _warnings = run_with(
+        monkeypatch, server, [review(verb="patch", resource="namespaces", namespace="apps", name="apps")]
+    )
+    assert outcome["summary"]["matched"] == 1
+    assert server.posted[0][1]["spec"]["resourceAttributes"] == {
+        "verb": "patch",
+        "group": "",
+        "resource": "namespaces",
+        "name": "apps",
+        "namespace": "apps",
+    }
+    with pytest.raises(
+        access_review.AccessReviewError, match=r"reviews\[0\].namespace: namespaces is cluster-scoped; .* as name"
+    ):
+        run_with(
+            monkeypatch, FakeServer(), [review(verb="patch", resource="namespaces", namespace="apps", name="other")]
+        )
