@@ -124,6 +124,8 @@ def _module_tasks(namespace: str, tmp_path: Path, password_file: Path, database:
     touch the shared demo world); the last task asserts what each returned."""
     tasks = {
         "rollout_journal": {"state": "read", "namespace": namespace},
+        "access_review": {"reviews": [{"verb": "get", "resource": "pods", "namespace": namespace}]},
+        "pod_security": {"namespaces": [namespace], "enforce": "baseline"},
         "rollout_restart": {"namespaces": [namespace], "allow_empty": True},
         "workload_health": {"namespaces": [namespace], "allow_empty": True},
         "traffic_shift": {
@@ -163,6 +165,8 @@ def _module_tasks(namespace: str, tmp_path: Path, password_file: Path, database:
     assert sorted(tasks) == MODULES, "a module without a task here: %s" % sorted(set(MODULES) ^ set(tasks))
     checks = {
         "rollout_journal": "result_rollout_journal.records == [] and not result_rollout_journal.lock.exists",
+        "access_review": "result_access_review.summary == {'total': 1, 'matched': 1, 'mismatched': 0}",
+        "pod_security": "result_pod_security is changed and result_pod_security.namespaces[0].changed",
         "rollout_restart": "result_rollout_restart.summary.total == 0",
         "workload_health": "result_workload_health.healthy",
         "traffic_shift": "result_traffic_shift.weight == 0 and result_traffic_shift.virtual_service is mapping",
@@ -173,7 +177,8 @@ def _module_tasks(namespace: str, tmp_path: Path, password_file: Path, database:
         "secrets_restore": "result_secrets_restore is not failed",
         "backup_manifest": "result_backup_manifest is changed and result_backup_manifest.verified",
     }
-    order = ["rollout_journal", "rollout_restart", "workload_health", "traffic_shift", "metric_gate"]
+    order = ["rollout_journal", "access_review", "pod_security", "rollout_restart", "workload_health", "traffic_shift"]
+    order += ["metric_gate"]
     order += ["pg_backup", "pg_restore", "secrets_export", "secrets_restore", "backup_manifest"]
     return [_task(module, tasks[module]) for module in order] + [
         {

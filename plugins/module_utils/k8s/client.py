@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import time
 import traceback
 import typing as t
@@ -272,6 +273,24 @@ def deadline_of(client: t.Any) -> Deadline:
     return getattr(client, "deadline", None) or UNBOUNDED
 
 
+def header_values(headers: t.Any, name: str) -> list[str]:
+    """Every value of a response header (urllib3's HTTPHeaderDict, or a plain mapping)."""
+    if headers is None:
+        return []
+    if hasattr(headers, "getlist"):
+        return list(headers.getlist(name))
+    value = headers.get(name)
+    return [value] if value else []
+
+
+def parse_warning_header(value: str) -> str:
+    """The text of a ``Warning`` header as the API server sends it (``299 - "text"``); the value as it is otherwise."""
+    match = re.match(r'^\s*\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"', value)
+    if not match:
+        return value.strip()
+    return re.sub(r"\\(.)", r"\1", match.group(1))
+
+
 class K8sClient:
     """Raw JSON REST calls against the Kubernetes API with a bounded retry policy.
 
@@ -316,6 +335,9 @@ class K8sClient:
             except ValueError:
                 raise K8sConfigError("timeout must be more than 0 seconds, got %r" % (timeout,)) from None
         self.deadline = deadline
+        # The API server's Warning headers (RFC 7234 ``299 - "text"``), every response's, in order: PodSecurity's
+        # report of the pods a new level would refuse, deprecations. A caller may clear the list between calls.
+        self.warnings: list[str] = []
 
     @classmethod
     def from_auth(
@@ -498,6 +520,7 @@ class K8sClient:
         except OSError as error:
             raise K8sConnectionError("%s: connection error: %s" % (what, error))
 
+        self.warnings.extend(parse_warning_header(value) for value in header_values(response.headers, "Warning"))
         data = response.data or b""
         if 200 <= response.status < 300:
             if not data:
