@@ -87,6 +87,37 @@ def module_result(stdout: str, stderr: str = "") -> dict:
     return json.loads(stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
+def token_kubeconfig(kube, namespace: str, account: str, directory: Path, context: str = "ceres-sandbox") -> Path:
+    """A kubeconfig (written in ``directory``, mode 0600) acting as ServiceAccount ``namespace/account`` with a token
+    from the TokenRequest API; its context is named ``context`` (the local inventory's ceres_kube_context)."""
+    from kubernetes import client
+
+    token = (
+        client.CoreV1Api(kube)
+        .create_namespaced_service_account_token(account, namespace, {"spec": {"expirationSeconds": 3600}})
+        .status.token
+    )
+    configuration = kube.configuration
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "sandbox",
+                "cluster": {"server": configuration.host, "certificate-authority": configuration.ssl_ca_cert},
+            }
+        ],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": context, "context": {"cluster": "sandbox", "user": account}}],
+        "current-context": context,
+    }
+    path = directory / ("%s.kubeconfig" % account)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(kubeconfig, handle)
+    return path
+
+
 def run_ansible(args: list[str], check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run an ansible command from the venv with the repository's ansible.cfg."""
     bin_dir = Path(sys.executable).parent

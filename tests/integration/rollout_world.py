@@ -21,7 +21,7 @@ from pathlib import Path
 
 import boto3
 import canary_world as world
-from integration_support import ROOT, SANDBOX_ENV, run_ansible
+from integration_support import ROOT, SANDBOX_ENV, run_ansible, token_kubeconfig
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -317,28 +317,7 @@ class RolloutWorld:
     def token_kubeconfig(self, namespace: str, account: str, directory: Path) -> Path:
         """A kubeconfig (written in ``directory``) acting as ServiceAccount ``namespace/account``, with a token from the
         TokenRequest API, under the context the local inventory names (ceres_kube_context)."""
-        token = self.core.create_namespaced_service_account_token(
-            account, namespace, {"spec": {"expirationSeconds": 3600}}
-        ).status.token
-        configuration = self.kube.configuration
-        kubeconfig = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "sandbox",
-                    "cluster": {"server": configuration.host, "certificate-authority": configuration.ssl_ca_cert},
-                }
-            ],
-            "users": [{"name": account, "user": {"token": token}}],
-            "contexts": [{"name": "ceres-sandbox", "context": {"cluster": "sandbox", "user": account}}],
-            "current-context": "ceres-sandbox",
-        }
-        path = directory / ("%s.kubeconfig" % account)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(kubeconfig, handle)
-        return path
+        return token_kubeconfig(self.kube, namespace, account, directory)
 
     def annotate_canary(self, namespace: str, app: str, annotations: dict) -> None:
         world.annotate_canary(self.kube, namespace, app, annotations)

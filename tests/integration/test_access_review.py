@@ -6,11 +6,8 @@ Each test makes a ServiceAccount of its own in a scratch namespace, with a Role 
 
 from __future__ import annotations
 
-import json
-import os
-
 import pytest
-from integration_support import JSON_CALLBACK, SANDBOX_ENV, module_command, module_result, run_ansible
+from integration_support import JSON_CALLBACK, SANDBOX_ENV, module_command, module_result, run_ansible, token_kubeconfig
 from kubernetes import client
 
 DEPLOYER_RULES = [
@@ -34,35 +31,6 @@ def deployer(kube, scratch_namespace):
         },
     )
     return "system:serviceaccount:%s:deployer" % scratch_namespace
-
-
-def token_kubeconfig(kube, namespace: str, account: str, directory) -> str:
-    token = (
-        client.CoreV1Api(kube)
-        .create_namespaced_service_account_token(account, namespace, {"spec": {"expirationSeconds": 600}})
-        .status.token
-    )
-    configuration = kube.configuration
-    path = directory / "deployer.kubeconfig"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "c",
-                        "cluster": {"server": configuration.host, "certificate-authority": configuration.ssl_ca_cert},
-                    }
-                ],
-                "users": [{"name": "u", "user": {"token": token}}],
-                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "x",
-            },
-            handle,
-        )
-    return str(path)
 
 
 def access_review(arguments: dict, check_mode: bool = False) -> dict:
@@ -147,7 +115,7 @@ def test_every_wrong_expectation_is_named(deployer, scratch_namespace):
 
 
 def test_the_deployer_asks_about_itself_with_its_own_token(kube, deployer, scratch_namespace, tmp_path):
-    kubeconfig = token_kubeconfig(kube, scratch_namespace, "deployer", tmp_path)
+    kubeconfig = str(token_kubeconfig(kube, scratch_namespace, "deployer", tmp_path))
     result = access_review(
         {
             "kubeconfig": kubeconfig,
