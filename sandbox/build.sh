@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the sandbox's Go binaries (the Kubernetes control plane as one multi-call binary,
-# and kwok) once, into a cache outside the clone keyed by everything that affects them.
+# kwok, and ceres-netpol: the NetworkPolicy engine the traffic simulator asks) once, into a
+# cache outside the clone keyed by everything that affects them.
 # Prints the directory holding the binaries on stdout; progress goes to stderr.
 set -euo pipefail
 export GOTOOLCHAIN=local
@@ -10,10 +11,11 @@ module_version() { awk -v mod="$2" '$1 == mod {print $2} $1 == "require" && $2 =
 kube_version=$(module_version "$here/kube/go.mod" k8s.io/kubernetes)
 kwok_version=$(module_version "$here/kwok/go.mod" sigs.k8s.io/kwok)
 key=$(cat "$here/build.sh" "$here"/kube/go.mod "$here"/kube/go.sum "$here"/kube/main.go \
-          "$here"/kwok/go.mod "$here"/kwok/go.sum <(go version) | sha256sum | cut -c1-12)
+          "$here"/kwok/go.mod "$here"/kwok/go.sum \
+          "$here"/netpol/go.mod "$here"/netpol/go.sum "$here"/netpol/main.go <(go version) | sha256sum | cut -c1-12)
 out="$cache_root/bin/kube-${kube_version}-kwok-${kwok_version}-${key}"
 
-if [ -x "$out/ceres-kube" ] && [ -x "$out/kwok" ]; then
+if [ -x "$out/ceres-kube" ] && [ -x "$out/kwok" ] && [ -x "$out/ceres-netpol" ]; then
   echo "$out"
   exit 0
 fi
@@ -35,6 +37,8 @@ echo "==> building Kubernetes $kube_version (etcd, kube-apiserver, kube-controll
 (cd "$here/kube" && go build -trimpath -ldflags "$ldflags" -o "$out.tmp/ceres-kube" .)
 echo "==> building kwok $kwok_version" >&2
 (cd "$here/kwok" && go build -trimpath -ldflags "-s -w" -o "$out.tmp/kwok" sigs.k8s.io/kwok/cmd/kwok)
+echo "==> building ceres-netpol (cyclonus $(module_version "$here/netpol/go.mod" github.com/mattfenwick/cyclonus))" >&2
+(cd "$here/netpol" && go build -trimpath -ldflags "-s -w" -o "$out.tmp/ceres-netpol" .)
 # kwok's own "fast" lifecycle stages (node ready + lease heartbeat, pod ready/complete/delete),
 # taken from the pinned kwok module rather than copied into this repository.
 kwok_src=$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)

@@ -64,6 +64,7 @@ def env_values(config: SandboxConfig, ctx: Context) -> dict[str, str]:
         "CERES_BACKUP_BUCKET": config.backup_bucket,
         "CERES_SANDBOX_DIR": str(config.state),
         "CERES_AUDIT_LOG": str(config.logs / "audit.log"),
+        "CERES_NETPOL_ENGINE": str(ctx.bin_dir / "ceres-netpol"),
         SCRAPE_INTERVAL_ENV: scrape_interval_from_env()[0],
     }
 

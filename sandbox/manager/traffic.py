@@ -51,6 +51,7 @@ def simulator(config: SandboxConfig) -> Component:
             str(config.source / "simulator"),
             f"--kubeconfig={config.pki / 'simulator.kubeconfig'}",
             f"--listen=127.0.0.1:{config.ports['simulator']}",
+            f"--netpol-engine={ctx.bin_dir / 'ceres-netpol'}",
         ],
         lambda ctx: http_get(f"http://127.0.0.1:{config.ports['simulator']}/healthz", timeout=1)[0] == 200,
     )

@@ -13,7 +13,7 @@ synthetic load through every VirtualService and exports what Istio would report 
 Usage::
 
     python sandbox/simulator --kubeconfig PATH --listen 127.0.0.1:19101 \\
-        [--context NAME] [--rps 50] [--tick 0.1] [--seed N]
+        [--context NAME] [--rps 50] [--tick 0.1] [--seed N] [--netpol-engine PATH]
 
 (or ``python -m simulator`` with ``sandbox/`` on ``sys.path``).
 
@@ -46,6 +46,17 @@ peer metadata), and only the Service known from the route (``destination_service
 ``destination_service_name``, ``destination_service_namespace``). A broken canary shows up
 as errors of its Service, seen from the caller's side, while its own series stop growing.
 
+NetworkPolicies
+---------------
+The sandbox has no CNI; the simulator enforces NetworkPolicies instead (``netpol``), asking
+``ceres-netpol`` (cyclonus's policy engine, ``--netpol-engine``) about three connections per
+workload: the ingress gateway's pods to the workload's pods on the Service's ``targetPort``
+(denied: 503 ``response_flags="UF"`` after Istio's 10 s connect timeout, reported like ``UH``:
+by the caller only, only the Service known), and the workload's sidecar to istiod (TCP 15012) and
+to kube-dns (UDP 53) (denied: the pods never become ready, 503 ``UH`` as above). With no
+NetworkPolicy nothing is asked; with some and no answer from the engine, every such connection
+is refused (fail closed), the reason in the routing log.
+
 Fault profile
 -------------
 Read from the annotations of a version's Deployment, applied within a tick of the change:
@@ -67,7 +78,8 @@ standard normal and ``LATENCY_SIGMA = 0.25``, drawn from a ``random.Random`` see
     p95 = median * exp(1.6449 * LATENCY_SIGMA)   (about 1.509 * median)
     p99 = median * exp(2.3263 * LATENCY_SIGMA)   (about 1.789 * median)
 
-Requests failed with ``UH`` take ``NO_HEALTHY_UPSTREAM_LATENCY_MS``.
+Requests failed with ``UH`` take ``NO_HEALTHY_UPSTREAM_LATENCY_MS``, with ``UF``
+``CONNECT_TIMEOUT_MS``.
 
 Metrics
 -------
@@ -109,6 +121,7 @@ One module per part, each importing only the parts before it:
 * ``routing``: route selection, resolution of destinations to :class:`Target` workloads,
   :class:`VirtualServicePlan` and the :class:`Planner`;
 * ``watch``: :class:`ClusterModel` and the :class:`ResourceWatcher` threads;
+* ``netpol``: the NetworkPolicy engine (``ceres-netpol``) and :func:`enforce`;
 * ``traffic``: the deterministic accumulators, the latency sampler,
   :class:`TrafficGenerator` and :class:`TrafficLoop`;
 * ``http_server``: ``/metrics`` and ``/healthz``;
@@ -124,6 +137,8 @@ from .cluster import (
     DEPLOYMENT,
     DESTINATION_RULE,
     KINDS,
+    NAMESPACE,
+    NETWORK_POLICY,
     SERVICE,
     VIRTUAL_SERVICE,
     ClusterSnapshot,
@@ -135,6 +150,7 @@ from .cluster import (
     service_for_host,
     service_fqdn,
     subset_labels,
+    target_port,
     template_labels,
 )
 from .faults import (
@@ -185,12 +201,21 @@ from .metrics import (
     format_number,
     render_exposition,
 )
+from .netpol import (
+    INGRESS_GATEWAY,
+    ISTIOD,
+    KUBE_DNS,
+    PolicyEngine,
+    PolicyEngineError,
+    enforce,
+)
 from .routing import (
     CANONICAL_REVISION_LABELS,
     CANONICAL_SERVICE_LABELS,
     CLUSTER_NAME,
     SOURCE_LABELS,
     Planner,
+    PodPeer,
     RouteDestination,
     Target,
     VirtualServicePlan,
@@ -203,6 +228,7 @@ from .routing import (
     select_default_route,
 )
 from .traffic import (
+    CONNECT_TIMEOUT_MS,
     LATENCY_SIGMA,
     MAX_TICK_GAP_SECONDS,
     NO_HEALTHY_UPSTREAM_LATENCY_MS,
@@ -236,6 +262,7 @@ __all__ = [
     "CANONICAL_SERVICE_LABELS",
     "CLUSTER_DOMAIN_SUFFIX",
     "CLUSTER_NAME",
+    "CONNECT_TIMEOUT_MS",
     "ClusterModel",
     "ClusterSnapshot",
     "DEFAULT_ERROR_RATIO",
@@ -251,10 +278,13 @@ __all__ = [
     "FaultProfile",
     "FractionalCounter",
     "HEALTHY_PROFILE",
+    "INGRESS_GATEWAY",
     "INITIAL_BACKOFF_SECONDS",
+    "ISTIOD",
     "ISTIO_GROUP",
     "ISTIO_VERSIONS",
     "KINDS",
+    "KUBE_DNS",
     "LATENCY_MS_ANNOTATION",
     "LATENCY_SIGMA",
     "LIST_PAGE_SIZE",
@@ -266,8 +296,13 @@ __all__ = [
     "MAX_TICK_GAP_SECONDS",
     "MetricsHandler",
     "MetricsRegistry",
+    "NAMESPACE",
+    "NETWORK_POLICY",
     "NO_HEALTHY_UPSTREAM_LATENCY_MS",
     "Planner",
+    "PodPeer",
+    "PolicyEngine",
+    "PolicyEngineError",
     "REPORTERS",
     "REQUESTS_METRIC",
     "RPS_ANNOTATION",
@@ -295,6 +330,7 @@ __all__ = [
     "bucket_counts",
     "configure_logging",
     "destination_labels",
+    "enforce",
     "escape_label_value",
     "expected_latency_quantile",
     "fault_profile",
@@ -324,6 +360,7 @@ __all__ = [
     "short_error",
     "start_http_server",
     "subset_labels",
+    "target_port",
     "template_labels",
     "virtual_service_rps",
     "watched_resources",

@@ -15,12 +15,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 CLUSTER_DOMAIN_SUFFIX = ".svc.cluster.local"
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 VIRTUAL_SERVICE = "VirtualService"
 DESTINATION_RULE = "DestinationRule"
 DEPLOYMENT = "Deployment"
 SERVICE = "Service"
-KINDS = (VIRTUAL_SERVICE, DESTINATION_RULE, DEPLOYMENT, SERVICE)
+NAMESPACE = "Namespace"
+NETWORK_POLICY = "NetworkPolicy"
+KINDS = (VIRTUAL_SERVICE, DESTINATION_RULE, DEPLOYMENT, SERVICE, NAMESPACE, NETWORK_POLICY)
 
 
 # --- small helpers for loosely typed API objects ------------------------------------------
@@ -89,6 +92,16 @@ class ClusterSnapshot:
     def service(self, namespace: str, name: str) -> Mapping | None:
         return self._objects[SERVICE].get((namespace, name))
 
+    def network_policies(self) -> list[Mapping]:
+        by_key = self._objects[NETWORK_POLICY]
+        return [by_key[key] for key in sorted(by_key)]
+
+    def namespace_labels(self, name: str) -> dict[str, str]:
+        """A namespace's labels (with the API server's ``kubernetes.io/metadata.name``, also when
+        the namespace is not there)."""
+        namespace = self._objects[NAMESPACE].get(("", name)) or {}
+        return {**_string_labels(_mapping(namespace.get("metadata")).get("labels")), NAMESPACE_NAME_LABEL: name}
+
     def destination_rule_for(self, namespace: str, service_name: str) -> Mapping | None:
         """The DestinationRule of a service in its namespace (the oldest one if several)."""
         candidates = [
@@ -150,6 +163,29 @@ def available_replicas(deployment: Mapping) -> int:
 def service_account(deployment: Mapping) -> str:
     pod_spec = _mapping(_mapping(_mapping(deployment.get("spec")).get("template")).get("spec"))
     return str(pod_spec.get("serviceAccountName") or pod_spec.get("serviceAccount") or "default")
+
+
+def target_port(service: Mapping, deployment: Mapping) -> tuple[int, str]:
+    """(port number, port name) on the pod that a request to the Service's first port reaches.
+
+    ``targetPort`` may be a number, the name of a container port, or absent (the Service's
+    ``port``). (0, "") when it cannot be resolved.
+    """
+    ports = [port for port in _sequence(_mapping(service.get("spec")).get("ports")) if isinstance(port, Mapping)]
+    if not ports:
+        return 0, ""
+    wanted = ports[0].get("targetPort", ports[0].get("port"))
+    pod_spec = _mapping(_mapping(_mapping(deployment.get("spec")).get("template")).get("spec"))
+    container_ports = [
+        port
+        for container in _sequence(pod_spec.get("containers"))
+        for port in _sequence(_mapping(container).get("ports"))
+        if isinstance(port, Mapping)
+    ]
+    for port in container_ports:
+        if wanted in (port.get("name"), port.get("containerPort")):
+            return int(port.get("containerPort") or 0), str(port.get("name") or "")
+    return (wanted, "") if isinstance(wanted, int) else (0, str(wanted or ""))
 
 
 def subset_labels(destination_rule: Mapping, subset: str) -> dict[str, str] | None:

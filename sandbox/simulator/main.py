@@ -14,12 +14,14 @@ import sys
 import threading
 from collections.abc import Sequence
 from fractions import Fraction
+from functools import partial
 from typing import Any
 
 from .cluster import KINDS
 from .faults import DEFAULT_RPS, RPS_ANNOTATION, parse_rps
 from .http_server import parse_listen, start_http_server
 from .metrics import MetricsRegistry
+from .netpol import PolicyEngine, enforce
 from .routing import Planner
 from .traffic import TrafficGenerator, TrafficLoop
 from .watch import ClusterModel, ResourceWatcher, watched_resources
@@ -67,6 +69,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--tick", type=_tick_argument, default=DEFAULT_TICK_SECONDS, help="seconds between traffic steps (default 0.1)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the latency draws (default 0)")
+    parser.add_argument(
+        "--netpol-engine",
+        default=None,
+        help="the ceres-netpol binary that evaluates NetworkPolicies (without it, traffic that any "
+        "NetworkPolicy selects is refused)",
+    )
     return parser.parse_args(argv)
 
 
@@ -83,11 +91,15 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
+def _plural(kind: str) -> str:
+    return kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
+
+
 def _log_when_ready(model: ClusterModel, stop: threading.Event) -> None:
     while not stop.wait(0.1):
         if model.is_loaded():
             counts = model.counts()
-            LOG.info("initial lists loaded: %s; healthy", ", ".join("%d %ss" % (counts[k], k) for k in KINDS))
+            LOG.info("initial lists loaded: %s; healthy", ", ".join("%d %s" % (counts[k], _plural(k)) for k in KINDS))
             return
 
 
@@ -122,10 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         ResourceWatcher(resource, model, stop).start()
     threading.Thread(target=_log_when_ready, args=(model, stop), name="ready", daemon=True).start()
 
-    loop = TrafficLoop(model, Planner(args.rps), TrafficGenerator(registry, random.Random(args.seed)), args.tick)
+    engine = PolicyEngine(args.netpol_engine)
+    planner = Planner(args.rps, network_policies=partial(enforce, engine=engine))
+    loop = TrafficLoop(model, planner, TrafficGenerator(registry, random.Random(args.seed)), args.tick)
     try:
         loop.run(stop)
     finally:
+        engine.close()
         server.shutdown()
         server.server_close()
         LOG.info("stopped")

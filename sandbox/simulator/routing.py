@@ -30,6 +30,7 @@ from .cluster import (
     service_for_host,
     service_fqdn,
     subset_labels,
+    target_port,
     template_labels,
 )
 from .faults import DEFAULT_RPS, HEALTHY_PROFILE, FaultProfile, Warn, fault_profile, virtual_service_rps
@@ -120,13 +121,25 @@ def route_destinations(http_route: Mapping) -> list[RouteDestination]:
 
 
 @dataclass(frozen=True)
+class PodPeer:
+    """The pods of a workload as a NetworkPolicy sees them: namespace, labels, the port a request reaches."""
+
+    namespace: str
+    labels: Labels
+    port: int
+    port_name: str = ""
+
+
+@dataclass(frozen=True)
 class Target:
-    """Where part of a route's requests end up: one workload, or nowhere (503 UH).
+    """Where part of a route's requests end up: one workload, or nowhere (503 UH), or a
+    workload the NetworkPolicies do not let the request reach (503 UF).
 
     ``labels`` are the destination labels of the series (everything but ``reporter``,
     ``response_code``, ``response_flags`` and ``connection_security_policy``); ``weight``
     is the target's share of the route (relative to the other targets); ``reason`` says
-    why an unhealthy target has no upstream.
+    why an unhealthy target answers nothing and ``response_flags`` how Istio reports it;
+    ``pod`` is the workload's pods (for the NetworkPolicy check).
     """
 
     labels: Labels
@@ -134,6 +147,8 @@ class Target:
     healthy: bool
     profile: FaultProfile = HEALTHY_PROFILE
     reason: str = ""
+    response_flags: str = "UH"
+    pod: PodPeer | None = None
 
     @property
     def workload(self) -> str:
@@ -250,21 +265,36 @@ def resolve_destination(
         return [unhealthy("no available replicas in %s" % names)]
     total_replicas = sum(replicas for unused_deployment, replicas in available)
     return [
-        Target(
-            labels=destination_labels(
-                service_namespace=service_ref[0],
-                service_name=service_ref[1],
-                service_host=service_fqdn(*service_ref),
-                workload=object_key(deployment)[1],
-                workload_labels=template_labels(deployment),
-                principal="spiffe://cluster.local/ns/%s/sa/%s" % (service_ref[0], service_account(deployment)),
-            ),
-            weight=Fraction(destination.weight * replicas, total_replicas),
-            healthy=True,
-            profile=profile_of(deployment),
+        _healthy_target(
+            deployment, service, service_ref, Fraction(destination.weight * replicas, total_replicas), profile_of
         )
         for deployment, replicas in available
     ]
+
+
+def _healthy_target(
+    deployment: Mapping,
+    service: Mapping,
+    service_ref: tuple[str, str],
+    weight: Fraction,
+    profile_of: Callable[[Mapping], FaultProfile],
+) -> Target:
+    pod_labels = template_labels(deployment)
+    port, port_name = target_port(service, deployment)
+    return Target(
+        labels=destination_labels(
+            service_namespace=service_ref[0],
+            service_name=service_ref[1],
+            service_host=service_fqdn(*service_ref),
+            workload=object_key(deployment)[1],
+            workload_labels=pod_labels,
+            principal="spiffe://cluster.local/ns/%s/sa/%s" % (service_ref[0], service_account(deployment)),
+        ),
+        weight=weight,
+        healthy=True,
+        profile=profile_of(deployment),
+        pod=PodPeer(object_key(deployment)[0], tuple(sorted(pod_labels.items())), port, port_name),
+    )
 
 
 def _describe_labels(labels: Mapping[str, str]) -> str:
@@ -296,7 +326,7 @@ class VirtualServicePlan:
             if target.healthy:
                 parts.append("%s %s" % (target.workload, share))
             else:
-                parts.append("503 UH %s (%s)" % (share, target.reason))
+                parts.append("503 %s %s (%s)" % (target.response_flags, share, target.reason))
         return "%g rps: %s" % (float(self.rps), ", ".join(parts))
 
 
@@ -334,9 +364,15 @@ class Planner:
     so the log gets one line per change, not one per rebuild.
     """
 
-    def __init__(self, default_rps: Fraction = DEFAULT_RPS, log: logging.Logger = LOG):
+    def __init__(
+        self,
+        default_rps: Fraction = DEFAULT_RPS,
+        log: logging.Logger = LOG,
+        network_policies: Callable[[list[VirtualServicePlan], ClusterSnapshot], list[VirtualServicePlan]] | None = None,
+    ):
         self.default_rps = default_rps
         self._log = log
+        self._network_policies = network_policies
         self._warned: set = set()
         self._profiles: dict[tuple[str, str], FaultProfile] = {}
         self._routing: dict[tuple[str, str], str] = {}
@@ -358,6 +394,8 @@ class Planner:
             plan = self._plan_one(virtual_service, snapshot)
             if plan is not None:
                 plans.append(plan)
+        if self._network_policies is not None:
+            plans = self._network_policies(plans, snapshot)
         self._log_routing_changes(plans)
         return plans
 

@@ -29,6 +29,8 @@ LOG = logging.getLogger("simulator")
 LATENCY_SIGMA = 0.25
 """Shape of the log-normal latency: the standard deviation of ``ln(duration)``."""
 NO_HEALTHY_UPSTREAM_LATENCY_MS = 0.2
+CONNECT_TIMEOUT_MS = 10_000.0
+"""A connection a NetworkPolicy drops fails when Istio's connect timeout (10 s by default) ends."""
 MAX_TICK_GAP_SECONDS = 10
 NAMESPACE_GONE_SECONDS = 120
 """Series of a namespace without any VirtualService for this long are dropped, as the series of
@@ -176,8 +178,9 @@ class TrafficGenerator:
         if requests <= 0:
             return
         if not target.healthy:
+            latency = CONNECT_TIMEOUT_MS if target.response_flags == "UF" else NO_HEALTHY_UPSTREAM_LATENCY_MS
             self.registry.observe(
-                target.labels, "503", "UH", [NO_HEALTHY_UPSTREAM_LATENCY_MS] * requests, reporters=SOURCE_REPORTER_ONLY
+                target.labels, "503", target.response_flags, [latency] * requests, reporters=SOURCE_REPORTER_ONLY
             )
             return
         profile = target.profile

@@ -23,6 +23,8 @@ from .cluster import (
     DEPLOYMENT,
     DESTINATION_RULE,
     KINDS,
+    NAMESPACE,
+    NETWORK_POLICY,
     SERVICE,
     VIRTUAL_SERVICE,
     ClusterSnapshot,
@@ -125,7 +127,7 @@ class WatchedResource:
 
 
 def watched_resources(api_client: Any) -> list[WatchedResource]:
-    """The four resources the simulator watches, across all namespaces."""
+    """The resources the simulator watches, across all namespaces."""
     from kubernetes import client  # pylint: disable=import-outside-toplevel
 
     custom = client.CustomObjectsApi(api_client)
@@ -143,6 +145,17 @@ def watched_resources(api_client: Any) -> list[WatchedResource]:
             DEPLOYMENT, "deployments", (("apps/v1", client.AppsV1Api(api_client).list_deployment_for_all_namespaces),)
         ),
         WatchedResource(SERVICE, "services", (("v1", client.CoreV1Api(api_client).list_service_for_all_namespaces),)),
+        WatchedResource(NAMESPACE, "namespaces", (("v1", client.CoreV1Api(api_client).list_namespace),)),
+        WatchedResource(
+            NETWORK_POLICY,
+            "networkpolicies",
+            (
+                (
+                    "networking.k8s.io/v1",
+                    client.NetworkingV1Api(api_client).list_network_policy_for_all_namespaces,
+                ),
+            ),
+        ),
     ]
 
 

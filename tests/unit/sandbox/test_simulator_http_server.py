@@ -46,6 +46,9 @@ def test_http_server_serves_metrics_and_health_from_an_in_memory_model():
         model.replace("DestinationRule", [destination_rule()])
         model.replace("Deployment", [deployment("checkout-v2-9", "v2.9"), deployment("checkout-v3-0-0", "v3.0.0")])
         model.replace("VirtualService", [virtual_service([split_route(75, 25)])])
+        assert _get(base + "/healthz")[0] == 503  # namespaces and NetworkPolicies not listed yet
+        model.replace("Namespace", [])
+        model.replace("NetworkPolicy", [])
         loop = sim.TrafficLoop(
             model,
             sim.Planner(log=logging.getLogger("test-simulator")),
