@@ -11,12 +11,17 @@ version_added: 0.5.0
 author:
   - CERES platform team (@ceres)
 description:
-  - Turns the inventory's C(ceres_network_policy) into NetworkPolicy manifests for every app namespace - the allows
-    first (egress to the cluster DNS and to the mesh control plane, ingress from the callers of every app, the extra
-    egress), then C(ceres-default-deny) (ingress and egress). Applied in that order, traffic that is allowed never
-    stops while the policies land.
-  - An app's own callers (O(_input.app_callers)) get an ingress allow on that app's pods and, when the caller lives in
-    an app namespace (whose egress is denied too), an egress allow from the caller's pods to the app.
+  - Turns the inventory's C(ceres_network_policy) into NetworkPolicy manifests for every app namespace - C(ceres-allow)
+    (ingress from the callers of every app; egress to the cluster DNS, the mesh control plane and the extra egress)
+    and C(ceres-default-deny) (ingress and egress).
+  - An app's own callers (O(_input.app_callers)) get C(ceres-allow-callers-APP) on that app's pods and, when the
+    caller lives in an app namespace (whose egress is denied too), C(ceres-allow-to-APP.NAMESPACE-DIGEST) on the
+    caller's pods.
+  - A NetworkPolicy isolates the pods it selects from everything it does not allow, so each of these carries the base
+    rules of its direction, and the list comes in the order to apply them - the narrow ones, C(ceres-allow), the
+    default-deny (label C(rollout.ceres.io/apply-order) 1 to 4; remove them in the reverse order). No set of them on
+    the way in or out cuts DNS, istiod or a caller (tests/integration/test_network_policies.py asks cyclonus's engine
+    about every step).
   - Every field is checked before anything is built; a wrong one is refused naming it (for example
     C(ceres_network_policy.callers[1].pod_labels)).
 options:
@@ -86,8 +91,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: NetworkPolicy manifests (C(networking.k8s.io/v1)), the allows first and C(ceres-default-deny) of each
-    namespace last.
+  description: NetworkPolicy manifests (C(networking.k8s.io/v1)) in the order to apply them, each
+    C(ceres-default-deny) last.
   type: list
   elements: dict
 """
@@ -100,6 +105,11 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 
 DEFAULT_DENY = "ceres-default-deny"
+# The order the policies are applied in (and removed in, reversed), kept on each as a label: a NetworkPolicy isolates
+# the pods it selects from all but what it allows, so every policy carries the base rules of its direction and the
+# narrow ones land first - no set of them on the way in or out cuts DNS, istiod or a caller.
+ORDER_LABEL = "rollout.ceres.io/apply-order"
+ORDER_APP_INGRESS, ORDER_CALLER_EGRESS, ORDER_BASE, ORDER_DENY = 1, 2, 3, 4
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
@@ -201,7 +211,7 @@ def _rule(direction, peers, ports):
     return rule
 
 
-def _policy(namespace, name, labels, pod_selector, ingress=None, egress=None):
+def _policy(namespace, name, labels, pod_selector, ingress=None, egress=None, order=None):
     spec = {"podSelector": {"matchLabels": dict(pod_selector)} if pod_selector else {}, "policyTypes": []}
     # An empty list of rules is left out (the API server drops it too): the policy type alone denies.
     if ingress is not None:
@@ -215,7 +225,7 @@ def _policy(namespace, name, labels, pod_selector, ingress=None, egress=None):
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels, **{ORDER_LABEL: str(order)})},
         "spec": spec,
     }
 
@@ -236,8 +246,9 @@ def _settings(value):
     return settings
 
 
-def _app_callers(settings, namespaces, labels):
-    """(ingress policies, egress policies) for the callers of single apps."""
+def _app_callers(settings, namespaces, labels, base_ingress, base_egress):
+    """(ingress policies, egress policies) for the callers of single apps; each carries the base rules of its direction
+    too, so it never takes from its pods what the base policy gives them (a policy isolates what it selects)."""
     ingress, egress = [], []
     default_ports = _ports(settings["ports"], FIELD + ".ports")
     for index, entry in enumerate(settings["app_callers"]):
@@ -268,7 +279,8 @@ def _app_callers(settings, namespaces, labels):
                 "ceres-allow-callers-%s" % app,
                 labels,
                 {"app": app},
-                ingress=[_rule("ingress", peers, ports)],
+                ingress=base_ingress + [_rule("ingress", peers, ports)],
+                order=ORDER_APP_INGRESS,
             )
         )
         callee = {
@@ -283,14 +295,15 @@ def _app_callers(settings, namespaces, labels):
                         "ceres-allow-to-%s.%s-%s" % (app, namespace, _digest(peers[number]["podSelector"])),
                         labels,
                         peers[number]["podSelector"]["matchLabels"],
-                        egress=[_rule("egress", [callee], ports)],
+                        egress=base_egress + [_rule("egress", [callee], ports)],
+                        order=ORDER_CALLER_EGRESS,
                     )
                 )
     return ingress, egress
 
 
 def network_policies(settings, namespaces=None, labels=None):
-    """The NetworkPolicies of ``settings`` for the app ``namespaces``: allows first, each default-deny last."""
+    """The NetworkPolicies of ``settings`` for the app ``namespaces``, in the order to apply them."""
     settings = _settings(settings)
     if (
         not isinstance(namespaces, list)
@@ -311,34 +324,31 @@ def network_policies(settings, namespaces=None, labels=None):
     egress = [
         _peer(peer, "%s.egress[%d]" % (FIELD, index), allow_ports=True) for index, peer in enumerate(settings["egress"])
     ]
-    app_ingress, app_egress = _app_callers(settings, namespaces, labels)
+    base_ingress = callers
+    base_egress = [_rule("egress", [dns_peer], dns_ports), _rule("egress", [plane_peer], plane_ports)]
+    base_egress += [_rule("egress", [peer], peer_ports) for peer, peer_ports in egress]
+    app_ingress, app_egress = _app_callers(settings, namespaces, labels, base_ingress, base_egress)
 
-    allows, denies = [], []
-    for namespace in namespaces:
-        allows.append(
-            _policy(namespace, "ceres-allow-dns", labels, {}, egress=[_rule("egress", [dns_peer], dns_ports)])
-        )
-        allows.append(
-            _policy(
-                namespace, "ceres-allow-control-plane", labels, {}, egress=[_rule("egress", [plane_peer], plane_ports)]
-            )
-        )
-        if callers:
-            allows.append(_policy(namespace, "ceres-allow-callers", labels, {}, ingress=callers))
-        if egress:
-            rules = [_rule("egress", [peer], peer_ports) for peer, peer_ports in egress]
-            allows.append(_policy(namespace, "ceres-allow-egress", labels, {}, egress=rules))
-        denies.append(_policy(namespace, DEFAULT_DENY, labels, {}, ingress=[], egress=[]))
+    base = [
+        _policy(namespace, "ceres-allow", labels, {}, ingress=base_ingress, egress=base_egress, order=ORDER_BASE)
+        for namespace in namespaces
+    ]
+    denies = [
+        _policy(namespace, DEFAULT_DENY, labels, {}, ingress=[], egress=[], order=ORDER_DENY)
+        for namespace in namespaces
+    ]
     merged = {}
-    for policy in allows + app_ingress + app_egress:
+    for policy in app_ingress + app_egress:
         key = (policy["metadata"]["namespace"], policy["metadata"]["name"])
-        if key in merged:  # one app named twice, or one caller twice: one policy with every rule
+        if key in merged:  # one app named twice, or one caller twice: one policy with every rule, once each
             for direction in ("ingress", "egress"):
-                if policy["spec"].get(direction):
-                    merged[key]["spec"].setdefault(direction, []).extend(policy["spec"][direction])
+                rules = merged[key]["spec"].setdefault(direction, [])
+                rules.extend(rule for rule in policy["spec"].get(direction, []) if rule not in rules)
+                if not rules:
+                    del merged[key]["spec"][direction]
         else:
             merged[key] = policy
-    return list(merged.values()) + denies
+    return list(merged.values()) + base + denies
 
 
 def _digest(selector):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -167,6 +168,57 @@ def test_the_engine_answers_with_kubernetes_semantics_and_names_the_denying_poli
     assert answers[1]["results"][1]["allowed"] is False  # the named port is http, not metrics
 
 
+def test_no_step_of_applying_or_removing_the_roles_policies_cuts_needed_traffic():
+    """A NetworkPolicy that allows one thing isolates its pods from everything else: the policies must land (and go)
+    in an order where every intermediate set still allows DNS, istiod, the gateway and the app's callers."""
+    sys.path.insert(0, str(ROOT / ".collections"))
+    from ansible_collections.ceres.rollout.plugins.filter.network_policies import network_policies
+
+    settings = dict(
+        INVENTORY_SETTINGS,
+        app_callers=[{"namespace": "shop", "app": APP, "from": [{"namespace": "shop", "pod_labels": {"app": "web"}}]}],
+    )
+    policies = network_policies(settings, namespaces=["shop"])
+    applied = policies  # the role applies them in the filter's order
+    order = [int(p["metadata"]["labels"]["rollout.ceres.io/apply-order"]) for p in policies]
+    assert order == sorted(order)
+    removed = sorted(policies, key=lambda p: -int(p["metadata"]["labels"]["rollout.ceres.io/apply-order"]))
+    cart = {"namespace": "shop", "podLabels": {"app": APP, "version": "v3.0.0"}}
+    web = {"namespace": "shop", "podLabels": {"app": "web"}}
+    needed = [
+        (
+            "gateway -> cart",
+            {"namespace": "istio-system", "podLabels": {"app": "istio-ingressgateway"}},
+            cart,
+            8080,
+            "TCP",
+        ),
+        ("cart -> istiod", cart, {"namespace": "istio-system", "podLabels": {"app": "istiod"}}, 15012, "TCP"),
+        ("cart -> dns", cart, {"namespace": "kube-system", "podLabels": {"k8s-app": "kube-dns"}}, 53, "UDP"),
+        ("web -> cart", web, cart, 8080, "TCP"),
+        ("web -> dns", web, {"namespace": "kube-system", "podLabels": {"k8s-app": "kube-dns"}}, 53, "UDP"),
+    ]
+    queries = [
+        {"source": source, "destination": destination, "port": port, "protocol": protocol}
+        for unused_name, source, destination, port, protocol in needed
+    ]
+    stages = [
+        ("applied %s" % [p["metadata"]["name"] for p in applied[:n]], applied[:n]) for n in range(1, len(applied) + 1)
+    ]
+    stages += [
+        ("removed %s" % [p["metadata"]["name"] for p in removed[:n]], removed[n:]) for n in range(1, len(removed))
+    ]
+    requests = "".join(json.dumps({"policies": stage, "queries": queries}) + "\n" for unused, stage in stages)
+    completed = subprocess.run([_engine()], input=requests, capture_output=True, text=True, timeout=60, check=True)
+    cut = [
+        "%s: %s denied by %s" % (stage, needed[index][0], result["denying"])
+        for (stage, unused), line in zip(stages, completed.stdout.splitlines())
+        for index, result in enumerate(json.loads(line)["results"])
+        if not result["allowed"]
+    ]
+    assert not cut, "\n".join(cut)
+
+
 # --- default-deny alone, then the role's policies --------------------------------------------------
 
 
@@ -203,13 +255,20 @@ def test_the_security_roles_policies_let_the_traffic_through_and_converge(kube, 
         INVENTORY_SETTINGS,
         app_callers=[{"namespace": shop, "app": APP, "from": [{"namespace": shop, "pod_labels": {"app": "web"}}]}],
     )
+    # the refusals of the previous test drain out of the window first
+    refused = 'reporter="source",response_code="503",destination_workload="unknown"'
+    wait_for(lambda: _rate(shop, refused, "10s") == 0, timeout=60, message="no 503 in %s for 10s" % shop)
+    log_offset = len(_simulator_log())
     first = _security(shop, settings)
     assert first.get("ran") is True, first["_output"]
-    wanted = {"ceres-allow-dns", "ceres-allow-control-plane", "ceres-allow-callers", "ceres-default-deny"}
+    # not a moment without DNS, istiod or the gateway while the policies landed (a NetworkPolicy that allows one
+    # thing isolates its pods from everything else)
+    denials = [line for line in _simulator_log()[log_offset:].splitlines() if shop in line and "denies" in line]
+    assert not denials, denials
+    wanted = {"ceres-allow", "ceres-default-deny"}
     assert _policies(kube, shop) >= wanted | {"ceres-allow-callers-%s" % APP}
 
-    # the refusals of the previous test drain out of the window; then nothing is refused, and the gate passes
-    refused = 'reporter="source",response_code="503",destination_workload="unknown"'
+    # nothing is refused, and the gate passes
     wait_for(lambda: _rate(shop, refused, "10s") == 0, timeout=60, message="no 503 in %s for 10s" % shop)
     assert _rate(shop, 'reporter="destination",destination_workload="%s"' % canary_workload(APP), "10s") > 0
     result = _gate(shop, "10s")

@@ -18,64 +18,71 @@ def by_name(policies, namespace):
     return {p["metadata"]["name"]: p for p in policies if p["metadata"]["namespace"] == namespace}
 
 
-def test_every_namespace_gets_the_allows_first_and_its_default_deny_last():
+ORDER = "rollout.ceres.io/apply-order"
+DNS_RULE = {
+    "to": [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ],
+    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+}
+GATEWAY_RULE = {
+    "from": [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}},
+            "podSelector": {"matchLabels": {"app": "istio-ingressgateway"}},
+        }
+    ],
+    "ports": [{"port": 8080, "protocol": "TCP"}],
+}
+
+
+def test_every_namespace_gets_its_base_allow_then_its_default_deny_in_apply_order():
     policies = network_policies(
         {"callers": [GATEWAY], "ports": [8080]}, namespaces=["shop", "admin"], labels={"a": "b"}
     )
     names = [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in policies]
-    assert names[-2:] == [("shop", "ceres-default-deny"), ("admin", "ceres-default-deny")]
-    assert set(names[:-2]) == {
-        (namespace, name)
-        for namespace in ("shop", "admin")
-        for name in ("ceres-allow-dns", "ceres-allow-control-plane", "ceres-allow-callers")
-    }
-    assert all(p["metadata"]["labels"] == {"a": "b"} and p["apiVersion"] == "networking.k8s.io/v1" for p in policies)
+    assert names == [
+        ("shop", "ceres-allow"),
+        ("admin", "ceres-allow"),
+        ("shop", "ceres-default-deny"),
+        ("admin", "ceres-default-deny"),
+    ]
+    assert [p["metadata"]["labels"] for p in policies] == [
+        {"a": "b", ORDER: "3"},
+        {"a": "b", ORDER: "3"},
+        {"a": "b", ORDER: "4"},
+        {"a": "b", ORDER: "4"},
+    ]
+    assert all(p["apiVersion"] == "networking.k8s.io/v1" for p in policies)
     deny = by_name(policies, "shop")["ceres-default-deny"]["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
 
 
-def test_the_allows_name_dns_the_control_plane_and_the_callers_with_their_ports():
-    shop = by_name(network_policies({"callers": [GATEWAY], "ports": [8080]}, namespaces=["shop"]), "shop")
-    dns = shop["ceres-allow-dns"]["spec"]
-    assert dns["policyTypes"] == ["Egress"] and dns["podSelector"] == {}
-    assert dns["egress"] == [
-        {
-            "to": [
-                {
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-                }
-            ],
-            "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
-        }
+def test_the_base_allow_names_the_callers_dns_and_the_control_plane_with_their_ports():
+    base = by_name(network_policies({"callers": [GATEWAY], "ports": [8080]}, namespaces=["shop"]), "shop")[
+        "ceres-allow"
     ]
-    plane = shop["ceres-allow-control-plane"]["spec"]["egress"][0]
+    spec = base["spec"]
+    assert spec["podSelector"] == {} and spec["policyTypes"] == ["Ingress", "Egress"]
+    assert spec["ingress"] == [GATEWAY_RULE]
+    assert spec["egress"][0] == DNS_RULE
+    plane = spec["egress"][1]
     assert plane["ports"] == [{"port": 15012, "protocol": "TCP"}]
     assert plane["to"][0]["podSelector"] == {"matchLabels": {"app": "istiod"}}
-    callers = shop["ceres-allow-callers"]["spec"]
-    assert callers["policyTypes"] == ["Ingress"]
-    assert callers["ingress"] == [
-        {
-            "from": [
-                {
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}},
-                    "podSelector": {"matchLabels": {"app": "istio-ingressgateway"}},
-                }
-            ],
-            "ports": [{"port": 8080, "protocol": "TCP"}],
-        }
-    ]
 
 
 def test_a_caller_with_its_own_ports_and_one_without_any():
     scraper = {"namespace": "monitoring", "pod_labels": {"app": "prometheus"}, "ports": [15090]}
     shop = by_name(network_policies({"callers": [GATEWAY, scraper]}, namespaces=["shop"]), "shop")
-    rules = shop["ceres-allow-callers"]["spec"]["ingress"]
+    rules = shop["ceres-allow"]["spec"]["ingress"]
     assert "ports" not in rules[0]  # no ports anywhere: any port
     assert rules[1]["ports"] == [{"port": 15090, "protocol": "TCP"}]
 
 
-def test_the_callers_of_one_app_get_an_ingress_allow_and_an_egress_allow_where_their_egress_is_denied_too():
+def test_the_callers_of_one_app_get_policies_that_keep_the_base_rules_and_land_first():
     settings = {
         "callers": [GATEWAY],
         "ports": [8080],
@@ -91,18 +98,23 @@ def test_the_callers_of_one_app_get_an_ingress_allow_and_an_egress_allow_where_t
         ],
     }
     policies = network_policies(settings, namespaces=["critical", "non-critical"])
+    assert [p["metadata"]["labels"][ORDER] for p in policies] == ["1", "2", "3", "3", "4", "4"]
     critical = by_name(policies, "critical")
     ingress = critical["ceres-allow-callers-billing"]["spec"]
-    assert ingress["podSelector"] == {"matchLabels": {"app": "billing"}}
-    assert [peer["podSelector"]["matchLabels"] for peer in ingress["ingress"][0]["from"]] == [
+    assert ingress["podSelector"] == {"matchLabels": {"app": "billing"}} and ingress["policyTypes"] == ["Ingress"]
+    # the gateway stays allowed on billing's pods even where this policy is the only one selecting them
+    assert ingress["ingress"][0] == GATEWAY_RULE
+    assert [peer["podSelector"]["matchLabels"] for peer in ingress["ingress"][1]["from"]] == [
         {"app": "auth"},
         {"app": "invoicer"},
     ]
     egress = [p for name, p in critical.items() if name.startswith("ceres-allow-to-billing.critical-")]
     assert len(egress) == 1
-    assert egress[0]["spec"]["podSelector"] == {"matchLabels": {"app": "auth"}}
-    assert egress[0]["spec"]["egress"][0]["to"][0]["podSelector"] == {"matchLabels": {"app": "billing"}}
-    assert egress[0]["spec"]["egress"][0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    spec = egress[0]["spec"]
+    assert spec["podSelector"] == {"matchLabels": {"app": "auth"}} and spec["policyTypes"] == ["Egress"]
+    assert spec["egress"][0] == DNS_RULE  # auth keeps DNS and istiod beside its new egress to billing
+    assert spec["egress"][-1]["to"][0]["podSelector"] == {"matchLabels": {"app": "billing"}}
+    assert spec["egress"][-1]["ports"] == [{"port": 8080, "protocol": "TCP"}]
     # batch is not an app namespace: its egress is not this role's to open
     assert not [p for p in policies if p["metadata"]["namespace"] == "batch"]
     # a second run builds the same names (the digest is stable)
@@ -111,11 +123,12 @@ def test_the_callers_of_one_app_get_an_ingress_allow_and_an_egress_allow_where_t
     ]
 
 
-def test_one_app_named_twice_is_one_policy_with_both_rules():
+def test_one_app_named_twice_is_one_policy_with_each_rule_once():
     entry = {"namespace": "shop", "app": "cart", "from": [{"namespace": "shop", "pod_labels": {"app": "web"}}]}
     other = dict(entry, **{"from": [{"namespace": "shop", "pod_labels": {"app": "api"}}]})
-    shop = by_name(network_policies({"app_callers": [entry, other]}, namespaces=["shop"]), "shop")
-    assert len(shop["ceres-allow-callers-cart"]["spec"]["ingress"]) == 2
+    shop = by_name(network_policies({"callers": [GATEWAY], "app_callers": [entry, other]}, namespaces=["shop"]), "shop")
+    rules = shop["ceres-allow-callers-cart"]["spec"]["ingress"]
+    assert len(rules) == 3  # the gateway once, web, api
 
 
 def test_egress_to_a_database_and_a_cidr():
@@ -125,9 +138,9 @@ def test_egress_to_a_database_and_a_cidr():
             {"cidr": "10.20.0.0/16", "except": ["10.20.1.0/24"], "ports": [{"port": 443, "protocol": "TCP"}]},
         ]
     }
-    rules = by_name(network_policies(settings, namespaces=["shop"]), "shop")["ceres-allow-egress"]["spec"]["egress"]
-    assert rules[0]["ports"] == [{"port": 5432, "protocol": "TCP"}]
-    assert rules[1] == {
+    rules = by_name(network_policies(settings, namespaces=["shop"]), "shop")["ceres-allow"]["spec"]["egress"]
+    assert rules[2]["ports"] == [{"port": 5432, "protocol": "TCP"}]
+    assert rules[3] == {
         "to": [{"ipBlock": {"cidr": "10.20.0.0/16", "except": ["10.20.1.0/24"]}}],
         "ports": [{"port": 443, "protocol": "TCP"}],
     }
