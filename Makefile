@@ -101,7 +101,7 @@ test:
 	( source .sandbox/env && MOLECULE_JOBS=$${MOLECULE_JOBS:-3} tests/run-molecule.sh >"$$molecule_log" 2>&1 ) & molecule_pid=$$!; \
 	echo "==> molecule scenarios started beside the integration tests (output when they end)"; \
 	echo "==> integration tests against the sandbox ($(INTEGRATION_WORKERS) workers)"; \
-	status=0; $(PYTEST_INTEGRATION) -n $(INTEGRATION_WORKERS) --dist loadfile -m "not serial" || status=$$?; \
+	status=0; $(PYTEST_INTEGRATION) -n $(INTEGRATION_WORKERS) --dist loadfile -m "not serial" --durations=20 || status=$$?; \
 	molecule_status=0; wait $$molecule_pid || molecule_status=$$?; \
 	echo "==> molecule scenarios (exit $$molecule_status, $$(( $$(date +%s) - started ))s since they started):"; \
 	cat "$$molecule_log"; rm -f "$$molecule_log"; \

@@ -37,6 +37,12 @@ options:
     description: How often Prometheus scrapes the proxies (the templates' freshness guard is four of them).
     type: str
     required: true
+  workload:
+    description: Which Deployment of each app the checks ask about - the canary's, or the stable's (the preflight's
+      gate self-test).
+    type: str
+    choices: [canary_deployment, stable_deployment]
+    default: canary_deployment
 """
 
 EXAMPLES = r"""
@@ -67,7 +73,7 @@ CHECKS = (
 )
 
 
-def canary_gate_checks(apps, slo=None, window=None, scrape_interval=None):
+def canary_gate_checks(apps, slo=None, window=None, scrape_interval=None, workload="canary_deployment"):
     """Return metric_gate checks of the plan's SLOs for every app of ``apps``."""
     if not isinstance(slo, Mapping):
         raise AnsibleFilterError("canary_gate_checks: slo must be a dict such as ceres_slo, got %r" % (slo,))
@@ -87,19 +93,23 @@ def canary_gate_checks(apps, slo=None, window=None, scrape_interval=None):
     for field, value in (("window", window), ("scrape_interval", scrape_interval)):
         if not isinstance(value, str) or not value:
             raise AnsibleFilterError("canary_gate_checks: %s must be a duration such as 1m, got %r" % (field, value))
+    if workload not in ("canary_deployment", "stable_deployment"):
+        raise AnsibleFilterError(
+            "canary_gate_checks: workload must be canary_deployment or stable_deployment, got %r" % (workload,)
+        )
     if not isinstance(apps, (list, tuple)) or not apps:
         raise AnsibleFilterError("canary_gate_checks: expected the apps from canary_apps, got %r" % (apps,))
     checks = []
     names = [(app or {}).get("name") for app in apps]
     for index, app in enumerate(apps):
-        missing = [key for key in ("name", "namespace", "host", "canary_deployment") if not (app or {}).get(key)]
+        missing = [key for key in ("name", "namespace", "host", workload) if not (app or {}).get(key)]
         if missing:
             raise AnsibleFilterError(
                 "canary_gate_checks: apps[%d] has no %s (resolve apps with canary_apps)" % (index, missing)
             )
         params = {
             "namespace": app["namespace"],
-            "workload": app["canary_deployment"],
+            "workload": app[workload],
             "service": app["host"].split(".")[0],
             "window": window,
             "scrape_interval": scrape_interval,

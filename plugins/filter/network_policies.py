@@ -109,7 +109,10 @@ DEFAULT_DENY = "ceres-default-deny"
 # the pods it selects from all but what it allows, so every policy carries the base rules of its direction and the
 # narrow ones land first - no set of them on the way in or out cuts DNS, istiod or a caller.
 ORDER_LABEL = "rollout.ceres.io/apply-order"
-ORDER_APP_INGRESS, ORDER_CALLER_EGRESS, ORDER_BASE, ORDER_DENY = 1, 2, 3, 4
+ORDER_APP_INGRESS = 1
+ORDER_CALLER_EGRESS = 2
+ORDER_BASE = 3
+ORDER_DENY = 4
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"

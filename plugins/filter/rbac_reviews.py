@@ -32,9 +32,15 @@ options:
     description: The user the reviews ask about (for a service account, C(system:serviceaccount:NAMESPACE:NAME)).
     type: str
   groups:
-    description: The groups the reviews ask about (with O(user) or alone); one of O(user) and O(groups) is required.
+    description: The groups the reviews ask about (with O(user) or alone); one of O(user) and O(groups) is required
+      unless O(self_review).
     type: list
     elements: str
+  self_review:
+    description: The reviews ask about the identity that runs them ("can I", a SelfSubjectAccessReview); no O(user) or
+      O(groups) then.
+    type: bool
+    default: false
   expect:
     description: The answer every review expects.
     type: str
@@ -68,7 +74,7 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 
 
-def rbac_reviews(rules, namespaces=None, user=None, groups=None, expect="allowed"):
+def rbac_reviews(rules, namespaces=None, user=None, groups=None, expect="allowed", self_review=False):
     """The reviews (each expecting ``expect``) of ``rules`` for ``user`` / ``groups`` in ``namespaces`` (cluster-wide
     when empty)."""
     if not isinstance(rules, list):
@@ -80,8 +86,10 @@ def rbac_reviews(rules, namespaces=None, user=None, groups=None, expect="allowed
         raise AnsibleFilterError("rbac_reviews: user must be a user name, got %r" % (user,))
     if groups is not None and (not isinstance(groups, list) or not all(isinstance(g, str) and g for g in groups)):
         raise AnsibleFilterError("rbac_reviews: groups must be a list of group names, got %r" % (groups,))
-    if not user and not groups:
-        raise AnsibleFilterError("rbac_reviews: give the user or the groups the reviews ask about")
+    if self_review and (user or groups):
+        raise AnsibleFilterError("rbac_reviews: self_review asks about the caller; give no user or groups with it")
+    if not user and not groups and not self_review:
+        raise AnsibleFilterError("rbac_reviews: give the user or the groups the reviews ask about (or self_review)")
     if expect not in ("allowed", "denied"):
         raise AnsibleFilterError("rbac_reviews: expect must be allowed or denied, got %r" % (expect,))
     subject = {"user": user} if user else {}

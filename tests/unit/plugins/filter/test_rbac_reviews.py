@@ -87,3 +87,12 @@ def test_cluster_wide_denials_for_groups():
 def test_rules_it_cannot_expand_are_refused(rules, options, message):
     with pytest.raises(AnsibleFilterError, match=message):
         rbac_reviews(rules, **options)
+
+
+def test_a_self_review_names_no_subject_and_refuses_one():
+    reviews = rbac_reviews([{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}], ["a"], self_review=True)
+    assert reviews == [{"verb": "list", "group": "", "resource": "pods", "namespace": "a", "expect": "allowed"}]
+    with pytest.raises(AnsibleFilterError, match="self_review asks about the caller"):
+        rbac_reviews(
+            [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}], ["a"], user=USER, self_review=True
+        )
