@@ -51,6 +51,7 @@ def test_a_sound_inventory_passes_every_check(world, shop):
         "gate self-test: 3 gate queries of 1 apps return real numbers",
         "database: ceres_db",
         "backup target: s3://",
+        "rollback: a check-mode run of rollback.yml passes",
     ):
         assert check in said, check
     assert "preflight found" not in said
