@@ -20,6 +20,7 @@ def pytest_configure(config):
 LONGEST_FIRST = (
     "test_e2e_waves_cutover.py",
     "test_e2e_deployer.py",
+    "test_e2e_last_word.py",
     "test_e2e_fencing.py",
     "test_e2e_rollback_world.py",
     "test_e2e_rollback.py",
