@@ -167,6 +167,12 @@ def enforce(
     queries: list[Mapping] = []
     asked: list[tuple[int, int]] = []
     refused: dict[tuple[int, int], Target] = {}
+    # the fixed peers once per rebuild, not once per workload
+    gateway = _peer(snapshot, INGRESS_GATEWAY.namespace, INGRESS_GATEWAY.labels)
+    sidecar_needs = [
+        (_peer(snapshot, peer.namespace, peer.labels), port, protocol, name)
+        for peer, port, protocol, name in SIDECAR_NEEDS
+    ]
     for plan_index, plan in enumerate(plans):
         for target_index, target in enumerate(plan.targets):
             if not target.healthy or target.pod is None:
@@ -176,12 +182,10 @@ def enforce(
                 refused[(plan_index, target_index)] = _unanswered(target, "UF", reason)
                 continue
             pod = _peer(snapshot, target.pod.namespace, target.pod.labels)
-            gateway = _peer(snapshot, INGRESS_GATEWAY.namespace, INGRESS_GATEWAY.labels)
             queries.append(
                 {"source": gateway, "destination": pod, "port": target.pod.port, "portName": target.pod.port_name}
             )
-            for peer, port, protocol, port_name in SIDECAR_NEEDS:
-                destination = _peer(snapshot, peer.namespace, peer.labels)
+            for destination, port, protocol, port_name in sidecar_needs:
                 queries.append(
                     {
                         "source": pod,

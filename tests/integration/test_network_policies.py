@@ -69,14 +69,15 @@ def _gate(namespace: str, window: str) -> dict:
         "samples": 2,
         "interval": "2s",
     }
-    return _play([{"name": "Gate", "ceres.rollout.metric_gate": args}])
+    return _play(
+        [{"name": "Gate", "ceres.rollout.metric_gate": args, "register": "play_result", "ignore_errors": True}]
+    )
 
 
 def _play(tasks: list, extra_vars: dict | None = None) -> dict:
-    """Run ``tasks`` on localhost; the last task's registered result, and the recap line."""
+    """Run ``tasks`` on localhost; what they leave in ``play_result``, with the output under ``_output``."""
     with tempfile.TemporaryDirectory() as work_dir:
         result_path = Path(work_dir) / "result.json"
-        tasks = [dict(tasks[-1], register="play_result", ignore_errors=True)] if len(tasks) == 1 else tasks
         playbook = [
             {
                 "hosts": "localhost",
