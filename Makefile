@@ -81,7 +81,7 @@ PYTEST_INTEGRATION := source .sandbox/env && $(BIN)/python -m pytest -q tests/in
 integration: sandbox
 	@echo "==> integration tests against the sandbox ($(INTEGRATION_WORKERS) workers, then the serial ones)"
 	@$(PYTEST_INTEGRATION) -n $(INTEGRATION_WORKERS) --dist loadfile -m "not serial"
-	@$(PYTEST_INTEGRATION) -m serial
+	@$(PYTEST_INTEGRATION) -m serial -rfE
 
 molecule: sandbox
 	@echo "==> molecule scenarios (up to $${MOLECULE_JOBS:-4} at once)"
@@ -101,13 +101,18 @@ test:
 	( source .sandbox/env && MOLECULE_JOBS=$${MOLECULE_JOBS:-3} tests/run-molecule.sh >"$$molecule_log" 2>&1 ) & molecule_pid=$$!; \
 	echo "==> molecule scenarios started beside the integration tests (output when they end)"; \
 	echo "==> integration tests against the sandbox ($(INTEGRATION_WORKERS) workers)"; \
-	status=0; $(PYTEST_INTEGRATION) -n $(INTEGRATION_WORKERS) --dist loadfile -m "not serial" --durations=20 || status=$$?; \
+	integration_log=$$(mktemp); status=0; \
+	$(PYTEST_INTEGRATION) -n $(INTEGRATION_WORKERS) --dist loadfile -m "not serial" --durations=20 -rfE 2>&1 | tee "$$integration_log" || status=$$?; \
 	molecule_status=0; wait $$molecule_pid || molecule_status=$$?; \
 	echo "==> molecule scenarios (exit $$molecule_status, $$(( $$(date +%s) - started ))s since they started):"; \
-	cat "$$molecule_log"; rm -f "$$molecule_log"; \
+	cat "$$molecule_log"; \
+	echo "==> summary: integration tests exit $$status, molecule exit $$molecule_status"; \
+	grep -E '^(FAILED|ERROR) |^=+ .*(passed|failed|error)' "$$integration_log" | tail -n 40 || true; \
+	grep -E ': actions=[0-9]+' "$$molecule_log" | sed 's/\x1b\[[0-9;]*m//g' || true; \
+	rm -f "$$integration_log" "$$molecule_log"; \
 	[ $$status -eq 0 ] && [ $$molecule_status -eq 0 ] || exit 1
 	@echo "==> integration tests that stop shared components (alone)"
-	@$(PYTEST_INTEGRATION) -m serial
+	@$(PYTEST_INTEGRATION) -m serial -rfE
 	@echo "==> make test: all green"
 
 bench: sandbox
