@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the sandbox's Go binaries (the Kubernetes control plane as one multi-call binary,
 # kwok, and ceres-netpol: the NetworkPolicy engine the traffic simulator asks) once, into a
-# cache outside the clone keyed by everything that affects them.
+# cache outside the clone keyed by everything that affects them; beside them the Go modules'
+# data the sandbox applies (kwok's stages, Istio's official CRDs).
 # Prints the directory holding the binaries on stdout; progress goes to stderr.
 set -euo pipefail
 export GOTOOLCHAIN=local
@@ -12,10 +13,11 @@ kube_version=$(module_version "$here/kube/go.mod" k8s.io/kubernetes)
 kwok_version=$(module_version "$here/kwok/go.mod" sigs.k8s.io/kwok)
 key=$(cat "$here/build.sh" "$here"/kube/go.mod "$here"/kube/go.sum "$here"/kube/main.go \
           "$here"/kwok/go.mod "$here"/kwok/go.sum \
-          "$here"/netpol/go.mod "$here"/netpol/go.sum "$here"/netpol/main.go <(go version) | sha256sum | cut -c1-12)
+          "$here"/netpol/go.mod "$here"/netpol/go.sum "$here"/netpol/main.go \
+          "$here"/istio/go.mod "$here"/istio/go.sum <(go version) | sha256sum | cut -c1-12)
 out="$cache_root/bin/kube-${kube_version}-kwok-${kwok_version}-${key}"
 
-if [ -x "$out/ceres-kube" ] && [ -x "$out/kwok" ] && [ -x "$out/ceres-netpol" ]; then
+if [ -x "$out/ceres-kube" ] && [ -x "$out/kwok" ] && [ -x "$out/ceres-netpol" ] && [ -s "$out/istio-crds.yaml" ]; then
   echo "$out"
   exit 0
 fi
@@ -46,6 +48,13 @@ for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-
              pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
   printf -- '---\n'; cat "$kwok_src/kustomize/stage/$stage.yaml"
 done > "$out.tmp/kwok-stages.yaml"
+# Istio's own CRDs (all 15 kinds, with their OpenAPI schemas and CEL validation rules), as
+# generated in the pinned istio.io/api release; go.sum pins the module's content.
+istio_version=$(module_version "$here/istio/go.mod" istio.io/api)
+echo "==> taking Istio's CRDs from istio.io/api $istio_version" >&2
+(cd "$here/istio" && go mod download istio.io/api)
+istio_src=$(cd "$here/istio" && go list -m -f '{{.Dir}}' istio.io/api)
+cp "$istio_src/kubernetes/customresourcedefinitions.gen.yaml" "$out.tmp/istio-crds.yaml"
 rm -rf "$out"
 mv "$out.tmp" "$out"
 echo "==> Go binaries built in $(( $(date +%s) - start ))s, cached in $out" >&2

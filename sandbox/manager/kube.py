@@ -225,12 +225,14 @@ def apply_world(config: SandboxConfig, ctx: Context) -> None:
     started = time.monotonic()
     timeout = config.ready_timeout
     client = kube_apply.Client(config.api_url, config.pki / "ca.crt", *config.admin_cert())
-    crds = [yaml.safe_load(path.read_text()) for path in sorted(config.manifests.glob("istio-crd-*.yaml"))]
+    # Istio's official CRDs, taken from the pinned istio.io/api module by build.sh.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    crds = [doc for doc in yaml.load_all((ctx.bin_dir / "istio-crds.yaml").read_text(), Loader=loader) if doc]
     for crd in crds:
         client.apply(crd)
     for crd in crds:
         client.wait_crd_established(crd["metadata"]["name"], timeout)
-    for obj in world.SIMULATOR_RBAC + world.nodes(config.ports["kwok"]):
+    for obj in world.ISTIO_VALIDATION + world.SIMULATOR_RBAC + world.nodes(config.ports["kwok"]):
         client.apply(obj)
     client.wait_nodes_ready(world.NODE_COUNT, timeout)
     for obj in world.demo_objects(ctx.secrets["postgres_password"]):

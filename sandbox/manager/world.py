@@ -194,6 +194,8 @@ SIMULATOR_RBAC = [
             {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": [""], "resources": ["services", "namespaces"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["get", "list", "watch"]},
+            # the cost suite's stand-in (OpenCost's series) prices nodes and the pods on them
+            {"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list", "watch"]},
         ],
     },
     {
@@ -202,5 +204,54 @@ SIMULATOR_RBAC = [
         "metadata": {"name": "ceres-traffic-simulator"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ceres-traffic-simulator"},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "ceres-traffic-simulator"}],
+    },
+]
+
+
+def _route_weights_rules(field: str) -> list[dict]:
+    routes = f"object.spec.{field}"
+    return [
+        {
+            "expression": f"!has({routes}) || {routes}.all(r, !has(r.route) || "
+            "r.route.all(d, !has(d.weight) || d.weight >= 0))",
+            "message": f"{field} route: weight < 0 (a destination's weight must not be negative)",
+        },
+        {
+            "expression": f"!has({routes}) || {routes}.all(r, !has(r.route) || size(r.route) <= 1 || "
+            "r.route.map(d, has(d.weight) ? d.weight : 0).sum() > 0)",
+            "message": f"{field} route: total destination weight = 0",
+        },
+    ]
+
+
+# The part of istiod's validating webhook (validation.istio.io) that the CRDs' schemas leave out and the rollout
+# relies on: a route destination's weight is never negative, and several destinations never weigh 0 in total (weights
+# are relative, so 150 is valid, as in Istio). The sandbox runs no istiod: a ValidatingAdmissionPolicy (CEL, in the API
+# server) stands in for these checks, refusing with Istio's own words.
+ISTIO_VALIDATION = [
+    {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": "sandbox-istio-validation", "labels": {"app.kubernetes.io/part-of": "ceres-sandbox"}},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["networking.istio.io"],
+                        "apiVersions": ["*"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["virtualservices"],
+                    }
+                ]
+            },
+            "validations": [rule for field in ("http", "tcp", "tls") for rule in _route_weights_rules(field)],
+        },
+    },
+    {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": "sandbox-istio-validation", "labels": {"app.kubernetes.io/part-of": "ceres-sandbox"}},
+        "spec": {"policyName": "sandbox-istio-validation", "validationActions": ["Deny"]},
     },
 ]
