@@ -52,9 +52,11 @@ def _milliseconds(seconds: float) -> str:
     return "%dms" % max(int(round(seconds * 1000)), 1)
 
 
-def render_config(scrape_interval_seconds: float, jobs: Sequence[tuple[str, str]]) -> str:
+def render_config(scrape_interval_seconds: float, jobs: Sequence[tuple]) -> str:
     """prometheus.yml scraping each ``(job name, host:port)`` every ``scrape_interval_seconds``.
 
+    A job may carry a third element, its ``metrics_path``; such a job honours the labels of
+    what it scrapes (``honor_labels: true``), as OpenCost's documentation configures its job.
     The scrape timeout is 90% of the interval (at most 10 s), so a slow scrape never
     overlaps the next one.
     """
@@ -66,9 +68,11 @@ def render_config(scrape_interval_seconds: float, jobs: Sequence[tuple[str, str]
         "  scrape_timeout: %s" % _milliseconds(timeout_seconds),
         "scrape_configs:",
     ]
-    for job_name, target in jobs:
+    for job_name, target, *metrics_path in jobs:
+        lines.append("  - job_name: %s" % job_name)
+        if metrics_path:
+            lines += ["    metrics_path: %s" % metrics_path[0], "    honor_labels: true"]
         lines += [
-            "  - job_name: %s" % job_name,
             "    static_configs:",
             "      - targets: ['%s']" % target,
         ]

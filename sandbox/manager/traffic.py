@@ -28,6 +28,8 @@ def _prometheus_config(config: SandboxConfig) -> Path:
             interval_seconds,
             [
                 ("ceres-traffic-simulator", f"127.0.0.1:{config.ports['simulator']}"),
+                # the cost suite's series (OpenCost's), served by the simulator while staging's OpenCost runs
+                ("opencost", f"127.0.0.1:{config.ports['simulator']}", "/opencost/metrics"),
                 ("prometheus", f"127.0.0.1:{config.ports['prometheus']}"),
             ],
         )

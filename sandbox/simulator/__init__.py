@@ -57,6 +57,15 @@ to kube-dns (UDP 53) (denied: the pods never become ready, 503 ``UH`` as above).
 NetworkPolicy nothing is asked; with some and no answer from the engine, every such connection
 is refused (fail closed), the reason in the routing log.
 
+Cost suite
+----------
+While a Deployment labelled ``app.kubernetes.io/name: opencost`` has an available replica (staging
+applies one), ``GET /opencost/metrics`` serves what OpenCost would export for the watched Nodes
+and Pods (``cost``): ``node_cpu_hourly_cost``, ``node_ram_hourly_cost``,
+``node_total_hourly_cost``, ``container_cpu_allocation``, ``container_memory_allocation_bytes``
+and ``kubecost_cluster_info`` with OpenCost's labels and default pricing. Nodes and Pods are held
+in a model of their own, so pod churn never rebuilds the traffic plans.
+
 Fault profile
 -------------
 Read from the annotations of a version's Deployment, applied within a tick of the change:
@@ -121,6 +130,7 @@ One module per part, each importing only the parts before it:
 * ``routing``: route selection, resolution of destinations to :class:`Target` workloads,
   :class:`VirtualServicePlan` and the :class:`Planner`;
 * ``watch``: :class:`ClusterModel` and the :class:`ResourceWatcher` threads;
+* ``cost``: OpenCost's series for the nodes and pods (:func:`opencost_series`);
 * ``netpol``: the NetworkPolicy engine (``ceres-netpol``) and :func:`enforce`;
 * ``traffic``: the deterministic accumulators, the latency sampler,
   :class:`TrafficGenerator` and :class:`TrafficLoop`;
@@ -134,11 +144,14 @@ from __future__ import annotations
 
 from .cluster import (
     CLUSTER_DOMAIN_SUFFIX,
+    COST_KINDS,
     DEPLOYMENT,
     DESTINATION_RULE,
     KINDS,
     NAMESPACE,
     NETWORK_POLICY,
+    NODE,
+    POD,
     SERVICE,
     VIRTUAL_SERVICE,
     ClusterSnapshot,
@@ -153,6 +166,8 @@ from .cluster import (
     target_port,
     template_labels,
 )
+from .cost import METRICS_PATH as OPENCOST_METRICS_PATH
+from .cost import cost_suite_running, opencost_series, parse_quantity
 from .faults import (
     DEFAULT_ERROR_RATIO,
     DEFAULT_LATENCY_MS,
@@ -252,6 +267,7 @@ from .watch import (
     ResourceNotServed,
     ResourceWatcher,
     WatchedResource,
+    cost_resources,
     iter_lines,
     short_error,
     watched_resources,
@@ -263,6 +279,7 @@ __all__ = [
     "CLUSTER_DOMAIN_SUFFIX",
     "CLUSTER_NAME",
     "CONNECT_TIMEOUT_MS",
+    "COST_KINDS",
     "ClusterModel",
     "ClusterSnapshot",
     "DEFAULT_ERROR_RATIO",
@@ -298,7 +315,10 @@ __all__ = [
     "MetricsRegistry",
     "NAMESPACE",
     "NETWORK_POLICY",
+    "NODE",
     "NO_HEALTHY_UPSTREAM_LATENCY_MS",
+    "OPENCOST_METRICS_PATH",
+    "POD",
     "Planner",
     "PodPeer",
     "PolicyEngine",
@@ -329,6 +349,8 @@ __all__ = [
     "available_replicas",
     "bucket_counts",
     "configure_logging",
+    "cost_resources",
+    "cost_suite_running",
     "destination_labels",
     "enforce",
     "escape_label_value",
@@ -344,10 +366,12 @@ __all__ = [
     "main",
     "no_upstream_labels",
     "object_key",
+    "opencost_series",
     "parse_args",
     "parse_error_ratio",
     "parse_latency_ms",
     "parse_listen",
+    "parse_quantity",
     "parse_rps",
     "plan_virtual_service",
     "render_exposition",

@@ -24,6 +24,10 @@ SERVICE = "Service"
 NAMESPACE = "Namespace"
 NETWORK_POLICY = "NetworkPolicy"
 KINDS = (VIRTUAL_SERVICE, DESTINATION_RULE, DEPLOYMENT, SERVICE, NAMESPACE, NETWORK_POLICY)
+# What the cost model reads (``cost``), kept apart so that pod churn never rebuilds the traffic plans.
+NODE = "Node"
+POD = "Pod"
+COST_KINDS = (NODE, POD)
 
 
 # --- small helpers for loosely typed API objects ------------------------------------------

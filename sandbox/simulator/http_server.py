@@ -2,29 +2,38 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""HTTP: ``GET /metrics`` (the registry's exposition) and ``GET /healthz`` (initial lists loaded)."""
+"""HTTP: ``GET /metrics`` (the registry's exposition), ``GET /healthz`` (initial lists loaded) and
+any further exposition path (``/opencost/metrics``: the cost suite's series)."""
 
 from __future__ import annotations
 
 import argparse
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .metrics import EXPOSITION_CONTENT_TYPE, MetricsRegistry
 
 
 class SimulatorHTTPServer(ThreadingHTTPServer):
-    """Serves /metrics from a registry and /healthz from a readiness callable."""
+    """Serves /metrics from a registry, /healthz from a readiness callable and each of ``expositions``
+    (path: callable returning exposition text)."""
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], registry: MetricsRegistry, pending: Callable[[], list[str]]):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        registry: MetricsRegistry,
+        pending: Callable[[], list[str]],
+        expositions: Mapping[str, Callable[[], str]] | None = None,
+    ):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.registry = registry
         self.pending = pending
+        self.expositions = dict(expositions or {})
         super().__init__(address, MetricsHandler)
 
 
@@ -44,6 +53,8 @@ class MetricsHandler(BaseHTTPRequestHandler):
                 self._reply(503, "waiting for the initial list of: %s\n" % ", ".join(pending))
             else:
                 self._reply(200, "ok\n")
+        elif path in self.server.expositions:
+            self._reply(200, self.server.expositions[path](), EXPOSITION_CONTENT_TYPE)
         else:
             self._reply(404, "not found; try /metrics or /healthz\n")
 
@@ -69,9 +80,12 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def start_http_server(
-    address: tuple[str, int], registry: MetricsRegistry, pending: Callable[[], list[str]]
+    address: tuple[str, int],
+    registry: MetricsRegistry,
+    pending: Callable[[], list[str]],
+    expositions: Mapping[str, Callable[[], str]] | None = None,
 ) -> SimulatorHTTPServer:
     """Bind and serve in a daemon thread; ``server.server_address`` has the bound port."""
-    server = SimulatorHTTPServer(address, registry, pending)
+    server = SimulatorHTTPServer(address, registry, pending, expositions)
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server

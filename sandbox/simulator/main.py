@@ -17,14 +17,15 @@ from fractions import Fraction
 from functools import partial
 from typing import Any
 
-from .cluster import KINDS
+from . import cost
+from .cluster import COST_KINDS, DEPLOYMENT, KINDS, NODE, POD
 from .faults import DEFAULT_RPS, RPS_ANNOTATION, parse_rps
 from .http_server import parse_listen, start_http_server
 from .metrics import MetricsRegistry
 from .netpol import PolicyEngine, enforce
 from .routing import Planner
 from .traffic import TrafficGenerator, TrafficLoop
-from .watch import ClusterModel, ResourceWatcher, watched_resources
+from .watch import ClusterModel, ResourceWatcher, cost_resources, watched_resources
 
 LOG = logging.getLogger("simulator")
 
@@ -114,9 +115,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_signal_handlers(stop)
 
     model = ClusterModel()
+    cost_model = ClusterModel(COST_KINDS, slim={POD: cost.slim_pod})
     registry = MetricsRegistry()
+
+    def opencost_exposition() -> str:
+        series = cost.opencost_series(model.objects(DEPLOYMENT), cost_model.objects(NODE), cost_model.objects(POD))
+        return cost.render(series)
+
     try:
-        server = start_http_server(args.listen, registry, model.missing_kinds)
+        server = start_http_server(
+            args.listen,
+            registry,
+            lambda: model.missing_kinds() + cost_model.missing_kinds(),
+            {cost.METRICS_PATH: opencost_exposition},
+        )
     except OSError as error:
         LOG.error("cannot listen on %s:%d: %s", args.listen[0], args.listen[1], error)
         return 1
@@ -132,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for resource in watched_resources(api_client):
         ResourceWatcher(resource, model, stop).start()
+    for resource in cost_resources(api_client):
+        ResourceWatcher(resource, cost_model, stop).start()
     threading.Thread(target=_log_when_ready, args=(model, stop), name="ready", daemon=True).start()
 
     engine = PolicyEngine(args.netpol_engine)

@@ -25,6 +25,8 @@ from .cluster import (
     KINDS,
     NAMESPACE,
     NETWORK_POLICY,
+    NODE,
+    POD,
     SERVICE,
     VIRTUAL_SERVICE,
     ClusterSnapshot,
@@ -45,18 +47,24 @@ class ClusterModel:
     """The watched objects, kept current by the watch threads; thread-safe.
 
     ``generation`` increases on every change, so the traffic loop rebuilds its plans
-    only when something changed.
+    only when something changed. ``kinds`` are the kinds it holds (the traffic's by default);
+    ``slim`` maps a kind to what is kept of its objects (without managedFields by default).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, kinds: Iterable[str] = KINDS, slim: Mapping[str, Callable[[Mapping], Mapping]] | None = None
+    ) -> None:
+        self.kinds = tuple(kinds)
         self._lock = threading.Lock()
-        self._objects: dict[str, dict[tuple[str, str], Mapping]] = {kind: {} for kind in KINDS}
+        self._objects: dict[str, dict[tuple[str, str], Mapping]] = {kind: {} for kind in self.kinds}
+        self._slim = dict(slim or {})
         self._loaded: set = set()
         self.generation = 0
 
     def replace(self, kind: str, objects: Iterable[Mapping]) -> None:
         """Replace every object of a kind (after a list) and mark the kind loaded."""
-        fresh = {object_key(obj): _slim(obj) for obj in objects}
+        slim = self._slim.get(kind, _slim)
+        fresh = {object_key(obj): slim(obj) for obj in objects}
         with self._lock:
             self._objects[kind] = fresh
             self._loaded.add(kind)
@@ -69,12 +77,12 @@ class ClusterModel:
             if event_type == "DELETED":
                 self._objects[kind].pop(key, None)
             else:
-                self._objects[kind][key] = _slim(obj)
+                self._objects[kind][key] = self._slim.get(kind, _slim)(obj)
             self.generation += 1
 
     def missing_kinds(self) -> list[str]:
         with self._lock:
-            return [kind for kind in KINDS if kind not in self._loaded]
+            return [kind for kind in self.kinds if kind not in self._loaded]
 
     def is_loaded(self) -> bool:
         return not self.missing_kinds()
@@ -88,6 +96,12 @@ class ClusterModel:
             generation = self.generation
             objects = {kind: dict(by_key) for kind, by_key in self._objects.items()}
         return generation, ClusterSnapshot(objects)
+
+    def objects(self, kind: str) -> list[Mapping]:
+        """The current objects of one kind, in key order."""
+        with self._lock:
+            by_key = dict(self._objects.get(kind, {}))
+        return [by_key[key] for key in sorted(by_key)]
 
 
 def _slim(obj: Mapping) -> Mapping:
@@ -304,3 +318,14 @@ class ResourceWatcher(threading.Thread):
         if event_type in ("ADDED", "MODIFIED", "DELETED"):
             self.model.apply(self.resource.kind, event_type, obj)
         return new_version
+
+
+def cost_resources(api_client: Any) -> list[WatchedResource]:
+    """The resources the cost model (OpenCost's series) reads: nodes and pods."""
+    from kubernetes import client  # pylint: disable=import-outside-toplevel
+
+    core = client.CoreV1Api(api_client)
+    return [
+        WatchedResource(NODE, "nodes", (("v1", core.list_node),)),
+        WatchedResource(POD, "pods", (("v1", core.list_pod_for_all_namespaces),)),
+    ]
