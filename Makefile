@@ -107,8 +107,8 @@ test:
 	echo "==> molecule scenarios (exit $$molecule_status, $$(( $$(date +%s) - started ))s since they started):"; \
 	cat "$$molecule_log"; \
 	echo "==> summary: integration tests exit $$status, molecule exit $$molecule_status"; \
-	grep -E '^(FAILED|ERROR) |^=+ .*(passed|failed|error)' "$$integration_log" | tail -n 40 || true; \
-	grep -E ': actions=[0-9]+' "$$molecule_log" | sed 's/\x1b\[[0-9;]*m//g' || true; \
+	grep -E '^(FAILED|ERROR) |(^|= )[0-9]+ (passed|failed|errors?)' "$$integration_log" | tail -n 40 || true; \
+	sed 's/\x1b\[[0-9;]*m//g' "$$molecule_log" | grep -E '^[a-z_]+ +: actions=[0-9]+' || true; \
 	rm -f "$$integration_log" "$$molecule_log"; \
 	[ $$status -eq 0 ] && [ $$molecule_status -eq 0 ] || exit 1
 	@echo "==> integration tests that stop shared components (alone)"

@@ -22,6 +22,11 @@ git ls-files -z --cached --others --exclude-standard \
   | grep -zv -e '^\.collections/' -e '^sandbox/kube/' -e '^sandbox/kwok/' \
   | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
   | xargs -0 cp --parents -t "$dest"
+# the collections whose plugins ours import or extend (amazon.aws: eks_cluster_info is an AnsibleAWSModule with its
+# doc fragments), beside ours, as ansible-galaxy would install the dependencies of galaxy.yml
+bundled=$(python -c 'import ansible_collections; print(list(ansible_collections.__path__)[-1])')
+mkdir -p "$work/ansible_collections/amazon"
+cp -r "$bundled/amazon/aws" "$work/ansible_collections/amazon/aws"
 cd "$dest"
 git init -q . && git add -A >/dev/null 2>&1
 pyver=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')

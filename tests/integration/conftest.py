@@ -27,6 +27,7 @@ LONGEST_FIRST = (
     "test_e2e_midway_faults.py",
     "test_e2e_resume.py",
     "test_preflight.py",
+    "test_staging.py",
     "test_e2e_converge_cutover.py",
     "test_e2e_converge_wave.py",
     "test_metric_gate.py",

@@ -155,6 +155,11 @@ def _module_tasks(namespace: str, tmp_path: Path, password_file: Path, database:
             "vault_password_file": str(password_file),
             "check_mode": True,
         },
+        "eks_cluster_info": {
+            "names": ["ceres-installed-missing"],
+            "region": SANDBOX_ENV.get("AWS_REGION", "us-east-1"),
+            "endpoint_url": SANDBOX_ENV["AWS_ENDPOINT_URL"],
+        },
         # signs pg_backup's manifest (pg_restore has read it by then): any JSON object can be signed
         "backup_manifest": {
             "path": str(tmp_path / "ceres_db.dump.manifest.json"),
@@ -176,10 +181,12 @@ def _module_tasks(namespace: str, tmp_path: Path, password_file: Path, database:
         "secrets_export": "result_secrets_export is changed and result_secrets_export.count == 1",
         "secrets_restore": "result_secrets_restore is not failed",
         "backup_manifest": "result_backup_manifest is changed and result_backup_manifest.verified",
+        "eks_cluster_info": "result_eks_cluster_info.missing == ['ceres-installed-missing']",
     }
     order = ["rollout_journal", "access_review", "pod_security", "rollout_restart", "workload_health", "traffic_shift"]
     order += ["metric_gate"]
     order += ["pg_backup", "pg_restore", "secrets_export", "secrets_restore", "backup_manifest"]
+    order += ["eks_cluster_info"]
     return [_task(module, tasks[module]) for module in order] + [
         {
             "name": "What each module returned",
