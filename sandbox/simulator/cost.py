@@ -189,7 +189,7 @@ def slim_pod(pod: Mapping) -> Mapping:
     metadata = _mapping(pod.get("metadata"))
     spec = _mapping(pod.get("spec"))
     return {
-        "metadata": {key: metadata.get(key) for key in ("name", "namespace", "uid", "labels", "resourceVersion")},
+        "metadata": {key: metadata.get(key) for key in ("name", "namespace", "uid")},
         "spec": {
             "nodeName": spec.get("nodeName"),
             "containers": [

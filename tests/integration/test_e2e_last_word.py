@@ -27,6 +27,20 @@ def assert_every_app_serves_from_the_old_version(world, apps, replicas):
         assert service.spec.selector == {"app": app}, service.spec.selector
 
 
+def race_a_rollback(world, phase, variables, moment, apps, replicas) -> list[dict]:
+    """Run ``phase``, start rollback.yml when it prints ``moment``; the invariant holds when the rollback exits 0 and
+    still once the raced run has ended (failed). Returns the journal's records."""
+    running = Playbook(phase, variables)
+    running.wait_for_line(moment)
+    rollback = Playbook("rollback", variables)
+    assert rollback.wait() == 0, rollback.output
+    assert_every_app_serves_from_the_old_version(world, apps, replicas)
+
+    assert running.wait() != 0, running.output
+    assert_every_app_serves_from_the_old_version(world, apps, replicas)
+    return world.journal()
+
+
 @pytest.mark.parametrize(
     "moment",
     ["TASK [ceres.rollout.backup : Dump and verify the database]", "TASK [ceres.rollout.cutover : Scale e2e-"],
@@ -48,15 +62,7 @@ def test_a_rollback_during_a_cutover_has_the_last_word(rollout_world, moment):
     variables = world.pilot_vars(pilot, cutover_require_previous=False)
     variables["ceres_waves"] = [{"name": "wave1", "namespaces": [wave], "user_share": 100}]
 
-    cutover = Playbook("cutover", variables)
-    cutover.wait_for_line(moment)
-    rollback = Playbook("rollback", variables)
-    assert rollback.wait() == 0, rollback.output
-    assert_every_app_serves_from_the_old_version(world, apps, replicas)
-
-    assert cutover.wait() != 0, cutover.output
-    assert_every_app_serves_from_the_old_version(world, apps, replicas)  # still, once the cutover ended
-    records = world.journal()
+    records = race_a_rollback(world, "cutover", variables, moment, apps, replicas)
     assert not [r for r in records if r["step_id"] == "cutover/done" and r["outcome"] == "completed"], records
     rollback_done = [r for r in records if r["step_id"] == "rollback/done"]
     assert rollback_done and rollback_done[-1]["outcome"] == "completed", records
@@ -80,14 +86,6 @@ def test_a_rollback_during_a_wave_has_the_last_word(rollout_world, moment):
     variables["ceres_waves"] = [{"name": "wave1", "namespaces": [wave], "user_share": 100}]
     world.set_weight(pilot, "checkout", 50)  # the pilot left part-way
 
-    running = Playbook("wave1", variables)
-    running.wait_for_line(moment)
-    rollback = Playbook("rollback", variables)
-    assert rollback.wait() == 0, rollback.output
-    assert_every_app_serves_from_the_old_version(world, apps, replicas)
-
-    assert running.wait() != 0, running.output
-    assert_every_app_serves_from_the_old_version(world, apps, replicas)
-    records = world.journal()
+    records = race_a_rollback(world, "wave1", variables, moment, apps, replicas)
     assert not [r for r in records if r["step_id"] == "wave1/done" and r["outcome"] == "completed"], records
     assert [r["step_id"] for r in records][-1] == "rollback/done", records
