@@ -125,6 +125,7 @@ def _module_tasks(namespace: str, tmp_path: Path, password_file: Path, database:
     tasks = {
         "rollout_journal": {"state": "read", "namespace": namespace},
         "access_review": {"reviews": [{"verb": "get", "resource": "pods", "namespace": namespace}]},
+        "objects_info": {"namespaces": [namespace, "pilot-apps"], "kinds": [{"api_version": "v1", "kind": "Service"}]},
         "pod_security": {"namespaces": [namespace], "enforce": "baseline"},
         "rollout_restart": {"namespaces": [namespace], "allow_empty": True},
         "workload_health": {"namespaces": [namespace], "allow_empty": True},
@@ -171,6 +172,7 @@ def _module_tasks(namespace: str, tmp_path: Path, password_file: Path, database:
     checks = {
         "rollout_journal": "result_rollout_journal.records == [] and not result_rollout_journal.lock.exists",
         "access_review": "result_access_review.summary == {'total': 1, 'matched': 1, 'mismatched': 0}",
+        "objects_info": "result_objects_info.objects.Service | map(attribute='metadata.namespace') | unique == ['pilot-apps']",
         "pod_security": "result_pod_security is changed and result_pod_security.namespaces[0].changed",
         "rollout_restart": "result_rollout_restart.summary.total == 0",
         "workload_health": "result_workload_health.healthy",
@@ -183,7 +185,15 @@ def _module_tasks(namespace: str, tmp_path: Path, password_file: Path, database:
         "backup_manifest": "result_backup_manifest is changed and result_backup_manifest.verified",
         "eks_cluster_info": "result_eks_cluster_info.missing == ['ceres-installed-missing']",
     }
-    order = ["rollout_journal", "access_review", "pod_security", "rollout_restart", "workload_health", "traffic_shift"]
+    order = [
+        "rollout_journal",
+        "access_review",
+        "objects_info",
+        "pod_security",
+        "rollout_restart",
+        "workload_health",
+        "traffic_shift",
+    ]
     order += ["metric_gate"]
     order += ["pg_backup", "pg_restore", "secrets_export", "secrets_restore", "backup_manifest"]
     order += ["eks_cluster_info"]
