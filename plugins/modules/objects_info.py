@@ -58,6 +58,11 @@ options:
           - The resource's name in the API (C(kubectl api-resources)), when it is not the kind's guessed plural
             (lower case plus C(s), C(es) or C(ies), as Kubernetes guesses it).
         type: str
+      name:
+        description:
+          - Read only the object of this name in each namespace (a get, which needs only C(get) permission); none
+            when it does not exist. Not with selectors.
+        type: str
       label_selectors:
         description: Label selectors, one requirement an item (V(version=v2.9), V(app!=web), V(tier)); all must hold.
         type: list

@@ -29,6 +29,7 @@ KIND_OPTIONS: dict[str, dict[str, t.Any]] = {
     "api_version": {"type": "str", "required": True},
     "kind": {"type": "str", "required": True},
     "plural": {"type": "str"},
+    "name": {"type": "str"},
     "label_selectors": {"type": "list", "elements": "str", "default": []},
     "field_selectors": {"type": "list", "elements": "str", "default": []},
 }
@@ -52,6 +53,7 @@ NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 KIND_RE = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 API_VERSION_RE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+((alpha|beta)[0-9]+)?$")
 PLURAL_RE = re.compile(r"^[a-z][a-z0-9]*$")
+OBJECT_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
 def guess_plural(kind: str) -> str:
@@ -76,6 +78,7 @@ class KindQuery:
         self.api_version = entry["api_version"]
         self.kind = entry["kind"]
         self.plural = entry.get("plural") or None
+        self.name = entry.get("name") or None
         self.label_selectors = list(entry.get("label_selectors") or [])
         self.field_selectors = list(entry.get("field_selectors") or [])
 
@@ -87,6 +90,10 @@ class KindQuery:
             )
         if not isinstance(self.kind, str) or not KIND_RE.match(self.kind):
             problems.append("%s.kind: %r is not a kind (CamelCase, for example Deployment)" % (self.field, self.kind))
+        if self.name is not None and (not OBJECT_NAME_RE.match(self.name) or len(self.name) > 253):
+            problems.append("%s.name: %r is not an object name" % (self.field, self.name))
+        if self.name is not None and (self.label_selectors or self.field_selectors):
+            problems.append("%s.name: a named object is read by name; leave the selectors out" % self.field)
         if self.plural is not None and not PLURAL_RE.match(self.plural):
             problems.append(
                 "%s.plural: %r is not a resource name (lower case, for example deployments)" % (self.field, self.plural)
@@ -139,6 +146,32 @@ def parse(params: t.Mapping[str, t.Any]) -> tuple[list[str], list[KindQuery]]:
     return list(dict.fromkeys(namespaces)), queries
 
 
+def unserved(query: KindQuery, error: NotFound) -> ObjectsInfoError:
+    return ObjectsInfoError(
+        "%s: the API server serves no %s in %s (%s); if the resource's name is not %r, give %s.plural"
+        % (query.field, query.kind, query.api_version, error, query.resource, query.field)
+    )
+
+
+def with_type(item: dict[str, t.Any], query: KindQuery) -> dict[str, t.Any]:
+    # A list's items carry no apiVersion and kind for built-in types; give every object both.
+    item.setdefault("apiVersion", query.api_version)
+    item.setdefault("kind", query.kind)
+    return item
+
+
+def get_named(client: t.Any, query: KindQuery, namespace: str) -> list[dict[str, t.Any]]:
+    """The object ``query.name`` in ``namespace`` as a list of one, or none when it does not exist. An
+    unserved resource is told apart by the server's answer: the NotFound of a missing object names it."""
+    path = api_path(query.api_version, query.resource, namespace, query.name)
+    try:
+        return [with_type(client.get(path) or {}, query)]
+    except NotFound as error:
+        if error.resource_type_missing:
+            raise unserved(query, error) from None
+        return []
+
+
 def list_all(client: t.Any, query: KindQuery, namespace: str) -> list[dict[str, t.Any]]:
     """Every object of ``query`` in ``namespace``, page after page. A namespace that does not exist
     has none (the API server answers an empty list); a resource it does not serve is an error."""
@@ -149,17 +182,10 @@ def list_all(client: t.Any, query: KindQuery, namespace: str) -> list[dict[str, 
         try:
             answer = client.get(path, params) or {}
         except NotFound as error:
-            raise ObjectsInfoError(
-                "%s: the API server serves no %s in %s (%s); if the resource's name is not %r, give %s.plural"
-                % (query.field, query.kind, query.api_version, error, query.resource, query.field)
-            ) from None
+            raise unserved(query, error) from None
         if not isinstance(answer.get("items", []), list):
             raise ObjectsInfoError("%s: GET %s answered no list of items" % (query.field, path))
-        for item in answer.get("items") or []:
-            # A list's items carry no apiVersion and kind for built-in types; give every object both.
-            item.setdefault("apiVersion", query.api_version)
-            item.setdefault("kind", query.kind)
-            items.append(item)
+        items.extend(with_type(item, query) for item in answer.get("items") or [])
         token = (answer.get("metadata") or {}).get("continue")
         if not token:
             return items
@@ -177,7 +203,8 @@ def objects_outcome(run: ModuleRun) -> dict[str, t.Any]:
         objects = {query.kind: [] for query in queries}
         for query in queries:
             for namespace in namespaces:
-                objects[query.kind].extend(list_all(client, query, namespace))
+                read = get_named if query.name else list_all
+                objects[query.kind].extend(read(client, query, namespace))
     finally:
         client.close()
     return {

@@ -73,6 +73,23 @@ def test_every_kind_of_every_namespace_in_one_list_each_by_kind_in_the_order_giv
     ]
 
 
+def test_a_named_object_is_read_by_name_and_a_missing_one_is_none(monkeypatch):
+    api = FakeKubeApi(deployment("a", "web"), deployment("a", "cart"), deployment("b", "cart"))
+    outcome = run_with(monkeypatch, api, ["a", "b"], [dict(DEPLOYMENTS, name="web")])
+    assert names(outcome["objects"]["Deployment"]) == ["a/web"]
+    assert outcome["objects"]["Deployment"][0]["kind"] == "Deployment"
+    assert api.calls == [
+        ("GET", "/apis/apps/v1/namespaces/a/deployments/web"),
+        ("GET", "/apis/apps/v1/namespaces/b/deployments/web"),
+    ]
+
+
+def test_a_named_object_of_a_kind_the_server_does_not_serve_is_an_error(monkeypatch):
+    api = FakeKubeApi()
+    with pytest.raises(objects_info.ObjectsInfoError, match="kinds.0.: the API server serves no Widget in apps/v1"):
+        run_with(monkeypatch, api, ["a"], [{"api_version": "apps/v1", "kind": "Widget", "name": "web"}])
+
+
 def test_bad_input_is_refused_naming_every_field_before_any_call(monkeypatch):
     api = FakeKubeApi()
     with pytest.raises(objects_info.ObjectsInfoError) as refused:
@@ -84,6 +101,8 @@ def test_bad_input_is_refused_naming_every_field_before_any_call(monkeypatch):
                 {"api_version": "apps/v1", "kind": "deployment"},
                 {"api_version": "apps", "kind": "Service", "label_selectors": ["a=b,c=d"]},
                 {"api_version": "v1", "kind": "Service", "plural": "Services", "field_selectors": [" "]},
+                {"api_version": "v1", "kind": "ConfigMap", "name": "Bad/Name"},
+                {"api_version": "v1", "kind": "Secret", "name": "ok", "label_selectors": ["a=b"]},
             ],
         )
     message = str(refused.value)
@@ -96,6 +115,8 @@ def test_bad_input_is_refused_naming_every_field_before_any_call(monkeypatch):
         "kinds[2].plural: 'Services' is not a resource name",
         "kinds[2].field_selectors[0]: ' ' is not one selector",
         "kinds[2].kind: Service is already read by kinds[1]",
+        "kinds[3].name: 'Bad/Name' is not an object name",
+        "kinds[4].name: a named object is read by name; leave the selectors out",
     ):
         assert expected in message
     assert api.calls == []
