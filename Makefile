@@ -12,7 +12,7 @@ export PATH := $(BIN):$(subst $(BIN):,,$(PATH))
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export CERES_CACHE_DIR := $(CACHE_DIR)
 
-.PHONY: help deps venv apt build sandbox sandbox-down sandbox-status demo test lint sanity unit integration molecule bench changelog clean
+.PHONY: help deps venv apt build sandbox sandbox-down sandbox-status demo test lint sanity unit integration molecule bench changelog clean collection ee-context ee
 
 help:
 	@echo "make demo          set up everything, start the sandbox, run playbooks/pilot.yml against it"
@@ -20,6 +20,7 @@ help:
 	@echo "make sandbox       start the local sandbox (no-op when it is already up)"
 	@echo "make sandbox-down  stop the sandbox; no process or listener is left"
 	@echo "make bench         run the benchmarks in bench/"
+	@echo "make ee            build the execution environment image (podman or docker; ee-context: only its build context)"
 
 apt:
 	@sandbox/apt-deps.sh
@@ -117,6 +118,18 @@ test:
 
 bench: sandbox
 	@source .sandbox/env && for b in bench/*/run; do [ -x "$$b" ] && "$$b"; done
+
+# The execution environment (execution-environment.yml): the collection's tarball in dist/ (only what galaxy.yml's
+# build_ignore lets in), then ansible-builder's build context in .cache/ee, or the image (a container engine needed).
+EE_TAG ?= ceres-rollout-ee:$(shell sed -n 's/^version: *//p' galaxy.yml)
+collection: venv
+	@rm -rf dist && $(BIN)/ansible-galaxy collection build --output-path dist
+
+ee-context: collection
+	@rm -rf .cache/ee && $(BIN)/ansible-builder create --file execution-environment.yml --context .cache/ee
+
+ee: collection
+	@rm -rf .cache/ee && $(BIN)/ansible-builder build --file execution-environment.yml --context .cache/ee --tag $(EE_TAG)
 
 changelog: venv
 	@$(BIN)/antsibull-changelog lint
