@@ -28,6 +28,10 @@ from kubernetes.client.rest import ApiException
 STABLE_SUBSET = world.STABLE_SUBSET
 CANARY_SUBSET = world.CANARY_SUBSET
 BUCKET = SANDBOX_ENV.get("CERES_BACKUP_BUCKET", "ceres-backups")
+# A pilot without its backup (pilot_vars(namespace, **WITHOUT_BACKUP)), for tests whose subject is the canary
+# (gates, drift, faults, the lock) and whose trigger comes after the backup: a backup costs a pilot ~30 s of CPU
+# (dump, verify-restore, uploads read back), and the pilot with its backup is tested where the backup matters.
+WITHOUT_BACKUP = {"pilot_backup": False, "pilot_allow_without_backup": True}
 RPS = 2000  # the demo world's: 200 rps at 10%, the rule of three's 3000 requests within 15 s
 JOURNAL_NAMESPACE = "ceres-system"
 

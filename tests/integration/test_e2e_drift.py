@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kubernetes import client
-from rollout_world import Playbook
+from rollout_world import WITHOUT_BACKUP, Playbook
 
 pytest_plugins = ["e2e_fixtures"]
 
@@ -12,7 +12,7 @@ def test_a_new_canary_image_during_a_soak_sends_it_back_to_0_and_names_the_drift
     world = rollout_world
     namespace = world.namespace("drift", ["checkout"])
 
-    run = Playbook("pilot", world.pilot_vars(namespace))
+    run = Playbook("pilot", world.pilot_vars(namespace, **WITHOUT_BACKUP))
     run.wait_for_line("TASK [ceres.rollout.canary : Gate every app at 10%]")
     client.AppsV1Api(kube).patch_namespaced_deployment(
         "checkout-v3-0-0",

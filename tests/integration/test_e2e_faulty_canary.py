@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from rollout_world import Playbook
+from rollout_world import WITHOUT_BACKUP, Playbook
 
 pytest_plugins = ["e2e_fixtures"]
 
@@ -23,7 +23,7 @@ def test_a_faulty_canary_fails_the_first_gate_and_goes_back_to_100_percent_stabl
     world = rollout_world
     namespace = world.namespace("faulty", ["checkout"], canary_annotations=annotations)
 
-    run = Playbook("pilot", world.pilot_vars(namespace))
+    run = Playbook("pilot", world.pilot_vars(namespace, **WITHOUT_BACKUP))
     code = run.wait()
 
     assert code != 0, "a faulty canary must fail the play:\n" + run.output

@@ -4,7 +4,7 @@ canary. (The rollback's last word against a cutover and a wave: test_e2e_last_wo
 from __future__ import annotations
 
 from kubernetes import client
-from rollout_world import JOURNAL_NAMESPACE, Playbook
+from rollout_world import JOURNAL_NAMESPACE, WITHOUT_BACKUP, Playbook
 
 pytest_plugins = ["e2e_fixtures"]
 
@@ -21,7 +21,7 @@ def test_a_lease_deleted_during_the_pilot_is_taken_back_and_the_pilot_completes(
     with a warning, and the pilot carries on to 50% and completes."""
     world = rollout_world
     namespace = world.namespace("retake", ["checkout"])
-    pilot = Playbook("pilot", world.pilot_vars(namespace))
+    pilot = Playbook("pilot", world.pilot_vars(namespace, **WITHOUT_BACKUP))
     pilot.wait_for_line(GATE_10)
     delete_lease(world)  # an operator "clears a stuck lock"
 
@@ -39,7 +39,7 @@ def test_a_run_that_finds_its_lock_gone_with_its_journal_sends_its_own_apps_back
     run has lost it - and, nobody holding it, it sends its own apps to 0% instead of leaving a canary part-way."""
     world = rollout_world
     namespace = world.namespace("gone", ["checkout", "cart"])
-    pilot = Playbook("pilot", world.pilot_vars(namespace))
+    pilot = Playbook("pilot", world.pilot_vars(namespace, **WITHOUT_BACKUP))
     pilot.wait_for_line(GATE_10)
     client.CoreV1Api(world.kube).delete_namespaced_config_map(world.journal_name + "-journal", JOURNAL_NAMESPACE)
     delete_lease(world)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import canary_world
-from rollout_world import Playbook
+from rollout_world import WITHOUT_BACKUP, Playbook
 
 pytest_plugins = ["e2e_fixtures"]
 
@@ -34,7 +34,7 @@ def test_a_fault_after_the_25_percent_shift_rolls_back_and_25_is_never_exceeded(
     namespace = world.namespace("after25", ["checkout"])
     watcher = WeightWatcher(world, namespace, "checkout")
 
-    run = Playbook("pilot", world.pilot_vars(namespace))
+    run = Playbook("pilot", world.pilot_vars(namespace, **WITHOUT_BACKUP))
     run.wait_for_line("TASK [ceres.rollout.canary : Gate every app at 25%]")
     world.annotate_canary(namespace, "checkout", {"sandbox.ceres.io/error-ratio": "0.05"})
     code = run.wait()
@@ -54,7 +54,7 @@ def test_a_canary_whose_pods_vanish_mid_soak_is_rolled_back(rollout_world, kube)
     world = rollout_world
     namespace = world.namespace("lost", ["checkout"])
 
-    run = Playbook("pilot", world.pilot_vars(namespace))
+    run = Playbook("pilot", world.pilot_vars(namespace, **WITHOUT_BACKUP))
     run.wait_for_line("TASK [ceres.rollout.canary : Gate every app at 10%]")
     canary_world.scale_canary_to_zero(kube, namespace, "checkout")
     code = run.wait()
