@@ -150,8 +150,12 @@ def introspected(project, context, stages) -> tuple[list[str], list[str]]:
     ]
     script = context / "_build" / "scripts" / "introspect.py"
     run([sys.executable, str(script), *arguments, str(collections)], work)
-    strip = lambda path: [line.split("  # ")[0] for line in path.read_text().splitlines() if line.strip()]  # noqa: E731
-    return strip(outputs["--write-pip"]), strip(outputs["--write-bindep"])
+    return _requirement_lines(outputs["--write-pip"]), _requirement_lines(outputs["--write-bindep"])
+
+
+def _requirement_lines(path):
+    """The requirement lines of a file introspect wrote, without its "# from collection" comments."""
+    return [line.split("  # ")[0] for line in path.read_text().splitlines() if line.strip()]
 
 
 def test_the_image_gets_the_python_packages_the_collection_and_the_cloud_checks_need(introspected):

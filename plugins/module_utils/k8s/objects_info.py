@@ -178,7 +178,7 @@ def list_all(client: t.Any, query: KindQuery, namespace: str) -> list[dict[str, 
     path = api_path(query.api_version, query.resource, namespace)
     params = query.query()
     items: list[dict[str, t.Any]] = []
-    for _ in range(MAX_PAGES):
+    for _page in range(MAX_PAGES):
         try:
             answer = client.get(path, params) or {}
         except NotFound as error:
