@@ -7,6 +7,7 @@ the PostgreSQL client the collection needs, and bindep must pick the client pack
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shlex
 import subprocess
@@ -26,8 +27,13 @@ GALAXY = yaml.safe_load((ROOT / "galaxy.yml").read_text())
 TARBALL = "%s-%s-%s.tar.gz" % (GALAXY["namespace"], GALAXY["name"], GALAXY["version"])
 
 
+# What an image build sees: no ANSIBLE_* settings of the caller (make exports ANSIBLE_CONFIG, whose collections_path
+# would put the source tree's ceres.rollout before the one installed from the tarball).
+CLEAN_ENVIRONMENT = {name: value for name, value in os.environ.items() if not name.startswith("ANSIBLE_")}
+
+
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, cwd=cwd, env=CLEAN_ENVIRONMENT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, "%s failed:\n%s\n%s" % (shlex.join(command), done.stdout, done.stderr)
     return done
 

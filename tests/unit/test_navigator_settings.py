@@ -21,7 +21,13 @@ NAVIGATOR = str(Path(sys.executable).parent / "ansible-navigator")
 
 def navigator(args: list[str], cwd: Path = ROOT, settings: Path | None = None) -> subprocess.CompletedProcess:
     """ansible-navigator with the settings file it finds itself (./ansible-navigator.yml), or ``settings``."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_NAVIGATOR_")}
+    # the settings file's own view: no ANSIBLE_NAVIGATOR_* of the caller, nor the ANSIBLE_CONFIG make exports (an
+    # environment variable wins over the settings file's ansible.config.path)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("ANSIBLE_NAVIGATOR_") and key != "ANSIBLE_CONFIG"
+    }
     env.update({"NO_COLOR": "1", "PATH": "%s:%s" % (Path(sys.executable).parent, env.get("PATH", ""))})
     if settings is not None:
         env["ANSIBLE_NAVIGATOR_CONFIG"] = str(settings)
