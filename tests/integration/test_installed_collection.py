@@ -127,6 +127,15 @@ def _module_tasks(namespace: str, tmp_path: Path, password_file: Path, database:
         "access_review": {"reviews": [{"verb": "get", "resource": "pods", "namespace": namespace}]},
         "objects_info": {"namespaces": [namespace, "pilot-apps"], "kinds": [{"api_version": "v1", "kind": "Service"}]},
         "pod_security": {"namespaces": [namespace], "enforce": "baseline"},
+        # no journal in the test's namespace: no decision comes, the wait ends as a timeout
+        "rollout_approval": {
+            "state": "waited",
+            "namespace": namespace,
+            "phase": "wave1",
+            "run_id": "installed-1",
+            "wait_timeout": 1,
+            "interval": 0.5,
+        },
         "rollout_restart": {"namespaces": [namespace], "allow_empty": True},
         "workload_health": {"namespaces": [namespace], "allow_empty": True},
         "traffic_shift": {
@@ -174,6 +183,7 @@ def _module_tasks(namespace: str, tmp_path: Path, password_file: Path, database:
         "access_review": "result_access_review.summary == {'total': 1, 'matched': 1, 'mismatched': 0}",
         "objects_info": "result_objects_info.objects.Service | map(attribute='metadata.namespace') | unique == ['pilot-apps']",
         "pod_security": "result_pod_security is changed and result_pod_security.namespaces[0].changed",
+        "rollout_approval": "result_rollout_approval.decision == 'timeout' and result_rollout_approval.looks >= 2",
         "rollout_restart": "result_rollout_restart.summary.total == 0",
         "workload_health": "result_workload_health.healthy",
         "traffic_shift": "result_traffic_shift.weight == 0 and result_traffic_shift.virtual_service is mapping",
@@ -187,6 +197,7 @@ def _module_tasks(namespace: str, tmp_path: Path, password_file: Path, database:
     }
     order = [
         "rollout_journal",
+        "rollout_approval",
         "access_review",
         "objects_info",
         "pod_security",
@@ -197,6 +208,7 @@ def _module_tasks(namespace: str, tmp_path: Path, password_file: Path, database:
     order += ["metric_gate"]
     order += ["pg_backup", "pg_restore", "secrets_export", "secrets_restore", "backup_manifest"]
     order += ["eks_cluster_info"]
+    assert sorted(order) == MODULES, "a module this play does not run: %s" % sorted(set(MODULES) ^ set(order))
     return [_task(module, tasks[module]) for module in order] + [
         {
             "name": "What each module returned",
