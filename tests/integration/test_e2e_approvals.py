@@ -157,3 +157,19 @@ def test_a_decision_without_approve_or_reject_is_refused_naming_it(rollout_world
     _pilot, _wave, variables = a_completed_pilot_and_a_wave(world)
     code, output = decide(variables, "-e", "decision=yes")
     assert code != 0 and "decision must be approve or reject (got 'yes')" in output, output
+
+
+def test_a_rollback_while_a_phase_waits_stops_the_wait_at_once(rollout_world):
+    world = rollout_world
+    pilot, wave, variables = a_completed_pilot_and_a_wave(world)
+    run = Playbook("wave1", variables)
+    run.wait_for_line(WAITING)
+    rollback = Playbook("rollback", variables)
+    assert rollback.wait() == 0, rollback.output
+    assert run.wait(timeout=60) != 0, run.output
+    said = " ".join(run.output.split())
+    assert "rollout_approval stopped waiting" in said, said
+    assert world.canary_weight(pilot, "checkout") == 0 and world.canary_weight(wave, "app1") == 0
+    (waiting,) = approval_records(world)
+    assert waiting["outcome"] == "started", waiting  # the waiting run lost the lock: it recorded nothing more
+    assert world.journal()[-1]["step_id"] == "rollback/done", world.journal()[-1]

@@ -34,6 +34,10 @@ from ansible_collections.ceres.rollout.plugins.module_utils.k8s.errors import Co
 from ansible_collections.ceres.rollout.plugins.module_utils.k8s.library import KUBERNETES
 from ansible_collections.ceres.rollout.plugins.module_utils.lock import fence
 from ansible_collections.ceres.rollout.plugins.module_utils.lock import journal_records as layout
+from ansible_collections.ceres.rollout.plugins.module_utils.lock.keep_alive import (
+    LockLostDuringWork,
+    lock_failure_values,
+)
 from ansible_collections.ceres.rollout.plugins.module_utils.lock.lease_state import (
     default_holder,
     validate_lock_name,
@@ -75,14 +79,6 @@ REQUIRED_IF = [
 
 class ApprovalError(CeresError):
     """Bad input, nothing waiting for the decision given, or a decision that contradicts one already made."""
-
-
-class LockLostWhileWaiting(ApprovalError):
-    """renew_lock: this run no longer holds its lock; the wait stopped."""
-
-    def __init__(self, message: str, lock: t.Any) -> None:
-        super().__init__("rollout_approval stopped waiting: %s" % message)
-        self.lock = lock
 
 
 def step_id(phase: str) -> str:
@@ -249,7 +245,9 @@ def wait(
                 break
             sleep(min(interval, left))
     except GateStopped as stopped:
-        raise LockLostWhileWaiting(str(stopped), keeper.lock if keeper else None) from None
+        raise LockLostDuringWork(
+            "rollout_approval stopped waiting: %s" % stopped, keeper.lock if keeper else None
+        ) from None
     finally:
         if keeper is not None:
             keeper.close(warn=run.warn)
@@ -282,16 +280,10 @@ def approval_outcome(run: ModuleRun) -> dict[str, t.Any]:
         client.close()
 
 
-def failure_values(error: CeresError) -> dict[str, t.Any]:
-    if isinstance(error, LockLostWhileWaiting):
-        return {"lock_lost": True, "lock": error.lock}
-    return {}
-
-
 ROLLOUT_APPROVAL = ModuleDefinition(
     argument_spec,
     approval_outcome,
     constraints={"required_if": REQUIRED_IF},
     required_libraries=[KUBERNETES],
-    failure_values=failure_values,
+    failure_values=lock_failure_values,  # a wait stopped by a lost lock says so, with the lock as last seen
 )
