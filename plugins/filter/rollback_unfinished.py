@@ -101,11 +101,35 @@ def stable_unready(targets, services=None, deployments=None, stable_version=None
     return unready
 
 
+ASSUMABLE = ("routes", "deployments", "services")
+
+
+def _assumed(name, assume_done):
+    """assume_done as three sets of labels; anything else is refused."""
+    assume_done = assume_done or {}
+    if not isinstance(assume_done, Mapping) or set(assume_done) - set(ASSUMABLE):
+        raise AnsibleFilterError(
+            "%s: assume_done must be a dict of %s (lists of namespace/name labels), got %r"
+            % (name, ", ".join(ASSUMABLE), assume_done)
+        )
+    done = {}
+    for kind in ASSUMABLE:
+        labels = assume_done.get(kind) or []
+        if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+            raise AnsibleFilterError("%s: assume_done.%s must be a list of namespace/name labels" % (name, kind))
+        done[kind] = set(labels)
+    return done
+
+
 def rollback_unfinished(
-    targets, deployments=None, services=None, stable_version=None, canary_version=None, unready=None
+    targets, deployments=None, services=None, stable_version=None, canary_version=None, unready=None, assume_done=None
 ):
-    """What keeps the apps from serving from the old version, one line each (empty: the rollback is done)."""
+    """What keeps the apps from serving from the old version, one line each (empty: the rollback is done).
+    ``assume_done``: what a check-mode pass would have put back (``routes``, ``deployments`` and ``services``, each a
+    list of namespace/name labels), judged as put back (the world read again after a check-mode pass is the
+    unchanged one)."""
     name = "rollback_unfinished"
+    done = _assumed(name, assume_done)
     targets = _dicts(name, "_input", targets)
     deployments = _dicts(name, "deployments", deployments if deployments is not None else [])
     services = _dicts(name, "services", services if services is not None else [])
@@ -119,7 +143,7 @@ def rollback_unfinished(
             left.append("%s%s" % (label, NO_STABLE))
         elif target.get("unnamed"):
             left.append("%s%s" % (label, UNNAMED))
-        elif int(target.get("canary_weight") or 0) != 0:
+        elif int(target.get("canary_weight") or 0) != 0 and label not in done["routes"]:
             why = (
                 " (its old version has no available replica: the traffic was left where it is)"
                 if label in unready
@@ -130,6 +154,8 @@ def rollback_unfinished(
         label = "%s/%s" % (_meta(deployment).get("namespace"), _meta(deployment).get("name"))
         wanted = int((deployment.get("spec") or {}).get("replicas") or 0)
         available = _available(deployment)
+        if label in done["deployments"]:
+            continue
         if REPLICAS_ANNOTATION in _annotations(deployment):
             left.append(
                 "replicas of %s (scaled to %d by a cutover, %s before it)"
@@ -140,6 +166,8 @@ def rollback_unfinished(
     for service in services:
         label = "%s/%s" % (_meta(service).get("namespace"), _meta(service).get("name"))
         selector = (service.get("spec") or {}).get("selector") or {}
+        if label in done["services"]:
+            continue
         if SELECTOR_ANNOTATION in _annotations(service) or selector.get("version") == canary_version:
             left.append("Service selector of %s (selects %s)" % (label, json.dumps(selector, sort_keys=True)))
     return left

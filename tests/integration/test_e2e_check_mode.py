@@ -44,3 +44,19 @@ def test_the_pilot_in_check_mode_prints_the_weights_and_queries_it_would_use_and
     assert world.journal() == []
     assert world.lease() is None
     assert world.backup_keys() == []
+
+
+def test_a_rollback_in_check_mode_mid_rollout_says_what_it_would_do_and_changes_nothing(rollout_world):
+    """A dry run of the rollback while an app is part-way (what the preflight's rollback check does, and an operator
+    before the real one): it succeeds, naming the app it would send back, and the app stays where it is. Before, the
+    world read again at the end of the pass was the unchanged one, so the check-mode run failed with 'Rollback
+    incomplete ... Left: <app> at 25% on the canary'."""
+    world = rollout_world
+    namespace = world.namespace("dryrun", ["checkout", "cart"])
+    world.set_weight(namespace, "checkout", 25)
+    run = Playbook("rollback", world.pilot_vars(namespace), "--check")
+    assert run.wait() == 0, run.output
+    said = " ".join(run.output.split())
+    assert "back on the old version: %s/checkout" % namespace in said, said
+    assert world.canary_weight(namespace, "checkout") == 25 and world.canary_weight(namespace, "cart") == 0
+    assert world.journal() == []  # a check-mode run records nothing

@@ -118,6 +118,39 @@ def test_everything_that_keeps_an_app_from_the_old_version_is_named_in_order():
     ]
 
 
+def test_what_a_check_mode_pass_would_have_put_back_is_judged_put_back_and_nothing_else():
+    """A check-mode rollback reads back the unchanged world: what its pass would have changed counts as done."""
+    world = (
+        [target("cart", 25), target("pay", 50), target("web", 0, stable_missing=True)],
+        [deployment("cart", replicas=0, available=0, annotations={"rollout.ceres.io/replicas-before-cutover": "3"})],
+        [
+            service(
+                "cart",
+                {"app": "cart", "version": CANARY},
+                annotations={"rollout.ceres.io/selector-before-cutover": '{"app": "cart"}'},
+            )
+        ],
+    )
+    left = rollback_unfinished(
+        *world[:1],
+        deployments=world[1],
+        services=world[2],
+        stable_version=STABLE,
+        canary_version=CANARY,
+        assume_done={"routes": ["shop/cart"], "deployments": ["shop/cart-v2-9"]},
+    )
+    # the Service's selector (same name as the route) was not among what the pass would put back; pay's shift
+    # neither; web cannot be
+    assert left == [
+        "shop/pay at 50% on the canary",
+        "shop/web (no stable destination beside the canary)",
+        'Service selector of shop/cart (selects {"app": "cart", "version": "v3.0.0"})',
+    ]
+    for bad in ("shop/cart", {"pods": []}, {"routes": "shop/cart"}):
+        with pytest.raises(AnsibleFilterError, match="assume_done"):
+            rollback_unfinished([], stable_version=STABLE, canary_version=CANARY, assume_done=bad)
+
+
 def test_an_app_whose_old_version_has_no_available_replica_is_unready():
     targets = [target("cart", 25), target("pay", 50), target("web", 10), target("elsewhere", 10)]
     deployments = [
