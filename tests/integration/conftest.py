@@ -5,7 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from integration_support import SANDBOX_ENV
+
+# the backup tests import helpers from backup_support, which is also their plugin (its fixtures): rewritten asserts
+pytest.register_assert_rewrite("backup_support")
+
+from integration_support import SANDBOX_ENV  # noqa: E402
 
 
 def pytest_configure(config):
@@ -21,6 +25,8 @@ LONGEST_FIRST = (
     "test_e2e_waves_cutover.py",
     "test_e2e_deployer.py",
     "test_e2e_last_word.py",
+    "test_backup_roles.py",
+    "test_backup_retention.py",
     "test_e2e_fencing.py",
     "test_e2e_rollback_world.py",
     "test_e2e_rollback.py",
