@@ -18,6 +18,11 @@ description:
     C(path) are V(text) questions (V(multiplechoice) with C(choices)); an option with C(no_log) a V(password) question;
     C(int) V(integer), C(float) V(float); C(bool) a V(multiplechoice) of V(true) and V(false) (the roles cast their
     flags with C(| bool)); C(list), C(dict) and C(raw) a V(textarea) whose answer is YAML (say so in the question).
+  - A V(textarea) question's variable is the option's name with C(_yaml) appended (V(pilot_apps_yaml)). AWX passes the
+    answer as a string extra variable, which no task could replace with the parsed value (extra variables win over
+    everything), and which the role's argument validation would take for a one-item list. The playbooks parse such
+    answers into the options before the role runs (the C(survey_answers) entry point of the C(rollout_run) role),
+    refusing YAML that is not the option's type.
   - No question gets a default. AWX passes a survey answer as an extra variable, which would override the inventory's
     value for every launch; an optional question left empty is not passed, so the role's default - often the
     inventory's - applies. The default is shown in the question's description instead.
@@ -66,6 +71,8 @@ TEXTAREA_MAX = 65536
 DESCRIPTION_MAX = 1000
 MARKUP = re.compile(r"\b[CVOIMBUR]\(([^)]*)\)")
 STRUCTURED = ("list", "dict", "raw")
+# A structured option's answer arrives as a YAML string in <option>_yaml; the playbook parses it into <option>.
+YAML_SUFFIX = "_yaml"
 
 
 def _plain(text):
@@ -108,8 +115,8 @@ def _question(name, option):
     elif kind == "bool":
         question.update(type="multiplechoice", choices=["true", "false"])
     elif kind in STRUCTURED:
-        question.update(type="textarea", min=0, max=TEXTAREA_MAX)
-        description = "YAML (%s). %s" % (kind, description)
+        question.update(type="textarea", min=0, max=TEXTAREA_MAX, variable=name + YAML_SUFFIX)
+        description = "YAML (%s), parsed into %s. %s" % (kind, name, description)
     else:
         raise AnsibleFilterError("awx_survey: option %s has a type the survey cannot ask for: %r" % (name, kind))
     question["question_description"] = description[:DESCRIPTION_MAX]

@@ -47,15 +47,21 @@ def ensure_vault_password() -> None:
 
 class BackgroundRun:
     """A command run in the background (in a session of its own), its output collected line by line
-    with the time each line arrived; ``env`` is added to this process's environment and the project's
-    ansible.cfg, without colours."""
+    with the time each line arrived; ``env`` is added to this process's environment (or, with ``inherit_env=False``,
+    to its PATH, HOME and locale only) and the project's ansible.cfg, without colours."""
 
-    def __init__(self, command: list[str], env: dict | None = None):
+    def __init__(self, command: list[str], env: dict | None = None, inherit_env: bool = True):
+        # inherit_env=False: only PATH, HOME and the locale of this process, the rest from env (as AWX runs a job)
+        base = (
+            os.environ
+            if inherit_env
+            else {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+        )
         self.process = subprocess.Popen(
             command,
             cwd=ROOT,
             env=dict(
-                os.environ,
+                base,
                 ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
                 ANSIBLE_NOCOLOR="1",
                 ANSIBLE_FORCE_COLOR="0",

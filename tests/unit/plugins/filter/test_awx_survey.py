@@ -42,7 +42,20 @@ def test_each_option_type_becomes_the_question_a_person_can_answer():
     )
     assert survey["name"] == "pilot" and survey["description"] == "The pilot phase."
     questions = {question["variable"]: question for question in survey["spec"]}
-    assert list(questions) == ["name", "mode", "token", "count", "share", "flag", "apps", "target", "where", "anything"]
+    # a structured option's answer is a YAML string the playbook parses into the option: <option>_yaml
+    assert list(questions) == [
+        "name",
+        "mode",
+        "token",
+        "count",
+        "share",
+        "flag",
+        "apps_yaml",
+        "target_yaml",
+        "where",
+        "anything_yaml",
+    ]
+    assert [question["question_name"] for question in survey["spec"]][6:] == ["apps", "target", "where", "anything"]
     kinds = {variable: question["type"] for variable, question in questions.items()}
     assert kinds == {
         "name": "text",
@@ -51,17 +64,17 @@ def test_each_option_type_becomes_the_question_a_person_can_answer():
         "count": "integer",
         "share": "float",
         "flag": "multiplechoice",
-        "apps": "textarea",
-        "target": "textarea",
+        "apps_yaml": "textarea",
+        "target_yaml": "textarea",
         "where": "text",
-        "anything": "textarea",
+        "anything_yaml": "textarea",
     }
     assert questions["name"]["required"] is True and questions["mode"]["required"] is False
     assert questions["name"]["question_description"] == "The name, a label."
     assert questions["mode"]["choices"] == ["quick", "complete"]
     assert questions["flag"]["choices"] == ["true", "false"]
     assert questions["flag"]["question_description"].endswith("(default: false)")
-    assert questions["apps"]["question_description"].startswith("YAML (list).")
+    assert questions["apps_yaml"]["question_description"].startswith("YAML (list), parsed into apps.")
     # no question carries a default: an answer would override the inventory's value on every launch
     assert {question["default"] for question in survey["spec"]} == {""}
 
@@ -98,5 +111,7 @@ def test_every_roles_entry_points_convert(path):
         for question in survey["spec"]:
             assert question["type"] in AWX_TYPES, question
             assert question["default"] == "", question
-            option = spec["options"][question["variable"]]
+            option = spec["options"][question["question_name"]]
+            structured = option.get("type") in ("list", "dict", "raw") and not option.get("no_log")
+            assert question["variable"] == question["question_name"] + ("_yaml" if structured else ""), question
             assert (question["type"] == "password") == bool(option.get("no_log")), question
