@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -62,10 +63,12 @@ class PrometheusStub:
     answers: Callable[[str], CannedAnswer] = lambda promql: vector("1")
     requests: list[ReceivedRequest] = field(default_factory=list)
 
+    tls: bool = False
+
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return "http://%s:%d" % (host, port)
+        return "%s://%s:%d" % ("https" if self.tls else "http", host, port)
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -73,7 +76,8 @@ class PrometheusStub:
         self.thread.join(timeout=5)
 
 
-def start_stub() -> PrometheusStub:
+def start_stub(tls_cert: str | None = None, tls_key: str | None = None) -> PrometheusStub:
+    """Start the stub; with ``tls_cert``/``tls_key`` (PEM files) it serves HTTPS."""
     holder: dict[str, PrometheusStub] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -103,11 +107,15 @@ def start_stub() -> PrometheusStub:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls_cert, tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="prometheus-stub", daemon=True
     )
     thread.start()
-    stub = PrometheusStub(server=server, thread=thread)
+    stub = PrometheusStub(server=server, thread=thread, tls=bool(tls_cert))
     holder["stub"] = stub
     return stub
 

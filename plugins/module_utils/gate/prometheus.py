@@ -39,7 +39,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-from ansible.module_utils.urls import open_url
+from ansible.module_utils.urls import Request, make_context
 
 from ansible_collections.ceres.rollout.plugins.module_utils.common.errors import CeresError
 from ansible_collections.ceres.rollout.plugins.module_utils.common.redaction import redact
@@ -74,12 +74,20 @@ class QueryResult:
         return self.kind in (QUERY_ERROR, AMBIGUOUS)
 
 
+def open_with_context(url, method="GET", **kwargs):
+    """``ansible.module_utils.urls.open_url`` with a TLS ``context`` made by the caller (open_url
+    cannot take one, and makes a new context - the CA bundle loaded again - for every request)."""
+    return Request().open(method, url, **kwargs)
+
+
 class PrometheusClient:
     """Instant queries against one Prometheus-compatible endpoint.
 
     ``prometheus_url`` is the server's base URL, with any path prefix
     (``https://mon.example.com/prometheus``); ``/api/v1/query`` is appended.
-    ``opener`` replaces :func:`ansible.module_utils.urls.open_url` in tests.
+    ``opener`` replaces :func:`open_with_context` in tests. The TLS context (the CA bundle
+    loaded, ~10 ms of CPU) is made once per client, on its first query, not once per query: a
+    gate sends one query per check every round, and ``open_url`` would make one each time.
     """
 
     def __init__(
@@ -92,7 +100,7 @@ class PrometheusClient:
         validate_certs: bool = True,
         headers: Mapping[str, Any] | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        opener=open_url,
+        opener=None,
         public_headers: Mapping[str, Any] | None = None,
         allow_insecure_auth: bool = False,
     ):
@@ -129,7 +137,8 @@ class PrometheusClient:
         authorization = self._headers.get("Authorization", "")
         self._secrets.extend([authorization, authorization.partition(" ")[2]])
         self._secrets = [secret for secret in self._secrets if secret]
-        self._opener = opener
+        self._opener = opener or open_with_context
+        self._context = None  # the TLS context, made on the first query (see the class docstring)
         self.insecure_auth_warning = _insecure_auth(
             self.query_url, self.display_url, bearer_token, password, headers, allow_insecure_auth
         )
@@ -168,13 +177,15 @@ class PrometheusClient:
         url = "%s?%s" % (self.query_url, query_string)
         where = "Prometheus at %s" % self.display_url
         try:
+            if self._context is None:
+                # inside the try: a CA file that cannot be read is a transport error, as it was per query
+                self._context = make_context(cafile=self.ca_cert, validate_certs=self.validate_certs)
             response = self._opener(
                 url,
                 method="GET",
                 headers=self._headers,
                 timeout=self.timeout,
-                validate_certs=self.validate_certs,
-                ca_path=self.ca_cert,
+                context=self._context,
                 follow_redirects="safe",
                 unredirected_headers=["Authorization"],
                 use_netrc=False,

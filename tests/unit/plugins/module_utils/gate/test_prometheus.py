@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 
 import pytest
+from ansible.module_utils import urls
 from prometheus_stub import CannedAnswer, error, refused_url, scalar, start_stub, success, vector
 
+from ansible_collections.ceres.rollout.plugins.module_utils.gate import prometheus as prometheus_module
 from ansible_collections.ceres.rollout.plugins.module_utils.gate.prometheus import (
     AMBIGUOUS,
     INCONCLUSIVE,
@@ -394,3 +397,58 @@ def test_no_warning_without_credentials_or_over_https(prometheus):
     assert PrometheusClient(prometheus.url, public_headers={"X-Scope-OrgID": "a"}).insecure_auth_warning is None
     https = PrometheusClient(prometheus.url.replace("http://", "https://"), bearer_token=TOKEN)
     assert https.insecure_auth_warning is None
+
+
+# --- TLS: the server's certificate checked against the CA given, the context made once per client --------------------
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1 (it is its own CA) and its key."""
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+@pytest.fixture()
+def tls_prometheus(tls_files):
+    stub = start_stub(*tls_files)
+    yield stub
+    stub.stop()
+
+
+def test_an_https_server_is_trusted_through_the_ca_given_and_refused_without_it(tls_prometheus, tls_files):
+    assert tls_prometheus.url.startswith("https://")
+    trusted = PrometheusClient(tls_prometheus.url, ca_cert=tls_files[0], timeout=5)
+    assert trusted.query("up").kind == VALUE
+    refused = PrometheusClient(tls_prometheus.url, timeout=5).query("up")
+    assert refused.kind == QUERY_ERROR and "CERTIFICATE_VERIFY_FAILED" in refused.message, refused
+    assert PrometheusClient(tls_prometheus.url, validate_certs=False, timeout=5).query("up").kind == VALUE
+
+
+def test_a_ca_file_that_cannot_be_read_is_a_query_error(tls_prometheus, tmp_path):
+    result = PrometheusClient(tls_prometheus.url, ca_cert=str(tmp_path / "missing.pem"), timeout=5).query("up")
+    assert result.kind == QUERY_ERROR, result
+
+
+def test_the_tls_context_is_made_once_per_client_not_once_per_query(tls_prometheus, tls_files, monkeypatch):
+    made = []
+    real = urls.make_context
+
+    def counting(*args, **kwargs):
+        made.append(kwargs)
+        return real(*args, **kwargs)
+
+    # wherever the client gets its context from: ansible's urls (open_url makes one per request) or its own import
+    monkeypatch.setattr(urls, "make_context", counting)
+    monkeypatch.setattr(prometheus_module, "make_context", counting, raising=False)
+    client = PrometheusClient(tls_prometheus.url, ca_cert=tls_files[0], timeout=5)
+    assert [client.query("up").kind for attempt in range(5)] == [VALUE] * 5
+    assert len(made) == 1 and made[0]["cafile"] == tls_files[0], made
+    assert len(tls_prometheus.requests) == 5
