@@ -9,7 +9,8 @@ import pytest
 # the backup tests import helpers from backup_support, which is also their plugin (its fixtures): rewritten asserts
 pytest.register_assert_rewrite("backup_support")
 
-from integration_support import SANDBOX_ENV  # noqa: E402
+# integration_support is imported by the fixtures that need the sandbox, not here: it stops the run when the
+# sandbox is not up, and some files (test_awx_configure.py) need none
 
 
 def pytest_configure(config):
@@ -35,6 +36,7 @@ LONGEST_FIRST = (
     "test_preflight.py",
     "test_staging.py",
     "test_e2e_converge_cutover.py",
+    "test_awx_configure.py",
     "test_e2e_converge_wave.py",
     "test_metric_gate.py",
 )
@@ -47,12 +49,15 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def sandbox_env() -> dict:
+    from integration_support import SANDBOX_ENV
+
     return dict(SANDBOX_ENV)
 
 
 @pytest.fixture(scope="session")
 def kube():
     """A kubernetes.client ApiClient for the sandbox admin."""
+    from integration_support import SANDBOX_ENV
     from kubernetes import config
 
     return config.new_client_from_config(config_file=SANDBOX_ENV["KUBECONFIG"])
