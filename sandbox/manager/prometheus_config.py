@@ -2,28 +2,38 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The sandbox Prometheus' configuration: what it scrapes, and how often.
+"""The sandbox Prometheus' configuration: what it scrapes, how often, and the rules it evaluates.
 
 ``CERES_SANDBOX_SCRAPE_INTERVAL`` sets the scrape interval (default ``1s``: soaks in
 seconds). Set it to a production-like ``15s`` to see the world as a real cluster's
 Prometheus sees it: series that appear a scrape late, rates that need two scrapes. The
 integration tests and ``bench/gate_reaction`` also start extra Prometheus servers with
 :func:`render_config` at other intervals, scraping the same simulator.
+
+The sandbox's Prometheus also evaluates the rollout's alert rules (monitoring/ at the root of
+the clone), rendered with the sandbox's settings (:func:`write_sandbox_rules`: windows and
+``for:`` of seconds, widened to cover a slower scrape interval) into its state directory.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import importlib.util
 import json
+import math
 import os
 import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 
 SCRAPE_INTERVAL_ENV = "CERES_SANDBOX_SCRAPE_INTERVAL"
 DEFAULT_SCRAPE_INTERVAL = "1s"
@@ -52,13 +62,13 @@ def _milliseconds(seconds: float) -> str:
     return "%dms" % max(int(round(seconds * 1000)), 1)
 
 
-def render_config(scrape_interval_seconds: float, jobs: Sequence[tuple]) -> str:
+def render_config(scrape_interval_seconds: float, jobs: Sequence[tuple], rule_files: Sequence[str] = ()) -> str:
     """prometheus.yml scraping each ``(job name, host:port)`` every ``scrape_interval_seconds``.
 
     A job may carry a third element, its ``metrics_path``; such a job honours the labels of
     what it scrapes (``honor_labels: true``), as OpenCost's documentation configures its job.
     The scrape timeout is 90% of the interval (at most 10 s), so a slow scrape never
-    overlaps the next one.
+    overlaps the next one. ``rule_files`` are the rules files it evaluates (none by default).
     """
     timeout_seconds = min(scrape_interval_seconds * 0.9, 10.0)
     lines = [
@@ -66,8 +76,11 @@ def render_config(scrape_interval_seconds: float, jobs: Sequence[tuple]) -> str:
         "  scrape_interval: %s" % _milliseconds(scrape_interval_seconds),
         "  evaluation_interval: %s" % _milliseconds(scrape_interval_seconds),
         "  scrape_timeout: %s" % _milliseconds(timeout_seconds),
-        "scrape_configs:",
     ]
+    if rule_files:
+        lines.append("rule_files:")
+        lines += ["  - %s" % json.dumps(str(path)) for path in rule_files]
+    lines.append("scrape_configs:")
     for job_name, target, *metrics_path in jobs:
         lines.append("  - job_name: %s" % job_name)
         if metrics_path:
@@ -77,6 +90,42 @@ def render_config(scrape_interval_seconds: float, jobs: Sequence[tuple]) -> str:
             "      - targets: ['%s']" % target,
         ]
     return "\n".join(lines) + "\n"
+
+
+SANDBOX_RULES_FILE = "ceres-rollout.rules.yml"
+# The rules' shortest windows: a rate needs samples of several scrapes, a group need not run more
+# often than Prometheus scrapes.
+MIN_RATE_WINDOW_SECONDS = 30
+RATE_WINDOW_SCRAPES = 4
+MIN_GROUP_INTERVAL_SECONDS = 2
+
+
+def _monitoring(root: Path):
+    """The rules' source (monitoring/ at the root of the clone), loaded by path: it is not on sys.path."""
+    if "monitoring" not in sys.modules:
+        directory = root / "monitoring"
+        spec = importlib.util.spec_from_file_location(
+            "monitoring", directory / "__init__.py", submodule_search_locations=[str(directory)]
+        )
+        package = importlib.util.module_from_spec(spec)
+        sys.modules["monitoring"] = package
+        spec.loader.exec_module(package)
+    return importlib.import_module("monitoring.rules"), importlib.import_module("monitoring.render")
+
+
+def sandbox_rule_settings(rules, scrape_interval_seconds: float):
+    """The rules' sandbox settings, their rate window covering a few scrapes of the configured interval."""
+    window = max(MIN_RATE_WINDOW_SECONDS, math.ceil(RATE_WINDOW_SCRAPES * scrape_interval_seconds))
+    interval = max(MIN_GROUP_INTERVAL_SECONDS, math.ceil(scrape_interval_seconds))
+    return dataclasses.replace(rules.SANDBOX, rate_window="%ds" % window, group_interval="%ds" % interval)
+
+
+def write_sandbox_rules(directory: Path, root: Path, scrape_interval_seconds: float) -> Path:
+    """Render the rollout's alert rules with the sandbox's settings into ``directory``; return the file."""
+    rules, render = _monitoring(root)
+    path = directory / SANDBOX_RULES_FILE
+    path.write_text(render.rules_file(sandbox_rule_settings(rules, scrape_interval_seconds), "sandbox"))
+    return path
 
 
 class ExtraPrometheus:

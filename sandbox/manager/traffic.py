@@ -5,7 +5,8 @@
 """The traffic simulator (``sandbox/simulator``) and the Prometheus that scrapes it.
 
 Prometheus' configuration comes from :mod:`prometheus_config` (its scrape interval from
-``CERES_SANDBOX_SCRAPE_INTERVAL``); it is ready once it has scraped the simulator.
+``CERES_SANDBOX_SCRAPE_INTERVAL``, the rollout's alert rules rendered for the sandbox beside
+it); it is ready once it has scraped the simulator.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from pathlib import Path
 
 from .config import SandboxConfig
 from .process import Component, http_get
-from .prometheus_config import render_config, scrape_interval_from_env
+from .prometheus_config import render_config, scrape_interval_from_env, write_sandbox_rules
 
 
 def _prometheus_config(config: SandboxConfig) -> Path:
     path = config.state / "prometheus" / "prometheus.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
     unused_text, interval_seconds = scrape_interval_from_env()
+    rules = write_sandbox_rules(path.parent, config.root, interval_seconds)
     path.write_text(
         render_config(
             interval_seconds,
@@ -30,8 +32,11 @@ def _prometheus_config(config: SandboxConfig) -> Path:
                 ("ceres-traffic-simulator", f"127.0.0.1:{config.ports['simulator']}"),
                 # the cost suite's series (OpenCost's), served by the simulator while staging's OpenCost runs
                 ("opencost", f"127.0.0.1:{config.ports['simulator']}", "/opencost/metrics"),
+                # the rollout's route weights and locks, for the alert rules (kube-state-metrics' in production)
+                ("ceres-rollout-state", f"127.0.0.1:{config.ports['simulator']}", "/ceres/metrics"),
                 ("prometheus", f"127.0.0.1:{config.ports['prometheus']}"),
             ],
+            rule_files=[str(rules)],
         )
     )
     return path

@@ -196,6 +196,8 @@ SIMULATOR_RBAC = [
             {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["get", "list", "watch"]},
             # the cost suite's stand-in (OpenCost's series) prices nodes and the pods on them
             {"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list", "watch"]},
+            # the rollout's locks, as series for the alert rules (rollout_state)
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list", "watch"]},
         ],
     },
     {

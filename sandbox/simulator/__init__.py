@@ -66,6 +66,16 @@ and Pods (``cost``): ``node_cpu_hourly_cost``, ``node_ram_hourly_cost``,
 and ``kubecost_cluster_info`` with OpenCost's labels and default pricing. Nodes and Pods are held
 in a model of their own, so pod churn never rebuilds the traffic plans.
 
+Rollout state
+-------------
+``GET /ceres/metrics`` serves the rollout's own state for the alert rules (``rollout_state``):
+``ceres_virtualservice_route_weight`` (every destination of every http route of every
+VirtualService, with its weight) and, while a rollout lock is held,
+``ceres_rollout_lock_renew_timestamp_seconds`` and ``ceres_rollout_lock_lease_duration_seconds`` (the
+Leases labelled ``app.kubernetes.io/managed-by: ceres.rollout``, watched in a model of their own:
+a Lease changes at every renewal). In production, kube-state-metrics exports the equivalents
+(monitoring/README.md).
+
 Fault profile
 -------------
 Read from the annotations of a version's Deployment, applied within a tick of the change:
@@ -131,6 +141,8 @@ One module per part, each importing only the parts before it:
   :class:`VirtualServicePlan` and the :class:`Planner`;
 * ``watch``: :class:`ClusterModel` and the :class:`ResourceWatcher` threads;
 * ``cost``: OpenCost's series for the nodes and pods (:func:`opencost_series`);
+* ``rollout_state``: the route weights and the rollout locks' Leases as series (:func:`route_weight_series`,
+  :func:`lock_series`);
 * ``netpol``: the NetworkPolicy engine (``ceres-netpol``) and :func:`enforce`;
 * ``traffic``: the deterministic accumulators, the latency sampler,
   :class:`TrafficGenerator` and :class:`TrafficLoop`;
@@ -148,6 +160,7 @@ from .cluster import (
     DEPLOYMENT,
     DESTINATION_RULE,
     KINDS,
+    LEASE,
     NAMESPACE,
     NETWORK_POLICY,
     NODE,
@@ -224,6 +237,16 @@ from .netpol import (
     PolicyEngineError,
     enforce,
 )
+from .rollout_state import (
+    LOCK_DURATION_METRIC,
+    LOCK_LABEL_SELECTOR,
+    LOCK_RENEW_METRIC,
+    ROUTE_WEIGHT_METRIC,
+    lock_series,
+    parse_micro_time,
+    route_weight_series,
+)
+from .rollout_state import METRICS_PATH as ROLLOUT_STATE_METRICS_PATH
 from .routing import (
     CANONICAL_REVISION_LABELS,
     CANONICAL_SERVICE_LABELS,
@@ -269,6 +292,7 @@ from .watch import (
     WatchedResource,
     cost_resources,
     iter_lines,
+    lock_resources,
     short_error,
     watched_resources,
 )
@@ -304,8 +328,12 @@ __all__ = [
     "KUBE_DNS",
     "LATENCY_MS_ANNOTATION",
     "LATENCY_SIGMA",
+    "LEASE",
     "LIST_PAGE_SIZE",
     "LIST_TIMEOUT",
+    "LOCK_DURATION_METRIC",
+    "LOCK_LABEL_SELECTOR",
+    "LOCK_RENEW_METRIC",
     "LOG",
     "Labels",
     "LatencySampler",
@@ -326,6 +354,8 @@ __all__ = [
     "REPORTERS",
     "REQUESTS_METRIC",
     "RPS_ANNOTATION",
+    "ROLLOUT_STATE_METRICS_PATH",
+    "ROUTE_WEIGHT_METRIC",
     "ResourceGone",
     "ResourceNotServed",
     "ResourceWatcher",
@@ -363,6 +393,8 @@ __all__ = [
     "is_catch_all",
     "iter_lines",
     "labels_include",
+    "lock_resources",
+    "lock_series",
     "main",
     "no_upstream_labels",
     "object_key",
@@ -371,12 +403,14 @@ __all__ = [
     "parse_error_ratio",
     "parse_latency_ms",
     "parse_listen",
+    "parse_micro_time",
     "parse_quantity",
     "parse_rps",
     "plan_virtual_service",
     "render_exposition",
     "resolve_destination",
     "route_destinations",
+    "route_weight_series",
     "select_default_route",
     "service_account",
     "service_for_host",

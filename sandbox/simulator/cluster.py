@@ -28,6 +28,8 @@ KINDS = (VIRTUAL_SERVICE, DESTINATION_RULE, DEPLOYMENT, SERVICE, NAMESPACE, NETW
 NODE = "Node"
 POD = "Pod"
 COST_KINDS = (NODE, POD)
+# The rollout's locks (``rollout_state``), kept apart too: a Lease changes at every renewal.
+LEASE = "Lease"
 
 
 # --- small helpers for loosely typed API objects ------------------------------------------

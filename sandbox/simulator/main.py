@@ -17,15 +17,15 @@ from fractions import Fraction
 from functools import partial
 from typing import Any
 
-from . import cost
-from .cluster import COST_KINDS, DEPLOYMENT, KINDS, NODE, POD
+from . import cost, rollout_state
+from .cluster import COST_KINDS, DEPLOYMENT, KINDS, LEASE, NODE, POD, VIRTUAL_SERVICE
 from .faults import DEFAULT_RPS, RPS_ANNOTATION, parse_rps
 from .http_server import parse_listen, start_http_server
 from .metrics import MetricsRegistry
 from .netpol import PolicyEngine, enforce
 from .routing import Planner
 from .traffic import TrafficGenerator, TrafficLoop
-from .watch import ClusterModel, ResourceWatcher, cost_resources, watched_resources
+from .watch import ClusterModel, ResourceWatcher, cost_resources, lock_resources, watched_resources
 
 LOG = logging.getLogger("simulator")
 
@@ -116,18 +116,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     model = ClusterModel()
     cost_model = ClusterModel(COST_KINDS, slim={POD: cost.slim_pod})
+    # the rollout's locks; not part of readiness: traffic does not wait for them (nor for their RBAC)
+    lock_model = ClusterModel((LEASE,), slim={LEASE: rollout_state.slim_lease})
     registry = MetricsRegistry()
 
     def opencost_exposition() -> str:
         series = cost.opencost_series(model.objects(DEPLOYMENT), cost_model.objects(NODE), cost_model.objects(POD))
         return cost.render(series)
 
+    def rollout_state_exposition() -> str:
+        return rollout_state.exposition(model.objects(VIRTUAL_SERVICE), lock_model.objects(LEASE))
+
     try:
         server = start_http_server(
             args.listen,
             registry,
             lambda: model.missing_kinds() + cost_model.missing_kinds(),
-            {cost.METRICS_PATH: opencost_exposition},
+            {cost.METRICS_PATH: opencost_exposition, rollout_state.METRICS_PATH: rollout_state_exposition},
         )
     except OSError as error:
         LOG.error("cannot listen on %s:%d: %s", args.listen[0], args.listen[1], error)
@@ -146,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ResourceWatcher(resource, model, stop).start()
     for resource in cost_resources(api_client):
         ResourceWatcher(resource, cost_model, stop).start()
+    for resource in lock_resources(api_client, rollout_state.LOCK_LABEL_SELECTOR):
+        ResourceWatcher(resource, lock_model, stop).start()
     threading.Thread(target=_log_when_ready, args=(model, stop), name="ready", daemon=True).start()
 
     engine = PolicyEngine(args.netpol_engine)

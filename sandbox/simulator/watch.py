@@ -23,6 +23,7 @@ from .cluster import (
     DEPLOYMENT,
     DESTINATION_RULE,
     KINDS,
+    LEASE,
     NAMESPACE,
     NETWORK_POLICY,
     NODE,
@@ -329,3 +330,12 @@ def cost_resources(api_client: Any) -> list[WatchedResource]:
         WatchedResource(NODE, "nodes", (("v1", core.list_node),)),
         WatchedResource(POD, "pods", (("v1", core.list_pod_for_all_namespaces),)),
     ]
+
+
+def lock_resources(api_client: Any, label_selector: str) -> list[WatchedResource]:
+    """The resources the rollout's lock series read: the Leases of the rollout's locks, in every namespace."""
+    from kubernetes import client  # pylint: disable=import-outside-toplevel
+
+    coordination = client.CoordinationV1Api(api_client)
+    list_leases = partial(coordination.list_lease_for_all_namespaces, label_selector=label_selector)
+    return [WatchedResource(LEASE, "leases", (("coordination.k8s.io/v1", list_leases),))]
