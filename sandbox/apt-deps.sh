@@ -7,6 +7,7 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v pg_dump >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)  # ansible-test sanity
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # the rollout report's screenshot test
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=()

@@ -37,6 +37,7 @@ LONGEST_FIRST = (
     "test_staging.py",
     "test_e2e_converge_cutover.py",
     "test_awx_configure.py",
+    "test_post_deploy_report.py",
     "test_e2e_converge_wave.py",
     "test_metric_gate.py",
 )

@@ -170,6 +170,24 @@ def _module_tasks(namespace: str, tmp_path: Path, password_file: Path, database:
             "region": SANDBOX_ENV.get("AWS_REGION", "us-east-1"),
             "endpoint_url": SANDBOX_ENV["AWS_ENDPOINT_URL"],
         },
+        # the report of a one-step journal (no Prometheus data for it): written, its verdict not PASS
+        "rollout_report": {
+            "records": [
+                {
+                    "run_id": "pilot-installed",
+                    "phase": "pilot",
+                    "step_id": "pilot/weight-10",
+                    "outcome": "passed",
+                    "weight": 10,
+                    "apps": ["%s/checkout" % namespace],
+                    "seq": 1,
+                    "order": 1,
+                    "recorded_at": "2026-12-08T00:00:00Z",
+                }
+            ],
+            "dest": str(tmp_path / "report"),
+            "prometheus_url": SANDBOX_ENV["CERES_PROMETHEUS_URL"],
+        },
         # signs pg_backup's manifest (pg_restore has read it by then): any JSON object can be signed
         "backup_manifest": {
             "path": str(tmp_path / "ceres_db.dump.manifest.json"),
@@ -194,6 +212,7 @@ def _module_tasks(namespace: str, tmp_path: Path, password_file: Path, database:
         "secrets_restore": "result_secrets_restore is not failed",
         "backup_manifest": "result_backup_manifest is changed and result_backup_manifest.verified",
         "eks_cluster_info": "result_eks_cluster_info.missing == ['ceres-installed-missing']",
+        "rollout_report": "result_rollout_report is changed and result_rollout_report.verdict != 'PASS'",
     }
     order = [
         "rollout_journal",
@@ -205,7 +224,7 @@ def _module_tasks(namespace: str, tmp_path: Path, password_file: Path, database:
         "workload_health",
         "traffic_shift",
     ]
-    order += ["metric_gate"]
+    order += ["metric_gate", "rollout_report"]
     order += ["pg_backup", "pg_restore", "secrets_export", "secrets_restore", "backup_manifest"]
     order += ["eks_cluster_info"]
     assert sorted(order) == MODULES, "a module this play does not run: %s" % sorted(set(MODULES) ^ set(order))
