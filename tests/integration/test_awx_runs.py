@@ -85,6 +85,8 @@ class AwxJob(BackgroundRun):
         (self.private_data_dir / "project").symlink_to(ROOT)
         super().__init__(
             [str(BIN / "ansible-runner"), "run", str(self.private_data_dir), "-p", playbook, "--ident", str(job_id)],
+            # the execution environment's ansible-playbook, found on the PATH as in AWX's image
+            env={"PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")])},
             inherit_env=False,
         )
 
