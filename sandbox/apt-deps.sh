@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian packages the sandbox runs (PostgreSQL server and client, Prometheus)
+# Install the Debian packages the sandbox and the tests run (PostgreSQL server and client, Prometheus, ShellCheck,
+# Chromium for the report screenshot)
 # when they are missing. A no-op on a machine that has them.
 set -euo pipefail
 missing=()
