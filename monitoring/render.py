@@ -91,13 +91,14 @@ def committed_files() -> dict[Path, str]:
     return {RULES_FILE: rules_file(), MANIFEST_FILE: prometheus_rule()}
 
 
+def stale(files: dict[Path, str]) -> list[Path]:
+    """The files (path -> what it must hold) that differ from what they must hold, or are missing."""
+    return [path for path, text in files.items() if not path.exists() or path.read_text(encoding="utf-8") != text]
+
+
 def stale_files() -> list[Path]:
     """The committed files that differ from what the source renders (or are missing)."""
-    return [
-        path
-        for path, text in committed_files().items()
-        if not path.exists() or path.read_text(encoding="utf-8") != text
-    ]
+    return stale(committed_files())
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -423,11 +423,7 @@ def committed_files() -> dict[Path, str]:
 
 def stale_files() -> list[Path]:
     """The committed files that differ from what the builder renders (or are missing)."""
-    return [
-        path
-        for path, text in committed_files().items()
-        if not path.exists() or path.read_text(encoding="utf-8") != text
-    ]
+    return render.stale(committed_files())
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

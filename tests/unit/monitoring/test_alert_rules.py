@@ -9,38 +9,22 @@ tests fail, they never skip.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from monitoring_package import MONITORING_DIR, ROOT, load
 
-ROOT = Path(__file__).resolve().parents[3]
-MONITORING_DIR = ROOT / "monitoring"
 PROMTOOL_TESTS = MONITORING_DIR / "tests"
 PRODUCTION_TEST_FILES = ("slo.test.yml", "resources.test.yml", "cost.test.yml", "progress.test.yml")
 SANDBOX_TEST_FILE = "sandbox.test.yml"
 SANDBOX_RULES_NAME = "ceres-rollout.sandbox.rules.yml"
 
 
-def _load_monitoring():
-    # monitoring/ is the project's, beside the collection's plugins: load its package by path.
-    if "monitoring" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "monitoring", MONITORING_DIR / "__init__.py", submodule_search_locations=[str(MONITORING_DIR)]
-        )
-        package = importlib.util.module_from_spec(spec)
-        sys.modules["monitoring"] = package
-        spec.loader.exec_module(package)
-    return importlib.import_module("monitoring.rules"), importlib.import_module("monitoring.render")
-
-
-rules, render = _load_monitoring()
+rules, render = load("monitoring.rules", "monitoring.render")
 
 
 @pytest.fixture(scope="module")

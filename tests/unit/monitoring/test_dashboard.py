@@ -10,29 +10,12 @@ import importlib.metadata
 import importlib.util
 import json
 import re
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
+from monitoring_package import ROOT, load
 
-ROOT = Path(__file__).resolve().parents[3]
-MONITORING_DIR = ROOT / "monitoring"
-
-
-def _load_dashboard_package():
-    # monitoring/ is the project's, beside the collection's plugins: load its package by path.
-    if "monitoring" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "monitoring", MONITORING_DIR / "__init__.py", submodule_search_locations=[str(MONITORING_DIR)]
-        )
-        package = importlib.util.module_from_spec(spec)
-        sys.modules["monitoring"] = package
-        spec.loader.exec_module(package)
-    return importlib.import_module("monitoring.dashboard.build"), importlib.import_module("monitoring.dashboard.schema")
-
-
-build, schema = _load_dashboard_package()
+build, schema = load("monitoring.dashboard.build", "monitoring.dashboard.schema")
 
 
 @pytest.fixture(scope="module")
