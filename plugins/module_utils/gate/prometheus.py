@@ -163,7 +163,7 @@ class PrometheusClient:
         """Run one instant query now and classify the answer; never raises for server trouble."""
         try:
             status_code, body = self._get(promql)
-        except _TransportError as transport_error:
+        except TransportError as transport_error:
             return QueryResult(QUERY_ERROR, message=self.redact(str(transport_error)))
         return classify_response(status_code, body, redact=self.redact)
 
@@ -173,8 +173,13 @@ class PrometheusClient:
 
     def _get(self, promql: str):
         # Prometheus gets the same deadline, so a slow query is cancelled server-side too.
-        query_string = urlencode({"query": promql, "timeout": "%ds" % max(1, int(self.timeout))})
-        url = "%s?%s" % (self.query_url, query_string)
+        return self.request(QUERY_PATH, {"query": promql, "timeout": "%ds" % max(1, int(self.timeout))})
+
+    def request(self, path: str, parameters: Mapping[str, Any]) -> tuple[int, bytes]:
+        """GET ``path`` of the server's API (``/api/v1/query_range``...) with ``parameters``, over this client's
+        connection (its TLS context, headers, timeout): ``(status, body)``, an HTTP error's included. Raises
+        :class:`TransportError` when no answer comes (pass its message through :meth:`redact`)."""
+        url = "%s%s?%s" % (self.query_url[: -len(QUERY_PATH)], path, urlencode(parameters))
         where = "Prometheus at %s" % self.display_url
         try:
             if self._context is None:
@@ -199,18 +204,18 @@ class PrometheusClient:
                 error_body = b""
             return http_error.code, error_body or b""
         except TimeoutError:
-            raise _TransportError("%s did not answer within %s seconds (timeout)" % (where, self.timeout))
+            raise TransportError("%s did not answer within %s seconds (timeout)" % (where, self.timeout))
         except URLError as url_error:
-            raise _TransportError("cannot reach %s: %s" % (where, _describe_reason(url_error.reason, self.timeout)))
+            raise TransportError("cannot reach %s: %s" % (where, _describe_reason(url_error.reason, self.timeout)))
         except (ssl.SSLError, UrlsConnectionError) as tls_error:
-            raise _TransportError("cannot reach %s: %s" % (where, tls_error))
+            raise TransportError("cannot reach %s: %s" % (where, tls_error))
         except http.client.HTTPException as protocol_error:
-            raise _TransportError("%s broke off the HTTP exchange: %r" % (where, protocol_error))
+            raise TransportError("%s broke off the HTTP exchange: %r" % (where, protocol_error))
         except (OSError, ValueError) as other_error:
-            raise _TransportError("cannot reach %s: %s" % (where, _describe_reason(other_error, self.timeout)))
+            raise TransportError("cannot reach %s: %s" % (where, _describe_reason(other_error, self.timeout)))
 
 
-class _TransportError(Exception):
+class TransportError(Exception):
     """The request never produced an HTTP response."""
 
 

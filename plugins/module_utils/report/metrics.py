@@ -19,10 +19,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from urllib.error import HTTPError
-from urllib.parse import urlencode
-
-from ansible.module_utils.urls import make_context
 
 from ansible_collections.ceres.rollout.plugins.module_utils.gate.prometheus import (
     QUERY_ERROR,
@@ -30,6 +26,7 @@ from ansible_collections.ceres.rollout.plugins.module_utils.gate.prometheus impo
     VALUE,
     PrometheusClient,
     QueryResult,
+    TransportError,
     classify_response,
 )
 
@@ -49,39 +46,18 @@ def namespaces_regex(namespaces: list[str]) -> str:
 
 
 class ReportPrometheus:
-    """Instant queries at a given time and range queries, through ``client``'s connection."""
+    """Instant queries at a given time and range queries, through ``client``'s connection (its ``request``)."""
 
     def __init__(self, client: PrometheusClient):
         self.client = client
-        self._context = None
-
-    def _get(self, path: str, parameters: dict) -> tuple[int | None, bytes]:
-        client = self.client
-        url = "%s%s?%s" % (client.query_url[: -len(QUERY_PATH)], path, urlencode(parameters))
-        if self._context is None:
-            self._context = make_context(cafile=client.ca_cert, validate_certs=client.validate_certs)
-        try:
-            response = client._opener(  # pylint: disable=protected-access
-                url,
-                method="GET",
-                headers=client._headers,  # pylint: disable=protected-access
-                timeout=client.timeout,
-                context=self._context,
-                follow_redirects="safe",
-                unredirected_headers=["Authorization"],
-                use_netrc=False,
-            )
-            return response.getcode(), response.read()
-        except HTTPError as http_error:
-            return http_error.code, http_error.read() or b""
 
     def instant(self, promql: str, at: float) -> QueryResult:
         """``promql`` evaluated at ``at`` (seconds since the epoch), classified; never raises for server trouble."""
         parameters = {"query": promql, "time": "%.3f" % at, "timeout": "%ds" % max(1, int(self.client.timeout))}
         try:
-            status, body = self._get(QUERY_PATH, parameters)
-        except Exception as error:  # pylint: disable=broad-except
-            return QueryResult(QUERY_ERROR, message=self.client.redact("cannot reach Prometheus: %s" % error))
+            status, body = self.client.request(QUERY_PATH, parameters)
+        except TransportError as error:  # it names the server and why
+            return QueryResult(QUERY_ERROR, message=self.client.redact(str(error)))
         return classify_response(status, body, redact=self.client.redact)
 
     def series(self, promql: str, start: float, end: float, step: int, label: str) -> dict:
@@ -95,7 +71,7 @@ class ReportPrometheus:
             "timeout": "%ds" % max(1, int(self.client.timeout)),
         }
         try:
-            status, body = self._get(RANGE_PATH, parameters)
+            status, body = self.client.request(RANGE_PATH, parameters)
             envelope = json.loads(body.decode("utf-8"))
         except Exception as error:  # pylint: disable=broad-except
             return {"error": self.client.redact("range query failed: %s" % error)}
